@@ -1,0 +1,140 @@
+//! The event bus: how persisted events reach consumers.
+//!
+//! The bus is a notification path, not the record: an event is appended to
+//! the event log first, then published here. A consumer that falls behind (a
+//! [`RecvError::Lagged`]) or restarts catches up from the log with its own
+//! durable cursor, so nothing is lost when the bus drops a message.
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::event::Event;
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The bus backend could not be reached.
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Why receiving stopped or skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// The subscriber fell behind and `0` events were skipped; read them from the log.
+    #[error("subscriber lagged behind by {0} events")]
+    Lagged(u64),
+    /// The bus shut down.
+    #[error("event bus closed")]
+    Closed,
+}
+
+/// Carries persisted events to every subscriber, on this node or across nodes.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Sends an already persisted event to all subscribers.
+    async fn publish(&self, event: &Event) -> Result<(), BusError>;
+
+    /// A new subscription that sees events published from now on.
+    fn subscribe(&self) -> Subscription;
+}
+
+/// A stream of events from a [`Bus`].
+pub struct Subscription {
+    rx: broadcast::Receiver<Event>,
+}
+
+impl Subscription {
+    /// Wraps a broadcast receiver; bus implementations feed one per subscriber.
+    pub fn from_broadcast(rx: broadcast::Receiver<Event>) -> Self {
+        Self { rx }
+    }
+
+    /// The next event.
+    pub async fn recv(&mut self) -> Result<Event, RecvError> {
+        self.rx.recv().await.map_err(|e| match e {
+            broadcast::error::RecvError::Lagged(n) => RecvError::Lagged(n),
+            broadcast::error::RecvError::Closed => RecvError::Closed,
+        })
+    }
+}
+
+/// A bus inside one process, for the single-binary deployment and for tests.
+#[derive(Clone)]
+pub struct InProcessBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl InProcessBus {
+    /// A bus that buffers up to `capacity` events per slow subscriber.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        Self { tx }
+    }
+}
+
+impl Default for InProcessBus {
+    fn default() -> Self {
+        Self::new(4096)
+    }
+}
+
+#[async_trait]
+impl Bus for InProcessBus {
+    async fn publish(&self, event: &Event) -> Result<(), BusError> {
+        // No subscribers is not an error: the event is already in the log.
+        let _ = self.tx.send(event.clone());
+        Ok(())
+    }
+
+    fn subscribe(&self) -> Subscription {
+        Subscription::from_broadcast(self.tx.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventPayload;
+    use crate::id::ProjectId;
+
+    fn ev(n: &str) -> Event {
+        Event::new(
+            ProjectId::new(),
+            chrono::Utc::now(),
+            EventPayload::WebhookTest {
+                webhook_id: n.into(),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_sees_every_event_in_order() {
+        let bus = InProcessBus::new(16);
+        let mut a = bus.subscribe();
+        let mut b = bus.subscribe();
+        let (e1, e2) = (ev("1"), ev("2"));
+        bus.publish(&e1).await.unwrap();
+        bus.publish(&e2).await.unwrap();
+        for sub in [&mut a, &mut b] {
+            assert_eq!(sub.recv().await.unwrap().id, e1.id);
+            assert_eq!(sub.recv().await.unwrap().id, e2.id);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_is_told_it_lagged() {
+        let bus = InProcessBus::new(2);
+        let mut sub = bus.subscribe();
+        for i in 0..5 {
+            bus.publish(&ev(&i.to_string())).await.unwrap();
+        }
+        assert_eq!(sub.recv().await, Err(RecvError::Lagged(3)));
+        assert!(sub.recv().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn publishing_without_subscribers_succeeds() {
+        InProcessBus::new(4).publish(&ev("x")).await.unwrap();
+    }
+}

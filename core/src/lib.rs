@@ -1,0 +1,32 @@
+//! Shared domain types of Switchboard.
+//!
+//! Every other crate meets on the types defined here and on nothing else:
+//!
+//! - [`id`]: prefixed, sortable identifiers (`pr_`, `rm_`, `pa_`, `tr_`, `ev_`).
+//! - [`name`]: validated user-chosen names (room names, participant identities).
+//! - [`event`]: the event catalogue. Every state change is an [`event::Event`],
+//!   persisted in the event log before anyone acts on it.
+//! - [`bus`]: the [`bus::Bus`] trait that carries persisted events to
+//!   consumers, with an in-process implementation.
+//! - [`token`]: access tokens (HS256 JWTs) with their grants.
+//! - [`room`]: rooms, participants and tracks as the API shows them.
+//! - [`directory`]: the seam through which the control plane reaches live
+//!   participants on media nodes.
+//! - [`clock`]: wall-clock time behind a trait, so time-driven logic tests on
+//!   a manual clock.
+//!
+//! This crate performs no I/O of its own.
+
+pub mod bus;
+pub mod clock;
+pub mod directory;
+pub mod event;
+pub mod id;
+pub mod name;
+pub mod room;
+pub mod token;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use event::{Event, EventPayload};
+pub use id::{EventId, ParticipantSid, ProjectId, RoomSid, TrackSid};
+pub use name::{Identity, NameError, RoomName};

@@ -1,0 +1,115 @@
+//! Rooms, participants and tracks as the API and SDK show them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::event::{TrackKind, TrackSource};
+use crate::id::{ParticipantSid, RoomSid, TrackSid};
+use crate::name::{Identity, RoomName};
+
+/// Largest room or participant metadata, in bytes.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// How long an empty room stays open when none is asked for, in seconds.
+pub const DEFAULT_EMPTY_TIMEOUT_S: u32 = 300;
+/// The longest `empty_timeout_s` accepted (one day).
+pub const MAX_EMPTY_TIMEOUT_S: u32 = 86_400;
+/// The highest `max_participants` accepted; 0 means no limit.
+pub const MAX_PARTICIPANTS_LIMIT: u32 = 100_000;
+
+/// A room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Room {
+    /// This incarnation of the room.
+    pub sid: RoomSid,
+    /// The room's name, unique within its project.
+    pub name: RoomName,
+    /// When the room was created.
+    pub created_at: DateTime<Utc>,
+    /// Seconds the room stays open after its last participant leaves.
+    pub empty_timeout_s: u32,
+    /// Most participants at once; 0 means no limit.
+    pub max_participants: u32,
+    /// Free-form data the app attaches, up to 64 KiB.
+    pub metadata: String,
+    /// Where the app would like the room hosted, such as `eu-west`.
+    pub region: Option<String>,
+    /// Participants connected right now.
+    pub num_participants: u32,
+}
+
+/// Whether a participant's media is flowing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParticipantState {
+    /// Signaling is up, media not yet.
+    Joining,
+    /// Media is connected.
+    Active,
+    /// The connection dropped; waiting for the client to come back.
+    Reconnecting,
+}
+
+/// What a participant may do right now (initially from its token's grants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantPermissions {
+    /// May publish tracks.
+    pub can_publish: bool,
+    /// May subscribe to tracks.
+    pub can_subscribe: bool,
+    /// May send data messages.
+    pub can_publish_data: bool,
+}
+
+/// A published track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackInfo {
+    /// The track id.
+    pub sid: TrackSid,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Camera, microphone, screen, ...
+    pub source: TrackSource,
+    /// The negotiated codec, such as `video/VP8`.
+    pub mime_type: Option<String>,
+    /// Muted by the publisher or an admin.
+    pub muted: bool,
+    /// Published with simulcast layers.
+    pub simulcast: bool,
+}
+
+/// A participant connected to a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ParticipantInfo {
+    /// This session.
+    pub sid: ParticipantSid,
+    /// The identity from the token.
+    pub identity: Identity,
+    /// Display name.
+    pub name: String,
+    /// Free-form data, up to 64 KiB.
+    pub metadata: String,
+    /// Media state.
+    pub state: ParticipantState,
+    /// When this session joined.
+    pub joined_at: DateTime<Utc>,
+    /// Current permissions.
+    pub permissions: ParticipantPermissions,
+    /// Tracks it publishes.
+    pub tracks: Vec<TrackInfo>,
+}
+
+/// A room as the media tier needs it to run: identity plus limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomLimits {
+    /// Seconds to stay open once empty.
+    pub empty_timeout_s: u32,
+    /// Most participants at once; 0 means no limit.
+    pub max_participants: u32,
+}
+
+/// The name a room is known by in a project, for log fields and errors.
+pub fn room_label(name: &RoomName, sid: &RoomSid) -> String {
+    format!("{name} ({sid})")
+}
