@@ -1,0 +1,128 @@
+//! The append-only event log.
+//!
+//! Each project's events carry a gap-free sequence number (`seq`) handed out
+//! under the project's row lock, so consumers keep a cursor per project and
+//! read on from it after a restart. Rows are never updated or deleted (the
+//! schema refuses it with a trigger).
+
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, Row};
+use switchboard_core::{Event, EventId, ProjectId};
+
+use crate::time::to_micros;
+use crate::{Store, StoreError};
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this type, such as `room.started`.
+    pub event_type: Option<String>,
+    /// Only events about the room with this name.
+    pub room: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Appends `event` inside the caller's transaction, assigning its `seq`.
+pub(crate) async fn append(
+    conn: &mut AnyConnection,
+    mut event: Event,
+) -> Result<Event, StoreError> {
+    let seq: i64 = sqlx::query(
+        "UPDATE projects SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+    )
+    .bind(event.project_id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::Corrupt(format!("event for unknown project {}", event.project_id)))?
+    .try_get("event_seq")?;
+    event.seq = seq;
+    let body = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let room = event.room();
+    sqlx::query(
+        "INSERT INTO events (id, project_id, seq, type, room_name, room_sid, created_at, body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(event.id.to_string())
+    .bind(event.project_id.to_string())
+    .bind(seq)
+    .bind(event.event_type())
+    .bind(room.map(|r| r.name.to_string()))
+    .bind(room.map(|r| r.sid.to_string()))
+    .bind(to_micros(event.created_at))
+    .bind(body)
+    .execute(&mut *conn)
+    .await?;
+    Ok(event)
+}
+
+/// The events table.
+pub struct EventLog<'a>(&'a Store);
+
+impl Store {
+    /// The event log.
+    pub fn events(&self) -> EventLog<'_> {
+        EventLog(self)
+    }
+
+    /// Publishes events whose transaction has committed.
+    pub(crate) async fn publish_committed(&self, events: &[Event]) {
+        for event in events {
+            if let Err(e) = self.bus.publish(event).await {
+                // The event is durable; consumers catch up from the log.
+                tracing::warn!(event_id = %event.id, error = %e, "event persisted but not published on the bus");
+            }
+        }
+    }
+}
+
+fn decode(body: String) -> Result<Event, StoreError> {
+    serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("event body: {e}")))
+}
+
+impl EventLog<'_> {
+    /// Persists `event` on its own, then publishes it.
+    pub async fn record(&self, event: Event) -> Result<Event, StoreError> {
+        let mut tx = self.0.pool.begin().await?;
+        let event = append(&mut tx, event).await?;
+        tx.commit().await?;
+        self.0.publish_committed(std::slice::from_ref(&event)).await;
+        Ok(event)
+    }
+
+    /// The event `id` of `project`.
+    pub async fn get(&self, project: ProjectId, id: EventId) -> Result<Option<Event>, StoreError> {
+        let row = sqlx::query("SELECT body FROM events WHERE project_id = $1 AND id = $2")
+            .bind(project.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.0.pool)
+            .await?;
+        row.map(|r| decode(r.try_get("body")?)).transpose()
+    }
+
+    /// Up to `limit` events of `project` after sequence `after_seq`, oldest first.
+    pub async fn list(
+        &self,
+        project: ProjectId,
+        filter: &EventFilter,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT body FROM events WHERE project_id = $1 AND seq > $2 \
+             AND ($3 IS NULL OR type = $3) AND ($4 IS NULL OR room_name = $4) AND ($5 IS NULL OR created_at >= $5) \
+             ORDER BY seq LIMIT $6",
+        )
+        .bind(project.to_string())
+        .bind(after_seq)
+        .bind(filter.event_type.clone())
+        .bind(filter.room.clone())
+        .bind(filter.since.map(to_micros))
+        .bind(i64::from(limit))
+        .fetch_all(&self.0.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| decode(r.try_get("body")?))
+            .collect()
+    }
+}

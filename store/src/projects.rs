@@ -1,0 +1,64 @@
+//! Projects: the tenants.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use switchboard_core::ProjectId;
+
+use crate::time::{from_micros, stored, to_micros};
+use crate::{Store, StoreError};
+
+/// A project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    /// Its id.
+    pub id: ProjectId,
+    /// A human name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The projects table.
+pub struct Projects<'a>(&'a Store);
+
+impl Store {
+    /// The projects table.
+    pub fn projects(&self) -> Projects<'_> {
+        Projects(self)
+    }
+}
+
+impl Projects<'_> {
+    /// Creates a project.
+    pub async fn create(&self, name: &str, now: DateTime<Utc>) -> Result<Project, StoreError> {
+        let now = stored(now);
+        let project = Project {
+            id: ProjectId::new(),
+            name: name.to_owned(),
+            created_at: now,
+        };
+        sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(project.id.to_string())
+            .bind(&project.name)
+            .bind(to_micros(now))
+            .execute(&self.0.pool)
+            .await?;
+        Ok(project)
+    }
+
+    /// The project with `id`.
+    pub async fn get(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
+        let row = sqlx::query("SELECT name, created_at FROM projects WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.0.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Project {
+                id,
+                name: r.try_get("name")?,
+                created_at: from_micros(r.try_get("created_at")?)?,
+            })
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,216 @@
+//! Rooms: the registry of a project's rooms, with their limits and metadata.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use switchboard_core::event::{RoomFinishReason, RoomRef};
+use switchboard_core::room::Room;
+use switchboard_core::{Event, EventPayload, ProjectId, RoomName, RoomSid};
+
+use crate::events::append;
+use crate::time::{from_micros, stored, to_micros};
+use crate::{Store, StoreError};
+
+/// What a new room is made with.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    /// Its name.
+    pub name: RoomName,
+    /// Seconds it stays open once empty.
+    pub empty_timeout_s: u32,
+    /// Most participants at once; 0 means no limit.
+    pub max_participants: u32,
+    /// Free-form app data.
+    pub metadata: String,
+    /// Preferred region.
+    pub region: Option<String>,
+}
+
+/// A change to a room; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RoomPatch {
+    /// New metadata.
+    pub metadata: Option<String>,
+    /// New empty timeout.
+    pub empty_timeout_s: Option<u32>,
+    /// New participant limit.
+    pub max_participants: Option<u32>,
+}
+
+/// The rooms table.
+pub struct Rooms<'a>(&'a Store);
+
+impl Store {
+    /// The rooms table.
+    pub fn rooms(&self) -> Rooms<'_> {
+        Rooms(self)
+    }
+}
+
+const COLUMNS: &str = "sid, name, created_at, empty_timeout_s, max_participants, metadata, region";
+
+fn decode(r: AnyRow) -> Result<Room, StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(e);
+    Ok(Room {
+        sid: r
+            .try_get::<String, _>("sid")?
+            .parse()
+            .map_err(|e| corrupt(format!("{e}")))?,
+        name: RoomName::new(r.try_get::<String, _>("name")?).map_err(|e| corrupt(e.to_string()))?,
+        created_at: from_micros(r.try_get("created_at")?)?,
+        empty_timeout_s: u32::try_from(r.try_get::<i64, _>("empty_timeout_s")?)
+            .map_err(|e| corrupt(e.to_string()))?,
+        max_participants: u32::try_from(r.try_get::<i64, _>("max_participants")?)
+            .map_err(|e| corrupt(e.to_string()))?,
+        metadata: r.try_get("metadata")?,
+        region: r.try_get("region")?,
+        num_participants: 0,
+    })
+}
+
+impl Rooms<'_> {
+    /// Creates a room and records `room.started`; [`StoreError::Conflict`] if the name is taken.
+    pub async fn create(
+        &self,
+        project: ProjectId,
+        new: NewRoom,
+        now: DateTime<Utc>,
+    ) -> Result<(Room, Event), StoreError> {
+        let now = stored(now);
+        let room = Room {
+            sid: RoomSid::new(),
+            name: new.name,
+            created_at: now,
+            empty_timeout_s: new.empty_timeout_s,
+            max_participants: new.max_participants,
+            metadata: new.metadata,
+            region: new.region,
+            num_participants: 0,
+        };
+        let mut tx = self.0.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO rooms (sid, project_id, name, created_at, empty_timeout_s, max_participants, metadata, region) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, name) DO NOTHING",
+        )
+        .bind(room.sid.to_string())
+        .bind(project.to_string())
+        .bind(room.name.as_str())
+        .bind(to_micros(now))
+        .bind(i64::from(room.empty_timeout_s))
+        .bind(i64::from(room.max_participants))
+        .bind(&room.metadata)
+        .bind(room.region.clone())
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "a room named `{}` already exists",
+                room.name
+            )));
+        }
+        let started = Event::new(
+            project,
+            now,
+            EventPayload::RoomStarted {
+                room: RoomRef {
+                    sid: room.sid,
+                    name: room.name.clone(),
+                },
+            },
+        );
+        let event = append(&mut tx, started).await?;
+        tx.commit().await?;
+        self.0.publish_committed(std::slice::from_ref(&event)).await;
+        Ok((room, event))
+    }
+
+    /// The room named `name`.
+    pub async fn get(
+        &self,
+        project: ProjectId,
+        name: &RoomName,
+    ) -> Result<Option<Room>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM rooms WHERE project_id = $1 AND name = $2"
+        ))
+        .bind(project.to_string())
+        .bind(name.as_str())
+        .fetch_optional(&self.0.pool)
+        .await?;
+        row.map(decode).transpose()
+    }
+
+    /// Up to `limit` rooms created after the room `after`, oldest first.
+    pub async fn list(
+        &self,
+        project: ProjectId,
+        after: Option<RoomSid>,
+        limit: u32,
+    ) -> Result<Vec<Room>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM rooms WHERE project_id = $1 AND sid > $2 ORDER BY sid LIMIT $3"
+        ))
+        .bind(project.to_string())
+        .bind(after.map(|s| s.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.0.pool)
+        .await?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// Applies `patch` to the room named `name`; `None` if there is none.
+    pub async fn update(
+        &self,
+        project: ProjectId,
+        name: &RoomName,
+        patch: RoomPatch,
+    ) -> Result<Option<Room>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE rooms SET metadata = COALESCE($1, metadata), empty_timeout_s = COALESCE($2, empty_timeout_s), \
+             max_participants = COALESCE($3, max_participants) WHERE project_id = $4 AND name = $5 RETURNING {COLUMNS}"
+        ))
+        .bind(patch.metadata)
+        .bind(patch.empty_timeout_s.map(i64::from))
+        .bind(patch.max_participants.map(i64::from))
+        .bind(project.to_string())
+        .bind(name.as_str())
+        .fetch_optional(&self.0.pool)
+        .await?;
+        row.map(decode).transpose()
+    }
+
+    /// Deletes the room named `name` and records `room.finished`; `None` if there is none.
+    pub async fn delete(
+        &self,
+        project: ProjectId,
+        name: &RoomName,
+        reason: RoomFinishReason,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Room, Event)>, StoreError> {
+        let mut tx = self.0.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "DELETE FROM rooms WHERE project_id = $1 AND name = $2 RETURNING {COLUMNS}"
+        ))
+        .bind(project.to_string())
+        .bind(name.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let room = decode(row)?;
+        let finished = Event::new(
+            project,
+            now,
+            EventPayload::RoomFinished {
+                room: RoomRef {
+                    sid: room.sid,
+                    name: room.name.clone(),
+                },
+                reason,
+            },
+        );
+        let event = append(&mut tx, finished).await?;
+        tx.commit().await?;
+        self.0.publish_committed(std::slice::from_ref(&event)).await;
+        Ok(Some((room, event)))
+    }
+}

@@ -1,0 +1,436 @@
+//! Storage behaviour, run once on SQLite and once on PostgreSQL.
+
+use chrono::{Duration, Utc};
+use switchboard_core::event::RoomFinishReason;
+use switchboard_core::{EventPayload, RoomName};
+use switchboard_store::events::EventFilter;
+use switchboard_store::idempotency::Reservation;
+use switchboard_store::rooms::{NewRoom, RoomPatch};
+use switchboard_store::testing::TestDb;
+use switchboard_store::{Backend, Store, StoreError};
+
+async fn store(backend: Backend) -> (TestDb, Store) {
+    let db = TestDb::new(backend).await.expect("test database");
+    let store = db.store().await.expect("migrated store");
+    (db, store)
+}
+
+fn new_room(name: &str) -> NewRoom {
+    NewRoom {
+        name: RoomName::new(name).unwrap(),
+        empty_timeout_s: 300,
+        max_participants: 0,
+        metadata: String::new(),
+        region: None,
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(switchboard_store::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(switchboard_store::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    migrations_run_twice_without_harm,
+    rooms_are_created_listed_updated_and_deleted_with_events,
+    room_names_are_unique_per_project_only,
+    event_sequence_is_gap_free_under_concurrency,
+    events_are_append_only,
+    api_keys_authenticate_and_revoke,
+    idempotency_replays_and_refuses_mismatches,
+);
+
+async fn migrations_run_twice_without_harm(b: Backend) {
+    let (_db, store) = store(b).await;
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+async fn rooms_are_created_listed_updated_and_deleted_with_events(b: Backend) {
+    let (_db, store) = store(b).await;
+    let now = Utc::now();
+    let project = store.projects().create("p", now).await.unwrap();
+    let mut sub = store.bus().subscribe();
+
+    let (room, started) = store
+        .rooms()
+        .create(project.id, new_room("a"), now)
+        .await
+        .unwrap();
+    assert_eq!(started.seq, 1);
+    assert_eq!(
+        sub.recv().await.unwrap().id,
+        started.id,
+        "published after commit"
+    );
+    store
+        .rooms()
+        .create(project.id, new_room("b"), now)
+        .await
+        .unwrap();
+    store
+        .rooms()
+        .create(project.id, new_room("c"), now)
+        .await
+        .unwrap();
+
+    let page1 = store.rooms().list(project.id, None, 2).await.unwrap();
+    assert_eq!(
+        page1.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let page2 = store
+        .rooms()
+        .list(project.id, Some(page1[1].sid), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        page2.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["c"]
+    );
+
+    let patched = store
+        .rooms()
+        .update(
+            project.id,
+            &room.name,
+            RoomPatch {
+                metadata: Some("m".into()),
+                max_participants: Some(4),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            patched.metadata.as_str(),
+            patched.max_participants,
+            patched.empty_timeout_s
+        ),
+        ("m", 4, 300)
+    );
+    assert_eq!(
+        store
+            .rooms()
+            .get(project.id, &room.name)
+            .await
+            .unwrap()
+            .unwrap()
+            .created_at,
+        room.created_at
+    );
+
+    let (_, finished) = store
+        .rooms()
+        .delete(project.id, &room.name, RoomFinishReason::Deleted, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .rooms()
+        .get(project.id, &room.name)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .rooms()
+        .delete(project.id, &room.name, RoomFinishReason::Deleted, now)
+        .await
+        .unwrap()
+        .is_none());
+
+    let all = store
+        .events()
+        .list(project.id, &EventFilter::default(), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(all.last().unwrap(), &finished);
+    let only_a = EventFilter {
+        room: Some("a".into()),
+        ..Default::default()
+    };
+    let a_events = store
+        .events()
+        .list(project.id, &only_a, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        a_events.iter().map(|e| e.event_type()).collect::<Vec<_>>(),
+        ["room.started", "room.finished"]
+    );
+    let typed = EventFilter {
+        event_type: Some("room.finished".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .events()
+            .list(project.id, &typed, 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let later = EventFilter {
+        since: Some(now + Duration::seconds(1)),
+        ..Default::default()
+    };
+    assert!(store
+        .events()
+        .list(project.id, &later, 0, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .events()
+            .get(project.id, finished.id)
+            .await
+            .unwrap()
+            .unwrap(),
+        finished
+    );
+}
+
+async fn room_names_are_unique_per_project_only(b: Backend) {
+    let (_db, store) = store(b).await;
+    let now = Utc::now();
+    let p1 = store.projects().create("one", now).await.unwrap();
+    let p2 = store.projects().create("two", now).await.unwrap();
+    store
+        .rooms()
+        .create(p1.id, new_room("same"), now)
+        .await
+        .unwrap();
+    let dup = store.rooms().create(p1.id, new_room("same"), now).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    store
+        .rooms()
+        .create(p2.id, new_room("same"), now)
+        .await
+        .unwrap();
+    assert!(store
+        .rooms()
+        .get(p2.id, &RoomName::new("same").unwrap())
+        .await
+        .unwrap()
+        .is_some());
+    // The failed duplicate left no event behind.
+    assert_eq!(
+        store
+            .events()
+            .list(p1.id, &EventFilter::default(), 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn event_sequence_is_gap_free_under_concurrency(b: Backend) {
+    let (_db, store) = store(b).await;
+    let project = store.projects().create("p", Utc::now()).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .rooms()
+                    .create(project.id, new_room(&format!("r{i}")), Utc::now())
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let seqs: Vec<i64> = store
+        .events()
+        .list(project.id, &EventFilter::default(), 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+}
+
+async fn events_are_append_only(b: Backend) {
+    let (_db, store) = store(b).await;
+    let project = store.projects().create("p", Utc::now()).await.unwrap();
+    store
+        .rooms()
+        .create(project.id, new_room("a"), Utc::now())
+        .await
+        .unwrap();
+    let url = _db.url.clone();
+    // Go around the store: the schema itself must refuse.
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    assert!(sqlx::query("UPDATE events SET type = 'x'")
+        .execute(&pool)
+        .await
+        .is_err());
+    assert!(sqlx::query("DELETE FROM events")
+        .execute(&pool)
+        .await
+        .is_err());
+    let left = store
+        .events()
+        .list(project.id, &EventFilter::default(), 0, 10)
+        .await
+        .unwrap();
+    assert!(matches!(left[0].payload, EventPayload::RoomStarted { .. }));
+}
+
+async fn api_keys_authenticate_and_revoke(b: Backend) {
+    let (_db, store) = store(b).await;
+    let now = Utc::now();
+    let project = store.projects().create("p", now).await.unwrap();
+    let (key, secret) = store
+        .api_keys()
+        .create(project.id, "backend", now)
+        .await
+        .unwrap();
+    let (key2, secret2) = store
+        .api_keys()
+        .create(project.id, "other", now)
+        .await
+        .unwrap();
+
+    let auth = store
+        .api_keys()
+        .authenticate_secret(&secret)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (auth.key_id.as_str(), auth.project_id),
+        (key.id.as_str(), project.id)
+    );
+    assert!(store
+        .api_keys()
+        .authenticate_pair(&key.id, &secret)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .api_keys()
+        .authenticate_pair(&key.id, &secret2)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .api_keys()
+        .authenticate_secret("sk_wrong")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .api_keys()
+            .signing_secret(&key.id)
+            .await
+            .unwrap()
+            .unwrap(),
+        (project.id, secret.clone())
+    );
+
+    assert!(store
+        .api_keys()
+        .revoke(project.id, &key.id, now)
+        .await
+        .unwrap());
+    assert!(!store
+        .api_keys()
+        .revoke(project.id, &key.id, now)
+        .await
+        .unwrap());
+    assert!(store
+        .api_keys()
+        .authenticate_secret(&secret)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .api_keys()
+        .signing_secret(&key.id)
+        .await
+        .unwrap()
+        .is_none());
+    let last = store.api_keys().revoke(project.id, &key2.id, now).await;
+    assert!(
+        matches!(last, Err(StoreError::Conflict(_))),
+        "the last key stays"
+    );
+    assert!(store
+        .api_keys()
+        .authenticate_secret(&secret2)
+        .await
+        .unwrap()
+        .is_some());
+
+    let listed = store.api_keys().list(project.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed
+        .iter()
+        .any(|k| k.id == key.id && k.revoked_at.is_some()));
+
+    let dup = store
+        .api_keys()
+        .insert(
+            project.id,
+            &key2.id,
+            "sk_another_secret_that_is_long_enough_xx",
+            "",
+            now,
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))));
+}
+
+async fn idempotency_replays_and_refuses_mismatches(b: Backend) {
+    let (_db, store) = store(b).await;
+    let now = Utc::now();
+    let project = store.projects().create("p", now).await.unwrap();
+    let idem = store.idempotency();
+    assert_eq!(
+        idem.reserve(project.id, "k", b"h1", now).await.unwrap(),
+        Reservation::Proceed
+    );
+    assert_eq!(
+        idem.reserve(project.id, "k", b"h1", now).await.unwrap(),
+        Reservation::InFlight
+    );
+    idem.complete(project.id, "k", 201, b"{}").await.unwrap();
+    assert_eq!(
+        idem.reserve(project.id, "k", b"h1", now).await.unwrap(),
+        Reservation::Replay {
+            status: 201,
+            body: b"{}".to_vec()
+        }
+    );
+    assert_eq!(
+        idem.reserve(project.id, "k", b"h2", now).await.unwrap(),
+        Reservation::Mismatch
+    );
+    // After the retention period the key is free again.
+    let later = now + Duration::hours(25);
+    assert_eq!(
+        idem.reserve(project.id, "k", b"h2", later).await.unwrap(),
+        Reservation::Proceed
+    );
+    idem.release(project.id, "k").await.unwrap();
+    assert_eq!(
+        idem.reserve(project.id, "k", b"h3", later).await.unwrap(),
+        Reservation::Proceed
+    );
+}
