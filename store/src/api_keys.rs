@@ -134,6 +134,17 @@ impl ApiKeys<'_> {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Revokes key `id` whatever project it is in, even if it is the last; false if it was not active.
+    pub async fn force_revoke(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(to_micros(now))
+                .bind(id)
+                .execute(&self.0.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The active key whose secret is `secret`.
     pub async fn authenticate_secret(
         &self,

@@ -1,0 +1,123 @@
+//! Switchboard's REST control plane.
+//!
+//! # Layout
+//!
+//! - [`v1`]: one module per resource (`rooms`, `participants`, `tokens`,
+//!   `api_keys`, `project`), each with a `router()` that also feeds the
+//!   OpenAPI document, so a route cannot exist without being described.
+//! - [`auth`]: API key authentication, giving handlers a [`auth::Caller`].
+//! - [`idempotency`]: `Idempotency-Key` replay for `POST`s.
+//! - [`error`], [`extract`]: one JSON error shape for everything that can go wrong.
+//! - [`health`], [`observability`]: `/healthz`, `/readyz`, `/metrics`, request ids.
+//!
+//! [`app`] builds the whole [`axum::Router`] from an [`AppState`]; the server
+//! binary serves it and tests drive it on a real socket.
+//!
+//! # Tenancy
+//!
+//! Every query is scoped by the caller's project id. A resource of another
+//! project is indistinguishable from one that does not exist (404).
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::Router;
+use switchboard_core::directory::ParticipantDirectory;
+use switchboard_core::Clock;
+use switchboard_store::Store;
+use tower::ServiceBuilder;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod idempotency;
+pub mod observability;
+pub mod openapi;
+pub mod v1;
+
+use error::ApiError;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Settings the API needs beyond its collaborators.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The WebSocket URL clients connect to with an access token.
+    pub media_url: String,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Live participants on the media tier.
+    pub directory: Arc<dyn ParticipantDirectory>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub config: Arc<ApiConfig>,
+}
+
+/// The complete HTTP application: `/v1`, health, metrics and the OpenAPI document.
+pub fn app(state: AppState) -> Router {
+    observability::prometheus();
+    let (v1, spec) = openapi::split(v1::router());
+    let v1 = v1
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent_posts,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
+    let spec = Arc::new(spec);
+
+    Router::new()
+        .merge(v1)
+        .merge(health::router())
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || {
+                let spec = spec.clone();
+                async move { axum::Json(spec.as_ref().clone()) }
+            }),
+        )
+        .route_layer(axum::middleware::from_fn(observability::record_metrics))
+        .fallback(|| async {
+            ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(
+                    observability::REQUEST_ID_HEADER
+                        .parse()
+                        .expect("valid header name"),
+                    observability::MakeRequestUlid,
+                ))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(observability::request_span)
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(
+                    observability::REQUEST_ID_HEADER
+                        .parse()
+                        .expect("valid header name"),
+                )),
+        )
+        .with_state(state)
+}

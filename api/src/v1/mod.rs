@@ -1,0 +1,52 @@
+//! The `/v1` resources, one module each.
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub mod api_keys;
+pub mod participants;
+pub mod project;
+pub mod rooms;
+pub mod tokens;
+
+/// Every documented `/v1` route.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(project::router())
+        .merge(api_keys::router())
+        .merge(rooms::router())
+        .merge(participants::router())
+        .merge(tokens::router())
+}
+
+/// Default page size of list endpoints.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// Largest page size of list endpoints.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// Checks a `limit` query parameter.
+pub(crate) fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE_SIZE) {
+        n @ 1..=MAX_PAGE_SIZE => Ok(n),
+        n => Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE_SIZE}, got {n}"
+        ))),
+    }
+}
+
+/// Checks metadata against the 64 KiB limit.
+pub(crate) fn check_metadata(metadata: &str) -> Result<(), ApiError> {
+    let max = switchboard_core::room::MAX_METADATA_BYTES;
+    if metadata.len() > max {
+        return Err(ApiError::bad_request(
+            "metadata_too_large",
+            format!(
+                "metadata is {} bytes; the limit is {max} bytes",
+                metadata.len()
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::ServeFlags;
+
+/// Switchboard: programmable real-time audio and video rooms.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeFlags),
+    /// Apply database migrations and exit.
+    Migrate(StorageFlags),
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Manage access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Where the data lives, for commands that open the database.
+#[derive(Debug, Clone, Args)]
+pub struct StorageFlags {
+    /// Directory for the SQLite database and the master key.
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL or SQLite URL; defaults to SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectCommand {
+    /// Create a project with its first API key; prints the key's secret once.
+    Create(crate::project::CreateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Sign an access token offline from an API key id and secret.
+    Create(crate::token::CreateArgs),
+}
+
+/// Runs the chosen command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(flags) => crate::serve::run(flags).await,
+        Command::Migrate(storage) => {
+            crate::config::init_logging(None);
+            let storage = crate::config::Storage::resolve(&storage)?;
+            let store = storage.open().await?;
+            store.migrate().await?;
+            println!("migrations applied to {}", storage.describe());
+            Ok(())
+        }
+        Command::Project(ProjectCommand::Create(args)) => crate::project::create(args).await,
+        Command::Token(TokenCommand::Create(args)) => crate::token::create(args),
+    }
+}

@@ -1,0 +1,177 @@
+//! Configuration: flags, then `SWITCHBOARD_*` environment variables, then a
+//! TOML file (`--config`), then defaults, in that order of precedence.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use switchboard_store::{MasterKey, Store};
+
+use crate::cli::StorageFlags;
+
+/// Default HTTP listen address.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7880";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "switchboard-data";
+
+/// Flags of `switchboard serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeFlags {
+    #[command(flatten)]
+    pub storage: StorageFlags,
+    /// Address to listen on for HTTP (REST, signaling, dashboard); port 0 picks a free one.
+    #[arg(long, env = "SWITCHBOARD_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// The URL clients reach this server at, if not http://<http-addr>.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Development mode: a ready project with API key `devkey` / secret `secret`.
+    #[arg(long, env = "SWITCHBOARD_DEV")]
+    pub dev: bool,
+    /// Log format.
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// The TOML configuration file; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub http_addr: Option<SocketAddr>,
+    pub public_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub dev: Option<bool>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl FileConfig {
+    /// Reads `path`, or the empty configuration when no file is given.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("config file {} is not valid", path.display()))
+    }
+}
+
+/// Resolved storage settings.
+pub struct Storage {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+}
+
+impl Storage {
+    /// Resolves storage settings from flags and the config file.
+    pub fn resolve(flags: &StorageFlags) -> anyhow::Result<Self> {
+        let file = FileConfig::load(flags.config.as_deref())?;
+        Self::from_parts(flags, &file)
+    }
+
+    /// Resolves storage settings from flags and an already read config file.
+    pub fn from_parts(flags: &StorageFlags, file: &FileConfig) -> anyhow::Result<Self> {
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let database_url = flags
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("switchboard.db").display()));
+        Ok(Self {
+            data_dir,
+            database_url,
+        })
+    }
+
+    /// The master key: `SWITCHBOARD_MASTER_KEY`, or `master.key` in the data directory (created if absent).
+    pub fn master_key(&self) -> anyhow::Result<MasterKey> {
+        match std::env::var("SWITCHBOARD_MASTER_KEY") {
+            Ok(k) if !k.is_empty() => {
+                Ok(MasterKey::from_base64(&k).context("SWITCHBOARD_MASTER_KEY is invalid")?)
+            }
+            _ => Ok(MasterKey::load_or_create(
+                &self.data_dir.join("master.key"),
+            )?),
+        }
+    }
+
+    /// Opens the database (without migrating).
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        Store::connect(&self.database_url, self.master_key()?)
+            .await
+            .with_context(|| format!("cannot open the database at {}", self.describe()))
+    }
+
+    /// The database URL with any password hidden, for messages.
+    pub fn describe(&self) -> String {
+        redact(&self.database_url)
+    }
+}
+
+/// `url` with the password part replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Starts logging to stderr; `SWITCHBOARD_LOG` (or `RUST_LOG`) filters, default `info`.
+pub fn init_logging(format: Option<LogFormat>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format.unwrap_or(LogFormat::Text) {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn config_file_refuses_unknown_keys() {
+        assert!(toml::from_str::<FileConfig>("http_adr = \"x\"").is_err());
+        let c: FileConfig = toml::from_str("http_addr = \"127.0.0.1:9000\"\ndev = true").unwrap();
+        assert_eq!(c.http_addr.unwrap().port(), 9000);
+    }
+}

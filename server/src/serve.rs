@@ -1,0 +1,142 @@
+//! `switchboard serve`: start every role this process runs and serve until SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use switchboard_api::{ApiConfig, AppState};
+use switchboard_core::directory::NoMediaTier;
+use switchboard_core::SystemClock;
+use switchboard_store::Store;
+use tokio::net::TcpListener;
+
+use crate::config::{init_logging, FileConfig, ServeFlags, Storage, DEFAULT_HTTP_ADDR};
+
+/// Key id of the development project's API key.
+pub const DEV_KEY_ID: &str = "devkey";
+/// Secret of the development project's API key; accepted only in `--dev`.
+pub const DEV_KEY_SECRET: &str = "secret";
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
+    let file = FileConfig::load(flags.storage.config.as_deref())?;
+    init_logging(flags.log_format.or(file.log_format));
+    let dev = flags.dev || file.dev.unwrap_or(false);
+    let http_addr = match flags.http_addr.or(file.http_addr) {
+        Some(a) => a,
+        None => DEFAULT_HTTP_ADDR.parse().context("default address")?,
+    };
+
+    let storage = Storage::from_parts(&flags.storage, &file)?;
+    let store = storage.open().await?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    let dev_project = if dev {
+        Some(seed_dev_project(&store).await?)
+    } else {
+        retire_dev_key(&store).await?;
+        None
+    };
+
+    let listener = TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {http_addr}; is another server using it? choose another with --http-addr"))?;
+    let local = listener.local_addr()?;
+    let public_url = flags
+        .public_url
+        .or(file.public_url)
+        .unwrap_or_else(|| format!("http://{local}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let media_url = format!("{}/rtc", public_url.replacen("http", "ws", 1));
+
+    let state = AppState {
+        store: store.clone(),
+        directory: Arc::new(NoMediaTier),
+        clock: Arc::new(SystemClock),
+        config: Arc::new(ApiConfig { media_url }),
+    };
+    let app = switchboard_api::app(state);
+
+    println!(
+        "Switchboard {} listening on http://{local}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  REST API   {public_url}/v1   (OpenAPI at {public_url}/v1/openapi.json)");
+    println!("  storage    {}", storage.describe());
+    if let Some(project) = dev_project {
+        println!("Dev mode: project {project}, API key `{DEV_KEY_ID}`, secret `{DEV_KEY_SECRET}`");
+        println!("  first call: curl -u {DEV_KEY_ID}:{DEV_KEY_SECRET} -X POST {public_url}/v1/rooms -d '{{\"name\":\"hello\"}}'");
+    }
+    tracing::info!(%local, dev, "serving");
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Makes sure the dev project and its `devkey` / `secret` key exist and work.
+async fn seed_dev_project(store: &Store) -> anyhow::Result<switchboard_core::ProjectId> {
+    // Re-sealing on every start keeps the key usable when the master key changed.
+    if store
+        .api_keys()
+        .reset_secret(DEV_KEY_ID, DEV_KEY_SECRET)
+        .await?
+    {
+        if let Some(auth) = store
+            .api_keys()
+            .authenticate_pair(DEV_KEY_ID, DEV_KEY_SECRET)
+            .await?
+        {
+            return Ok(auth.project_id);
+        }
+    }
+    let now = chrono::Utc::now();
+    let project = store.projects().create("Development", now).await?;
+    store
+        .api_keys()
+        .insert(project.id, DEV_KEY_ID, DEV_KEY_SECRET, "dev mode key", now)
+        .await?;
+    Ok(project.id)
+}
+
+/// Outside dev mode the well-known dev secret must not open anything.
+async fn retire_dev_key(store: &Store) -> anyhow::Result<()> {
+    if store
+        .api_keys()
+        .force_revoke(DEV_KEY_ID, chrono::Utc::now())
+        .await?
+    {
+        tracing::warn!(
+            "revoked the dev key `{DEV_KEY_ID}`: its well-known secret is accepted only with --dev"
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
