@@ -63,6 +63,32 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
 }
 
+/// Answers 413 before reading a body whose declared length is over the limit,
+/// so the client gets the error instead of a reset connection mid-upload.
+async fn refuse_declared_oversize(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > MAX_BODY_BYTES as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the request body is {n} bytes; the limit is {} KiB",
+                MAX_BODY_BYTES / 1024
+            ),
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
+}
+
 /// The complete HTTP application: `/v1`, health, metrics and the OpenAPI document.
 pub fn app(state: AppState) -> Router {
     observability::prometheus();
@@ -100,6 +126,7 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(

@@ -59,16 +59,17 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     };
     let app = switchboard_api::app(state);
 
-    println!(
-        "Switchboard {} listening on http://{local}",
-        env!("CARGO_PKG_VERSION")
-    );
-    println!("  REST API   {public_url}/v1   (OpenAPI at {public_url}/v1/openapi.json)");
-    println!("  storage    {}", storage.describe());
+    // The "listening on" line comes last: scripts and tests wait for it.
     if let Some(project) = dev_project {
         println!("Dev mode: project {project}, API key `{DEV_KEY_ID}`, secret `{DEV_KEY_SECRET}`");
         println!("  first call: curl -u {DEV_KEY_ID}:{DEV_KEY_SECRET} -X POST {public_url}/v1/rooms -d '{{\"name\":\"hello\"}}'");
     }
+    println!("  REST API   {public_url}/v1   (OpenAPI at {public_url}/v1/openapi.json)");
+    println!("  storage    {}", storage.describe());
+    println!(
+        "Switchboard {} listening on http://{local}",
+        env!("CARGO_PKG_VERSION")
+    );
     tracing::info!(%local, dev, "serving");
 
     axum::serve(listener, app)

@@ -1,0 +1,246 @@
+//! Test harness: the real `switchboard` binary on port 0, on SQLite or PostgreSQL.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::Value;
+use switchboard_store::testing::TestDb;
+use switchboard_store::{Backend, MasterKey, Store};
+
+/// Defines one `#[tokio::test]` per backend for each listed `async fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name(switchboard_store::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name(switchboard_store::Backend::Postgres).await })*
+        }
+    };
+}
+
+/// A running server process and what it runs on.
+pub struct Server {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// What the server printed on stdout up to the ready line.
+    pub banner: String,
+    pub db: TestDb,
+    pub data_dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub http: reqwest::Client,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_switchboard")
+}
+
+impl Server {
+    /// A dev-mode server on a fresh database.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &["--dev"]).await
+    }
+
+    /// A server on a fresh database with extra `serve` arguments.
+    pub async fn start_with(backend: Backend, args: &[&str]) -> Self {
+        let db = TestDb::new(backend).await.expect("test database");
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Self {
+            base: String::new(),
+            banner: String::new(),
+            db,
+            data_dir,
+            child: None,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        server.spawn(args);
+        server
+    }
+
+    /// A `switchboard` command pointed at this server's database and data directory.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.env("DATABASE_URL", &self.db.url)
+            .env("SWITCHBOARD_DATA_DIR", self.data_dir.path())
+            .env_remove("SWITCHBOARD_MASTER_KEY")
+            .env_remove("SWITCHBOARD_HTTP_ADDR")
+            .env_remove("SWITCHBOARD_DEV");
+        cmd
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.path().join("server.log")
+    }
+
+    fn spawn(&mut self, args: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut child = self
+            .command()
+            .arg("serve")
+            .args(["--http-addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start switchboard");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut banner = String::new();
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            for line in lines.by_ref() {
+                banner.push_str(&line);
+                banner.push('\n');
+                if line.contains("listening on ") {
+                    break;
+                }
+            }
+            let _ = tx.send(banner);
+            // Keep draining so the server never blocks on a full pipe.
+            lines.for_each(drop);
+        });
+        let banner = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let addr = banner
+            .lines()
+            .find_map(|l| l.split("listening on ").nth(1))
+            .unwrap_or_else(|| panic!("server did not start; its log:\n{}", self.log()));
+        self.base = addr.trim().to_owned();
+        self.banner = banner;
+        self.child = Some(child);
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Stops the process with SIGTERM and waits for it; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        false
+    }
+
+    /// Stops the server and starts it again on the same database and data directory.
+    pub fn restart(&mut self, args: &[&str]) {
+        assert!(
+            self.terminate(),
+            "server did not stop cleanly; log:\n{}",
+            self.log()
+        );
+        self.spawn(args);
+    }
+
+    /// Opens the server's database directly.
+    pub async fn store(&self) -> Store {
+        let key = MasterKey::load_or_create(&self.data_dir.path().join("master.key")).unwrap();
+        Store::connect(&self.db.url, key).await.unwrap()
+    }
+
+    /// A request to `path` with no credentials.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// A request authenticated as the dev key.
+    pub fn dev(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path)
+            .basic_auth("devkey", Some("secret"))
+    }
+
+    /// A request authenticated with a bearer secret.
+    pub fn bearer(&self, secret: &str, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path).bearer_auth(secret)
+    }
+
+    /// Creates another project through the CLI; returns (project id, key id, secret).
+    pub fn create_project(&self, name: &str) -> (String, String, String) {
+        let out = self
+            .command()
+            .args(["project", "create", name, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "project create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["project_id"].as_str().unwrap().to_owned(),
+            v["key_id"].as_str().unwrap().to_owned(),
+            v["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Runs a `switchboard` subcommand against this server's storage.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends `req`, returning the status and the JSON body (Null when empty).
+pub async fn send(req: RequestBuilder) -> (StatusCode, Value) {
+    let res = req.send().await.expect("request sent");
+    let status = res.status();
+    let bytes = res.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, body)
+}
+
+/// Asserts a JSON error with `status` and `code`; returns its message.
+pub async fn expect_error(req: RequestBuilder, status: StatusCode, code: &str) -> String {
+    let (got, body) = send(req).await;
+    assert_eq!(got, status, "body: {body}");
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    let message = body["error"]["message"]
+        .as_str()
+        .expect("error message")
+        .to_owned();
+    assert!(!message.is_empty());
+    message
+}
