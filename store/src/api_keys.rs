@@ -91,7 +91,7 @@ impl ApiKeys<'_> {
         .bind(self.0.master_key.seal(secret.as_bytes()))
         .bind(description)
         .bind(to_micros(now))
-        .execute(&self.0.pool)
+        .execute(self.0.writer())
         .await
         .map_err(|e| {
             if StoreError::is_unique_violation(&e) {
@@ -129,7 +129,7 @@ impl ApiKeys<'_> {
             .bind(hash(secret))
             .bind(self.0.master_key.seal(secret.as_bytes()))
             .bind(id)
-            .execute(&self.0.pool)
+            .execute(self.0.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -140,7 +140,7 @@ impl ApiKeys<'_> {
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(to_micros(now))
                 .bind(id)
-                .execute(&self.0.pool)
+                .execute(self.0.writer())
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -154,7 +154,7 @@ impl ApiKeys<'_> {
             "SELECT id, project_id FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash(secret))
-        .fetch_optional(&self.0.pool)
+        .fetch_optional(self.0.reader())
         .await?;
         row.map(|r| {
             Ok(AuthenticatedKey {
@@ -175,7 +175,7 @@ impl ApiKeys<'_> {
             "SELECT project_id, secret_hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(id)
-        .fetch_optional(&self.0.pool)
+        .fetch_optional(self.0.reader())
         .await?;
         let Some(r) = row else { return Ok(None) };
         let stored: Vec<u8> = r.try_get("secret_hash")?;
@@ -197,7 +197,7 @@ impl ApiKeys<'_> {
             "SELECT project_id, sealed_secret FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(id)
-        .fetch_optional(&self.0.pool)
+        .fetch_optional(self.0.reader())
         .await?;
         let Some(r) = row else { return Ok(None) };
         let sealed: Vec<u8> = r.try_get("sealed_secret")?;
@@ -212,7 +212,7 @@ impl ApiKeys<'_> {
             "SELECT id, description, created_at, revoked_at FROM api_keys WHERE project_id = $1 ORDER BY created_at DESC, id",
         )
         .bind(project.to_string())
-        .fetch_all(&self.0.pool)
+        .fetch_all(self.0.reader())
         .await?;
         rows.into_iter()
             .map(|r| {
@@ -240,7 +240,7 @@ impl ApiKeys<'_> {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.0.pool.begin().await?;
+        let mut tx = self.0.writer().begin().await?;
         let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE project_id = $2 AND id = $3 AND revoked_at IS NULL")
             .bind(to_micros(now))
             .bind(project.to_string())

@@ -13,6 +13,20 @@ use crate::{MasterKey, StoreError};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
+/// Pool options for SQLite connections: WAL so readers never block the writer.
+fn sqlite_pool(options: AnyPoolOptions, size: u32) -> AnyPoolOptions {
+    options.max_connections(size).after_connect(|conn, _| {
+        Box::pin(async move {
+            conn.execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+            )
+            .await?;
+            Ok(())
+        })
+    })
+}
+
 /// Which database engine a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -38,7 +52,12 @@ impl Backend {
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) pool: AnyPool,
+    /// Reads go here: several connections.
+    reader: AnyPool,
+    /// Writes go here. On SQLite this is a single connection, so writers queue
+    /// in the pool instead of spinning in SQLite's busy handler; on PostgreSQL
+    /// it is the same pool as `reader`.
+    writer: AnyPool,
     backend: Backend,
     pub(crate) master_key: Arc<MasterKey>,
     pub(crate) bus: Arc<dyn Bus>,
@@ -56,24 +75,23 @@ impl Store {
             _ => url.to_owned(),
         };
         let options: AnyConnectOptions = url.parse()?;
-        let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        pool = match backend {
-            // One writer at a time is all SQLite allows; a few readers beside it in WAL mode.
-            Backend::Sqlite => pool.max_connections(8).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                    )
+        let base = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let (reader, writer) = match backend {
+            Backend::Sqlite => {
+                let writer = sqlite_pool(base.clone(), 1)
+                    .connect_with(options.clone())
                     .await?;
-                    Ok(())
-                })
-            }),
-            Backend::Postgres => pool.max_connections(16),
+                let reader = sqlite_pool(base, 8).connect_with(options).await?;
+                (reader, writer)
+            }
+            Backend::Postgres => {
+                let pool = base.max_connections(16).connect_with(options).await?;
+                (pool.clone(), pool)
+            }
         };
-        let pool = pool.connect_with(options).await?;
         Ok(Self {
-            pool,
+            reader,
+            writer,
             backend,
             master_key: Arc::new(master_key),
             bus: Arc::new(InProcessBus::default()),
@@ -102,18 +120,27 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await?;
+        migrator.run(&self.writer).await?;
         Ok(())
     }
 
     /// Checks the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 }

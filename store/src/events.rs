@@ -83,7 +83,7 @@ fn decode(body: String) -> Result<Event, StoreError> {
 impl EventLog<'_> {
     /// Persists `event` on its own, then publishes it.
     pub async fn record(&self, event: Event) -> Result<Event, StoreError> {
-        let mut tx = self.0.pool.begin().await?;
+        let mut tx = self.0.writer().begin().await?;
         let event = append(&mut tx, event).await?;
         tx.commit().await?;
         self.0.publish_committed(std::slice::from_ref(&event)).await;
@@ -95,7 +95,7 @@ impl EventLog<'_> {
         let row = sqlx::query("SELECT body FROM events WHERE project_id = $1 AND id = $2")
             .bind(project.to_string())
             .bind(id.to_string())
-            .fetch_optional(&self.0.pool)
+            .fetch_optional(self.0.reader())
             .await?;
         row.map(|r| decode(r.try_get("body")?)).transpose()
     }
@@ -119,7 +119,7 @@ impl EventLog<'_> {
         .bind(filter.room.clone())
         .bind(filter.since.map(to_micros))
         .bind(i64::from(limit))
-        .fetch_all(&self.0.pool)
+        .fetch_all(self.0.reader())
         .await?;
         rows.into_iter()
             .map(|r| decode(r.try_get("body")?))

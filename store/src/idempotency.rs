@@ -55,7 +55,7 @@ impl Idempotency<'_> {
         .bind(project.to_string())
         .bind(key)
         .bind(expired)
-        .execute(&self.0.pool)
+        .execute(self.0.writer())
         .await?;
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (project_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
@@ -65,7 +65,7 @@ impl Idempotency<'_> {
         .bind(key)
         .bind(request_hash.to_vec())
         .bind(to_micros(now))
-        .execute(&self.0.pool)
+        .execute(self.0.writer())
         .await?;
         if inserted.rows_affected() == 1 {
             return Ok(Reservation::Proceed);
@@ -73,7 +73,7 @@ impl Idempotency<'_> {
         let row = sqlx::query("SELECT request_hash, status, response FROM idempotency_keys WHERE project_id = $1 AND key = $2")
             .bind(project.to_string())
             .bind(key)
-            .fetch_optional(&self.0.pool)
+            .fetch_optional(self.0.reader())
             .await?;
         // Gone between the insert and the select: it expired or its request failed; try once more.
         let Some(row) = row else {
@@ -107,7 +107,7 @@ impl Idempotency<'_> {
             .bind(body.to_vec())
             .bind(project.to_string())
             .bind(key)
-            .execute(&self.0.pool)
+            .execute(self.0.writer())
             .await?;
         Ok(())
     }
@@ -119,7 +119,7 @@ impl Idempotency<'_> {
         )
         .bind(project.to_string())
         .bind(key)
-        .execute(&self.0.pool)
+        .execute(self.0.writer())
         .await?;
         Ok(())
     }

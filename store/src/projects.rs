@@ -41,7 +41,7 @@ impl Projects<'_> {
             .bind(project.id.to_string())
             .bind(&project.name)
             .bind(to_micros(now))
-            .execute(&self.0.pool)
+            .execute(self.0.writer())
             .await?;
         Ok(project)
     }
@@ -50,7 +50,7 @@ impl Projects<'_> {
     pub async fn get(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
         let row = sqlx::query("SELECT name, created_at FROM projects WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&self.0.pool)
+            .fetch_optional(self.0.reader())
             .await?;
         row.map(|r| {
             Ok(Project {

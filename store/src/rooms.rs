@@ -87,7 +87,7 @@ impl Rooms<'_> {
             region: new.region,
             num_participants: 0,
         };
-        let mut tx = self.0.pool.begin().await?;
+        let mut tx = self.0.writer().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO rooms (sid, project_id, name, created_at, empty_timeout_s, max_participants, metadata, region) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, name) DO NOTHING",
@@ -135,7 +135,7 @@ impl Rooms<'_> {
         ))
         .bind(project.to_string())
         .bind(name.as_str())
-        .fetch_optional(&self.0.pool)
+        .fetch_optional(self.0.reader())
         .await?;
         row.map(decode).transpose()
     }
@@ -153,7 +153,7 @@ impl Rooms<'_> {
         .bind(project.to_string())
         .bind(after.map(|s| s.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(&self.0.pool)
+        .fetch_all(self.0.reader())
         .await?;
         rows.into_iter().map(decode).collect()
     }
@@ -174,7 +174,7 @@ impl Rooms<'_> {
         .bind(patch.max_participants.map(i64::from))
         .bind(project.to_string())
         .bind(name.as_str())
-        .fetch_optional(&self.0.pool)
+        .fetch_optional(self.0.writer())
         .await?;
         row.map(decode).transpose()
     }
@@ -187,7 +187,7 @@ impl Rooms<'_> {
         reason: RoomFinishReason,
         now: DateTime<Utc>,
     ) -> Result<Option<(Room, Event)>, StoreError> {
-        let mut tx = self.0.pool.begin().await?;
+        let mut tx = self.0.writer().begin().await?;
         let row = sqlx::query(&format!(
             "DELETE FROM rooms WHERE project_id = $1 AND name = $2 RETURNING {COLUMNS}"
         ))
