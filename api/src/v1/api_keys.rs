@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::check_text;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -84,11 +85,7 @@ async fn create_api_key(
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     let description = req.description.unwrap_or_default();
-    if description.len() > 256 || description.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "description must be at most 256 bytes without control characters",
-        ));
-    }
+    check_text("description", &description, 256)?;
     let (key, secret) = state
         .store
         .api_keys()

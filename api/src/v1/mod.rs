@@ -50,3 +50,15 @@ pub(crate) fn check_metadata(metadata: &str) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// Checks free text a person reads (a display name, a description): at most
+/// `max` bytes and no control characters.
+pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.len() > max || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{field} must be at most {max} bytes without control characters ({} bytes given)",
+            value.len()
+        )));
+    }
+    Ok(())
+}

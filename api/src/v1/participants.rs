@@ -14,12 +14,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::check_metadata;
 use super::rooms::{find_room, parse_room_name};
+use super::{check_metadata, check_text};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
+use switchboard_core::name::MAX_NAME_BYTES;
 
 /// The participants routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -133,11 +134,7 @@ async fn update_participant(
         check_metadata(m)?;
     }
     if let Some(n) = &update.name {
-        if n.len() > switchboard_core::name::MAX_NAME_BYTES || n.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                "name must be at most 128 bytes without control characters",
-            ));
-        }
+        check_text("name", n, MAX_NAME_BYTES)?;
     }
     let (room, identity) = target(&state, &caller, room, identity).await?;
     Ok(Json(

@@ -80,6 +80,14 @@ pub(crate) fn parse_room_name(name: String) -> Result<RoomName, ApiError> {
     RoomName::new(name).map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string()))
 }
 
+/// The 404 for a room the caller's project does not have.
+pub(crate) fn room_not_found(name: &RoomName) -> ApiError {
+    ApiError::not_found(
+        "room_not_found",
+        format!("there is no room named `{name}` in this project"),
+    )
+}
+
 /// The caller's room `name`, or 404.
 pub(crate) async fn find_room(
     state: &AppState,
@@ -91,12 +99,7 @@ pub(crate) async fn find_room(
         .rooms()
         .get(caller.project_id, name)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "room_not_found",
-                format!("there is no room named `{name}` in this project"),
-            )
-        })
+        .ok_or_else(|| room_not_found(name))
 }
 
 fn check_limits(
@@ -257,12 +260,7 @@ async fn update_room(
         .rooms()
         .update(caller.project_id, &name, patch)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "room_not_found",
-                format!("there is no room named `{name}` in this project"),
-            )
-        })?;
+        .ok_or_else(|| room_not_found(&name))?;
     Ok(Json(with_participant_count(&state, &caller, room).await?))
 }
 
@@ -286,10 +284,7 @@ async fn delete_room(
         )
         .await?;
     if deleted.is_none() {
-        return Err(ApiError::not_found(
-            "room_not_found",
-            format!("there is no room named `{name}` in this project"),
-        ));
+        return Err(room_not_found(&name));
     }
     state.directory.close_room(caller.project_id, &name).await?;
     tracing::info!(room = %name, "room deleted");

@@ -11,10 +11,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::check_text;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::AppState;
+use switchboard_core::name::MAX_NAME_BYTES;
 
 /// The tokens routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -83,15 +85,8 @@ async fn create_token(
             ),
         ));
     }
-    if let Some(n) = req
-        .name
-        .as_ref()
-        .filter(|n| n.len() > 128 || n.chars().any(char::is_control))
-    {
-        return Err(ApiError::invalid(format!(
-            "name must be at most 128 bytes without control characters ({} bytes given)",
-            n.len()
-        )));
+    if let Some(n) = &req.name {
+        check_text("name", n, MAX_NAME_BYTES)?;
     }
     let (_, secret) = state
         .store
