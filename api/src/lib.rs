@@ -91,6 +91,12 @@ async fn refuse_declared_oversize(
 
 /// The complete HTTP application: `/v1`, health, metrics and the OpenAPI document.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// [`app`] plus routes served beside it (the media node's signaling, SDK and demo),
+/// under the same request ids, logging and fallbacks.
+pub fn app_with(state: AppState, extra: Router) -> Router {
     observability::prometheus();
     let (v1, spec) = openapi::split(v1::router());
     let v1 = v1
@@ -114,6 +120,8 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(spec.as_ref().clone()) }
             }),
         )
+        .with_state(state)
+        .merge(extra)
         .route_layer(axum::middleware::from_fn(observability::record_metrics))
         .fallback(|| async {
             ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json")
@@ -146,5 +154,4 @@ pub fn app(state: AppState) -> Router {
                         .expect("valid header name"),
                 )),
         )
-        .with_state(state)
 }

@@ -33,6 +33,19 @@ pub struct ServeFlags {
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Local IP that media (UDP) sockets bind to.
+    #[arg(long, env = "SWITCHBOARD_RTC_BIND_IP")]
+    pub rtc_bind_ip: Option<std::net::IpAddr>,
+    /// Public IP advertised to clients in ICE candidates, when behind 1:1 NAT.
+    #[arg(long, env = "SWITCHBOARD_NODE_IP")]
+    pub node_ip: Option<std::net::IpAddr>,
+    /// STUN/TURN server for clients, `URL[,username,credential]`; repeatable.
+    #[arg(
+        long = "ice-server",
+        env = "SWITCHBOARD_ICE_SERVERS",
+        value_delimiter = ';'
+    )]
+    pub ice_server: Vec<String>,
 }
 
 /// How log lines are written.
@@ -55,6 +68,9 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub dev: Option<bool>,
     pub log_format: Option<LogFormat>,
+    pub rtc_bind_ip: Option<std::net::IpAddr>,
+    pub node_ip: Option<std::net::IpAddr>,
+    pub ice_servers: Option<Vec<String>>,
 }
 
 impl FileConfig {

@@ -4,10 +4,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use switchboard_api::{ApiConfig, AppState};
-use switchboard_core::directory::NoMediaTier;
 use switchboard_core::SystemClock;
 use switchboard_store::Store;
 use tokio::net::TcpListener;
+
+use switchboard_media::http::DemoKey;
+use switchboard_media::rtc::manager::RoomManager;
+use switchboard_media::sfu::engine::RtcConfig;
+use switchboard_media::signal::protocol::IceServer;
 
 use crate::config::{init_logging, FileConfig, ServeFlags, Storage, DEFAULT_HTTP_ADDR};
 
@@ -51,13 +55,30 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         .to_owned();
     let media_url = format!("{}/rtc", public_url.replacen("http", "ws", 1));
 
+    let rtc = RtcConfig {
+        bind_ip: flags
+            .rtc_bind_ip
+            .or(file.rtc_bind_ip)
+            .unwrap_or(RtcConfig::default().bind_ip),
+        node_ip: flags.node_ip.or(file.node_ip),
+        ice_servers: ice_servers(
+            &flags.ice_server,
+            file.ice_servers.as_deref().unwrap_or_default(),
+        )?,
+    };
+    let rooms = RoomManager::new(store.clone(), rtc);
     let state = AppState {
         store: store.clone(),
-        directory: Arc::new(NoMediaTier),
+        directory: rooms.clone(),
         clock: Arc::new(SystemClock),
         config: Arc::new(ApiConfig { media_url }),
     };
-    let app = switchboard_api::app(state);
+    let demo = dev.then(|| DemoKey {
+        key_id: DEV_KEY_ID.into(),
+        secret: DEV_KEY_SECRET.into(),
+    });
+    let app =
+        switchboard_api::app_with(state, switchboard_media::http::router(rooms.clone(), demo));
 
     // The "listening on" line comes last: scripts and tests wait for it.
     if let Some(project) = dev_project {
@@ -65,6 +86,13 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         println!("  first call: curl -u {DEV_KEY_ID}:{DEV_KEY_SECRET} -X POST {public_url}/v1/rooms -d '{{\"name\":\"hello\"}}'");
     }
     println!("  REST API   {public_url}/v1   (OpenAPI at {public_url}/v1/openapi.json)");
+    println!(
+        "  signaling  {}   (SDK at {public_url}/sdk/switchboard.js)",
+        media_url_for_banner(&public_url)
+    );
+    if dev {
+        println!("  demo       {public_url}/demo   (open it in two tabs)");
+    }
     println!("  storage    {}", storage.describe());
     println!(
         "Switchboard {} listening on http://{local}",
@@ -72,10 +100,17 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     );
     tracing::info!(%local, dev, "serving");
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server failed")?;
+    for room in rooms.rooms() {
+        room.close(switchboard_core::event::LeaveReason::NodeLost)
+            .await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -140,4 +175,29 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn media_url_for_banner(public_url: &str) -> String {
+    format!("{}/rtc", public_url.replacen("http", "ws", 1))
+}
+
+/// STUN/TURN servers from `--ice-server URL[,username,credential]` flags and the config file.
+fn ice_servers(flags: &[String], file: &[String]) -> anyhow::Result<Vec<IceServer>> {
+    flags
+        .iter()
+        .chain(file)
+        .map(|spec| {
+            let mut parts = spec.splitn(3, ',');
+            let url = parts.next().unwrap_or_default().trim();
+            if !(url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:"))
+            {
+                anyhow::bail!("ICE server `{url}` must start with stun:, turn: or turns:");
+            }
+            Ok(IceServer {
+                urls: vec![url.to_owned()],
+                username: parts.next().map(str::to_owned),
+                credential: parts.next().map(str::to_owned),
+            })
+        })
+        .collect()
 }

@@ -1,6 +1,8 @@
 //! Test harness: the real `switchboard` binary on port 0, on SQLite or PostgreSQL.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,218 @@
+//! The media node's HTTP surface: the signaling WebSocket, the JS SDK and the dev demo page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use switchboard_core::token::{self, Claims, Grants, TokenError};
+use switchboard_core::{Identity, ProjectId, RoomName};
+
+use crate::rtc::manager::{RoomLookupError, RoomManager};
+use crate::signal::protocol::MAX_FRAME_BYTES;
+
+/// The browser SDK, served at `/sdk/switchboard.js`.
+pub const SDK_JS: &str = include_str!("../../sdk/js/switchboard.js");
+/// The demo meeting page, served at `/demo` in dev mode.
+pub const DEMO_HTML: &str = include_str!("../../examples/meeting/index.html");
+
+/// The key the dev demo page's tokens are signed with.
+#[derive(Debug, Clone)]
+pub struct DemoKey {
+    /// Key id.
+    pub key_id: String,
+    /// Secret.
+    pub secret: String,
+}
+
+#[derive(Clone)]
+struct MediaState {
+    manager: Arc<RoomManager>,
+    demo: Option<Arc<DemoKey>>,
+}
+
+/// Routes of the media node; `demo` enables `/demo` (dev mode only).
+pub fn router(manager: Arc<RoomManager>, demo: Option<DemoKey>) -> Router {
+    let mut router = Router::new()
+        .route("/rtc", get(rtc))
+        .route("/sdk/switchboard.js", get(sdk));
+    if demo.is_some() {
+        router = router
+            .route("/demo", get(demo_page))
+            .route("/demo/token", get(demo_token));
+    }
+    router.with_state(MediaState {
+        manager,
+        demo: demo.map(Arc::new),
+    })
+}
+
+/// A JSON error in the REST API's shape.
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message.into() } })),
+    )
+        .into_response()
+}
+
+/// Verifies an access token against the key it names; returns the project and claims.
+pub(crate) async fn authorize(
+    manager: &RoomManager,
+    token: &str,
+) -> Result<(ProjectId, Claims), Response> {
+    let unauthorized = |m: String| error(StatusCode::UNAUTHORIZED, "invalid_token", m);
+    let kid = token::key_id(token).map_err(|e| unauthorized(e.to_string()))?;
+    let (project, secret) = manager
+        .store
+        .api_keys()
+        .signing_secret(&kid)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "key lookup failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "cannot verify tokens right now",
+            )
+        })?
+        .ok_or_else(|| {
+            unauthorized(format!(
+                "the access token was signed with unknown or revoked key `{kid}`"
+            ))
+        })?;
+    let claims = token::verify(token, &secret, chrono::Utc::now()).map_err(|e| match e {
+        TokenError::Expired(_) => error(StatusCode::UNAUTHORIZED, "token_expired", e.to_string()),
+        other => unauthorized(other.to_string()),
+    })?;
+    Ok((project, claims))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+async fn rtc(
+    State(state): State<MediaState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Some(token) = query
+        .get("access_token")
+        .cloned()
+        .or_else(|| bearer(&headers))
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "pass the access token as ?access_token= or Authorization: Bearer",
+        );
+    };
+    let (project, claims) = match authorize(&state.manager, &token).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let Some(room_name) = claims.grants.room.clone() else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "no_room_grant",
+            "the access token grants no room",
+        );
+    };
+    let room = match state.manager.room_for_join(project, &room_name, &claims.grants).await {
+        Ok(r) => r,
+        Err(RoomLookupError::NotFound) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "room_not_found",
+                format!("room `{room_name}` does not exist; create it with POST /v1/rooms or grant room_create"),
+            )
+        }
+        Err(RoomLookupError::Store(e)) => {
+            tracing::error!(error = %e, "room lookup failed");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "cannot reach the room registry");
+        }
+    };
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "websocket_required",
+                format!("connect with a WebSocket: {e}"),
+            )
+        }
+    };
+    let manager = state.manager.clone();
+    upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| crate::signal::session::run(socket, manager, room, claims))
+}
+
+async fn sdk() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SDK_JS,
+    )
+}
+
+async fn demo_page() -> Html<&'static str> {
+    Html(DEMO_HTML)
+}
+
+async fn demo_token(
+    State(state): State<MediaState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(demo) = state.demo else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the demo runs only with --dev",
+        );
+    };
+    let room = q.get("room").map(String::as_str).unwrap_or("demo");
+    let identity = q.get("identity").map(String::as_str).unwrap_or("guest");
+    let (Ok(room), Ok(identity)) = (RoomName::new(room), Identity::new(identity)) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "room and identity must be 1 to 128 bytes without control characters",
+        );
+    };
+    let grants = Grants {
+        room: Some(room),
+        room_create: true,
+        ..Grants::default()
+    };
+    let claims = Claims::new(&demo.key_id, identity, grants, chrono::Utc::now(), 3600);
+    match token::sign(&claims, &demo.key_id, &demo.secret) {
+        Ok(t) => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1:7880");
+            Json(json!({ "token": t, "url": format!("ws://{host}/rtc") })).into_response()
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            e.to_string(),
+        ),
+    }
+}

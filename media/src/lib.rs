@@ -1,0 +1,33 @@
+//! Switchboard's SFU media node.
+//!
+//! # Layout
+//!
+//! - [`signal`]: the WebSocket signaling protocol (`docs/signaling.md`) and
+//!   the per-participant session loop that owns a client's socket and its two
+//!   peer connections.
+//! - [`rtc`]: room logic. [`rtc::room::Room`] knows who is in a room and what
+//!   they publish, and wires publishers' receivers to subscribers'
+//!   down-tracks; [`rtc::manager::RoomManager`] owns the live rooms and is the
+//!   [`ParticipantDirectory`](switchboard_core::directory::ParticipantDirectory)
+//!   the REST API asks.
+//! - [`sfu`]: the packet path, which knows nothing of rooms: a
+//!   [`sfu::receiver::TrackReceiver`] reads a publisher's track and hands each
+//!   packet to every [`sfu::downtrack::DownTrack`], whose
+//!   [`sfu::forwarder::Forwarder`] decides and rewrites it for one subscriber.
+//! - [`http`]: `/rtc`, `/sdk/switchboard.js` and the dev `/demo` page.
+//!
+//! # Invariants
+//!
+//! - A participant's signaling is handled by one task, in order.
+//! - Per-packet work (route, decide, rewrite) allocates nothing once warm: the
+//!   receiver reuses one batch buffer and payloads are shared, not copied.
+//! - Every join, leave, publish and unpublish is appended to the event log.
+
+mod error;
+
+pub mod http;
+pub mod rtc;
+pub mod sfu;
+pub mod signal;
+
+pub use error::MediaError;

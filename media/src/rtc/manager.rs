@@ -1,0 +1,285 @@
+//! The rooms live on this node, and the [`ParticipantDirectory`] the REST API asks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchboard_core::directory::{DirectoryError, ParticipantDirectory, ParticipantUpdate};
+use switchboard_core::event::{LeaveReason, RoomFinishReason};
+use switchboard_core::room::{ParticipantInfo, RoomLimits, DEFAULT_EMPTY_TIMEOUT_S};
+use switchboard_core::token::Grants;
+use switchboard_core::{Identity, ProjectId, RoomName, TrackSid};
+use switchboard_store::rooms::NewRoom;
+use switchboard_store::{Store, StoreError};
+
+use super::participant::{lock, Command, Participant};
+use super::room::Room;
+use crate::sfu::engine::RtcConfig;
+
+/// Why a join could not find its room.
+#[derive(Debug)]
+pub enum RoomLookupError {
+    /// No such room, and the token may not create it.
+    NotFound,
+    /// Storage failed.
+    Store(StoreError),
+}
+
+/// Owns the live rooms of this node.
+pub struct RoomManager {
+    rooms: Mutex<HashMap<(ProjectId, RoomName), Arc<Room>>>,
+    /// Serializes finding-or-creating rooms, so two first joins make one room.
+    creating: tokio::sync::Mutex<()>,
+    /// The database.
+    pub store: Store,
+    /// Network settings for peer connections.
+    pub rtc: Arc<RtcConfig>,
+}
+
+impl RoomManager {
+    /// A manager with no rooms.
+    pub fn new(store: Store, rtc: RtcConfig) -> Arc<Self> {
+        Arc::new(Self {
+            rooms: Mutex::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
+            store,
+            rtc: Arc::new(rtc),
+        })
+    }
+
+    fn live(&self, project: ProjectId, name: &RoomName) -> Option<Arc<Room>> {
+        lock(&self.rooms)
+            .get(&(project, name.clone()))
+            .cloned()
+            .filter(|r| !r.is_closed())
+    }
+
+    /// The live room for a join, loading it from the database or creating it (with `room_create`).
+    pub async fn room_for_join(
+        &self,
+        project: ProjectId,
+        name: &RoomName,
+        grants: &Grants,
+    ) -> Result<Arc<Room>, RoomLookupError> {
+        if let Some(room) = self.live(project, name) {
+            return Ok(room);
+        }
+        let _guard = self.creating.lock().await;
+        if let Some(room) = self.live(project, name) {
+            return Ok(room);
+        }
+        let stored = match self
+            .store
+            .rooms()
+            .get(project, name)
+            .await
+            .map_err(RoomLookupError::Store)?
+        {
+            Some(r) => r,
+            None if grants.room_create => {
+                let new = NewRoom {
+                    name: name.clone(),
+                    empty_timeout_s: DEFAULT_EMPTY_TIMEOUT_S,
+                    max_participants: 0,
+                    metadata: String::new(),
+                    region: None,
+                };
+                match self
+                    .store
+                    .rooms()
+                    .create(project, new, chrono::Utc::now())
+                    .await
+                {
+                    Ok((r, _)) => r,
+                    Err(StoreError::Conflict(_)) => self
+                        .store
+                        .rooms()
+                        .get(project, name)
+                        .await
+                        .map_err(RoomLookupError::Store)?
+                        .ok_or(RoomLookupError::NotFound)?,
+                    Err(e) => return Err(RoomLookupError::Store(e)),
+                }
+            }
+            None => return Err(RoomLookupError::NotFound),
+        };
+        let limits = RoomLimits {
+            empty_timeout_s: stored.empty_timeout_s,
+            max_participants: stored.max_participants,
+        };
+        let room = Room::new(
+            project,
+            stored.sid,
+            stored.name,
+            stored.metadata,
+            limits,
+            self.store.clone(),
+        );
+        lock(&self.rooms).insert((project, name.clone()), room.clone());
+        Ok(room)
+    }
+
+    /// Called when a participant left: closes the room `empty_timeout_s` later if nobody came back.
+    pub fn schedule_empty_close(self: &Arc<Self>, room: &Arc<Room>) {
+        if !room.is_empty() || room.is_closed() {
+            return;
+        }
+        let generation = room.generation();
+        let (manager, room) = (self.clone(), room.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(u64::from(room.empty_timeout_s()))).await;
+            if !room.is_empty() || room.generation() != generation || room.is_closed() {
+                return;
+            }
+            manager.forget(&room);
+            room.close(LeaveReason::RoomClosed).await;
+            // Delete only this incarnation: the name may have been reused since.
+            match manager.store.rooms().get(room.project, &room.name).await {
+                Ok(Some(r)) if r.sid == room.sid => {
+                    if let Err(e) = manager
+                        .store
+                        .rooms()
+                        .delete(
+                            room.project,
+                            &room.name,
+                            RoomFinishReason::EmptyTimeout,
+                            chrono::Utc::now(),
+                        )
+                        .await
+                    {
+                        tracing::error!(room = %room.name, error = %e, "could not close the empty room");
+                    } else {
+                        tracing::info!(room = %room.name, room_sid = %room.sid, "empty room closed");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(room = %room.name, error = %e, "could not look up the empty room")
+                }
+            }
+        });
+    }
+
+    fn forget(&self, room: &Arc<Room>) {
+        let mut rooms = lock(&self.rooms);
+        if rooms
+            .get(&(room.project, room.name.clone()))
+            .is_some_and(|r| Arc::ptr_eq(r, room))
+        {
+            rooms.remove(&(room.project, room.name.clone()));
+        }
+    }
+
+    /// Every live room (for metrics and shutdown).
+    pub fn rooms(&self) -> Vec<Arc<Room>> {
+        lock(&self.rooms).values().cloned().collect()
+    }
+
+    fn participant(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        identity: &Identity,
+    ) -> Result<(Arc<Room>, Arc<Participant>), DirectoryError> {
+        self.live(project, room)
+            .and_then(|r| r.find(identity.as_str()).map(|p| (r, p)))
+            .ok_or_else(|| {
+                DirectoryError::NotFound(format!(
+                    "participant `{identity}` is not connected to room `{room}`"
+                ))
+            })
+    }
+}
+
+#[async_trait]
+impl ParticipantDirectory for RoomManager {
+    async fn list(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+    ) -> Result<Vec<ParticipantInfo>, DirectoryError> {
+        let mut list: Vec<ParticipantInfo> = self
+            .live(project, room)
+            .map(|r| {
+                r.participants()
+                    .iter()
+                    .filter(|p| !p.grants.recorder)
+                    .map(|p| p.info())
+                    .collect()
+            })
+            .unwrap_or_default();
+        list.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then(a.sid.cmp(&b.sid)));
+        Ok(list)
+    }
+
+    async fn get(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        identity: &Identity,
+    ) -> Result<Option<ParticipantInfo>, DirectoryError> {
+        Ok(self
+            .live(project, room)
+            .and_then(|r| r.find(identity.as_str()))
+            .map(|p| p.info()))
+    }
+
+    async fn remove(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        identity: &Identity,
+    ) -> Result<(), DirectoryError> {
+        let (room, p) = self.participant(project, room, identity)?;
+        p.signal(crate::signal::protocol::ServerMessage::Leave {
+            reason: "removed".into(),
+        });
+        room.remove(&p, LeaveReason::Removed).await;
+        p.command(Command::Close(LeaveReason::Removed));
+        Ok(())
+    }
+
+    async fn mute_track(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        identity: &Identity,
+        track: TrackSid,
+        muted: bool,
+    ) -> Result<ParticipantInfo, DirectoryError> {
+        let (room, p) = self.participant(project, room, identity)?;
+        if !room.set_track_muted(&p, track, muted) {
+            return Err(DirectoryError::NotFound(format!(
+                "participant `{identity}` publishes no track {track}"
+            )));
+        }
+        Ok(p.info())
+    }
+
+    async fn update(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        identity: &Identity,
+        update: ParticipantUpdate,
+    ) -> Result<ParticipantInfo, DirectoryError> {
+        let (room, p) = self.participant(project, room, identity)?;
+        p.update(update.name, update.metadata, update.permissions);
+        room.announce_update(&p);
+        Ok(p.info())
+    }
+
+    async fn close_room(&self, project: ProjectId, room: &RoomName) -> Result<(), DirectoryError> {
+        if let Some(r) = self.live(project, room) {
+            self.forget(&r);
+            for p in r.participants() {
+                p.signal(crate::signal::protocol::ServerMessage::Leave {
+                    reason: "room_closed".into(),
+                });
+            }
+            r.close(LeaveReason::RoomClosed).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+//! Room logic: who is in which room, what they publish and who receives it.
+//! It drives the packet path in [`crate::sfu`]; the packet path knows nothing of rooms.
+pub mod manager;
+pub mod participant;
+pub mod room;

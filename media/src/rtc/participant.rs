@@ -1,0 +1,211 @@
+//! A participant: one connected session with its two peer connections.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use switchboard_core::event::{LeaveReason, ParticipantRef, TrackKind, TrackSource};
+use switchboard_core::room::{
+    ParticipantInfo, ParticipantPermissions, ParticipantState, TrackInfo,
+};
+use switchboard_core::token::Grants;
+use switchboard_core::{Identity, ParticipantSid, TrackSid};
+use tokio::sync::mpsc;
+use webrtc::data_channel::DataChannel;
+use webrtc::peer_connection::PeerConnection;
+use webrtc::rtp_transceiver::RtpTransceiver;
+
+use crate::sfu::downtrack::DownTrack;
+use crate::sfu::receiver::TrackReceiver;
+use crate::signal::protocol::ServerMessage;
+
+/// What the room asks of a participant's session.
+#[derive(Debug)]
+pub enum Command {
+    /// Send this message on the signaling socket.
+    Signal(Box<ServerMessage>),
+    /// The subscriber connection's tracks changed: offer again.
+    Renegotiate,
+    /// End the session.
+    Close(LeaveReason),
+}
+
+/// A participant's two outgoing data channels.
+#[derive(Clone)]
+pub struct DataChannels {
+    /// Ordered and reliable (`_reliable`).
+    pub reliable: Arc<dyn DataChannel>,
+    /// Unordered, no retransmissions (`_lossy`).
+    pub lossy: Arc<dyn DataChannel>,
+}
+
+/// A track the participant announced with `add_track` and has not offered yet.
+#[derive(Debug, Clone)]
+pub struct PendingTrack {
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Where it comes from.
+    pub source: TrackSource,
+    /// Sent as simulcast.
+    pub simulcast: bool,
+}
+
+/// A track this participant publishes.
+pub struct Published {
+    /// As shown to others.
+    pub info: TrackInfo,
+    /// The receiving end in the SFU.
+    pub receiver: Arc<TrackReceiver>,
+}
+
+/// A track this participant receives.
+pub struct Subscription {
+    /// The outgoing copy.
+    pub downtrack: Arc<DownTrack>,
+    /// Its transceiver on the subscriber connection.
+    pub transceiver: Arc<dyn RtpTransceiver>,
+}
+
+struct Profile {
+    name: String,
+    metadata: String,
+    permissions: ParticipantPermissions,
+    state: ParticipantState,
+}
+
+/// One connected session.
+pub struct Participant {
+    /// This session.
+    pub sid: ParticipantSid,
+    /// The token's identity.
+    pub identity: Identity,
+    /// When it joined.
+    pub joined_at: DateTime<Utc>,
+    /// The token's grants.
+    pub grants: Grants,
+    /// The connection the client publishes on.
+    pub publisher: Arc<dyn PeerConnection>,
+    /// The connection the SFU forwards others' media on.
+    pub subscriber: Arc<dyn PeerConnection>,
+    commands: mpsc::UnboundedSender<Command>,
+    profile: Mutex<Profile>,
+    /// Announced, not yet offered tracks, by the client's id.
+    pub pending: Mutex<HashMap<String, PendingTrack>>,
+    /// Published tracks.
+    pub published: Mutex<HashMap<TrackSid, Published>>,
+    /// Received tracks.
+    pub subscriptions: Mutex<HashMap<TrackSid, Subscription>>,
+    /// Outgoing data channels on the subscriber connection.
+    pub data_out: Mutex<Option<DataChannels>>,
+}
+
+/// Locks a std mutex, recovering from poisoning (a panicked holder left consistent data or none).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Participant {
+    /// A participant joining now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        identity: Identity,
+        name: String,
+        metadata: String,
+        grants: Grants,
+        publisher: Arc<dyn PeerConnection>,
+        subscriber: Arc<dyn PeerConnection>,
+        commands: mpsc::UnboundedSender<Command>,
+    ) -> Arc<Self> {
+        let permissions = ParticipantPermissions {
+            can_publish: grants.can_publish,
+            can_subscribe: grants.can_subscribe,
+            can_publish_data: grants.can_publish_data,
+        };
+        Arc::new(Self {
+            sid: ParticipantSid::new(),
+            identity,
+            joined_at: Utc::now(),
+            grants,
+            publisher,
+            subscriber,
+            commands,
+            profile: Mutex::new(Profile {
+                name,
+                metadata,
+                permissions,
+                state: ParticipantState::Joining,
+            }),
+            pending: Mutex::new(HashMap::new()),
+            published: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashMap::new()),
+            data_out: Mutex::new(None),
+        })
+    }
+
+    /// How events refer to this participant.
+    pub fn reference(&self) -> ParticipantRef {
+        ParticipantRef {
+            sid: self.sid,
+            identity: self.identity.clone(),
+        }
+    }
+
+    /// The participant as the API and other participants see it.
+    pub fn info(&self) -> ParticipantInfo {
+        let profile = lock(&self.profile);
+        let mut tracks: Vec<TrackInfo> = lock(&self.published)
+            .values()
+            .map(|p| p.info.clone())
+            .collect();
+        tracks.sort_by_key(|t| t.sid);
+        ParticipantInfo {
+            sid: self.sid,
+            identity: self.identity.clone(),
+            name: profile.name.clone(),
+            metadata: profile.metadata.clone(),
+            state: profile.state,
+            joined_at: self.joined_at,
+            permissions: profile.permissions,
+            tracks,
+        }
+    }
+
+    /// Current permissions.
+    pub fn permissions(&self) -> ParticipantPermissions {
+        lock(&self.profile).permissions
+    }
+
+    /// Marks media as connected.
+    pub fn set_active(&self) {
+        lock(&self.profile).state = ParticipantState::Active;
+    }
+
+    /// Changes name, metadata or permissions.
+    pub fn update(
+        &self,
+        name: Option<String>,
+        metadata: Option<String>,
+        permissions: Option<ParticipantPermissions>,
+    ) {
+        let mut profile = lock(&self.profile);
+        if let Some(n) = name {
+            profile.name = n;
+        }
+        if let Some(m) = metadata {
+            profile.metadata = m;
+        }
+        if let Some(p) = permissions {
+            profile.permissions = p;
+        }
+    }
+
+    /// Sends a command to the session; false if the session is gone.
+    pub fn command(&self, c: Command) -> bool {
+        self.commands.send(c).is_ok()
+    }
+
+    /// Sends a signaling message.
+    pub fn signal(&self, m: ServerMessage) {
+        self.command(Command::Signal(Box::new(m)));
+    }
+}

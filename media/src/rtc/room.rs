@@ -1,0 +1,527 @@
+//! A live room on this media node: its participants and the wiring between
+//! publishers' receivers and subscribers' down-tracks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rand::Rng;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use switchboard_core::event::{LeaveReason, RoomRef, TrackKind, TrackRef};
+use switchboard_core::room::{ParticipantInfo, RoomLimits, TrackInfo};
+use switchboard_core::{
+    Event, EventPayload, ParticipantSid, ProjectId, RoomName, RoomSid, TrackSid,
+};
+use switchboard_store::Store;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::MediaStreamTrack;
+
+use super::participant::{lock, Command, Participant, Published, Subscription};
+use crate::sfu::downtrack::DownTrack;
+use crate::sfu::engine::codec_for;
+use crate::sfu::receiver::TrackReceiver;
+use crate::signal::protocol::ServerMessage;
+use crate::MediaError;
+
+/// Largest data message forwarded, in bytes.
+pub const MAX_DATA_BYTES: usize = 15 * 1024;
+
+/// Why a join was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdmitError {
+    /// `max_participants` reached.
+    Full(u32),
+    /// The room is closing.
+    Closed,
+}
+
+/// A live room.
+pub struct Room {
+    /// Its project.
+    pub project: ProjectId,
+    /// This incarnation.
+    pub sid: RoomSid,
+    /// Its name.
+    pub name: RoomName,
+    /// Its metadata.
+    pub metadata: String,
+    limits: RoomLimits,
+    participants: Mutex<HashMap<ParticipantSid, Arc<Participant>>>,
+    store: Store,
+    closed: AtomicBool,
+    /// Bumped on every join, so an empty-room timer knows whether anyone came back.
+    generation: AtomicU64,
+}
+
+impl Room {
+    /// A room with no one in it yet.
+    pub fn new(
+        project: ProjectId,
+        sid: RoomSid,
+        name: RoomName,
+        metadata: String,
+        limits: RoomLimits,
+        store: Store,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            project,
+            sid,
+            name,
+            metadata,
+            limits,
+            participants: Mutex::new(HashMap::new()),
+            store,
+            closed: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// How events refer to this room.
+    pub fn reference(&self) -> RoomRef {
+        RoomRef {
+            sid: self.sid,
+            name: self.name.clone(),
+        }
+    }
+
+    /// Seconds the room stays open once empty.
+    pub fn empty_timeout_s(&self) -> u32 {
+        self.limits.empty_timeout_s
+    }
+
+    /// Everyone in the room now.
+    pub fn participants(&self) -> Vec<Arc<Participant>> {
+        lock(&self.participants).values().cloned().collect()
+    }
+
+    /// The participant with `identity`, if connected.
+    pub fn find(&self, identity: &str) -> Option<Arc<Participant>> {
+        lock(&self.participants)
+            .values()
+            .find(|p| p.identity.as_str() == identity)
+            .cloned()
+    }
+
+    /// Whether nobody is in the room.
+    pub fn is_empty(&self) -> bool {
+        lock(&self.participants).is_empty()
+    }
+
+    /// The join counter (see [`Room::generation`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Whether the room has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    async fn record(&self, payload: EventPayload) {
+        let event = Event::new(self.project, chrono::Utc::now(), payload);
+        if let Err(e) = self.store.events().record(event).await {
+            tracing::error!(room = %self.name, error = %e, "could not record event");
+        }
+    }
+
+    fn others(&self, sid: ParticipantSid) -> Vec<Arc<Participant>> {
+        lock(&self.participants)
+            .values()
+            .filter(|p| p.sid != sid)
+            .cloned()
+            .collect()
+    }
+
+    /// Adds a participant; returns everyone else as they are now. An earlier
+    /// session with the same identity is ended.
+    pub async fn admit(&self, p: &Arc<Participant>) -> Result<Vec<ParticipantInfo>, AdmitError> {
+        if self.is_closed() {
+            return Err(AdmitError::Closed);
+        }
+        let (others, replaced) = {
+            let mut map = lock(&self.participants);
+            let replaced = map.values().find(|o| o.identity == p.identity).cloned();
+            let count = map.len() - usize::from(replaced.is_some());
+            if self.limits.max_participants > 0 && count >= self.limits.max_participants as usize {
+                return Err(AdmitError::Full(self.limits.max_participants));
+            }
+            if let Some(old) = &replaced {
+                map.remove(&old.sid);
+            }
+            map.insert(p.sid, p.clone());
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            let others: Vec<ParticipantInfo> = map
+                .values()
+                .filter(|o| o.sid != p.sid)
+                .map(|o| o.info())
+                .collect();
+            (others, replaced)
+        };
+        if let Some(old) = replaced {
+            self.remove(&old, LeaveReason::DuplicateIdentity).await;
+            old.command(Command::Close(LeaveReason::DuplicateIdentity));
+        }
+        self.record(EventPayload::ParticipantJoined {
+            room: self.reference(),
+            participant: p.reference(),
+        })
+        .await;
+        let info = p.info();
+        for other in self.others(p.sid) {
+            other.signal(ServerMessage::ParticipantJoined {
+                participant: info.clone(),
+            });
+        }
+        Ok(others)
+    }
+
+    /// Subscribes `p` to every track already published, if its grants allow.
+    pub async fn subscribe_to_existing(&self, p: &Arc<Participant>) {
+        if !p.permissions().can_subscribe {
+            return;
+        }
+        let mut added = false;
+        for publisher in self.others(p.sid) {
+            let tracks: Vec<(TrackInfo, Arc<TrackReceiver>)> = lock(&publisher.published)
+                .values()
+                .map(|t| (t.info.clone(), t.receiver.clone()))
+                .collect();
+            for (info, receiver) in tracks {
+                added |= self.subscribe(p, &publisher, &info, &receiver).await;
+            }
+        }
+        if added {
+            p.command(Command::Renegotiate);
+        }
+    }
+
+    /// Removes a participant: its tracks are unpublished, its subscriptions dropped.
+    /// Returns false if it was not (or no longer) in the room.
+    pub async fn remove(&self, p: &Arc<Participant>, reason: LeaveReason) -> bool {
+        let was_here = {
+            let mut map = lock(&self.participants);
+            match map.get(&p.sid) {
+                Some(current) if Arc::ptr_eq(current, p) => map.remove(&p.sid).is_some(),
+                _ => false,
+            }
+        };
+        let track_sids: Vec<TrackSid> = lock(&p.published).keys().copied().collect();
+        for sid in track_sids {
+            self.unpublish(p, sid).await;
+        }
+        let subscriptions: Vec<(TrackSid, Subscription)> = lock(&p.subscriptions).drain().collect();
+        for (track_sid, sub) in subscriptions {
+            sub.downtrack.close();
+            for publisher in self.participants() {
+                if let Some(t) = lock(&publisher.published).get(&track_sid) {
+                    t.receiver.detach(p.sid);
+                }
+            }
+        }
+        if was_here {
+            self.record(EventPayload::ParticipantLeft {
+                room: self.reference(),
+                participant: p.reference(),
+                reason,
+            })
+            .await;
+            for other in self.participants() {
+                other.signal(ServerMessage::ParticipantLeft {
+                    sid: p.sid,
+                    identity: p.identity.to_string(),
+                    reason,
+                });
+            }
+        }
+        let _ = p.publisher.close().await;
+        let _ = p.subscriber.close().await;
+        was_here
+    }
+
+    /// Publishes a track `p` started sending, and subscribes everyone else to it.
+    pub async fn publish(
+        &self,
+        p: &Arc<Participant>,
+        cid: Option<String>,
+        info: TrackInfo,
+        receiver: Arc<TrackReceiver>,
+    ) {
+        lock(&p.published).insert(
+            info.sid,
+            Published {
+                info: info.clone(),
+                receiver: receiver.clone(),
+            },
+        );
+        self.record(EventPayload::TrackPublished {
+            room: self.reference(),
+            participant: p.reference(),
+            track: track_ref(&info),
+        })
+        .await;
+        p.signal(ServerMessage::TrackPublished {
+            participant_sid: p.sid,
+            cid,
+            track: info.clone(),
+        });
+        for other in self.others(p.sid) {
+            other.signal(ServerMessage::TrackPublished {
+                participant_sid: p.sid,
+                cid: None,
+                track: info.clone(),
+            });
+            if other.permissions().can_subscribe
+                && self.subscribe(&other, p, &info, &receiver).await
+            {
+                other.command(Command::Renegotiate);
+            }
+        }
+    }
+
+    /// Ends a published track for everyone.
+    pub async fn unpublish(&self, p: &Arc<Participant>, track_sid: TrackSid) {
+        let Some(published) = lock(&p.published).remove(&track_sid) else {
+            return;
+        };
+        published.receiver.detach_all();
+        self.record(EventPayload::TrackUnpublished {
+            room: self.reference(),
+            participant: p.reference(),
+            track: track_ref(&published.info),
+        })
+        .await;
+        for other in self.others(p.sid) {
+            let sub = lock(&other.subscriptions).remove(&track_sid);
+            if let Some(sub) = sub {
+                if let Ok(Some(sender)) = sub.transceiver.sender().await {
+                    let _ = other.subscriber.remove_track(&sender).await;
+                }
+                other.command(Command::Renegotiate);
+            }
+            other.signal(ServerMessage::TrackUnpublished {
+                participant_sid: p.sid,
+                track_sid,
+            });
+        }
+    }
+
+    /// Creates `subscriber`'s copy of a track; returns whether a transceiver was added.
+    async fn subscribe(
+        &self,
+        subscriber: &Arc<Participant>,
+        publisher: &Participant,
+        info: &TrackInfo,
+        receiver: &Arc<TrackReceiver>,
+    ) -> bool {
+        if lock(&subscriber.subscriptions).contains_key(&info.sid) {
+            return false;
+        }
+        match self
+            .add_downtrack(subscriber, publisher, info, receiver)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(room = %self.name, track = %info.sid, subscriber = %subscriber.sid, error = %e, "subscription failed");
+                false
+            }
+        }
+    }
+
+    async fn add_downtrack(
+        &self,
+        subscriber: &Arc<Participant>,
+        publisher: &Participant,
+        info: &TrackInfo,
+        receiver: &Arc<TrackReceiver>,
+    ) -> Result<(), MediaError> {
+        let mime = info.mime_type.as_deref().unwrap_or_default();
+        let codec = codec_for(mime)
+            .ok_or_else(|| MediaError::Protocol(format!("codec {mime} is not forwarded")))?;
+        let ssrc: u32 = rand::thread_rng().gen();
+        let kind = match info.kind {
+            TrackKind::Audio => RtpCodecKind::Audio,
+            TrackKind::Video => RtpCodecKind::Video,
+        };
+        let out = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            publisher.sid.to_string(),
+            info.sid.to_string(),
+            info.sid.to_string(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: codec.rtp_codec.clone(),
+                ..Default::default()
+            }],
+        )));
+        let transceiver = subscriber
+            .subscriber
+            .add_transceiver_from_track(
+                out.clone(),
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(MediaError::webrtc)?;
+        let initial_layer = receiver.best_layer(std::time::Instant::now());
+        let downtrack = DownTrack::new(
+            subscriber.sid,
+            info.sid,
+            out,
+            ssrc,
+            codec.payload_type,
+            codec.rtp_codec.clock_rate,
+            initial_layer,
+        );
+        tokio::spawn(downtrack.clone().read_feedback());
+        receiver.attach(downtrack.clone());
+        lock(&subscriber.subscriptions).insert(
+            info.sid,
+            Subscription {
+                downtrack,
+                transceiver,
+            },
+        );
+        Ok(())
+    }
+
+    /// Pauses or resumes `subscriber`'s copies of `tracks` (selective subscription).
+    pub async fn set_subscribed(
+        &self,
+        subscriber: &Arc<Participant>,
+        tracks: &[TrackSid],
+        subscribed: bool,
+    ) {
+        let mut added = false;
+        for track_sid in tracks {
+            let existing = lock(&subscriber.subscriptions)
+                .get(track_sid)
+                .map(|s| s.downtrack.clone());
+            match existing {
+                Some(dt) => dt.set_paused(!subscribed),
+                None if subscribed && subscriber.permissions().can_subscribe => {
+                    for publisher in self.others(subscriber.sid) {
+                        let found = lock(&publisher.published)
+                            .get(track_sid)
+                            .map(|t| (t.info.clone(), t.receiver.clone()));
+                        if let Some((info, receiver)) = found {
+                            added |= self
+                                .subscribe(subscriber, &publisher, &info, &receiver)
+                                .await;
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        if added {
+            subscriber.command(Command::Renegotiate);
+        }
+    }
+
+    /// Mutes or unmutes a published track and tells everyone.
+    pub fn set_track_muted(
+        &self,
+        publisher: &Arc<Participant>,
+        track_sid: TrackSid,
+        muted: bool,
+    ) -> bool {
+        let found = {
+            let mut published = lock(&publisher.published);
+            published.get_mut(&track_sid).map(|t| {
+                t.info.muted = muted;
+                t.receiver.set_muted(muted);
+            })
+        };
+        if found.is_none() {
+            return false;
+        }
+        for p in self.participants() {
+            p.signal(ServerMessage::TrackMuted {
+                participant_sid: publisher.sid,
+                track_sid,
+                muted,
+            });
+        }
+        true
+    }
+
+    /// Tells everyone a participant's profile changed.
+    pub fn announce_update(&self, p: &Participant) {
+        let info = p.info();
+        for other in self.participants() {
+            other.signal(ServerMessage::ParticipantUpdated {
+                participant: info.clone(),
+            });
+        }
+    }
+
+    /// Forwards a data message from `from` to everyone else on the same kind of channel.
+    pub async fn forward_data(
+        &self,
+        from: &Participant,
+        reliable: bool,
+        data: &[u8],
+    ) -> Result<(), String> {
+        if !from.permissions().can_publish_data {
+            return Err("this participant may not send data (token lacks can_publish_data)".into());
+        }
+        if data.len() > MAX_DATA_BYTES {
+            return Err(format!(
+                "data message of {} bytes is over the {MAX_DATA_BYTES}-byte limit",
+                data.len()
+            ));
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Incoming {
+            #[serde(default)]
+            topic: Option<String>,
+            payload: String,
+        }
+        let msg: Incoming = serde_json::from_slice(data)
+            .map_err(|e| format!("data message is not {{topic?, payload}} JSON: {e}"))?;
+        let out = serde_json::json!({ "from": from.identity.as_str(), "topic": msg.topic, "payload": msg.payload }).to_string();
+        for other in self.others(from.sid) {
+            let channel = lock(&other.data_out).as_ref().map(|c| {
+                if reliable {
+                    c.reliable.clone()
+                } else {
+                    c.lossy.clone()
+                }
+            });
+            if let Some(channel) = channel {
+                if let Err(e) = channel.send_text(&out).await {
+                    tracing::debug!(to = %other.sid, error = %e, "data message not delivered");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends every session (the room was deleted or timed out).
+    pub async fn close(&self, reason: LeaveReason) {
+        self.closed.store(true, Ordering::SeqCst);
+        for p in self.participants() {
+            self.remove(&p, reason).await;
+            p.command(Command::Close(reason));
+        }
+    }
+}
+
+fn track_ref(info: &TrackInfo) -> TrackRef {
+    TrackRef {
+        sid: info.sid,
+        kind: info.kind,
+        source: info.source,
+        mime_type: info.mime_type.clone(),
+    }
+}

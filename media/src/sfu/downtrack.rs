@@ -1,0 +1,168 @@
+//! One subscriber's copy of a published track.
+//!
+//! Lifecycle: created when a participant subscribes, added to the
+//! subscriber's peer connection as a send-only transceiver, attached to the
+//! publisher's [`TrackReceiver`](super::receiver::TrackReceiver), and detached
+//! and closed on unsubscribe, unpublish or leave. Each packet the receiver
+//! hands it is decided by the [`Forwarder`] and rewritten (SSRC, payload
+//! type, sequence number, timestamp; header extensions dropped, since their
+//! ids were negotiated with the publisher, not this subscriber).
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::header::Header;
+use rtc::rtp::Packet;
+use switchboard_core::{ParticipantSid, TrackSid};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+
+use super::forwarder::{Forwarder, Incoming, Verdict};
+
+/// A subscriber's outgoing copy of one track.
+pub struct DownTrack {
+    /// Who receives it.
+    pub subscriber: ParticipantSid,
+    /// The track it copies.
+    pub track_sid: TrackSid,
+    out: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: u8,
+    forwarder: Mutex<Forwarder>,
+    /// Highest layer the subscriber asked for (`set_layer`).
+    max_layer: AtomicU8,
+    keyframe_requested: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl DownTrack {
+    /// A down-track sending on `out` as `ssrc` with `payload_type`.
+    pub fn new(
+        subscriber: ParticipantSid,
+        track_sid: TrackSid,
+        out: Arc<TrackLocalStaticRTP>,
+        ssrc: u32,
+        payload_type: u8,
+        clock_rate: u32,
+        initial_layer: u8,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            subscriber,
+            track_sid,
+            out,
+            ssrc,
+            payload_type,
+            forwarder: Mutex::new(Forwarder::new(clock_rate, initial_layer)),
+            max_layer: AtomicU8::new(u8::MAX),
+            keyframe_requested: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The local track given to the subscriber's peer connection.
+    pub fn track_local(&self) -> Arc<TrackLocalStaticRTP> {
+        self.out.clone()
+    }
+
+    fn forwarder(&self) -> std::sync::MutexGuard<'_, Forwarder> {
+        self.forwarder.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Caps the layer forwarded to this subscriber.
+    pub fn set_max_layer(&self, layer: u8) {
+        self.max_layer.store(layer, Ordering::Relaxed);
+    }
+
+    /// Points the forwarder at the best layer not above the subscriber's cap.
+    pub fn choose_layer(&self, best_available: u8) {
+        let layer = best_available.min(self.max_layer.load(Ordering::Relaxed));
+        let mut f = self.forwarder();
+        if f.target_layer() != layer {
+            f.set_target_layer(layer);
+        }
+    }
+
+    /// Pauses or resumes forwarding (selective unsubscribe keeps the transceiver).
+    pub fn set_paused(&self, paused: bool) {
+        self.forwarder().set_paused(paused);
+    }
+
+    /// Decides on one packet and returns it rewritten for this subscriber, or `None` to drop it.
+    pub fn prepare(
+        &self,
+        now: Instant,
+        layer: u8,
+        keyframe: bool,
+        packet: &Packet,
+    ) -> Option<Packet> {
+        if self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let incoming = Incoming {
+            layer,
+            sequence_number: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            keyframe,
+        };
+        match self.forwarder().on_packet(now, incoming) {
+            Verdict::Drop => None,
+            Verdict::Forward {
+                sequence_number,
+                timestamp,
+            } => Some(Packet {
+                header: Header {
+                    version: 2,
+                    padding: packet.header.padding,
+                    marker: packet.header.marker,
+                    payload_type: self.payload_type,
+                    sequence_number,
+                    timestamp,
+                    ssrc: self.ssrc,
+                    ..Default::default()
+                },
+                payload: packet.payload.clone(),
+            }),
+        }
+    }
+
+    /// Queues a prepared packet for sending.
+    pub async fn send(&self, packet: Packet) {
+        if let Err(e) = self.out.write_rtp(packet).await {
+            tracing::debug!(track = %self.track_sid, subscriber = %self.subscriber, error = %e, "down-track write failed");
+        }
+    }
+
+    /// Whether the publisher should be asked for a keyframe on this subscriber's behalf,
+    /// and on which layer: the forwarder waits for one, or the subscriber sent a PLI/FIR.
+    pub fn keyframe_wanted(&self, now: Instant) -> Option<u8> {
+        let mut f = self.forwarder();
+        let asked = self.keyframe_requested.swap(false, Ordering::Relaxed);
+        if f.wants_keyframe(now) {
+            return Some(f.target_layer());
+        }
+        asked.then(|| f.current_layer().unwrap_or(f.target_layer()))
+    }
+
+    /// Reads the subscriber's RTCP for keyframe requests until the track closes.
+    pub async fn read_feedback(self: Arc<Self>) {
+        while let Some(event) = self.out.poll().await {
+            if let TrackLocalEvent::OnRtcpPacket(packets) = event {
+                let wants = packets.iter().any(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                });
+                if wants {
+                    self.keyframe_requested.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Stops forwarding for good.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+}

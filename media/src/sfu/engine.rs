@@ -1,0 +1,236 @@
+//! Building peer connections: codecs, interceptors and ICE settings shared by every session.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
+};
+use rtc::peer_connection::transport::RTCIceCandidateType;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceServer, Registry, SettingEngineBuilder,
+};
+
+use crate::MediaError;
+
+/// How peer connections reach the network.
+#[derive(Debug, Clone)]
+pub struct RtcConfig {
+    /// The local IP that UDP sockets bind to (one ephemeral port per connection).
+    pub bind_ip: IpAddr,
+    /// The IP to advertise in host candidates instead of the bound one (`--node-ip`).
+    pub node_ip: Option<IpAddr>,
+    /// STUN/TURN servers handed to clients and used by the server.
+    pub ice_servers: Vec<crate::signal::protocol::IceServer>,
+}
+
+impl Default for RtcConfig {
+    fn default() -> Self {
+        Self {
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            node_ip: None,
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+/// The codecs the SFU forwards, with the payload types it offers subscribers.
+pub fn codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
+    let video_feedback = vec![
+        RTCPFeedback {
+            typ: "goog-remb".into(),
+            parameter: String::new(),
+        },
+        RTCPFeedback {
+            typ: "transport-cc".into(),
+            parameter: String::new(),
+        },
+        RTCPFeedback {
+            typ: "ccm".into(),
+            parameter: "fir".into(),
+        },
+        RTCPFeedback {
+            typ: "nack".into(),
+            parameter: String::new(),
+        },
+        RTCPFeedback {
+            typ: "nack".into(),
+            parameter: "pli".into(),
+        },
+    ];
+    let codec = |mime: &str, clock_rate, channels, fmtp: &str, rtcp_feedback: Vec<RTCPFeedback>| {
+        RTCRtpCodec {
+            mime_type: mime.into(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.into(),
+            rtcp_feedback,
+        }
+    };
+    let audio_feedback = vec![RTCPFeedback {
+        typ: "transport-cc".into(),
+        parameter: String::new(),
+    }];
+    let mut out = vec![(
+        RTCRtpCodecParameters {
+            rtp_codec: codec(
+                MIME_TYPE_OPUS,
+                48_000,
+                2,
+                "minptime=10;useinbandfec=1",
+                audio_feedback,
+            ),
+            payload_type: 111,
+        },
+        RtpCodecKind::Audio,
+    )];
+    for (mime, payload_type, fmtp) in [
+        (MIME_TYPE_VP8, 96, ""),
+        (MIME_TYPE_VP9, 98, "profile-id=0"),
+        (
+            MIME_TYPE_H264,
+            102,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        ),
+        (MIME_TYPE_AV1, 41, "profile-id=0"),
+    ] {
+        out.push((
+            RTCRtpCodecParameters {
+                rtp_codec: codec(mime, 90_000, 0, fmtp, video_feedback.clone()),
+                payload_type,
+            },
+            RtpCodecKind::Video,
+        ));
+    }
+    out
+}
+
+/// The SFU's own codec entry for `mime` (case-insensitive), as offered to subscribers.
+pub fn codec_for(mime: &str) -> Option<RTCRtpCodecParameters> {
+    codecs()
+        .into_iter()
+        .map(|(c, _)| c)
+        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+}
+
+fn media_engine() -> Result<MediaEngine, MediaError> {
+    let mut me = MediaEngine::default();
+    for (codec, kind) in codecs() {
+        me.register_codec(codec, kind).map_err(MediaError::webrtc)?;
+    }
+    Ok(me)
+}
+
+/// Builds a peer connection whose events go to `handler`.
+pub async fn new_peer_connection(
+    config: &RtcConfig,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<Arc<dyn PeerConnection>, MediaError> {
+    let mut me = media_engine()?;
+    let registry = configure_nack(Registry::new(), &mut me);
+    let registry = configure_rtcp_reports(registry);
+    let registry = configure_twcc(registry, &mut me).map_err(MediaError::webrtc)?;
+    configure_simulcast_extension_headers(&mut me).map_err(MediaError::webrtc)?;
+    let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
+
+    let mut settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_ice_timeouts(
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_secs(15)),
+            Some(Duration::from_secs(2)),
+        );
+    if let Some(ip) = config.node_ip {
+        settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
+    }
+    let ice_servers = config
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        })
+        .collect();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_ice_servers(ice_servers)
+                .build(),
+        )
+        .with_media_engine(me)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings.build())
+        .with_handler(handler)
+        .with_udp_addrs(vec![format!("{}:0", config.bind_ip)])
+        .build()
+        .await
+        .map_err(MediaError::webrtc)?;
+    Ok(Arc::new(pc))
+}
+
+/// Interceptor that hands subscribers' keyframe requests (PLI, FIR) to the SFU,
+/// which relays them to the publisher; other RTCP stays inside the stack.
+#[derive(Default)]
+struct KeyframeRequests {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = webrtc::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        // Everything passes through (NACK, reports and TWCC need it); compound
+        // packets holding a keyframe request are also handed to the application.
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let wants_keyframe = packets.iter().any(|p| {
+                let any = p.as_any();
+                any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+            });
+            if wants_keyframe {
+                msg.message.add(Attribute::DeliverToApplication);
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequests {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}

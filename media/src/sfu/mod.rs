@@ -1,0 +1,7 @@
+//! The packet path: receive from a publisher, decide per subscriber, rewrite, send.
+//! It knows nothing of rooms; [`crate::rtc`] drives it.
+pub mod downtrack;
+pub mod engine;
+pub mod forwarder;
+pub mod keyframe;
+pub mod receiver;

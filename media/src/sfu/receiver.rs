@@ -1,0 +1,252 @@
+//! A published track as the SFU receives it, fanned out to its down-tracks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::Packet;
+use switchboard_core::TrackSid;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::downtrack::DownTrack;
+use super::keyframe::Codec;
+
+/// Simulcast layers a track can have.
+pub const MAX_LAYERS: usize = 3;
+/// A layer counts as sent if a packet arrived within this window.
+const LAYER_ALIVE: Duration = Duration::from_millis(1500);
+/// How often layer choices are re-evaluated.
+const LAYER_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The simulcast layer a RID names: `q`/`h`/`f` (or `l`/`m`/`h` for some clients), else by order of arrival.
+fn layer_of_rid(rid: &str, known: usize) -> u8 {
+    match rid {
+        "q" | "l" | "0" => 0,
+        "h" | "m" | "1" => 1,
+        "f" | "2" => 2,
+        _ => known.min(MAX_LAYERS - 1) as u8,
+    }
+}
+
+#[derive(Default)]
+struct Layers {
+    ssrcs: [Option<u32>; MAX_LAYERS],
+    last_seen: [Option<Instant>; MAX_LAYERS],
+    last_check: Option<Instant>,
+}
+
+impl Layers {
+    fn layer_of(&self, ssrc: u32) -> u8 {
+        self.ssrcs
+            .iter()
+            .position(|s| *s == Some(ssrc))
+            .unwrap_or(0) as u8
+    }
+
+    fn best_alive(&self, now: Instant) -> u8 {
+        (0..MAX_LAYERS)
+            .rev()
+            .find(|&l| self.last_seen[l].is_some_and(|t| now.duration_since(t) < LAYER_ALIVE))
+            .unwrap_or(0) as u8
+    }
+}
+
+/// Reads one remote track and hands each packet to every down-track.
+pub struct TrackReceiver {
+    /// The published track.
+    pub track_sid: TrackSid,
+    /// Its codec, for keyframe detection.
+    pub codec: Codec,
+    /// RTP clock rate.
+    pub clock_rate: u32,
+    remote: Arc<dyn TrackRemote>,
+    layers: Mutex<Layers>,
+    downtracks: RwLock<Vec<Arc<DownTrack>>>,
+    muted: AtomicBool,
+}
+
+impl TrackReceiver {
+    /// A receiver for `remote`.
+    pub fn new(
+        track_sid: TrackSid,
+        remote: Arc<dyn TrackRemote>,
+        codec: Codec,
+        clock_rate: u32,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            track_sid,
+            codec,
+            clock_rate,
+            remote,
+            layers: Mutex::new(Layers::default()),
+            downtracks: RwLock::new(Vec::new()),
+            muted: AtomicBool::new(false),
+        })
+    }
+
+    fn layers(&self) -> std::sync::MutexGuard<'_, Layers> {
+        self.layers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the SSRC of a (simulcast) layer as the stack reports it.
+    pub fn add_layer(&self, ssrc: u32, rid: Option<&str>) {
+        let mut layers = self.layers();
+        if layers.ssrcs.contains(&Some(ssrc)) {
+            return;
+        }
+        let known = layers.ssrcs.iter().flatten().count();
+        let layer = rid.map_or(0, |r| layer_of_rid(r, known)) as usize;
+        layers.ssrcs[layer] = Some(ssrc);
+    }
+
+    /// The highest layer being received now.
+    pub fn best_layer(&self, now: Instant) -> u8 {
+        self.layers().best_alive(now)
+    }
+
+    /// Starts forwarding to `downtrack`.
+    pub fn attach(&self, downtrack: Arc<DownTrack>) {
+        downtrack.choose_layer(self.best_layer(Instant::now()));
+        self.downtracks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(downtrack);
+    }
+
+    /// Stops forwarding to the subscriber's down-track, returning it.
+    pub fn detach(&self, subscriber: switchboard_core::ParticipantSid) -> Option<Arc<DownTrack>> {
+        let mut list = self.downtracks.write().unwrap_or_else(|p| p.into_inner());
+        let i = list.iter().position(|d| d.subscriber == subscriber)?;
+        let dt = list.swap_remove(i);
+        dt.close();
+        Some(dt)
+    }
+
+    /// Every attached down-track (for teardown).
+    pub fn detach_all(&self) -> Vec<Arc<DownTrack>> {
+        let list = std::mem::take(&mut *self.downtracks.write().unwrap_or_else(|p| p.into_inner()));
+        for dt in &list {
+            dt.close();
+        }
+        list
+    }
+
+    /// Stops or resumes forwarding altogether (muted by the publisher or an admin).
+    pub fn set_muted(&self, muted: bool) {
+        self.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// Reads the remote track until it ends, forwarding every packet.
+    pub async fn run(self: Arc<Self>) {
+        // Reused for every packet: no allocation per packet once it has grown.
+        let mut batch: Vec<(Arc<DownTrack>, Packet)> = Vec::with_capacity(8);
+        let mut keyframe_layers: Vec<u8> = Vec::with_capacity(MAX_LAYERS);
+        while let Some(event) = self.remote.poll().await {
+            match event {
+                TrackRemoteEvent::OnOpen(init) => self.add_layer(init.ssrc, init.rid.as_deref()),
+                TrackRemoteEvent::OnRtpPacket(packet) => {
+                    let now = Instant::now();
+                    self.route(now, &packet, &mut batch, &mut keyframe_layers);
+                    for (downtrack, out) in batch.drain(..) {
+                        downtrack.send(out).await;
+                    }
+                    for layer in keyframe_layers.drain(..) {
+                        self.request_keyframe(layer).await;
+                    }
+                }
+                TrackRemoteEvent::OnEnded => break,
+                _ => {}
+            }
+        }
+        self.detach_all();
+    }
+
+    /// Decides, for one packet, what each down-track sends and which layers need a keyframe.
+    fn route(
+        &self,
+        now: Instant,
+        packet: &Packet,
+        batch: &mut Vec<(Arc<DownTrack>, Packet)>,
+        keyframe_layers: &mut Vec<u8>,
+    ) {
+        let (layer, best, recheck) = {
+            let mut layers = self.layers();
+            let layer = layers.layer_of(packet.header.ssrc);
+            layers.last_seen[usize::from(layer)] = Some(now);
+            let recheck = layers
+                .last_check
+                .is_none_or(|t| now.duration_since(t) >= LAYER_CHECK_INTERVAL);
+            if recheck {
+                layers.last_check = Some(now);
+            }
+            (layer, layers.best_alive(now), recheck)
+        };
+        if self.muted.load(Ordering::Relaxed) {
+            return;
+        }
+        let keyframe = self.codec.is_keyframe(&packet.payload);
+        let downtracks = self.downtracks.read().unwrap_or_else(|p| p.into_inner());
+        for dt in downtracks.iter() {
+            if recheck {
+                dt.choose_layer(best);
+                if let Some(l) = dt.keyframe_wanted(now) {
+                    if !keyframe_layers.contains(&l) {
+                        keyframe_layers.push(l);
+                    }
+                }
+            }
+            if let Some(out) = dt.prepare(now, layer, keyframe, packet) {
+                batch.push((dt.clone(), out));
+            }
+        }
+    }
+
+    /// Asks the publisher for a keyframe on `layer`.
+    pub async fn request_keyframe(&self, layer: u8) {
+        let ssrc = {
+            let layers = self.layers();
+            layers.ssrcs[usize::from(layer).min(MAX_LAYERS - 1)].or(layers
+                .ssrcs
+                .iter()
+                .flatten()
+                .next()
+                .copied())
+        };
+        let Some(media_ssrc) = ssrc else { return };
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        if let Err(e) = self.remote.write_rtcp(vec![Box::new(pli)]).await {
+            tracing::debug!(track = %self.track_sid, error = %e, "keyframe request failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rids_map_to_layers() {
+        assert_eq!(layer_of_rid("q", 0), 0);
+        assert_eq!(layer_of_rid("h", 1), 1);
+        assert_eq!(layer_of_rid("f", 2), 2);
+        assert_eq!(layer_of_rid("x", 1), 1);
+        assert_eq!(layer_of_rid("y", 9), 2);
+    }
+
+    #[test]
+    fn best_layer_is_the_highest_still_arriving() {
+        let now = Instant::now();
+        let mut l = Layers::default();
+        assert_eq!(l.best_alive(now), 0);
+        l.last_seen[0] = Some(now);
+        l.last_seen[2] = Some(now - Duration::from_secs(5));
+        l.last_seen[1] = Some(now);
+        assert_eq!(l.best_alive(now), 1);
+        l.last_seen[2] = Some(now);
+        assert_eq!(l.best_alive(now), 2);
+    }
+}

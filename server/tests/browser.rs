@@ -1,0 +1,232 @@
+//! End to end with real browsers: two headless Chromiums join a room through
+//! the JS SDK; one publishes camera and microphone, the other receives them.
+//! Each test runs in a network namespace with only loopback (see `common::browser`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::{isolated, Driver};
+use common::{send, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use switchboard_store::events::EventFilter;
+use switchboard_store::Backend;
+
+async fn token(s: &Server, room: &str, identity: &str, grants: Value) -> (String, String) {
+    let (st, t) = send(
+        s.dev(Method::POST, "/v1/tokens")
+            .json(&json!({ "room": room, "identity": identity, "grants": grants })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    (
+        t["url"].as_str().unwrap().to_owned(),
+        t["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+const JOIN: &str = r#"
+    const [url, token] = args;
+    const { connect } = await import('/sdk/switchboard.js');
+    window.events = [];
+    window.tracks = [];
+    const room = await connect(url, token);
+    window.room = room;
+    for (const name of ['participant_joined', 'participant_left', 'track_published', 'track_unpublished', 'disconnected']) {
+      room.on(name, (x) => events.push([name, (x && (x.identity || (x.participant && x.participant.identity))) || x]));
+    }
+    room.on('data', (d) => events.push(['data', d.from, d.payload, d.reliable]));
+    room.on('track_subscribed', ({ track }) => {
+      tracks.push(track.kind);
+      const el = document.createElement(track.kind);
+      el.autoplay = true; el.muted = true; el.srcObject = new MediaStream([track]);
+      document.body.appendChild(el);
+    });
+    return { sid: room.localParticipant.sid, others: room.participants.size };
+"#;
+
+const STATS: &str = r#"
+    const stats = await room.subscriber.getStats();
+    let framesDecoded = 0, audioPackets = 0, videoCodec = null;
+    const codecs = {};
+    stats.forEach((s) => { if (s.type === 'codec') codecs[s.id] = s.mimeType; });
+    stats.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') { framesDecoded += s.framesDecoded || 0; videoCodec = codecs[s.codecId] || videoCodec; }
+      if (s.kind === 'audio') audioPackets += s.packetsReceived || 0;
+    });
+    return { framesDecoded, audioPackets, videoCodec, tracks: window.tracks };
+"#;
+
+#[test]
+fn a_browser_receives_what_another_publishes() {
+    isolated("a_browser_receives_what_another_publishes", || async {
+        let s = Server::start(Backend::Sqlite).await;
+        send(
+            s.dev(Method::POST, "/v1/rooms")
+                .json(&json!({ "name": "e2e" })),
+        )
+        .await;
+        let driver = Driver::start().await;
+        let alice = driver.browser().await;
+        let bob = driver.browser().await;
+        for b in [&alice, &bob] {
+            b.client.goto(&format!("{}/demo", s.base)).await.unwrap();
+        }
+
+        // Alice joins first and publishes camera and microphone.
+        let (url, t) = token(&s, "e2e", "alice", json!({})).await;
+        let joined = alice.run(JOIN, vec![json!(url), json!(t)]).await;
+        assert_eq!(joined["others"], 0);
+        let published = alice
+            .run(
+                "const cam = await room.publishCamera(); const mic = await room.publishMicrophone();
+                 return { video: cam.sid, audio: mic.sid, videoMime: cam.info.mime_type, audioMime: mic.info.mime_type };",
+                vec![],
+            )
+            .await;
+        assert_eq!(published["videoMime"], "video/VP8", "{published}");
+        assert_eq!(published["audioMime"], "audio/opus", "{published}");
+
+        // Bob joins later, subscribe-only, and receives both tracks.
+        let (url, t) = token(&s, "e2e", "bob", json!({ "can_publish": false })).await;
+        let joined = bob.run(JOIN, vec![json!(url), json!(t)]).await;
+        assert_eq!(joined["others"], 1);
+        let mut stats = Value::Null;
+        for _ in 0..100 {
+            stats = bob.run(STATS, vec![]).await;
+            if stats["framesDecoded"].as_u64().unwrap_or(0) > 20
+                && stats["audioPackets"].as_u64().unwrap_or(0) > 50
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!("subscriber getStats: {stats}");
+        assert!(
+            stats["framesDecoded"].as_u64().unwrap_or(0) > 20,
+            "video frames decoded by the subscriber: {stats}"
+        );
+        assert!(
+            stats["audioPackets"].as_u64().unwrap_or(0) > 50,
+            "audio packets received by the subscriber: {stats}"
+        );
+        assert_eq!(stats["videoCodec"], "video/VP8");
+
+        // Data messages: reliable from Alice to Bob, with the sender's identity.
+        alice
+            .run(
+                "for (let i = 0; i < 50; i++) { try { room.sendData('hello bob', { topic: 'chat' }); return; } catch (e) { await new Promise(r => setTimeout(r, 100)); } } throw new Error('data channel never opened');",
+                vec![],
+            )
+            .await;
+        let mut events = Value::Null;
+        for _ in 0..50 {
+            events = bob.run("return window.events;", vec![]).await;
+            if events.as_array().unwrap().iter().any(|e| e[0] == "data") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            events
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| *e == json!(["data", "alice", "hello bob", true])),
+            "{events}"
+        );
+        // Bob may not publish: the server refuses his announcement.
+        let refused = bob
+            .run(
+                "return await new Promise((resolve) => { room.on('error', (e) => resolve(e.code)); room._send({ type: 'add_track', cid: 'x', kind: 'video' }); });",
+                vec![],
+            )
+            .await;
+        assert_eq!(refused, "not_allowed");
+
+        // The REST API sees both live participants and Alice's tracks.
+        let (st, list) = send(s.dev(Method::GET, "/v1/rooms/e2e/participants")).await;
+        assert_eq!(st, StatusCode::OK);
+        let people = list["data"].as_array().unwrap();
+        assert_eq!(people.len(), 2, "{list}");
+        let a = people
+            .iter()
+            .find(|p| p["identity"] == "alice")
+            .expect("alice listed");
+        assert_eq!(a["state"], "active");
+        let kinds: Vec<_> = a["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kinds.len(), 2, "{a}");
+        assert!(kinds.contains(&"audio".to_owned()) && kinds.contains(&"video".to_owned()));
+        let (_, room) = send(s.dev(Method::GET, "/v1/rooms/e2e")).await;
+        assert_eq!(room["num_participants"], 2);
+
+        // Alice leaves: Bob is told, and the log holds the whole story in order.
+        alice.run("room.leave(); return null;", vec![]).await;
+        for _ in 0..50 {
+            events = bob.run("return window.events;", vec![]).await;
+            if events
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e[0] == "participant_left")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            events
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| *e == json!(["participant_left", "alice"])),
+            "{events}"
+        );
+        let (_, list) = send(s.dev(Method::GET, "/v1/rooms/e2e/participants")).await;
+        assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+        let store = s.store().await;
+        let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
+        let project = project["id"].as_str().unwrap().parse().unwrap();
+        let log = store
+            .events()
+            .list(project, &EventFilter::default(), 0, 100)
+            .await
+            .unwrap();
+        let types: Vec<&str> = log.iter().map(|e| e.event_type()).collect();
+        let count = |t: &str| types.iter().filter(|x| **x == t).count();
+        assert_eq!(types[0], "room.started");
+        assert_eq!(
+            (count("participant.joined"), count("track.published")),
+            (2, 2),
+            "{types:?}"
+        );
+        assert_eq!(
+            (count("track.unpublished"), count("participant.left")),
+            (2, 1),
+            "{types:?}"
+        );
+        let pos = |t: &str| types.iter().position(|x| *x == t).unwrap();
+        assert!(pos("participant.joined") < pos("track.published"));
+        assert!(
+            types
+                .iter()
+                .rposition(|x| *x == "track.unpublished")
+                .unwrap()
+                < pos("participant.left")
+        );
+        for w in log.windows(2) {
+            assert!(w[0].created_at <= w[1].created_at && w[0].seq + 1 == w[1].seq);
+        }
+
+        bob.close().await;
+        alice.close().await;
+    });
+}

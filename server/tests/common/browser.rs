@@ -1,0 +1,166 @@
+//! Headless Chromium for end-to-end tests, driven over WebDriver (chromedriver),
+//! inside a network namespace that has only loopback.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+
+/// Runs `body` in a fresh network namespace holding only loopback, so media
+/// traffic can reach nothing but 127.0.0.1: the test binary re-runs itself
+/// under `unshare --net` for the one test `name`.
+pub fn isolated<F: std::future::Future<Output = ()>>(name: &str, body: impl FnOnce() -> F) {
+    if std::env::var_os("SWITCHBOARD_TEST_NETNS").is_some() {
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("run ip");
+        assert!(
+            up.success(),
+            "cannot bring loopback up in the test namespace"
+        );
+        // Several crates enable both ring and aws-lc in rustls; pick one for the WebDriver client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(body());
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("SWITCHBOARD_TEST_NETNS", "1")
+        .status()
+        .expect("run unshare (util-linux) to isolate the browser test's network");
+    assert!(
+        status.success(),
+        "{name} failed inside its network namespace (see output above)"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A chromedriver process.
+pub struct Driver {
+    child: Child,
+    pub url: String,
+}
+
+impl Driver {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) must be installed");
+        // Owned by a Driver from here on, so it is killed however the test ends.
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http
+                .get(format!("{}/status", driver.url))
+                .send()
+                .await
+                .is_ok()
+            {
+                return driver;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not start");
+    }
+
+    /// A new headless Chromium with a fake camera and microphone.
+    pub async fn browser(&self) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--use-fake-device-for-media-stream".into(),
+            "--use-fake-ui-for-media-stream".into(),
+            "--allow-loopback-in-peer-connection".into(),
+            "--autoplay-policy=no-user-gesture-required".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": "/usr/bin/chromium", "args": args }),
+        );
+        let client = ClientBuilder::rustls()
+            .expect("rustls client")
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("start Chromium through chromedriver");
+        Browser {
+            client,
+            _profile: profile,
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser.
+pub struct Browser {
+    pub client: Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Runs an async script body (`args` available as `args`) and returns its value;
+    /// a thrown error fails the test with its message.
+    pub async fn run(&self, body: &str, args: Vec<Value>) -> Value {
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\n\
+             const args = Array.from(arguments).slice(0, -1);\n\
+             (async () => {{ {body} }})().then((v) => done({{ ok: v === undefined ? null : v }}), (e) => done({{ err: String(e && e.stack || e) }}));"
+        );
+        let out = self
+            .client
+            .execute_async(&script, args)
+            .await
+            .expect("script ran");
+        if let Some(err) = out.get("err") {
+            panic!("browser script failed: {err}");
+        }
+        out.get("ok").cloned().unwrap_or(Value::Null)
+    }
+
+    /// Closes the browser.
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
