@@ -4,16 +4,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use switchboard_core::event::LeaveReason;
 use switchboard_core::token::{self, Claims, Grants, TokenError};
 use switchboard_core::{Identity, ProjectId, RoomName};
+use tower_http::cors::{Any, CorsLayer};
 
 use crate::rtc::manager::{RoomLookupError, RoomManager};
+use crate::rtc::participant::Command;
+use crate::rtc::room::Room;
 use crate::signal::protocol::MAX_FRAME_BYTES;
 
 /// The browser SDK, served at `/sdk/switchboard.js`.
@@ -38,9 +42,31 @@ struct MediaState {
 
 /// Routes of the media node; `demo` enables `/demo` (dev mode only).
 pub fn router(manager: Arc<RoomManager>, demo: Option<DemoKey>) -> Router {
+    // WHIP and WHEP are called from browsers on other origins (players, studio pages).
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::DELETE, Method::PATCH, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::LOCATION]);
+    let http_signaling = Router::new()
+        .route("/v1/whip/rooms/{room}", post(whip_offer).options(preflight))
+        .route(
+            "/v1/whep/rooms/{room}/participants/{identity}",
+            post(whep_offer).options(preflight),
+        )
+        .route(
+            "/v1/whip/sessions/{sid}",
+            delete(end_session).patch(no_trickle).options(preflight),
+        )
+        .route(
+            "/v1/whep/sessions/{sid}",
+            delete(end_session).patch(no_trickle).options(preflight),
+        )
+        .layer(cors);
     let mut router = Router::new()
         .route("/rtc", get(rtc))
-        .route("/sdk/switchboard.js", get(sdk));
+        .route("/sdk/switchboard.js", get(sdk))
+        .merge(http_signaling);
     if demo.is_some() {
         router = router
             .route("/demo", get(demo_page))
@@ -93,7 +119,8 @@ pub(crate) async fn authorize(
     Ok((project, claims))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// The token of an `Authorization: Bearer` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -129,19 +156,9 @@ async fn rtc(
             "the access token grants no room",
         );
     };
-    let room = match state.manager.room_for_join(project, &room_name, &claims.grants).await {
+    let room = match join_room(&state.manager, project, &room_name, &claims).await {
         Ok(r) => r,
-        Err(RoomLookupError::NotFound) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "room_not_found",
-                format!("room `{room_name}` does not exist; create it with POST /v1/rooms or grant room_create"),
-            )
-        }
-        Err(RoomLookupError::Store(e)) => {
-            tracing::error!(error = %e, "room lookup failed");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "cannot reach the room registry");
-        }
+        Err(response) => return response,
     };
     let upgrade = match upgrade {
         Ok(u) => u,
@@ -158,6 +175,91 @@ async fn rtc(
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| crate::signal::session::run(socket, manager, room, claims))
+}
+
+/// The live room a token may join, or the error response.
+pub(crate) async fn join_room(
+    manager: &RoomManager,
+    project: ProjectId,
+    room_name: &RoomName,
+    claims: &Claims,
+) -> Result<Arc<Room>, Response> {
+    match manager.room_for_join(project, room_name, &claims.grants).await {
+        Ok(r) => Ok(r),
+        Err(RoomLookupError::NotFound) => Err(error(
+            StatusCode::NOT_FOUND,
+            "room_not_found",
+            format!("room `{room_name}` does not exist; create it with POST /v1/rooms or grant room_create"),
+        )),
+        Err(RoomLookupError::Store(e)) => {
+            tracing::error!(error = %e, "room lookup failed");
+            Err(error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "cannot reach the room registry"))
+        }
+    }
+}
+
+async fn whip_offer(
+    State(state): State<MediaState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    crate::signal::whip::offer(state.manager, room, headers, body).await
+}
+
+async fn whep_offer(
+    State(state): State<MediaState>,
+    Path((room, identity)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    crate::signal::whep::offer(state.manager, room, identity, headers, body).await
+}
+
+/// `DELETE` on a WHIP or WHEP session's location ends it.
+async fn end_session(
+    State(state): State<MediaState>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(token) = bearer(&headers) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "send the access token as Authorization: Bearer <token>",
+        );
+    };
+    let (project, _) = match authorize(&state.manager, &token).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let found = sid
+        .parse()
+        .ok()
+        .and_then(|sid| state.manager.find_session(project, sid));
+    let Some((room, p)) = found else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "no such session (it may have ended already)",
+        );
+    };
+    room.remove(&p, LeaveReason::ClientLeft).await;
+    p.command(Command::Close(LeaveReason::ClientLeft));
+    StatusCode::OK.into_response()
+}
+
+/// Preflight requests are answered by the CORS layer; this only gives the route an OPTIONS method for it to wrap.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn no_trickle() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "trickle_not_supported",
+        "this server does not take trickled candidates: put them all in the offer",
+    )
 }
 
 async fn sdk() -> impl IntoResponse {

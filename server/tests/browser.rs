@@ -230,3 +230,167 @@ fn a_browser_receives_what_another_publishes() {
         alice.close().await;
     });
 }
+
+/// Offers `pc` to a WHIP/WHEP endpoint, applies the answer; returns the session location.
+const HTTP_SIGNAL: &str = r#"
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') resolve(); };
+      setTimeout(resolve, 3000);
+    });
+    const res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp', Authorization: 'Bearer ' + token },
+      body: pc.localDescription.sdp,
+    });
+    if (res.status !== 201) throw new Error('HTTP ' + res.status + ': ' + await res.text());
+    const location = res.headers.get('Location');
+    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    return location;
+"#;
+
+#[test]
+fn whip_in_and_whep_out_from_browser_pages() {
+    isolated("whip_in_and_whep_out_from_browser_pages", || async {
+        let s = Server::start(Backend::Sqlite).await;
+        send(
+            s.dev(Method::POST, "/v1/rooms")
+                .json(&json!({ "name": "studio" })),
+        )
+        .await;
+        let driver = Driver::start().await;
+        let encoder = driver.browser().await;
+        let player = driver.browser().await;
+        for b in [&encoder, &player] {
+            b.client.goto(&format!("{}/demo", s.base)).await.unwrap();
+        }
+
+        // An encoder publishes with nothing but fetch and RTCPeerConnection, as OBS would.
+        let (_, t) = token(&s, "studio", "obs", json!({})).await;
+        let publish = format!(
+            "const [endpoint, token] = args;
+             const media = await navigator.mediaDevices.getUserMedia({{ video: true, audio: true }});
+             const pc = new RTCPeerConnection();
+             window.pc = pc;
+             for (const track of media.getTracks()) pc.addTransceiver(track, {{ direction: 'sendonly' }});
+             {HTTP_SIGNAL}"
+        );
+        let whip_location = encoder
+            .run(
+                &publish,
+                vec![json!(format!("{}/v1/whip/rooms/studio", s.base)), json!(t)],
+            )
+            .await;
+        let whip_location = whip_location.as_str().unwrap().to_owned();
+        assert!(
+            whip_location.starts_with("/v1/whip/sessions/pa_"),
+            "{whip_location}"
+        );
+
+        // Wait until the server has both tracks published.
+        let mut tracks = 0;
+        for _ in 0..100 {
+            let (_, p) = send(s.dev(Method::GET, "/v1/rooms/studio/participants/obs")).await;
+            tracks = p["tracks"].as_array().map_or(0, Vec::len);
+            if tracks == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            tracks, 2,
+            "the WHIP session's audio and video were published"
+        );
+
+        // A player watches it over WHEP.
+        let (_, t) = token(&s, "studio", "viewer-1", json!({ "can_publish": false })).await;
+        let play = format!(
+            "const [endpoint, token] = args;
+             const pc = new RTCPeerConnection();
+             window.pc = pc;
+             pc.addTransceiver('video', {{ direction: 'recvonly' }});
+             pc.addTransceiver('audio', {{ direction: 'recvonly' }});
+             pc.ontrack = (e) => {{
+               const el = document.createElement(e.track.kind);
+               el.autoplay = true; el.muted = true; el.srcObject = new MediaStream([e.track]);
+               document.body.appendChild(el);
+             }};
+             {HTTP_SIGNAL}"
+        );
+        let whep_location = player
+            .run(
+                &play,
+                vec![
+                    json!(format!("{}/v1/whep/rooms/studio/participants/obs", s.base)),
+                    json!(t.clone()),
+                ],
+            )
+            .await;
+        let whep_location = whep_location.as_str().unwrap().to_owned();
+        assert!(
+            whep_location.starts_with("/v1/whep/sessions/pa_"),
+            "{whep_location}"
+        );
+
+        let stats_script = r#"
+            const stats = await pc.getStats();
+            let framesDecoded = 0, audioPackets = 0;
+            stats.forEach((s) => {
+              if (s.type === 'inbound-rtp' && s.kind === 'video') framesDecoded += s.framesDecoded || 0;
+              if (s.type === 'inbound-rtp' && s.kind === 'audio') audioPackets += s.packetsReceived || 0;
+            });
+            return { framesDecoded, audioPackets };
+        "#;
+        let mut stats = Value::Null;
+        for _ in 0..100 {
+            stats = player.run(stats_script, vec![]).await;
+            if stats["framesDecoded"].as_u64().unwrap_or(0) > 20
+                && stats["audioPackets"].as_u64().unwrap_or(0) > 50
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!("WHEP player getStats: {stats}");
+        assert!(
+            stats["framesDecoded"].as_u64().unwrap_or(0) > 20,
+            "WHEP video frames decoded: {stats}"
+        );
+        assert!(
+            stats["audioPackets"].as_u64().unwrap_or(0) > 50,
+            "WHEP audio packets: {stats}"
+        );
+
+        // CORS lets pages on other origins call WHIP/WHEP.
+        let preflight = s
+            .request(Method::OPTIONS, "/v1/whip/rooms/studio")
+            .header("Origin", "https://studio.example")
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+
+        // DELETE on the locations ends both sessions.
+        let (st, _) = send(s.request(Method::DELETE, &whep_location).bearer_auth(&t)).await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _) = send(s.request(Method::DELETE, &whip_location).bearer_auth(&t)).await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, body) = send(s.request(Method::DELETE, &whip_location).bearer_auth(&t)).await;
+        assert_eq!(
+            (st, body["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("session_not_found"))
+        );
+        let (_, list) = send(s.dev(Method::GET, "/v1/rooms/studio/participants")).await;
+        assert_eq!(list["data"], json!([]));
+
+        player.close().await;
+        encoder.close().await;
+    });
+}

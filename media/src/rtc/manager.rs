@@ -171,6 +171,23 @@ impl RoomManager {
         }
     }
 
+    /// The live session `sid` of `project`, with its room.
+    pub fn find_session(
+        &self,
+        project: ProjectId,
+        sid: switchboard_core::ParticipantSid,
+    ) -> Option<(Arc<Room>, Arc<Participant>)> {
+        self.rooms()
+            .into_iter()
+            .filter(|r| r.project == project)
+            .find_map(|r| {
+                r.participants()
+                    .into_iter()
+                    .find(|p| p.sid == sid)
+                    .map(|p| (r, p))
+            })
+    }
+
     /// Every live room (for metrics and shutdown).
     pub fn rooms(&self) -> Vec<Arc<Room>> {
         lock(&self.rooms).values().cloned().collect()

@@ -13,7 +13,7 @@ use switchboard_core::{Identity, ParticipantSid, TrackSid};
 use tokio::sync::mpsc;
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::PeerConnection;
-use webrtc::rtp_transceiver::RtpTransceiver;
+use webrtc::rtp_transceiver::RtpSender;
 
 use crate::sfu::downtrack::DownTrack;
 use crate::sfu::receiver::TrackReceiver;
@@ -62,8 +62,8 @@ pub struct Published {
 pub struct Subscription {
     /// The outgoing copy.
     pub downtrack: Arc<DownTrack>,
-    /// Its transceiver on the subscriber connection.
-    pub transceiver: Arc<dyn RtpTransceiver>,
+    /// Its sender on the subscriber connection, to remove it on unpublish.
+    pub sender: Option<Arc<dyn RtpSender>>,
 }
 
 struct Profile {

@@ -38,6 +38,15 @@ pub enum AdmitError {
     Closed,
 }
 
+/// How a down-track joins the subscriber's peer connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// A new send-only transceiver; the SFU offers it (SDK sessions).
+    NewTransceiver,
+    /// A receive-only transceiver the client already offered (WHEP).
+    OfferedTransceiver,
+}
+
 /// A live room.
 pub struct Room {
     /// Its project.
@@ -296,8 +305,8 @@ impl Room {
         for other in self.others(p.sid) {
             let sub = lock(&other.subscriptions).remove(&track_sid);
             if let Some(sub) = sub {
-                if let Ok(Some(sender)) = sub.transceiver.sender().await {
-                    let _ = other.subscriber.remove_track(&sender).await;
+                if let Some(sender) = &sub.sender {
+                    let _ = other.subscriber.remove_track(sender).await;
                 }
                 other.command(Command::Renegotiate);
             }
@@ -320,7 +329,13 @@ impl Room {
             return false;
         }
         match self
-            .add_downtrack(subscriber, publisher, info, receiver)
+            .add_downtrack(
+                subscriber,
+                publisher,
+                info,
+                receiver,
+                Attach::NewTransceiver,
+            )
             .await
         {
             Ok(()) => true,
@@ -337,6 +352,7 @@ impl Room {
         publisher: &Participant,
         info: &TrackInfo,
         receiver: &Arc<TrackReceiver>,
+        attach: Attach,
     ) -> Result<(), MediaError> {
         let mime = info.mime_type.as_deref().unwrap_or_default();
         let codec = codec_for(mime)
@@ -360,21 +376,30 @@ impl Room {
                 ..Default::default()
             }],
         )));
-        let transceiver = subscriber
-            .subscriber
-            .add_transceiver_from_track(
-                out.clone(),
-                Some(RTCRtpTransceiverInit {
+        let pc = &subscriber.subscriber;
+        let sender = match attach {
+            Attach::NewTransceiver => {
+                let init = RTCRtpTransceiverInit {
                     direction: RTCRtpTransceiverDirection::Sendonly,
                     ..Default::default()
-                }),
-            )
-            .await
-            .map_err(MediaError::webrtc)?;
+                };
+                let transceiver = pc
+                    .add_transceiver_from_track(out.clone(), Some(init))
+                    .await
+                    .map_err(MediaError::webrtc)?;
+                transceiver.sender().await.map_err(MediaError::webrtc)?
+            }
+            Attach::OfferedTransceiver => Some(
+                pc.add_track(out.clone())
+                    .await
+                    .map_err(MediaError::webrtc)?,
+            ),
+        };
         let initial_layer = receiver.best_layer(std::time::Instant::now());
         let downtrack = DownTrack::new(
             subscriber.sid,
             info.sid,
+            codec.rtp_codec.mime_type.clone(),
             out,
             ssrc,
             codec.payload_type,
@@ -383,14 +408,67 @@ impl Room {
         );
         tokio::spawn(downtrack.clone().read_feedback());
         receiver.attach(downtrack.clone());
-        lock(&subscriber.subscriptions).insert(
-            info.sid,
-            Subscription {
-                downtrack,
-                transceiver,
-            },
-        );
+        lock(&subscriber.subscriptions).insert(info.sid, Subscription { downtrack, sender });
         Ok(())
+    }
+
+    /// Subscribes a WHEP viewer to everything `publisher` sends now, on the
+    /// transceivers of the viewer's offer; returns how many tracks it got.
+    pub async fn subscribe_to_participant(
+        &self,
+        viewer: &Arc<Participant>,
+        publisher: &Participant,
+    ) -> usize {
+        let tracks: Vec<(TrackInfo, Arc<TrackReceiver>)> = lock(&publisher.published)
+            .values()
+            .map(|t| (t.info.clone(), t.receiver.clone()))
+            .collect();
+        let mut added = 0;
+        for (info, receiver) in tracks {
+            match self
+                .add_downtrack(
+                    viewer,
+                    publisher,
+                    &info,
+                    &receiver,
+                    Attach::OfferedTransceiver,
+                )
+                .await
+            {
+                Ok(()) => added += 1,
+                Err(e) => tracing::warn!(track = %info.sid, error = %e, "WHEP subscription failed"),
+            }
+        }
+        added
+    }
+
+    /// Points each down-track at the payload type negotiated for its codec
+    /// (needed when the client, not the SFU, made the offer).
+    pub async fn adopt_negotiated_payload_types(&self, subscriber: &Participant) {
+        let subs: Vec<(
+            Arc<DownTrack>,
+            Arc<dyn webrtc::rtp_transceiver::RtpSender>,
+            String,
+        )> = lock(&subscriber.subscriptions)
+            .values()
+            .filter_map(|s| {
+                s.sender
+                    .clone()
+                    .map(|sender| (s.downtrack.clone(), sender, s.downtrack.mime.clone()))
+            })
+            .collect();
+        for (downtrack, sender, mime) in subs {
+            if let Ok(params) = sender.get_parameters().await {
+                if let Some(codec) = params
+                    .rtp_parameters
+                    .codecs
+                    .iter()
+                    .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&mime))
+                {
+                    downtrack.set_payload_type(codec.payload_type);
+                }
+            }
+        }
     }
 
     /// Pauses or resumes `subscriber`'s copies of `tracks` (selective subscription).

@@ -28,9 +28,11 @@ pub struct DownTrack {
     pub subscriber: ParticipantSid,
     /// The track it copies.
     pub track_sid: TrackSid,
+    /// The codec's MIME type.
+    pub mime: String,
     out: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
-    payload_type: u8,
+    payload_type: AtomicU8,
     forwarder: Mutex<Forwarder>,
     /// Highest layer the subscriber asked for (`set_layer`).
     max_layer: AtomicU8,
@@ -43,6 +45,7 @@ impl DownTrack {
     pub fn new(
         subscriber: ParticipantSid,
         track_sid: TrackSid,
+        mime: String,
         out: Arc<TrackLocalStaticRTP>,
         ssrc: u32,
         payload_type: u8,
@@ -52,9 +55,10 @@ impl DownTrack {
         Arc::new(Self {
             subscriber,
             track_sid,
+            mime,
             out,
             ssrc,
-            payload_type,
+            payload_type: AtomicU8::new(payload_type),
             forwarder: Mutex::new(Forwarder::new(clock_rate, initial_layer)),
             max_layer: AtomicU8::new(u8::MAX),
             keyframe_requested: AtomicBool::new(false),
@@ -69,6 +73,11 @@ impl DownTrack {
 
     fn forwarder(&self) -> std::sync::MutexGuard<'_, Forwarder> {
         self.forwarder.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Uses the payload type the subscriber's connection negotiated.
+    pub fn set_payload_type(&self, payload_type: u8) {
+        self.payload_type.store(payload_type, Ordering::Relaxed);
     }
 
     /// Caps the layer forwarded to this subscriber.
@@ -117,7 +126,7 @@ impl DownTrack {
                     version: 2,
                     padding: packet.header.padding,
                     marker: packet.header.marker,
-                    payload_type: self.payload_type,
+                    payload_type: self.payload_type.load(Ordering::Relaxed),
                     sequence_number,
                     timestamp,
                     ssrc: self.ssrc,

@@ -1,3 +1,10 @@
-//! Signaling: the WebSocket protocol clients join rooms with.
+//! Signaling: how clients set up media with the SFU.
+//!
+//! - [`session`]: the SDK's WebSocket protocol (`docs/signaling.md`).
+//! - [`whip`] and [`whep`]: WHIP ingest (RFC 9725) and WHEP playback over plain HTTP,
+//!   one peer connection per session, driven by [`single`].
 pub mod protocol;
 pub mod session;
+pub(crate) mod single;
+pub mod whep;
+pub mod whip;

@@ -45,17 +45,19 @@ const MAX_PENDING_TRACKS: usize = 16;
 /// Most ICE candidates buffered before a remote description arrives.
 const MAX_BUFFERED_CANDIDATES: usize = 64;
 
-/// What the WebRTC stack reports to the session.
-enum PcEvent {
+/// What the WebRTC stack reports to a session.
+pub(crate) enum PcEvent {
     Candidate(Target, RTCIceCandidateInit),
     State(Target, RTCPeerConnectionState),
+    Gathered,
     Track(Arc<dyn TrackRemote>),
     DataChannel(Arc<dyn DataChannel>),
 }
 
-struct PcHandler {
-    target: Target,
-    events: mpsc::UnboundedSender<PcEvent>,
+/// Turns peer connection callbacks into [`PcEvent`]s for the session loop.
+pub(crate) struct PcHandler {
+    pub(crate) target: Target,
+    pub(crate) events: mpsc::UnboundedSender<PcEvent>,
 }
 
 #[async_trait::async_trait]
@@ -68,6 +70,15 @@ impl PeerConnectionEventHandler for PcHandler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let _ = self.events.send(PcEvent::State(self.target, state));
+    }
+
+    async fn on_ice_gathering_state_change(
+        &self,
+        state: webrtc::peer_connection::RTCIceGatheringState,
+    ) {
+        if state == webrtc::peer_connection::RTCIceGatheringState::Complete {
+            let _ = self.events.send(PcEvent::Gathered);
+        }
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -304,6 +315,7 @@ impl Session {
                             _ => {}
                         }
                     }
+                    PcEvent::Gathered => {}
                     PcEvent::Track(track) => {
                         tokio::spawn(publish_track(self.room.clone(), self.p.clone(), track).in_current_span());
                     }
@@ -553,7 +565,7 @@ impl Session {
     }
 }
 
-fn leave_reason_text(reason: LeaveReason) -> &'static str {
+pub(crate) fn leave_reason_text(reason: LeaveReason) -> &'static str {
     match reason {
         LeaveReason::ClientLeft => "client_left",
         LeaveReason::ConnectionLost => "connection_lost",
@@ -565,7 +577,11 @@ fn leave_reason_text(reason: LeaveReason) -> &'static str {
 }
 
 /// Turns a track the client started sending into a published track, and forwards it until it ends.
-async fn publish_track(room: Arc<Room>, p: Arc<Participant>, remote: Arc<dyn TrackRemote>) {
+pub(crate) async fn publish_track(
+    room: Arc<Room>,
+    p: Arc<Participant>,
+    remote: Arc<dyn TrackRemote>,
+) {
     if !p.permissions().can_publish {
         tracing::warn!("dropping media from a participant without can_publish");
         return;

@@ -1,0 +1,136 @@
+//! Sessions with one peer connection and no socket (WHIP, WHEP): set up by
+//! one HTTP offer/answer, ended by `DELETE`, a failed connection or the room.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_core::event::LeaveReason;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
+
+use super::protocol::Target;
+use super::session::{publish_track, PcEvent, PcHandler};
+use crate::rtc::manager::RoomManager;
+use crate::rtc::participant::{Command, Participant};
+use crate::rtc::room::Room;
+use crate::sfu::engine::new_peer_connection;
+use crate::MediaError;
+
+/// How long to wait for ICE candidates before answering without the rest.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a session has to connect after the answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A peer connection and its events.
+pub(crate) struct SinglePc {
+    pub pc: Arc<dyn PeerConnection>,
+    pub events: mpsc::UnboundedReceiver<PcEvent>,
+}
+
+/// A new peer connection for a WHIP or WHEP session.
+pub(crate) async fn new_single(manager: &RoomManager) -> Result<SinglePc, MediaError> {
+    let (tx, events) = mpsc::unbounded_channel();
+    let pc = new_peer_connection(
+        &manager.rtc,
+        Arc::new(PcHandler {
+            target: Target::Publisher,
+            events: tx,
+        }),
+    )
+    .await?;
+    Ok(SinglePc { pc, events })
+}
+
+/// Applies the client's offer.
+pub(crate) async fn apply_offer(pc: &Arc<dyn PeerConnection>, sdp: String) -> Result<(), String> {
+    let offer = RTCSessionDescription::offer(sdp)
+        .map_err(|e| format!("the offer is not valid SDP: {e}"))?;
+    pc.set_remote_description(offer)
+        .await
+        .map_err(|e| format!("the offer was refused: {e}"))
+}
+
+/// Creates the answer and waits for ICE gathering, so the answer carries the candidates
+/// (WHIP and WHEP clients need not trickle). Events that arrive meanwhile are kept.
+pub(crate) async fn complete_answer(
+    single: &mut SinglePc,
+    early: &mut Vec<PcEvent>,
+) -> Result<String, String> {
+    let answer = single
+        .pc
+        .create_answer(None)
+        .await
+        .map_err(|e| format!("cannot answer this offer: {e}"))?;
+    single
+        .pc
+        .set_local_description(answer)
+        .await
+        .map_err(|e| format!("cannot answer this offer: {e}"))?;
+    let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, single.events.recv()).await {
+            Ok(Some(PcEvent::Gathered)) | Err(_) | Ok(None) => break,
+            Ok(Some(other)) => early.push(other),
+        }
+    }
+    single
+        .pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .ok_or_else(|| "no local description".to_owned())
+}
+
+/// Runs the session in the background until it ends, then removes the participant.
+pub(crate) fn drive(
+    manager: Arc<RoomManager>,
+    room: Arc<Room>,
+    p: Arc<Participant>,
+    mut single: SinglePc,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    early: Vec<PcEvent>,
+) {
+    let span = tracing::info_span!("participant", project_id = %room.project, room = %room.name, participant = %p.sid, identity = %p.identity);
+    tokio::spawn(
+        async move {
+            let mut connected = false;
+            let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+            let mut pending = early.into_iter();
+            let reason = loop {
+                let event = match pending.next() {
+                    Some(e) => Some(e),
+                    None => tokio::select! {
+                        e = single.events.recv() => match e { Some(e) => Some(e), None => break LeaveReason::ConnectionLost },
+                        c = commands.recv() => match c {
+                            Some(Command::Close(reason)) => break reason,
+                            Some(_) => None,
+                            None => break LeaveReason::ConnectionLost,
+                        },
+                        _ = tokio::time::sleep_until(deadline), if !connected => {
+                            tracing::info!("media did not connect in time");
+                            break LeaveReason::ConnectionLost;
+                        }
+                    },
+                };
+                match event {
+                    Some(PcEvent::State(_, RTCPeerConnectionState::Connected)) if !connected => {
+                        connected = true;
+                        p.set_active();
+                    }
+                    Some(PcEvent::State(_, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) => {
+                        break LeaveReason::ConnectionLost
+                    }
+                    Some(PcEvent::Track(track)) => {
+                        tokio::spawn(publish_track(room.clone(), p.clone(), track).in_current_span());
+                    }
+                    _ => {}
+                }
+            };
+            tracing::info!(?reason, "left");
+            room.remove(&p, reason).await;
+            manager.schedule_empty_close(&room);
+        }
+        .instrument(span),
+    );
+}

@@ -1,0 +1,110 @@
+//! WHEP playback: `POST /v1/whep/rooms/{room}/participants/{identity}` with an
+//! SDP offer plays what that participant publishes in any WHEP player.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use switchboard_core::event::LeaveReason;
+use tokio::sync::mpsc;
+
+use super::single::{apply_offer, complete_answer, drive, new_single};
+use super::whip::{check_offer_request, created};
+use crate::http::{error, join_room};
+use crate::rtc::manager::RoomManager;
+use crate::rtc::participant::Participant;
+
+/// Handles a WHEP offer for `identity`'s tracks in `room`.
+pub async fn offer(
+    manager: Arc<RoomManager>,
+    room: String,
+    identity: String,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let (project, claims, room_name) =
+        match check_offer_request(&manager, &room, &headers, &body).await {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+    if !claims.grants.can_subscribe {
+        return error(
+            StatusCode::FORBIDDEN,
+            "not_allowed",
+            "the access token does not grant can_subscribe",
+        );
+    }
+    if claims.sub.as_str() == identity {
+        return error(
+            StatusCode::CONFLICT,
+            "same_identity",
+            "a viewer needs an identity of its own, not the publisher's",
+        );
+    }
+    let room = match join_room(&manager, project, &room_name, &claims).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(publisher) = room.find(&identity) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "participant_not_found",
+            format!("participant `{identity}` is not connected to room `{room_name}`"),
+        );
+    };
+    let mut single = match new_single(&manager).await {
+        Ok(s) => s,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                e.to_string(),
+            )
+        }
+    };
+    // A WHEP viewer receives exactly the tracks chosen here; without renegotiation it takes no others.
+    let mut grants = claims.grants.clone();
+    grants.can_publish = false;
+    grants.can_subscribe = false;
+    grants.can_publish_data = false;
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let viewer = Participant::new(
+        claims.sub.clone(),
+        claims.name.clone().unwrap_or_default(),
+        claims.metadata.clone().unwrap_or_default(),
+        grants,
+        single.pc.clone(),
+        single.pc.clone(),
+        commands_tx,
+    );
+    if room.admit(&viewer).await.is_err() {
+        let _ = single.pc.close().await;
+        return error(
+            StatusCode::CONFLICT,
+            "room_full",
+            "the room is full or closing",
+        );
+    }
+    let mut early = Vec::new();
+    let answer = async {
+        apply_offer(&single.pc, body).await?;
+        if room.subscribe_to_participant(&viewer, &publisher).await == 0 {
+            return Err(format!("participant `{identity}` publishes nothing yet"));
+        }
+        let sdp = complete_answer(&mut single, &mut early).await?;
+        room.adopt_negotiated_payload_types(&viewer).await;
+        Ok(sdp)
+    }
+    .await;
+    match answer {
+        Ok(sdp) => {
+            let location = format!("/v1/whep/sessions/{}", viewer.sid);
+            drive(manager, room, viewer, single, commands, early);
+            created(location, sdp)
+        }
+        Err(e) => {
+            room.remove(&viewer, LeaveReason::ConnectionLost).await;
+            error(StatusCode::BAD_REQUEST, "invalid_offer", e)
+        }
+    }
+}

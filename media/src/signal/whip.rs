@@ -1,0 +1,157 @@
+//! WHIP ingest (RFC 9725): `POST /v1/whip/rooms/{room}` with an SDP offer
+//! publishes a participant whose media comes from OBS, GStreamer, ffmpeg or a browser.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use switchboard_core::event::LeaveReason;
+use switchboard_core::token::Claims;
+use switchboard_core::RoomName;
+use tokio::sync::mpsc;
+
+use super::single::{apply_offer, complete_answer, drive, new_single};
+use crate::http::{authorize, bearer, error, join_room};
+use crate::rtc::manager::RoomManager;
+use crate::rtc::participant::Participant;
+use crate::rtc::room::AdmitError;
+
+/// Largest SDP offer accepted, in bytes.
+pub const MAX_OFFER_BYTES: usize = 64 * 1024;
+
+/// Checks the parts of an offer request that do not need the room: token, content type, body.
+pub(crate) async fn check_offer_request(
+    manager: &RoomManager,
+    room: &str,
+    headers: &HeaderMap,
+    body: &str,
+) -> Result<(switchboard_core::ProjectId, Claims, RoomName), Response> {
+    let token = bearer(headers).ok_or_else(|| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "send the access token as Authorization: Bearer <token>",
+        )
+    })?;
+    let (project, claims) = authorize(manager, &token).await?;
+    let room = RoomName::new(room)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_room_name", e.to_string()))?;
+    if claims.grants.room.as_ref() != Some(&room) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "wrong_room",
+            format!("the access token does not grant room `{room}`"),
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/sdp")
+    {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the offer with Content-Type: application/sdp",
+        ));
+    }
+    if body.len() > MAX_OFFER_BYTES || !body.trim_start().starts_with("v=0") {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_offer",
+            "the body must be an SDP offer (starting with v=0) of at most 64 KiB",
+        ));
+    }
+    Ok((project, claims, room))
+}
+
+/// The `201 Created` answer of WHIP and WHEP.
+pub(crate) fn created(location: String, sdp: String) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_owned()),
+            (header::LOCATION, location),
+        ],
+        sdp,
+    )
+        .into_response()
+}
+
+/// Handles a WHIP offer.
+pub async fn offer(
+    manager: Arc<RoomManager>,
+    room: String,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let (project, claims, room_name) =
+        match check_offer_request(&manager, &room, &headers, &body).await {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+    if !claims.grants.can_publish {
+        return error(
+            StatusCode::FORBIDDEN,
+            "not_allowed",
+            "the access token does not grant can_publish",
+        );
+    }
+    let room = match join_room(&manager, project, &room_name, &claims).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let mut single = match new_single(&manager).await {
+        Ok(s) => s,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                e.to_string(),
+            )
+        }
+    };
+    // A WHIP session only publishes: it is never subscribed to anything.
+    let mut grants = claims.grants.clone();
+    grants.can_subscribe = false;
+    grants.can_publish_data = false;
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let p = Participant::new(
+        claims.sub.clone(),
+        claims.name.clone().unwrap_or_default(),
+        claims.metadata.clone().unwrap_or_default(),
+        grants,
+        single.pc.clone(),
+        single.pc.clone(),
+        commands_tx,
+    );
+    if let Err(e) = room.admit(&p).await {
+        let _ = single.pc.close().await;
+        return match e {
+            AdmitError::Full(n) => error(
+                StatusCode::CONFLICT,
+                "room_full",
+                format!("the room is full ({n} participants)"),
+            ),
+            AdmitError::Closed => error(StatusCode::CONFLICT, "room_closed", "the room is closing"),
+        };
+    }
+    let mut early = Vec::new();
+    let answer = match apply_offer(&single.pc, body).await {
+        Ok(()) => complete_answer(&mut single, &mut early).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(sdp) => {
+            let location = format!("/v1/whip/sessions/{}", p.sid);
+            drive(manager, room, p, single, commands, early);
+            created(location, sdp)
+        }
+        Err(e) => {
+            room.remove(&p, LeaveReason::ConnectionLost).await;
+            error(StatusCode::BAD_REQUEST, "invalid_offer", e)
+        }
+    }
+}
