@@ -91,14 +91,22 @@ async fn refuse_declared_oversize(
 
 /// The complete HTTP application: `/v1`, health, metrics and the OpenAPI document.
 pub fn app(state: AppState) -> Router {
-    app_with(state, Router::new())
+    app_with(state, Router::new(), None)
 }
 
 /// [`app`] plus routes served beside it (the media node's signaling, SDK and demo),
-/// under the same request ids, logging and fallbacks.
-pub fn app_with(state: AppState, extra: Router) -> Router {
+/// under the same request ids, logging and fallbacks; `extra_spec` describes
+/// those of them under `/v1` and joins the OpenAPI document.
+pub fn app_with(
+    state: AppState,
+    extra: Router,
+    extra_spec: Option<utoipa::openapi::OpenApi>,
+) -> Router {
     observability::prometheus();
-    let (v1, spec) = openapi::split(v1::router());
+    let (v1, mut spec) = openapi::split(v1::router());
+    if let Some(more) = extra_spec {
+        spec.merge(more);
+    }
     let v1 = v1
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

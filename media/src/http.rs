@@ -56,11 +56,15 @@ pub fn router(manager: Arc<RoomManager>, demo: Option<DemoKey>) -> Router {
         )
         .route(
             "/v1/whip/sessions/{sid}",
-            delete(end_session).patch(no_trickle).options(preflight),
+            delete(end_whip_session)
+                .patch(no_trickle)
+                .options(preflight),
         )
         .route(
             "/v1/whep/sessions/{sid}",
-            delete(end_session).patch(no_trickle).options(preflight),
+            delete(end_whep_session)
+                .patch(no_trickle)
+                .options(preflight),
         )
         .layer(cors);
     let mut router = Router::new()
@@ -160,6 +164,13 @@ async fn rtc(
         Ok(r) => r,
         Err(response) => return response,
     };
+    if room.is_full_for(claims.sub.as_str()) {
+        return error(
+            StatusCode::CONFLICT,
+            "room_full",
+            format!("room `{room_name}` is full"),
+        );
+    }
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(e) => {
@@ -198,6 +209,19 @@ pub(crate) async fn join_room(
     }
 }
 
+/// Publish to a room over WHIP (RFC 9725): an SDP offer in, `201` with the SDP answer and `Location` out.
+#[utoipa::path(post, path = "/v1/whip/rooms/{room}", tag = "media",
+    params(("room" = String, Path, description = "Room name")),
+    request_body(content = String, content_type = "application/sdp", description = "SDP offer"),
+    security(("access_token" = [])),
+    responses(
+        (status = 201, description = "SDP answer; the Location header is the session to DELETE", content_type = "application/sdp", body = String),
+        (status = 400, description = "Not a usable SDP offer"),
+        (status = 401, description = "Missing, invalid or expired access token"),
+        (status = 403, description = "The token grants another room, or not can_publish"),
+        (status = 409, description = "The room is full"),
+        (status = 415, description = "Content-Type is not application/sdp"),
+    ))]
 async fn whip_offer(
     State(state): State<MediaState>,
     Path(room): Path<String>,
@@ -207,6 +231,17 @@ async fn whip_offer(
     crate::signal::whip::offer(state.manager, room, headers, body).await
 }
 
+/// Play a participant's tracks over WHEP: an SDP offer in, `201` with the SDP answer and `Location` out.
+#[utoipa::path(post, path = "/v1/whep/rooms/{room}/participants/{identity}", tag = "media",
+    params(("room" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Publisher identity")),
+    request_body(content = String, content_type = "application/sdp", description = "SDP offer with receive-only transceivers"),
+    security(("access_token" = [])),
+    responses(
+        (status = 201, description = "SDP answer; the Location header is the session to DELETE", content_type = "application/sdp", body = String),
+        (status = 400, description = "Not a usable SDP offer, or the participant publishes nothing"),
+        (status = 401, description = "Missing, invalid or expired access token"),
+        (status = 404, description = "The participant is not connected"),
+    ))]
 async fn whep_offer(
     State(state): State<MediaState>,
     Path((room, identity)): Path<(String, String)>,
@@ -214,6 +249,47 @@ async fn whep_offer(
     body: String,
 ) -> Response {
     crate::signal::whep::offer(state.manager, room, identity, headers, body).await
+}
+
+/// End a WHIP session.
+#[utoipa::path(delete, path = "/v1/whip/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "Session id from Location")),
+    security(("access_token" = [])), responses((status = 200, description = "Ended"), (status = 404, description = "No such session")))]
+async fn end_whip_session(
+    state: State<MediaState>,
+    sid: Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    end_session(state, sid, headers).await
+}
+
+/// End a WHEP session.
+#[utoipa::path(delete, path = "/v1/whep/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "Session id from Location")),
+    security(("access_token" = [])), responses((status = 200, description = "Ended"), (status = 404, description = "No such session")))]
+async fn end_whep_session(
+    state: State<MediaState>,
+    sid: Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    end_session(state, sid, headers).await
+}
+
+/// The OpenAPI description of the media node's `/v1` routes, merged into the API's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(whip_offer, whep_offer, end_whip_session, end_whep_session))]
+    struct MediaDoc;
+    let mut doc = <MediaDoc as utoipa::OpenApi>::openapi();
+    let scheme = utoipa::openapi::security::SecurityScheme::Http(
+        utoipa::openapi::security::Http::builder()
+            .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some("An access token from POST /v1/tokens."))
+            .build(),
+    );
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme("access_token", scheme);
+    doc
 }
 
 /// `DELETE` on a WHIP or WHEP session's location ends it.

@@ -46,6 +46,10 @@ pub struct ServeFlags {
         value_delimiter = ';'
     )]
     pub ice_server: Vec<String>,
+    /// Seconds a participant has to connect media before it is dropped.
+    #[arg(long, env = "SWITCHBOARD_RTC_CONNECT_TIMEOUT_S", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub rtc_connect_timeout_s: u64,
 }
 
 /// How log lines are written.

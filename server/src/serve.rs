@@ -65,6 +65,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             &flags.ice_server,
             file.ice_servers.as_deref().unwrap_or_default(),
         )?,
+        connect_timeout: std::time::Duration::from_secs(flags.rtc_connect_timeout_s),
     };
     let rooms = RoomManager::new(store.clone(), rtc);
     let state = AppState {
@@ -77,8 +78,11 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         key_id: DEV_KEY_ID.into(),
         secret: DEV_KEY_SECRET.into(),
     });
-    let app =
-        switchboard_api::app_with(state, switchboard_media::http::router(rooms.clone(), demo));
+    let app = switchboard_api::app_with(
+        state,
+        switchboard_media::http::router(rooms.clone(), demo),
+        Some(switchboard_media::http::openapi()),
+    );
 
     // The "listening on" line comes last: scripts and tests wait for it.
     if let Some(project) = dev_project {

@@ -939,6 +939,10 @@ const ROUTES: &[&str] = &[
     "DELETE /v1/rooms/{name}/participants/{identity}",
     "POST /v1/rooms/{name}/participants/{identity}/mute",
     "POST /v1/tokens",
+    "POST /v1/whip/rooms/{room}",
+    "DELETE /v1/whip/sessions/{sid}",
+    "POST /v1/whep/rooms/{room}/participants/{identity}",
+    "DELETE /v1/whep/sessions/{sid}",
 ];
 
 async fn openapi_describes_every_route(b: Backend) {

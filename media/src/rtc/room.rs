@@ -144,6 +144,15 @@ impl Room {
             .collect()
     }
 
+    /// Whether a new session for `identity` would find the room full
+    /// (a session replacing the same identity takes its place).
+    pub fn is_full_for(&self, identity: &str) -> bool {
+        let map = lock(&self.participants);
+        let replaces = map.values().any(|p| p.identity.as_str() == identity);
+        let count = map.len() - usize::from(replaces);
+        self.limits.max_participants > 0 && count >= self.limits.max_participants as usize
+    }
+
     /// Adds a participant; returns everyone else as they are now. An earlier
     /// session with the same identity is ended.
     pub async fn admit(&self, p: &Arc<Participant>) -> Result<Vec<ParticipantInfo>, AdmitError> {
@@ -396,16 +405,7 @@ impl Room {
             ),
         };
         let initial_layer = receiver.best_layer(std::time::Instant::now());
-        let downtrack = DownTrack::new(
-            subscriber.sid,
-            info.sid,
-            codec.rtp_codec.mime_type.clone(),
-            out,
-            ssrc,
-            codec.payload_type,
-            codec.rtp_codec.clock_rate,
-            initial_layer,
-        );
+        let downtrack = DownTrack::new(subscriber.sid, info.sid, &codec, out, ssrc, initial_layer);
         tokio::spawn(downtrack.clone().read_feedback());
         receiver.attach(downtrack.clone());
         lock(&subscriber.subscriptions).insert(info.sid, Subscription { downtrack, sender });

@@ -16,6 +16,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::header::Header;
 use rtc::rtp::Packet;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters;
 use switchboard_core::{ParticipantSid, TrackSid};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
@@ -41,25 +42,23 @@ pub struct DownTrack {
 }
 
 impl DownTrack {
-    /// A down-track sending on `out` as `ssrc` with `payload_type`.
+    /// A down-track sending `codec` on `out` as `ssrc`.
     pub fn new(
         subscriber: ParticipantSid,
         track_sid: TrackSid,
-        mime: String,
+        codec: &RTCRtpCodecParameters,
         out: Arc<TrackLocalStaticRTP>,
         ssrc: u32,
-        payload_type: u8,
-        clock_rate: u32,
         initial_layer: u8,
     ) -> Arc<Self> {
         Arc::new(Self {
             subscriber,
             track_sid,
-            mime,
+            mime: codec.rtp_codec.mime_type.clone(),
             out,
             ssrc,
-            payload_type: AtomicU8::new(payload_type),
-            forwarder: Mutex::new(Forwarder::new(clock_rate, initial_layer)),
+            payload_type: AtomicU8::new(codec.payload_type),
+            forwarder: Mutex::new(Forwarder::new(codec.rtp_codec.clock_rate, initial_layer)),
             max_layer: AtomicU8::new(u8::MAX),
             keyframe_requested: AtomicBool::new(false),
             closed: AtomicBool::new(false),

@@ -36,6 +36,8 @@ pub struct RtcConfig {
     pub node_ip: Option<IpAddr>,
     /// STUN/TURN servers handed to clients and used by the server.
     pub ice_servers: Vec<crate::signal::protocol::IceServer>,
+    /// How long a session has to get media connected before it is dropped.
+    pub connect_timeout: Duration,
 }
 
 impl Default for RtcConfig {
@@ -44,6 +46,7 @@ impl Default for RtcConfig {
             bind_ip: IpAddr::from([127, 0, 0, 1]),
             node_ip: None,
             ice_servers: Vec::new(),
+            connect_timeout: Duration::from_secs(30),
         }
     }
 }

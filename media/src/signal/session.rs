@@ -36,8 +36,6 @@ use crate::sfu::engine::new_peer_connection;
 use crate::sfu::keyframe::Codec;
 use crate::sfu::receiver::TrackReceiver;
 
-/// How long a participant has to get media connected after joining.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the socket may stay silent (clients `ping` every 10 s).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// Most tracks announced and not yet offered.
@@ -199,7 +197,9 @@ pub async fn run(socket: WebSocket, manager: Arc<RoomManager>, room: Arc<Room>, 
         room.subscribe_to_existing(&participant).await;
         participant.command(Command::Renegotiate);
 
-        let reason = session.run(ws_rx, cmd_rx, pc_rx).await;
+        let reason = session
+            .run(ws_rx, cmd_rx, pc_rx, manager.rtc.connect_timeout)
+            .await;
         tracing::info!(?reason, "left");
         room.remove(&participant, reason).await;
         manager.schedule_empty_close(&room);
@@ -261,8 +261,9 @@ impl Session {
         mut ws_rx: futures::stream::SplitStream<WebSocket>,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut pc_events: mpsc::UnboundedReceiver<PcEvent>,
+        connect_timeout: Duration,
     ) -> LeaveReason {
-        let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
+        let connect_deadline = Instant::now() + connect_timeout;
         let mut connected = false;
         let mut last_heard = Instant::now();
         loop {
@@ -325,7 +326,7 @@ impl Session {
                 },
                 _ = tokio::time::sleep_until(connect_deadline), if !connected => {
                     tracing::info!("media did not connect in time");
-                    self.error("ice_timeout", "media did not connect within 30 s; check that UDP can reach the server").await;
+                    self.error("ice_timeout", format!("media did not connect within {} s; check that UDP can reach the server", connect_timeout.as_secs())).await;
                     close(&mut self.ws_tx, 4408, "ice_timeout").await;
                     return LeaveReason::ConnectionLost;
                 }
@@ -357,6 +358,10 @@ impl Session {
                     username_fragment: candidate.username_fragment,
                     ..Default::default()
                 };
+                if !candidate_is_well_formed(&init.candidate) {
+                    self.error("invalid_candidate", "a candidate must be empty (end of candidates) or an RFC 8839 `candidate:` line").await;
+                    return None;
+                }
                 let ready = match target {
                     Target::Publisher => self.pub_remote_set,
                     Target::Subscriber => self.sub_remote_set,
@@ -565,6 +570,25 @@ impl Session {
     }
 }
 
+/// Whether a trickled candidate has the shape of an RFC 8839 candidate line
+/// (foundation, component, transport, priority, address, port, `typ`, type), or is
+/// the empty end-of-candidates marker. Checked before buffering, so garbage is refused at once.
+fn candidate_is_well_formed(candidate: &str) -> bool {
+    if candidate.is_empty() {
+        return true;
+    }
+    let body = candidate.strip_prefix("a=").unwrap_or(candidate);
+    let Some(rest) = body.strip_prefix("candidate:") else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields.len() >= 8
+        && fields[1].parse::<u16>().is_ok()
+        && fields[3].parse::<u32>().is_ok()
+        && fields[5].parse::<u16>().is_ok()
+        && fields[6] == "typ"
+}
+
 pub(crate) fn leave_reason_text(reason: LeaveReason) -> &'static str {
     match reason {
         LeaveReason::ClientLeft => "client_left",
@@ -647,6 +671,31 @@ async fn read_data(room: Arc<Room>, p: Arc<Participant>, channel: Arc<dyn DataCh
             }
             DataChannelEvent::OnClose => break,
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::candidate_is_well_formed;
+
+    #[test]
+    fn candidate_lines_are_checked_for_shape() {
+        assert!(candidate_is_well_formed(""));
+        assert!(candidate_is_well_formed(
+            "candidate:842163049 1 udp 1677729535 127.0.0.1 52050 typ srflx raddr 0.0.0.0 rport 0"
+        ));
+        assert!(candidate_is_well_formed(
+            "a=candidate:1 1 UDP 2130706431 127.0.0.1 9 typ host"
+        ));
+        for bad in [
+            "garbage",
+            "candidate:",
+            "candidate:1 1 udp x 127.0.0.1 9 typ host",
+            "candidate:1 1 udp 1 127.0.0.1 99999 typ host",
+            "candidate:1 1 udp 1 h 9 type host",
+        ] {
+            assert!(!candidate_is_well_formed(bad), "{bad}");
         }
     }
 }

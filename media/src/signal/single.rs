@@ -19,8 +19,6 @@ use crate::MediaError;
 
 /// How long to wait for ICE candidates before answering without the rest.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a session has to connect after the answer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A peer connection and its events.
 pub(crate) struct SinglePc {
@@ -95,7 +93,7 @@ pub(crate) fn drive(
     tokio::spawn(
         async move {
             let mut connected = false;
-            let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+            let deadline = tokio::time::Instant::now() + manager.rtc.connect_timeout;
             let mut pending = early.into_iter();
             let reason = loop {
                 let event = match pending.next() {

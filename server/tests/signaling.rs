@@ -1,0 +1,416 @@
+//! The media node's signaling under bad input and abrupt endings, over real
+//! WebSockets and HTTP: refusals before the upgrade, garbage frames, oversized
+//! frames, duplicate identities, removal and room deletion, ICE that never connects.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{send, Server};
+use futures::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use switchboard_store::Backend;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn start() -> Server {
+    Server::start_with(Backend::Sqlite, &["--dev", "--rtc-connect-timeout-s", "3"]).await
+}
+
+async fn token(s: &Server, room: &str, identity: &str, grants: Value, ttl_s: u64) -> String {
+    let (st, t) = send(
+        s.dev(Method::POST, "/v1/tokens")
+            .json(&json!({ "room": room, "identity": identity, "grants": grants, "ttl_s": ttl_s })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    t["token"].as_str().unwrap().to_owned()
+}
+
+fn ws_url(s: &Server, token: &str) -> String {
+    format!(
+        "{}/rtc?access_token={token}",
+        s.base.replacen("http", "ws", 1)
+    )
+}
+
+async fn connect(s: &Server, token: &str) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(ws_url(s, token))
+        .await
+        .expect("websocket upgrade");
+    ws
+}
+
+/// The next JSON message, skipping none; panics on close or timeout.
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("socket open")
+            .unwrap();
+        match msg {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Reads until a message of `kind` arrives.
+async fn until(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let m = next(ws).await;
+        if m["type"] == kind {
+            return m;
+        }
+    }
+}
+
+/// Reads until the server closes; returns the close code and reason.
+async fn closed(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string())
+            }
+            Some(Ok(Message::Close(None))) | None => return (0, String::new()),
+            Some(Err(_)) => return (0, String::new()),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn joins_are_refused_before_the_upgrade_with_json_errors() {
+    let s = start().await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "r", "max_participants": 1 })),
+    )
+    .await;
+    let get = |url: String| s.http.get(url.replacen("ws", "http", 1)).send();
+    let status = |code: &str| code.to_owned();
+
+    let res = get(format!("{}/rtc", s.base)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = get(ws_url(&s, "garbage")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], status("invalid_token"));
+
+    // Unknown room without room_create: 404; with it, the room is created.
+    let t = token(&s, "nope", "a", json!({}), 60).await;
+    assert_eq!(
+        get(ws_url(&s, &t)).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let t = token(&s, "made-by-join", "a", json!({ "room_create": true }), 60).await;
+    let mut ws = connect(&s, &t).await;
+    assert_eq!(until(&mut ws, "join").await["room"]["name"], "made-by-join");
+    let (st, _) = send(s.dev(Method::GET, "/v1/rooms/made-by-join")).await;
+    assert_eq!(st, StatusCode::OK);
+    drop(ws);
+
+    // Expired tokens.
+    let t = token(&s, "r", "a", json!({}), 1).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let res = get(ws_url(&s, &t)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["code"],
+        "token_expired"
+    );
+
+    // A token signed by a revoked key.
+    let (_, key) = send(s.dev(Method::POST, "/v1/api_keys").json(&json!({}))).await;
+    let secret = key["secret"].as_str().unwrap();
+    let (_, t) = send(
+        s.bearer(secret, Method::POST, "/v1/tokens")
+            .json(&json!({ "room": "r", "identity": "x" })),
+    )
+    .await;
+    send(s.dev(
+        Method::DELETE,
+        &format!("/v1/api_keys/{}", key["id"].as_str().unwrap()),
+    ))
+    .await;
+    assert_eq!(
+        get(ws_url(&s, t["token"].as_str().unwrap()))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A full room: 409 before the upgrade.
+    let t = token(&s, "r", "first", json!({}), 60).await;
+    let mut first = connect(&s, &t).await;
+    until(&mut first, "join").await;
+    let t = token(&s, "r", "second", json!({}), 60).await;
+    let res = get(ws_url(&s, &t)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["code"],
+        "room_full"
+    );
+}
+
+#[tokio::test]
+async fn garbage_frames_get_errors_and_the_session_survives() {
+    let s = Server::start(Backend::Sqlite).await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "r" })),
+    )
+    .await;
+    let t = token(&s, "r", "ann", json!({ "can_publish": false }), 60).await;
+    let mut ws = connect(&s, &t).await;
+    let join = until(&mut ws, "join").await;
+    assert!(join["participant"]["sid"]
+        .as_str()
+        .unwrap()
+        .starts_with("pa_"));
+    assert_eq!(
+        until(&mut ws, "offer").await["type"],
+        "offer",
+        "the subscriber connection is offered"
+    );
+
+    for frame in [
+        "not json",
+        "{}",
+        r#"{"type":"nope"}"#,
+        r#"{"type":"offer"}"#,
+        r#"{"type":"offer","sdp":"v=0\r\ngarbage"}"#,
+        r#"{"type":"answer","sdp":"v=0\r\ngarbage"}"#,
+        r#"{"type":"candidate","target":"publisher","candidate":{"candidate":"candidate:garbage"}}"#,
+        r#"{"type":"candidate","target":"subscriber","candidate":{"candidate":"candidate:1 1 udp x 127.0.0.1 9 typ host"}}"#,
+        r#"{"type":"mute","track_sid":"tr_01JD0000000000000000000000","muted":true}"#,
+        r#"{"type":"set_layer","track_sid":"tr_01JD0000000000000000000000","layer":"low"}"#,
+        r#"{"type":"add_track","cid":"c","kind":"video"}"#,
+    ] {
+        ws.send(Message::Text(frame.into())).await.unwrap();
+        let m = until(&mut ws, "error").await;
+        assert!(
+            !m["code"].as_str().unwrap().is_empty() && !m["message"].as_str().unwrap().is_empty(),
+            "{frame}: {m}"
+        );
+    }
+    ws.send(Message::Binary(vec![0, 1, 2].into()))
+        .await
+        .unwrap();
+    assert_eq!(until(&mut ws, "error").await["code"], "invalid_message");
+    ws.send(Message::Text(
+        r#"{"type":"update_metadata","metadata":"hello"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let updated = until(&mut ws, "participant_updated").await;
+    assert_eq!(updated["participant"]["metadata"], "hello");
+    ws.send(Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .unwrap();
+    until(&mut ws, "pong").await;
+
+    // A frame over 64 KiB closes the connection (1009, message too big).
+    let huge = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(70 * 1024));
+    let _ = ws.send(Message::Text(huge.into())).await;
+    let (code, _) = closed(&mut ws).await;
+    assert!(
+        code == u16::from(CloseCode::Size) || code == 0,
+        "close code {code}"
+    );
+}
+
+#[tokio::test]
+async fn the_api_and_the_room_end_sessions_with_a_reason() {
+    let s = start().await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "r" })),
+    )
+    .await;
+
+    // The same identity joining again replaces the first session.
+    let t = token(&s, "r", "ann", json!({}), 60).await;
+    let mut first = connect(&s, &t).await;
+    until(&mut first, "join").await;
+    let mut second = connect(&s, &t).await;
+    until(&mut second, "join").await;
+    assert_eq!(
+        until(&mut first, "leave").await["reason"],
+        "duplicate_identity"
+    );
+    let (code, reason) = closed(&mut first).await;
+    assert_eq!((code, reason.as_str()), (4000, "duplicate_identity"));
+
+    // REST removal: the client is told and closed; the participant is gone.
+    let t = token(&s, "r", "bob", json!({}), 60).await;
+    let mut bob = connect(&s, &t).await;
+    until(&mut bob, "join").await;
+    assert_eq!(
+        until(&mut second, "participant_joined").await["participant"]["identity"],
+        "bob"
+    );
+    let (st, _) = send(s.dev(Method::DELETE, "/v1/rooms/r/participants/bob")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(until(&mut bob, "leave").await["reason"], "removed");
+    assert_eq!(
+        until(&mut second, "participant_left").await["identity"],
+        "bob"
+    );
+    let (st, _) = send(s.dev(Method::GET, "/v1/rooms/r/participants/bob")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Deleting the room ends everyone's session.
+    let (st, _) = send(s.dev(Method::DELETE, "/v1/rooms/r")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(until(&mut second, "leave").await["reason"], "room_closed");
+}
+
+#[tokio::test]
+async fn a_client_that_never_connects_media_is_dropped_and_cleaned_up() {
+    let s = start().await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "r" })),
+    )
+    .await;
+    let t = token(&s, "r", "ghost", json!({}), 60).await;
+    let mut ws = connect(&s, &t).await;
+    until(&mut ws, "join").await;
+    let (_, list) = send(s.dev(Method::GET, "/v1/rooms/r/participants")).await;
+    assert_eq!(list["data"][0]["state"], "joining");
+    // Never answer the offer: after the 3 s connect timeout the server gives up.
+    assert_eq!(until(&mut ws, "error").await["code"], "ice_timeout");
+    let (code, reason) = closed(&mut ws).await;
+    assert_eq!((code, reason.as_str()), (4408, "ice_timeout"));
+    let (_, list) = send(s.dev(Method::GET, "/v1/rooms/r/participants")).await;
+    assert_eq!(list["data"], json!([]));
+}
+
+#[tokio::test]
+async fn whip_and_whep_refuse_bad_requests() {
+    let s = start().await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "r" })),
+    )
+    .await;
+    let t = token(&s, "r", "enc", json!({}), 60).await;
+    let post = |path: &str| s.request(Method::POST, path);
+    let sdp = "application/sdp";
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            post("/v1/whip/rooms/r")
+                .header("content-type", sdp)
+                .body("v=0\r\n"),
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+        ),
+        (
+            post("/v1/whip/rooms/r")
+                .bearer_auth("garbage")
+                .header("content-type", sdp)
+                .body("v=0\r\n"),
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+        ),
+        (
+            post("/v1/whip/rooms/other")
+                .bearer_auth(&t)
+                .header("content-type", sdp)
+                .body("v=0\r\n"),
+            StatusCode::FORBIDDEN,
+            "wrong_room",
+        ),
+        (
+            post("/v1/whip/rooms/r")
+                .bearer_auth(&t)
+                .header("content-type", "text/plain")
+                .body("v=0\r\n"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post("/v1/whip/rooms/r")
+                .bearer_auth(&t)
+                .header("content-type", sdp)
+                .body("hello"),
+            StatusCode::BAD_REQUEST,
+            "invalid_offer",
+        ),
+        (
+            post("/v1/whip/rooms/r")
+                .bearer_auth(&t)
+                .header("content-type", sdp)
+                .body("v=0\r\no=garbage\r\nm=nonsense\r\n"),
+            StatusCode::BAD_REQUEST,
+            "invalid_offer",
+        ),
+        (
+            post("/v1/whep/rooms/r/participants/nobody")
+                .bearer_auth(&t)
+                .header("content-type", sdp)
+                .body("v=0\r\n"),
+            StatusCode::NOT_FOUND,
+            "participant_not_found",
+        ),
+        (
+            post("/v1/whep/rooms/r/participants/enc")
+                .bearer_auth(&t)
+                .header("content-type", sdp)
+                .body("v=0\r\n"),
+            StatusCode::CONFLICT,
+            "same_identity",
+        ),
+        (
+            s.request(
+                Method::PATCH,
+                "/v1/whip/sessions/pa_01JD0000000000000000000000",
+            )
+            .bearer_auth(&t),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "trickle_not_supported",
+        ),
+        (
+            s.request(
+                Method::DELETE,
+                "/v1/whip/sessions/pa_01JD0000000000000000000000",
+            )
+            .bearer_auth(&t),
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+        ),
+        (
+            s.request(Method::DELETE, "/v1/whip/sessions/garbage")
+                .bearer_auth(&t),
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+        ),
+    ];
+    for (req, status, code) in cases {
+        common::expect_error(req, status, code).await;
+    }
+    let viewer = token(&s, "r", "viewer", json!({ "can_publish": false }), 60).await;
+    common::expect_error(
+        post("/v1/whip/rooms/r")
+            .bearer_auth(&viewer)
+            .header("content-type", sdp)
+            .body("v=0\r\n"),
+        StatusCode::FORBIDDEN,
+        "not_allowed",
+    )
+    .await;
+    // Nothing was left behind.
+    let (_, list) = send(s.dev(Method::GET, "/v1/rooms/r/participants")).await;
+    assert_eq!(list["data"], json!([]));
+}
