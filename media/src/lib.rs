@@ -27,6 +27,7 @@ mod error;
 
 pub mod http;
 pub mod rtc;
+pub mod sdp;
 pub mod sfu;
 pub mod signal;
 

@@ -442,31 +442,12 @@ impl Room {
         added
     }
 
-    /// Points each down-track at the payload type negotiated for its codec
-    /// (needed when the client, not the SFU, made the offer).
-    pub async fn adopt_negotiated_payload_types(&self, subscriber: &Participant) {
-        let subs: Vec<(
-            Arc<DownTrack>,
-            Arc<dyn webrtc::rtp_transceiver::RtpSender>,
-            String,
-        )> = lock(&subscriber.subscriptions)
-            .values()
-            .filter_map(|s| {
-                s.sender
-                    .clone()
-                    .map(|sender| (s.downtrack.clone(), sender, s.downtrack.mime.clone()))
-            })
-            .collect();
-        for (downtrack, sender, mime) in subs {
-            if let Ok(params) = sender.get_parameters().await {
-                if let Some(codec) = params
-                    .rtp_parameters
-                    .codecs
-                    .iter()
-                    .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&mime))
-                {
-                    downtrack.set_payload_type(codec.payload_type);
-                }
+    /// Points each down-track at the payload type the client's `offer` gave its
+    /// codec (when the client, not the SFU, offers, as in WHEP, its numbers rule).
+    pub fn adopt_offered_payload_types(&self, subscriber: &Participant, offer: &str) {
+        for sub in lock(&subscriber.subscriptions).values() {
+            if let Some(pt) = crate::sdp::offered_payload_type(offer, &sub.downtrack.mime) {
+                sub.downtrack.set_payload_type(pt);
             }
         }
     }

@@ -39,6 +39,8 @@ pub struct DownTrack {
     max_layer: AtomicU8,
     keyframe_requested: AtomicBool,
     closed: AtomicBool,
+    forwarded: std::sync::atomic::AtomicU64,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl DownTrack {
@@ -62,6 +64,8 @@ impl DownTrack {
             max_layer: AtomicU8::new(u8::MAX),
             keyframe_requested: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            forwarded: Default::default(),
+            dropped: Default::default(),
         })
     }
 
@@ -116,7 +120,10 @@ impl DownTrack {
             keyframe,
         };
         match self.forwarder().on_packet(now, incoming) {
-            Verdict::Drop => None,
+            Verdict::Drop => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                None
+            }
             Verdict::Forward {
                 sequence_number,
                 timestamp,
@@ -138,6 +145,7 @@ impl DownTrack {
 
     /// Queues a prepared packet for sending.
     pub async fn send(&self, packet: Packet) {
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.out.write_rtp(packet).await {
             tracing::debug!(track = %self.track_sid, subscriber = %self.subscriber, error = %e, "down-track write failed");
         }
@@ -171,6 +179,15 @@ impl DownTrack {
 
     /// Stops forwarding for good.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+        if !self.closed.swap(true, Ordering::Relaxed) {
+            tracing::debug!(
+                track = %self.track_sid,
+                subscriber = %self.subscriber,
+                mime = %self.mime,
+                forwarded = self.forwarded.load(Ordering::Relaxed),
+                dropped = self.dropped.load(Ordering::Relaxed),
+                "down-track closed"
+            );
+        }
     }
 }

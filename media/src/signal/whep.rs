@@ -87,12 +87,12 @@ pub async fn offer(
     }
     let mut early = Vec::new();
     let answer = async {
-        apply_offer(&single.pc, body).await?;
+        apply_offer(&single.pc, body.clone()).await?;
         if room.subscribe_to_participant(&viewer, &publisher).await == 0 {
             return Err(format!("participant `{identity}` publishes nothing yet"));
         }
         let sdp = complete_answer(&mut single, &mut early).await?;
-        room.adopt_negotiated_payload_types(&viewer).await;
+        room.adopt_offered_payload_types(&viewer, &body);
         Ok(sdp)
     }
     .await;

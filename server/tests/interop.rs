@@ -1,0 +1,71 @@
+//! Interoperability with an independent WebRTC implementation: aiortc (Python)
+//! publishes over WHIP and plays back over WHEP (`tests/peers/aiortc_peer.py`).
+//! Runs in a network namespace with only loopback.
+
+mod common;
+
+use std::process::Command;
+
+use common::browser::isolated;
+use common::{send, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use switchboard_store::Backend;
+
+#[test]
+fn aiortc_publishes_over_whip_and_plays_over_whep() {
+    isolated("aiortc_publishes_over_whip_and_plays_over_whep", || async {
+        let s = Server::start(Backend::Sqlite).await;
+        send(
+            s.dev(Method::POST, "/v1/rooms")
+                .json(&json!({ "name": "interop" })),
+        )
+        .await;
+        let mut tokens = Vec::new();
+        for (identity, grants) in [
+            ("aiortc-encoder", json!({})),
+            ("aiortc-player", json!({ "can_publish": false })),
+        ] {
+            let (st, t) = send(
+                s.dev(Method::POST, "/v1/tokens")
+                    .json(&json!({ "room": "interop", "identity": identity, "grants": grants })),
+            )
+            .await;
+            assert_eq!(st, StatusCode::CREATED);
+            tokens.push(t["token"].as_str().unwrap().to_owned());
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/aiortc_peer.py");
+        let base = s.base.clone();
+        let (publish, view) = (tokens[0].clone(), tokens[1].clone());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("python3")
+                .arg(script)
+                .args([&base, "interop", &publish, &view, "aiortc-encoder"])
+                .output()
+        })
+        .await
+        .unwrap()
+        .expect("python3 with aiortc (tests/peers/requirements.txt) must be installed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "aiortc peer failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let result: Value =
+            serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("one JSON line");
+        eprintln!("aiortc result: {result}");
+        assert!(result["video_frames"].as_u64().unwrap() >= 30, "{result}");
+        assert!(result["audio_frames"].as_u64().unwrap() >= 50, "{result}");
+        assert_eq!(result["video_size"], json!([640, 480]), "{result}");
+        assert_eq!(
+            (
+                result["deleted_whep"].as_u64(),
+                result["deleted_whip"].as_u64()
+            ),
+            (Some(200), Some(200))
+        );
+        let (_, list) = send(s.dev(Method::GET, "/v1/rooms/interop/participants")).await;
+        assert_eq!(list["data"], json!([]));
+    });
+}
