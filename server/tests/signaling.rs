@@ -414,3 +414,67 @@ async fn whip_and_whep_refuse_bad_requests() {
     let (_, list) = send(s.dev(Method::GET, "/v1/rooms/r/participants")).await;
     assert_eq!(list["data"], json!([]));
 }
+
+#[tokio::test]
+async fn an_empty_room_closes_after_its_timeout() {
+    let s = start().await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "brief", "empty_timeout_s": 1 })),
+    )
+    .await;
+    let t = token(&s, "brief", "ann", json!({}), 60).await;
+    let mut ws = connect(&s, &t).await;
+    until(&mut ws, "join").await;
+    ws.send(Message::Text(r#"{"type":"leave"}"#.into()))
+        .await
+        .unwrap();
+    // Still there right after the last participant leaves...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        send(s.dev(Method::GET, "/v1/rooms/brief")).await.0,
+        StatusCode::OK
+    );
+    // ...and closed once empty_timeout_s has passed, with the reason in the event log.
+    let mut status = StatusCode::OK;
+    for _ in 0..50 {
+        status = send(s.dev(Method::GET, "/v1/rooms/brief")).await.0;
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the empty room was not closed"
+    );
+    let store = s.store().await;
+    let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
+    let events = store
+        .events()
+        .list(
+            project["id"].as_str().unwrap().parse().unwrap(),
+            &switchboard_store::events::EventFilter::default(),
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.event_type(), "room.finished");
+    assert_eq!(
+        serde_json::to_value(&last.payload).unwrap()["data"]["reason"],
+        "empty_timeout"
+    );
+    let types: Vec<_> = events.iter().map(|e| e.event_type()).collect();
+    assert_eq!(
+        types,
+        [
+            "room.started",
+            "participant.joined",
+            "participant.left",
+            "room.finished"
+        ]
+    );
+}
