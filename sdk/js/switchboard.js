@@ -146,25 +146,32 @@ export class Room extends Emitter {
   }
 
   _onJoin(msg) {
-    const resumed = this.publisher !== null;
+    const rejoining = this.publisher !== null;
     this.room = msg.room;
     this.localParticipant = msg.participant;
     this._reconnectToken = msg.reconnect_token;
-    for (const p of msg.participants) this.participants.set(p.sid, p);
-    if (!resumed) {
-      this.publisher = this._newPeerConnection('publisher', msg.ice_servers);
-      this.subscriber = this._newPeerConnection('subscriber', msg.ice_servers);
-      this.subscriber.ontrack = (ev) => this._onRemoteTrack(ev);
-      this.subscriber.ondatachannel = (ev) => this._onRemoteDataChannel(ev.channel);
-      this._dataChannels.reliable = this.publisher.createDataChannel('_reliable', { ordered: true });
-      this._dataChannels.lossy = this.publisher.createDataChannel('_lossy', { ordered: false, maxRetransmits: 0 });
-      this._renegotiate();
-    } else {
-      this.publisher.restartIce();
-      this._renegotiate();
-      this.emit('reconnected');
+    this.participants = new Map(msg.participants.map((p) => [p.sid, p]));
+    // The server does not resume sessions yet: after a dropped socket the client
+    // joins as a new session (same token, same identity) and publishes again.
+    const republish = rejoining ? [...this.localTracks.values()] : [];
+    if (rejoining) {
+      for (const pc of [this.publisher, this.subscriber]) pc.close();
+      this.localTracks.clear();
+      this._publishing = Promise.resolve();
     }
+    this.publisher = this._newPeerConnection('publisher', msg.ice_servers);
+    this.subscriber = this._newPeerConnection('subscriber', msg.ice_servers);
+    this.subscriber.ontrack = (ev) => this._onRemoteTrack(ev);
+    this.subscriber.ondatachannel = (ev) => this._onRemoteDataChannel(ev.channel);
+    this._dataChannels.reliable = this.publisher.createDataChannel('_reliable', { ordered: true });
+    this._dataChannels.lossy = this.publisher.createDataChannel('_lossy', { ordered: false, maxRetransmits: 0 });
+    this._renegotiate();
     this._joinWaiter.resolve(msg);
+    if (rejoining) {
+      Promise.all(republish.map((t) => this.publishTrack(t.track, { source: t.info.source, simulcast: t.info.simulcast })))
+        .then(() => this.emit('reconnected'))
+        .catch((e) => this.emit('error', new SwitchboardError('republish_failed', String(e))));
+    }
   }
 
   async _onSubscriberOffer(sdp) {

@@ -394,3 +394,76 @@ fn whip_in_and_whep_out_from_browser_pages() {
         encoder.close().await;
     });
 }
+
+#[test]
+fn a_publisher_rejoins_after_its_socket_drops() {
+    isolated("a_publisher_rejoins_after_its_socket_drops", || async {
+        let s = Server::start(Backend::Sqlite).await;
+        send(
+            s.dev(Method::POST, "/v1/rooms")
+                .json(&json!({ "name": "blip" })),
+        )
+        .await;
+        let driver = Driver::start().await;
+        let alice = driver.browser().await;
+        let bob = driver.browser().await;
+        for b in [&alice, &bob] {
+            b.client.goto(&format!("{}/demo", s.base)).await.unwrap();
+        }
+        let (url, t) = token(&s, "blip", "alice", json!({})).await;
+        alice.run(JOIN, vec![json!(url), json!(t)]).await;
+        alice
+            .run(
+                "await room.publishCamera(); await room.publishMicrophone(); return null;",
+                vec![],
+            )
+            .await;
+        let (url, t) = token(&s, "blip", "bob", json!({})).await;
+        bob.run(JOIN, vec![json!(url), json!(t)]).await;
+
+        // A network blip: Alice's socket drops. The SDK rejoins with the same token and publishes again.
+        let rejoined = alice
+            .run(
+                "const first = room.localParticipant.sid;
+                 const done = new Promise((resolve) => room.on('reconnected', resolve));
+                 room._ws.close(4001, 'simulated blip');
+                 await done;
+                 return { first, now: room.localParticipant.sid, tracks: room.localTracks.size };",
+                vec![],
+            )
+            .await;
+        assert_ne!(rejoined["first"], rejoined["now"], "{rejoined}");
+        assert_eq!(rejoined["tracks"], 2, "{rejoined}");
+
+        // Bob receives Alice's new tracks and decodes them.
+        let mut stats = Value::Null;
+        for _ in 0..100 {
+            stats = bob
+                .run(
+                    "const stats = await room.subscriber.getStats(); let frames = 0;
+                     stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') frames = Math.max(frames, s.framesDecoded || 0); });
+                     return { frames, subscribed: window.tracks.length };",
+                    vec![],
+                )
+                .await;
+            if stats["subscribed"].as_u64() >= Some(4) && stats["frames"].as_u64().unwrap_or(0) > 20
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            stats["subscribed"].as_u64() >= Some(4),
+            "bob got the republished tracks: {stats}"
+        );
+        assert!(stats["frames"].as_u64().unwrap_or(0) > 20, "{stats}");
+        let (_, list) = send(s.dev(Method::GET, "/v1/rooms/blip/participants")).await;
+        assert_eq!(
+            list["data"].as_array().unwrap().len(),
+            2,
+            "the dropped session is gone: {list}"
+        );
+        bob.close().await;
+        alice.close().await;
+    });
+}
