@@ -4,16 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use axum::response::Response;
 use switchboard_core::event::LeaveReason;
+use switchboard_core::token::{Claims, Grants};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
 use super::protocol::Target;
 use super::session::{publish_track, PcEvent, PcHandler};
+use crate::http::error;
 use crate::rtc::manager::RoomManager;
 use crate::rtc::participant::{Command, Participant};
-use crate::rtc::room::Room;
+use crate::rtc::room::{AdmitError, Room};
 use crate::sfu::engine::new_peer_connection;
 use crate::MediaError;
 
@@ -38,6 +42,56 @@ pub(crate) async fn new_single(manager: &RoomManager) -> Result<SinglePc, MediaE
     )
     .await?;
     Ok(SinglePc { pc, events })
+}
+
+/// A WHIP or WHEP participant admitted to its room.
+pub(crate) struct Admitted {
+    pub single: SinglePc,
+    pub p: Arc<Participant>,
+    pub commands: mpsc::UnboundedReceiver<Command>,
+}
+
+/// Creates the peer connection and the participant (with `grants`, which the caller
+/// narrows to what the session does) and admits it to `room`, or answers why not.
+pub(crate) async fn admit_single(
+    manager: &RoomManager,
+    room: &Room,
+    claims: &Claims,
+    grants: Grants,
+) -> Result<Admitted, Response> {
+    let single = new_single(manager).await.map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            e.to_string(),
+        )
+    })?;
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let p = Participant::new(
+        claims.sub.clone(),
+        claims.name.clone().unwrap_or_default(),
+        claims.metadata.clone().unwrap_or_default(),
+        grants,
+        single.pc.clone(),
+        single.pc.clone(),
+        commands_tx,
+    );
+    if let Err(e) = room.admit(&p).await {
+        let _ = single.pc.close().await;
+        return Err(match e {
+            AdmitError::Full(n) => error(
+                StatusCode::CONFLICT,
+                "room_full",
+                format!("the room is full ({n} participants)"),
+            ),
+            AdmitError::Closed => error(StatusCode::CONFLICT, "room_closed", "the room is closing"),
+        });
+    }
+    Ok(Admitted {
+        single,
+        p,
+        commands,
+    })
 }
 
 /// Applies the client's offer.

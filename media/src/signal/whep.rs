@@ -6,13 +6,11 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use switchboard_core::event::LeaveReason;
-use tokio::sync::mpsc;
 
-use super::single::{apply_offer, complete_answer, drive, new_single};
+use super::single::{admit_single, apply_offer, complete_answer, drive, Admitted};
 use super::whip::{check_offer_request, created};
 use crate::http::{error, join_room};
 use crate::rtc::manager::RoomManager;
-use crate::rtc::participant::Participant;
 
 /// Handles a WHEP offer for `identity`'s tracks in `room`.
 pub async fn offer(
@@ -52,39 +50,19 @@ pub async fn offer(
             format!("participant `{identity}` is not connected to room `{room_name}`"),
         );
     };
-    let mut single = match new_single(&manager).await {
-        Ok(s) => s,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                e.to_string(),
-            )
-        }
-    };
     // A WHEP viewer receives exactly the tracks chosen here; without renegotiation it takes no others.
     let mut grants = claims.grants.clone();
     grants.can_publish = false;
     grants.can_subscribe = false;
     grants.can_publish_data = false;
-    let (commands_tx, commands) = mpsc::unbounded_channel();
-    let viewer = Participant::new(
-        claims.sub.clone(),
-        claims.name.clone().unwrap_or_default(),
-        claims.metadata.clone().unwrap_or_default(),
-        grants,
-        single.pc.clone(),
-        single.pc.clone(),
-        commands_tx,
-    );
-    if room.admit(&viewer).await.is_err() {
-        let _ = single.pc.close().await;
-        return error(
-            StatusCode::CONFLICT,
-            "room_full",
-            "the room is full or closing",
-        );
-    }
+    let Admitted {
+        mut single,
+        p: viewer,
+        commands,
+    } = match admit_single(&manager, &room, &claims, grants).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let mut early = Vec::new();
     let answer = async {
         apply_offer(&single.pc, body.clone()).await?;

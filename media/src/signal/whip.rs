@@ -8,13 +8,10 @@ use axum::response::{IntoResponse, Response};
 use switchboard_core::event::LeaveReason;
 use switchboard_core::token::Claims;
 use switchboard_core::RoomName;
-use tokio::sync::mpsc;
 
-use super::single::{apply_offer, complete_answer, drive, new_single};
+use super::single::{admit_single, apply_offer, complete_answer, drive, Admitted};
 use crate::http::{authorize, bearer, error, join_room};
 use crate::rtc::manager::RoomManager;
-use crate::rtc::participant::Participant;
-use crate::rtc::room::AdmitError;
 
 /// Largest SDP offer accepted, in bytes.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -103,41 +100,18 @@ pub async fn offer(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let mut single = match new_single(&manager).await {
-        Ok(s) => s,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                e.to_string(),
-            )
-        }
-    };
     // A WHIP session only publishes: it is never subscribed to anything.
     let mut grants = claims.grants.clone();
     grants.can_subscribe = false;
     grants.can_publish_data = false;
-    let (commands_tx, commands) = mpsc::unbounded_channel();
-    let p = Participant::new(
-        claims.sub.clone(),
-        claims.name.clone().unwrap_or_default(),
-        claims.metadata.clone().unwrap_or_default(),
-        grants,
-        single.pc.clone(),
-        single.pc.clone(),
-        commands_tx,
-    );
-    if let Err(e) = room.admit(&p).await {
-        let _ = single.pc.close().await;
-        return match e {
-            AdmitError::Full(n) => error(
-                StatusCode::CONFLICT,
-                "room_full",
-                format!("the room is full ({n} participants)"),
-            ),
-            AdmitError::Closed => error(StatusCode::CONFLICT, "room_closed", "the room is closing"),
-        };
-    }
+    let Admitted {
+        mut single,
+        p,
+        commands,
+    } = match admit_single(&manager, &room, &claims, grants).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let mut early = Vec::new();
     let answer = match apply_offer(&single.pc, body).await {
         Ok(()) => complete_answer(&mut single, &mut early).await,
