@@ -251,6 +251,27 @@ async fn the_api_and_the_room_end_sessions_with_a_reason() {
     );
     let (code, reason) = closed(&mut first).await;
     assert_eq!((code, reason.as_str()), (4000, "duplicate_identity"));
+    // The replaced session's departure is in the event log (billing counts minutes from it).
+    let store = s.store().await;
+    let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
+    let events = store
+        .events()
+        .list(
+            project["id"].as_str().unwrap().parse().unwrap(),
+            &switchboard_store::events::EventFilter::default(),
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    let left: Vec<Value> = events
+        .iter()
+        .filter(|e| e.event_type() == "participant.left")
+        .map(|e| serde_json::to_value(&e.payload).unwrap()["data"].clone())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["reason"], "duplicate_identity");
+    assert_eq!(left[0]["participant"]["identity"], "ann");
 
     // REST removal: the client is told and closed; the participant is gone.
     let t = token(&s, "r", "bob", json!({}), 60).await;

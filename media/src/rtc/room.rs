@@ -166,18 +166,16 @@ impl Room {
             if self.limits.max_participants > 0 && count >= self.limits.max_participants as usize {
                 return Err(AdmitError::Full(self.limits.max_participants));
             }
-            if let Some(old) = &replaced {
-                map.remove(&old.sid);
-            }
             map.insert(p.sid, p.clone());
             self.generation.fetch_add(1, Ordering::SeqCst);
             let others: Vec<ParticipantInfo> = map
                 .values()
-                .filter(|o| o.sid != p.sid)
+                .filter(|o| o.sid != p.sid && o.identity != p.identity)
                 .map(|o| o.info())
                 .collect();
             (others, replaced)
         };
+        // The replaced session leaves through `remove`, so its departure is recorded like any other.
         if let Some(old) = replaced {
             self.remove(&old, LeaveReason::DuplicateIdentity).await;
             old.command(Command::Close(LeaveReason::DuplicateIdentity));
