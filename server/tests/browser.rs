@@ -10,7 +10,6 @@ use common::browser::{isolated, Driver};
 use common::{send, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use switchboard_store::events::EventFilter;
 use switchboard_store::Backend;
 
 async fn token(s: &Server, room: &str, identity: &str, grants: Value) -> (String, String) {
@@ -192,14 +191,7 @@ fn a_browser_receives_what_another_publishes() {
         let (_, list) = send(s.dev(Method::GET, "/v1/rooms/e2e/participants")).await;
         assert_eq!(list["data"].as_array().unwrap().len(), 1);
 
-        let store = s.store().await;
-        let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
-        let project = project["id"].as_str().unwrap().parse().unwrap();
-        let log = store
-            .events()
-            .list(project, &EventFilter::default(), 0, 100)
-            .await
-            .unwrap();
+        let log = s.events().await;
         let types: Vec<&str> = log.iter().map(|e| e.event_type()).collect();
         let count = |t: &str| types.iter().filter(|x| **x == t).count();
         assert_eq!(types[0], "room.started");

@@ -252,18 +252,7 @@ async fn the_api_and_the_room_end_sessions_with_a_reason() {
     let (code, reason) = closed(&mut first).await;
     assert_eq!((code, reason.as_str()), (4000, "duplicate_identity"));
     // The replaced session's departure is in the event log (billing counts minutes from it).
-    let store = s.store().await;
-    let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
-    let events = store
-        .events()
-        .list(
-            project["id"].as_str().unwrap().parse().unwrap(),
-            &switchboard_store::events::EventFilter::default(),
-            0,
-            100,
-        )
-        .await
-        .unwrap();
+    let events = s.events().await;
     let left: Vec<Value> = events
         .iter()
         .filter(|e| e.event_type() == "participant.left")
@@ -470,18 +459,7 @@ async fn an_empty_room_closes_after_its_timeout() {
         StatusCode::NOT_FOUND,
         "the empty room was not closed"
     );
-    let store = s.store().await;
-    let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
-    let events = store
-        .events()
-        .list(
-            project["id"].as_str().unwrap().parse().unwrap(),
-            &switchboard_store::events::EventFilter::default(),
-            0,
-            100,
-        )
-        .await
-        .unwrap();
+    let events = s.events().await;
     let last = events.last().unwrap();
     assert_eq!(last.event_type(), "room.finished");
     assert_eq!(

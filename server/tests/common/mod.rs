@@ -164,6 +164,27 @@ impl Server {
         Store::connect(&self.db.url, key).await.unwrap()
     }
 
+    /// The dev project's event log, oldest first.
+    pub async fn events(&self) -> Vec<switchboard_core::Event> {
+        let (_, project) = send(self.dev(Method::GET, "/v1/project")).await;
+        let project = project["id"]
+            .as_str()
+            .expect("the dev project")
+            .parse()
+            .unwrap();
+        let store = self.store().await;
+        store
+            .events()
+            .list(
+                project,
+                &switchboard_store::events::EventFilter::default(),
+                0,
+                1000,
+            )
+            .await
+            .unwrap()
+    }
+
     /// A request to `path` with no credentials.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, format!("{}{path}", self.base))
