@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{isolated, Driver};
+use common::browser::{isolated, Browser, Driver};
 use common::{send, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -23,6 +23,28 @@ async fn token(s: &Server, room: &str, identity: &str, grants: Value) -> (String
         t["url"].as_str().unwrap().to_owned(),
         t["token"].as_str().unwrap().to_owned(),
     )
+}
+
+/// A server with room `room`, and two headless Chromiums on its `/demo` page
+/// (same origin as the SDK).
+async fn two_browsers(room: &str) -> (Server, Driver, Browser, Browser) {
+    let s = Server::start(Backend::Sqlite).await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": room })),
+    )
+    .await;
+    let driver = Driver::start().await;
+    let a = driver.browser().await;
+    let b = driver.browser().await;
+    for browser in [&a, &b] {
+        browser
+            .client
+            .goto(&format!("{}/demo", s.base))
+            .await
+            .unwrap();
+    }
+    (s, driver, a, b)
 }
 
 const JOIN: &str = r#"
@@ -61,18 +83,7 @@ const STATS: &str = r#"
 #[test]
 fn a_browser_receives_what_another_publishes() {
     isolated("a_browser_receives_what_another_publishes", || async {
-        let s = Server::start(Backend::Sqlite).await;
-        send(
-            s.dev(Method::POST, "/v1/rooms")
-                .json(&json!({ "name": "e2e" })),
-        )
-        .await;
-        let driver = Driver::start().await;
-        let alice = driver.browser().await;
-        let bob = driver.browser().await;
-        for b in [&alice, &bob] {
-            b.client.goto(&format!("{}/demo", s.base)).await.unwrap();
-        }
+        let (s, _driver, alice, bob) = two_browsers("e2e").await;
 
         // Alice joins first and publishes camera and microphone.
         let (url, t) = token(&s, "e2e", "alice", json!({})).await;
@@ -246,18 +257,7 @@ const HTTP_SIGNAL: &str = r#"
 #[test]
 fn whip_in_and_whep_out_from_browser_pages() {
     isolated("whip_in_and_whep_out_from_browser_pages", || async {
-        let s = Server::start(Backend::Sqlite).await;
-        send(
-            s.dev(Method::POST, "/v1/rooms")
-                .json(&json!({ "name": "studio" })),
-        )
-        .await;
-        let driver = Driver::start().await;
-        let encoder = driver.browser().await;
-        let player = driver.browser().await;
-        for b in [&encoder, &player] {
-            b.client.goto(&format!("{}/demo", s.base)).await.unwrap();
-        }
+        let (s, _driver, encoder, player) = two_browsers("studio").await;
 
         // An encoder publishes with nothing but fetch and RTCPeerConnection, as OBS would.
         let (_, t) = token(&s, "studio", "obs", json!({})).await;
@@ -390,18 +390,7 @@ fn whip_in_and_whep_out_from_browser_pages() {
 #[test]
 fn a_publisher_rejoins_after_its_socket_drops() {
     isolated("a_publisher_rejoins_after_its_socket_drops", || async {
-        let s = Server::start(Backend::Sqlite).await;
-        send(
-            s.dev(Method::POST, "/v1/rooms")
-                .json(&json!({ "name": "blip" })),
-        )
-        .await;
-        let driver = Driver::start().await;
-        let alice = driver.browser().await;
-        let bob = driver.browser().await;
-        for b in [&alice, &bob] {
-            b.client.goto(&format!("{}/demo", s.base)).await.unwrap();
-        }
+        let (s, _driver, alice, bob) = two_browsers("blip").await;
         let (url, t) = token(&s, "blip", "alice", json!({})).await;
         alice.run(JOIN, vec![json!(url), json!(t)]).await;
         alice

@@ -8,7 +8,7 @@ use axum::response::Response;
 use switchboard_core::event::LeaveReason;
 
 use super::single::{admit_single, apply_offer, complete_answer, drive, Admitted};
-use super::whip::{check_offer_request, created};
+use super::whip::{check_offer_request, created, Needs};
 use crate::http::{error, join_room};
 use crate::rtc::manager::RoomManager;
 
@@ -21,17 +21,10 @@ pub async fn offer(
     body: String,
 ) -> Response {
     let (project, claims, room_name) =
-        match check_offer_request(&manager, &room, &headers, &body).await {
+        match check_offer_request(&manager, &room, &headers, &body, Needs::Subscribe).await {
             Ok(v) => v,
             Err(r) => return r,
         };
-    if !claims.grants.can_subscribe {
-        return error(
-            StatusCode::FORBIDDEN,
-            "not_allowed",
-            "the access token does not grant can_subscribe",
-        );
-    }
     if claims.sub.as_str() == identity {
         return error(
             StatusCode::CONFLICT,

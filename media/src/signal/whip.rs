@@ -16,12 +16,23 @@ use crate::rtc::manager::RoomManager;
 /// Largest SDP offer accepted, in bytes.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 
-/// Checks the parts of an offer request that do not need the room: token, content type, body.
+/// The grant a WHIP or WHEP session needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Needs {
+    /// WHIP: `can_publish`.
+    Publish,
+    /// WHEP: `can_subscribe`.
+    Subscribe,
+}
+
+/// Checks the parts of an offer request that do not need the room: token and its
+/// grants, content type, body.
 pub(crate) async fn check_offer_request(
     manager: &RoomManager,
     room: &str,
     headers: &HeaderMap,
     body: &str,
+    needs: Needs,
 ) -> Result<(switchboard_core::ProjectId, Claims, RoomName), Response> {
     let token = bearer(headers).ok_or_else(|| {
         error(
@@ -38,6 +49,17 @@ pub(crate) async fn check_offer_request(
             StatusCode::FORBIDDEN,
             "wrong_room",
             format!("the access token does not grant room `{room}`"),
+        ));
+    }
+    let (granted, name) = match needs {
+        Needs::Publish => (claims.grants.can_publish, "can_publish"),
+        Needs::Subscribe => (claims.grants.can_subscribe, "can_subscribe"),
+    };
+    if !granted {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "not_allowed",
+            format!("the access token does not grant {name}"),
         ));
     }
     let content_type = headers
@@ -85,17 +107,10 @@ pub async fn offer(
     body: String,
 ) -> Response {
     let (project, claims, room_name) =
-        match check_offer_request(&manager, &room, &headers, &body).await {
+        match check_offer_request(&manager, &room, &headers, &body, Needs::Publish).await {
             Ok(v) => v,
             Err(r) => return r,
         };
-    if !claims.grants.can_publish {
-        return error(
-            StatusCode::FORBIDDEN,
-            "not_allowed",
-            "the access token does not grant can_publish",
-        );
-    }
     let room = match join_room(&manager, project, &room_name, &claims).await {
         Ok(r) => r,
         Err(r) => return r,
