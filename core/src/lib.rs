@@ -12,6 +12,8 @@
 //! - [`room`]: rooms, participants and tracks as the API shows them.
 //! - [`directory`]: the seam through which the control plane reaches live
 //!   participants on media nodes.
+//! - [`signal`]: the messages of the WebSocket signaling protocol, shared by
+//!   the media node and every client written in Rust.
 //! - [`clock`]: wall-clock time behind a trait, so time-driven logic tests on
 //!   a manual clock.
 //!
@@ -24,6 +26,7 @@ pub mod event;
 pub mod id;
 pub mod name;
 pub mod room;
+pub mod signal;
 pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};

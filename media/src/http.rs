@@ -18,7 +18,7 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::rtc::manager::{RoomLookupError, RoomManager};
 use crate::rtc::participant::Command;
 use crate::rtc::room::Room;
-use crate::signal::protocol::MAX_FRAME_BYTES;
+use switchboard_core::signal::MAX_FRAME_BYTES;
 
 /// The browser SDK, served at `/sdk/switchboard.js`.
 pub const SDK_JS: &str = include_str!("../../sdk/js/switchboard.js");

@@ -8,10 +8,10 @@ use switchboard_core::SystemClock;
 use switchboard_store::Store;
 use tokio::net::TcpListener;
 
+use switchboard_core::signal::IceServer;
 use switchboard_media::http::DemoKey;
 use switchboard_media::rtc::manager::RoomManager;
 use switchboard_media::sfu::engine::RtcConfig;
-use switchboard_media::signal::protocol::IceServer;
 
 use crate::config::{init_logging, FileConfig, ServeFlags, Storage, DEFAULT_HTTP_ADDR};
 

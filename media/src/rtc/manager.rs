@@ -249,7 +249,7 @@ impl ParticipantDirectory for RoomManager {
         identity: &Identity,
     ) -> Result<(), DirectoryError> {
         let (room, p) = self.participant(project, room, identity)?;
-        p.signal(crate::signal::protocol::ServerMessage::Leave {
+        p.signal(switchboard_core::signal::ServerMessage::Leave {
             reason: "removed".into(),
         });
         room.remove(&p, LeaveReason::Removed).await;
@@ -291,7 +291,7 @@ impl ParticipantDirectory for RoomManager {
         if let Some(r) = self.live(project, room) {
             self.forget(&r);
             for p in r.participants() {
-                p.signal(crate::signal::protocol::ServerMessage::Leave {
+                p.signal(switchboard_core::signal::ServerMessage::Leave {
                     reason: "room_closed".into(),
                 });
             }

@@ -17,7 +17,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::sfu::downtrack::DownTrack;
 use crate::sfu::receiver::TrackReceiver;
-use crate::signal::protocol::ServerMessage;
+use switchboard_core::signal::ServerMessage;
 
 /// What the room asks of a participant's session.
 #[derive(Debug)]

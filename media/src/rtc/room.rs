@@ -23,8 +23,8 @@ use super::participant::{lock, Command, Participant, Published, Subscription};
 use crate::sfu::downtrack::DownTrack;
 use crate::sfu::engine::codec_for;
 use crate::sfu::receiver::TrackReceiver;
-use crate::signal::protocol::ServerMessage;
 use crate::MediaError;
+use switchboard_core::signal::ServerMessage;
 
 /// Largest data message forwarded, in bytes.
 pub const MAX_DATA_BYTES: usize = 15 * 1024;

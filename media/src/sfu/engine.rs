@@ -35,7 +35,7 @@ pub struct RtcConfig {
     /// The IP to advertise in host candidates instead of the bound one (`--node-ip`).
     pub node_ip: Option<IpAddr>,
     /// STUN/TURN servers handed to clients and used by the server.
-    pub ice_servers: Vec<crate::signal::protocol::IceServer>,
+    pub ice_servers: Vec<switchboard_core::signal::IceServer>,
     /// How long a session has to get media connected before it is dropped.
     pub connect_timeout: Duration,
 }

@@ -26,15 +26,15 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription,
 };
 
-use super::protocol::{
-    parse_client_message, Candidate, ClientMessage, Layer, RoomSummary, ServerMessage, Target,
-};
 use crate::rtc::manager::RoomManager;
 use crate::rtc::participant::{lock, Command, DataChannels, Participant, PendingTrack};
 use crate::rtc::room::{AdmitError, Room};
 use crate::sfu::engine::new_peer_connection;
 use crate::sfu::keyframe::Codec;
 use crate::sfu::receiver::TrackReceiver;
+use switchboard_core::signal::{
+    parse_client_message, Candidate, ClientMessage, Layer, RoomSummary, ServerMessage, Target,
+};
 
 /// How long the socket may stay silent (clients `ping` every 10 s).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);

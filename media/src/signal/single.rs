@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
-use super::protocol::Target;
 use super::session::{publish_track, PcEvent, PcHandler};
 use crate::http::error;
 use crate::rtc::manager::RoomManager;
@@ -20,6 +19,7 @@ use crate::rtc::participant::{Command, Participant};
 use crate::rtc::room::{AdmitError, Room};
 use crate::sfu::engine::new_peer_connection;
 use crate::MediaError;
+use switchboard_core::signal::Target;
 
 /// How long to wait for ICE candidates before answering without the rest.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(3);

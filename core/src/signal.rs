@@ -1,9 +1,9 @@
 //! The signaling messages, as documented in `docs/signaling.md`.
 
+use crate::event::{LeaveReason, TrackKind, TrackSource};
+use crate::room::{ParticipantInfo, TrackInfo};
+use crate::{ParticipantSid, RoomSid, TrackSid};
 use serde::{Deserialize, Serialize};
-use switchboard_core::event::{LeaveReason, TrackKind, TrackSource};
-use switchboard_core::room::{ParticipantInfo, TrackInfo};
-use switchboard_core::{ParticipantSid, RoomSid, TrackSid};
 
 /// Largest signaling frame accepted, in bytes.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
