@@ -26,6 +26,8 @@ enum Command {
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Load a media node with simulated publishers and subscribers and report loss, jitter and latency.
+    Loadtest(crate::loadtest::LoadtestArgs),
 }
 
 /// Where the data lives, for commands that open the database.
@@ -68,5 +70,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Project(ProjectCommand::Create(args)) => crate::project::create(args).await,
         Command::Token(TokenCommand::Create(args)) => crate::token::create(args),
+        Command::Loadtest(args) => crate::loadtest::run(args).await,
     }
 }

@@ -164,10 +164,15 @@ pub fn redact(url: &str) -> String {
 
 /// Starts logging to stderr; `SWITCHBOARD_LOG` (or `RUST_LOG`) filters, default `info`.
 pub fn init_logging(format: Option<LogFormat>) {
+    init_logging_with(format, "info");
+}
+
+/// Sets up logging with `default_filter` unless `SWITCHBOARD_LOG` or `RUST_LOG` says otherwise.
+pub fn init_logging_with(format: Option<LogFormat>, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod loadtest;
 mod project;
 mod serve;
 mod token;

@@ -1,0 +1,230 @@
+//! `switchboard loadtest`: simulated participants that join a room on a
+//! Switchboard media node, publish synthetic Opus/VP8 RTP and measure what
+//! every subscriber receives.
+//!
+//! Publishers and subscribers are ordinary clients of the signaling protocol
+//! (`docs/signaling.md`), built on the same WebRTC stack as the SFU. Every
+//! payload carries a [`synth::Stamp`] (send time and a per-track counter), so
+//! each subscriber measures loss, jitter and latency per track without
+//! touching the server.
+//!
+//! A run: publishers join and start sending; subscribers join (at most
+//! `join_concurrency` at a time) and are timed from token request to first
+//! media packet; media flows for `duration`; publishers stop, the tail
+//! drains, and the [`Report`] sums up each published track over all its
+//! subscribers.
+
+pub mod client;
+pub mod clock;
+pub mod report;
+pub mod stats;
+pub mod synth;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_media::sfu::engine::RtcConfig;
+use tokio::sync::Semaphore;
+
+use client::{PublishSpec, SimParticipant};
+use clock::Epoch;
+pub use report::Report;
+
+/// How long after the publishers stop the subscribers keep counting.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// What went wrong in a run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadtestError {
+    /// The API refused a request or could not be reached.
+    #[error("API: {0}")]
+    Api(String),
+    /// Signaling with the media node failed.
+    #[error("signaling: {0}")]
+    Signaling(String),
+    /// The local WebRTC stack failed.
+    #[error("WebRTC: {0}")]
+    WebRtc(String),
+    /// The options make no sense together.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// One run's parameters.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server's HTTP base URL (`http://host:port`).
+    pub url: String,
+    /// API key id that signs the tokens.
+    pub api_key: String,
+    /// Its secret.
+    pub api_secret: String,
+    /// The room to join (created by the first join if missing).
+    pub room: String,
+    /// Simulated publishers.
+    pub publishers: usize,
+    /// Simulated subscribers.
+    pub subscribers: usize,
+    /// VP8 bitrate per publisher in bit/s, 0 for no video.
+    pub video_bitrate: u32,
+    /// Opus bitrate per publisher in bit/s, 0 for no audio.
+    pub audio_bitrate: u32,
+    /// How long media flows once everyone joined.
+    pub duration: Duration,
+    /// The local IP the simulated peers bind to.
+    pub bind_ip: IpAddr,
+    /// Most subscribers joining at the same time.
+    pub join_concurrency: usize,
+}
+
+impl Config {
+    fn check(&self) -> Result<(), LoadtestError> {
+        if self.publishers == 0 {
+            return Err(LoadtestError::Config(
+                "--publishers must be at least 1".into(),
+            ));
+        }
+        if self.video_bitrate == 0 && self.audio_bitrate == 0 {
+            return Err(LoadtestError::Config(
+                "nothing to send: give --video-bitrate or --audio".into(),
+            ));
+        }
+        if self.video_bitrate > 50_000_000 {
+            return Err(LoadtestError::Config(
+                "--video-bitrate is limited to 50 Mbps".into(),
+            ));
+        }
+        if self.join_concurrency == 0 {
+            return Err(LoadtestError::Config(
+                "--join-concurrency must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    token: String,
+    url: String,
+}
+
+/// Asks the API for a token for `identity` in the room.
+async fn token(
+    http: &reqwest::Client,
+    config: &Config,
+    identity: &str,
+    publisher: bool,
+) -> Result<TokenResponse, LoadtestError> {
+    let response = http
+        .post(format!("{}/v1/tokens", config.url.trim_end_matches('/')))
+        .basic_auth(&config.api_key, Some(&config.api_secret))
+        .json(&json!({
+            "room": config.room,
+            "identity": identity,
+            "grants": {
+                "room_create": true,
+                "can_publish": publisher,
+                "can_subscribe": !publisher,
+                "can_publish_data": false,
+            },
+        }))
+        .send()
+        .await
+        .map_err(|e| LoadtestError::Api(format!("cannot reach {}: {e}", config.url)))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(LoadtestError::Api(format!(
+            "POST /v1/tokens answered {status}: {body}"
+        )));
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| LoadtestError::Api(format!("unexpected token response: {e}")))
+}
+
+/// Runs one load test and reports what the subscribers measured.
+pub async fn run(config: Config) -> Result<Report, LoadtestError> {
+    config.check()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| LoadtestError::Api(e.to_string()))?;
+    let rtc = RtcConfig {
+        bind_ip: config.bind_ip,
+        ..RtcConfig::default()
+    };
+    let epoch = Epoch::start();
+    let spec = PublishSpec {
+        video_bps: config.video_bitrate,
+        audio_bps: config.audio_bitrate,
+    };
+    let run_id = &ulid::Ulid::new().to_string()[20..];
+
+    let mut publishers = Vec::with_capacity(config.publishers);
+    let joins = (0..config.publishers).map(|i| {
+        let (http, config, rtc) = (&http, &config, &rtc);
+        async move {
+            let identity = format!("lt-pub-{run_id}-{i}");
+            let t = token(http, config, &identity, true).await?;
+            SimParticipant::join(identity, &t.url, &t.token, rtc, Some(spec), epoch).await
+        }
+    });
+    for p in futures::future::join_all(joins).await {
+        publishers.push(p?);
+    }
+    for p in &mut publishers {
+        p.start_media(spec, epoch);
+    }
+    for p in &publishers {
+        p.wait_published().await?;
+    }
+    tracing::info!(publishers = publishers.len(), "publishers sending");
+
+    let gate = Arc::new(Semaphore::new(config.join_concurrency));
+    let joins = (0..config.subscribers).map(|i| {
+        let (http, config, rtc, gate) = (&http, &config, &rtc, gate.clone());
+        async move {
+            let _permit = gate.acquire_owned().await;
+            let identity = format!("lt-sub-{run_id}-{i}");
+            let started_us = epoch.now_us();
+            let t = token(http, config, &identity, false).await?;
+            let p = SimParticipant::join(identity, &t.url, &t.token, rtc, None, epoch).await?;
+            Ok::<_, LoadtestError>((p, started_us))
+        }
+    });
+    let mut subscribers = Vec::with_capacity(config.subscribers);
+    for s in futures::future::join_all(joins).await {
+        subscribers.push(s?);
+    }
+    tracing::info!(subscribers = subscribers.len(), "subscribers joined");
+
+    let measured_from = Instant::now();
+    tokio::time::sleep(config.duration).await;
+    let mut tracks = Vec::new();
+    for p in &mut publishers {
+        let identity = p.identity.clone();
+        tracks.extend(
+            p.stop_media()
+                .await
+                .into_iter()
+                .map(|t| (identity.clone(), t)),
+        );
+    }
+    tokio::time::sleep(DRAIN).await;
+    let elapsed = measured_from.elapsed();
+
+    let report = Report::build(&config, elapsed, &tracks, &subscribers);
+    for p in publishers {
+        p.leave().await;
+    }
+    for (s, _) in subscribers {
+        s.leave().await;
+    }
+    Ok(report)
+}

@@ -1,0 +1,220 @@
+//! The outcome of a run: one line per published track, summed over its
+//! subscribers, plus join times and totals; printed as a table or as JSON.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use switchboard_core::event::TrackKind;
+
+use crate::client::{PublishedTrack, SimParticipant};
+use crate::stats::{aggregate, StreamStats, StreamSummary};
+use crate::Config;
+
+/// A whole run, as `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Simulated publishers.
+    pub publishers: usize,
+    /// Simulated subscribers.
+    pub subscribers: usize,
+    /// Requested VP8 bitrate per publisher (bit/s).
+    pub video_bitrate: u32,
+    /// Requested Opus bitrate per publisher (bit/s).
+    pub audio_bitrate: u32,
+    /// How long media was measured after everyone joined, including the drain.
+    pub measured_s: f64,
+    /// Each published track over all its subscribers.
+    pub tracks: Vec<TrackReport>,
+    /// Subscriber join times: token request to first media packet.
+    pub join_ms: Percentiles,
+    /// Subscriptions (subscriber × track) that never received a packet.
+    pub missing_streams: usize,
+    /// Every stream of every track together.
+    pub total: StreamSummary,
+    /// Payload bitrate the subscribers received altogether.
+    pub received_mbps: f64,
+}
+
+/// One published track.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackReport {
+    /// Who published it.
+    pub publisher: String,
+    /// The server's track id.
+    pub track_sid: String,
+    /// `audio` or `video`.
+    pub kind: TrackKind,
+    /// Packets the publisher sent.
+    pub sent_packets: u32,
+    /// Subscribers that received at least one packet of it.
+    pub receiving_subscribers: usize,
+    /// Summed over those subscribers (bitrate and jitter averaged).
+    pub received: StreamSummary,
+}
+
+/// A distribution in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    fn of(mut values: Vec<f64>) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        values.sort_by(f64::total_cmp);
+        let at =
+            |q: f64| values[((values.len() as f64 * q).ceil() as usize).clamp(1, values.len()) - 1];
+        Self {
+            p50: at(0.5),
+            p95: at(0.95),
+            max: values[values.len() - 1],
+        }
+    }
+}
+
+impl Report {
+    /// Sums up what `subscribers` (each with the time its join started) received of `tracks`.
+    pub fn build(
+        config: &Config,
+        measured: Duration,
+        tracks: &[(String, PublishedTrack)],
+        subscribers: &[(SimParticipant, u64)],
+    ) -> Self {
+        let snapshot: Vec<(u64, Vec<(String, StreamStats)>)> = subscribers
+            .iter()
+            .map(|(s, started)| {
+                let received = s.received.lock().unwrap_or_else(|p| p.into_inner());
+                let streams = received
+                    .iter()
+                    .map(|(sid, st)| {
+                        (
+                            sid.clone(),
+                            st.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                        )
+                    })
+                    .collect();
+                (*started, streams)
+            })
+            .collect();
+
+        let mut missing_streams = 0;
+        let mut all_latency = StreamStats::default();
+        let mut all_summaries = Vec::new();
+        let mut track_reports = Vec::new();
+        for (publisher, track) in tracks {
+            let mut latency = StreamStats::default();
+            let mut summaries = Vec::new();
+            for (_, streams) in &snapshot {
+                match streams
+                    .iter()
+                    .find(|(sid, st)| *sid == track.sid && st.packets() > 0)
+                {
+                    Some((_, st)) => {
+                        latency.merge_latency(st);
+                        summaries.push(st.summary(track.sent));
+                    }
+                    None => missing_streams += 1,
+                }
+            }
+            all_latency.merge_latency(&latency);
+            all_summaries.extend(summaries.iter().cloned());
+            track_reports.push(TrackReport {
+                publisher: publisher.clone(),
+                track_sid: track.sid.clone(),
+                kind: track.kind,
+                sent_packets: track.sent,
+                receiving_subscribers: summaries.len(),
+                received: aggregate(&summaries, &latency),
+            });
+        }
+        let joins = snapshot
+            .iter()
+            .filter_map(|(started, streams)| {
+                let first = streams.iter().filter_map(|(_, s)| s.first_at_us()).min()?;
+                Some(first.saturating_sub(*started) as f64 / 1000.0)
+            })
+            .collect();
+        let received_mbps = all_summaries.iter().map(|s| s.bitrate_kbps).sum::<f64>() / 1000.0;
+        Self {
+            publishers: config.publishers,
+            subscribers: config.subscribers,
+            video_bitrate: config.video_bitrate,
+            audio_bitrate: config.audio_bitrate,
+            measured_s: measured.as_secs_f64(),
+            tracks: track_reports,
+            join_ms: Percentiles::of(joins),
+            missing_streams,
+            total: aggregate(&all_summaries, &all_latency),
+            received_mbps,
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} publisher(s) -> {} subscriber(s), measured {:.1} s",
+            self.publishers, self.subscribers, self.measured_s
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:<6} {:>5} {:>9} {:>7} {:>9} {:>9} {:>9}",
+            "track", "kind", "subs", "kbps", "loss%", "jitter ms", "p50 ms", "p99 ms"
+        )?;
+        for t in &self.tracks {
+            let kind = match t.kind {
+                TrackKind::Audio => "audio",
+                TrackKind::Video => "video",
+            };
+            writeln!(
+                f,
+                "{:<28} {:<6} {:>5} {:>9.1} {:>7.3} {:>9.2} {:>9.1} {:>9.1}",
+                format!("{}/{}", t.publisher, &t.track_sid),
+                kind,
+                t.receiving_subscribers,
+                t.received.bitrate_kbps,
+                t.received.loss_pct,
+                t.received.jitter_ms,
+                t.received.latency_p50_ms,
+                t.received.latency_p99_ms,
+            )?;
+        }
+        writeln!(
+            f,
+            "total: {} packets received, {} lost ({:.3}%), {} stream(s) missing, {:.1} Mbps received",
+            self.total.packets, self.total.lost, self.total.loss_pct, self.missing_streams, self.received_mbps
+        )?;
+        writeln!(
+            f,
+            "latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; join p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+            self.total.latency_p50_ms,
+            self.total.latency_p99_ms,
+            self.total.latency_max_ms,
+            self.join_ms.p50,
+            self.join_ms.p95,
+            self.join_ms.max
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Percentiles;
+
+    #[test]
+    fn percentiles_pick_ranks() {
+        let p = Percentiles::of((1..=100).map(f64::from).collect());
+        assert_eq!((p.p50, p.p95, p.max), (50.0, 95.0, 100.0));
+        let p = Percentiles::of(vec![]);
+        assert_eq!(p.max, 0.0);
+    }
+}

@@ -1,0 +1,116 @@
+//! `switchboard loadtest`: load a media node with simulated peers and report what they measured.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+/// Arguments of `switchboard loadtest`.
+#[derive(Debug, Args)]
+pub struct LoadtestArgs {
+    /// The server's HTTP URL.
+    #[arg(long, default_value = "http://127.0.0.1:7880")]
+    url: String,
+    /// API key id that signs the participants' tokens.
+    #[arg(long, env = "SWITCHBOARD_API_KEY")]
+    api_key: String,
+    /// Its secret.
+    #[arg(long, env = "SWITCHBOARD_API_SECRET", hide_env_values = true)]
+    api_secret: String,
+    /// Room to load (created by the first join if missing).
+    #[arg(long, default_value = "loadtest")]
+    room: String,
+    /// Simulated publishers.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Simulated subscribers (each receives every publisher).
+    #[arg(long, default_value_t = 1)]
+    subscribers: usize,
+    /// VP8 bitrate per publisher, e.g. `1.5M`, `800k` or `0` for no video.
+    #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]
+    video_bitrate: u32,
+    /// Publish Opus audio too.
+    #[arg(long)]
+    audio: bool,
+    /// Opus bitrate when `--audio` is given.
+    #[arg(long, default_value = "32k", value_parser = parse_bitrate)]
+    audio_bitrate: u32,
+    /// How long media flows once everyone joined, e.g. `30s`, `2m`.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Local IP the simulated peers bind to (one reachable from the server).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_ip: IpAddr,
+    /// Most subscribers joining at once.
+    #[arg(long, default_value_t = 10)]
+    join_concurrency: usize,
+    /// Write the JSON summary to this file (`-` prints it instead of the table).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Parses `1.5M`, `800k`, `64000` into bits per second.
+fn parse_bitrate(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let (number, scale) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&s[..i], 1e6),
+        _ => (s, 1.0),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a bitrate; write e.g. 1.5M, 800k or 64000"))?;
+    let bps = value * scale;
+    if !(0.0..=f64::from(u32::MAX)).contains(&bps) {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok(bps as u32)
+}
+
+/// Runs the load test and prints its report.
+pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
+    crate::config::init_logging_with(None, "error,switchboard_loadtest=info");
+    let config = switchboard_loadtest::Config {
+        url: args.url,
+        api_key: args.api_key,
+        api_secret: args.api_secret,
+        room: args.room,
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        video_bitrate: args.video_bitrate,
+        audio_bitrate: if args.audio { args.audio_bitrate } else { 0 },
+        duration: args.duration,
+        bind_ip: args.bind_ip,
+        join_concurrency: args.join_concurrency,
+    };
+    let report = switchboard_loadtest::run(config).await?;
+    let json = serde_json::to_string_pretty(&report)?;
+    match args.json {
+        Some(path) if path.as_os_str() == "-" => println!("{json}"),
+        Some(path) => {
+            print!("{report}");
+            std::fs::write(&path, json + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => print!("{report}"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bitrate;
+
+    #[test]
+    fn bitrates_take_k_and_m_suffixes() {
+        assert_eq!(parse_bitrate("1.5M"), Ok(1_500_000));
+        assert_eq!(parse_bitrate("800k"), Ok(800_000));
+        assert_eq!(parse_bitrate("64000"), Ok(64_000));
+        assert_eq!(parse_bitrate("0"), Ok(0));
+        for bad in ["", "M", "fast", "-1k", "9999999M", "1.5G"] {
+            assert!(parse_bitrate(bad).is_err(), "{bad}");
+        }
+    }
+}

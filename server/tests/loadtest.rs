@@ -1,0 +1,181 @@
+//! `switchboard loadtest` against a real server on loopback: simulated
+//! WebRTC publishers and subscribers, synthetic Opus + VP8, loss measured
+//! per track at every subscriber.
+
+mod common;
+
+use std::process::Output;
+
+use common::{send, Server};
+use reqwest::Method;
+use serde_json::Value;
+use switchboard_store::Backend;
+
+/// One load test at a time: they measure loss, and two would share the 2 cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `switchboard loadtest ARGS`, with no defaults added.
+async fn raw(s: &Server, args: &[&str]) -> Output {
+    let mut cmd = s.command();
+    cmd.arg("loadtest").args(args);
+    tokio::task::spawn_blocking(move || cmd.output().expect("run switchboard loadtest"))
+        .await
+        .unwrap()
+}
+
+/// `switchboard loadtest` against `s` with the dev key, plus `args`.
+async fn loadtest(s: &Server, args: &[&str]) -> Output {
+    let base = [
+        "--url",
+        &s.base,
+        "--api-key",
+        "devkey",
+        "--api-secret",
+        "secret",
+    ];
+    raw(s, &[&base[..], args].concat()).await
+}
+
+/// Runs a load test that must succeed and returns its JSON summary.
+async fn report(s: &Server, args: &[&str]) -> Value {
+    let out = loadtest(s, &[args, &["--json", "-"]].concat()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadtest failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Every subscriber received every track, at about the rate sent, with under 1% loss.
+fn assert_healthy(r: &Value, publishers: usize, subscribers: usize, video_bps: f64) {
+    let summary = serde_json::to_string_pretty(r).unwrap();
+    eprintln!("{summary}");
+    assert_eq!(r["missing_streams"], 0, "{summary}");
+    let tracks = r["tracks"].as_array().unwrap();
+    assert_eq!(tracks.len(), publishers * 2, "{summary}");
+    for t in tracks {
+        assert_eq!(t["receiving_subscribers"], subscribers, "{summary}");
+        let loss = t["received"]["loss_pct"].as_f64().unwrap();
+        assert!(loss < 1.0, "track {} lost {loss}%", t["track_sid"]);
+        let kbps = t["received"]["bitrate_kbps"].as_f64().unwrap();
+        let wanted = if t["kind"] == "video" {
+            video_bps / 1000.0
+        } else {
+            32.0
+        };
+        assert!(
+            (kbps / wanted - 1.0).abs() < 0.2,
+            "track {} arrived at {kbps} kbps, sent at {wanted}",
+            t["track_sid"]
+        );
+        assert!(t["received"]["latency_p50_ms"].as_f64().unwrap() > 0.0);
+    }
+    let expected = r["total"]["expected"].as_u64().unwrap();
+    assert!(expected > 0, "{summary}");
+    assert!(r["total"]["loss_pct"].as_f64().unwrap() < 1.0, "{summary}");
+    assert!(r["join_ms"]["max"].as_f64().unwrap() > 0.0, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publisher_to_fifty_subscribers_loses_under_one_percent() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = Server::start(Backend::Sqlite).await;
+    let r = report(
+        &s,
+        &[
+            "--room",
+            "fanout",
+            "--publishers",
+            "1",
+            "--subscribers",
+            "50",
+            "--video-bitrate",
+            "500k",
+            "--audio",
+            "--duration",
+            "10s",
+        ],
+    )
+    .await;
+    assert_healthy(&r, 1, 50, 500_000.0);
+    // Every simulated participant left when the run ended.
+    let mut left = Value::Null;
+    for _ in 0..50 {
+        left = send(s.dev(Method::GET, "/v1/rooms/fanout/participants"))
+            .await
+            .1;
+        if left["data"] == serde_json::json!([]) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("participants still listed after the run: {left}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_publishers_to_ten_subscribers_lose_under_one_percent() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = Server::start(Backend::Sqlite).await;
+    let r = report(
+        &s,
+        &[
+            "--room",
+            "mesh",
+            "--publishers",
+            "10",
+            "--subscribers",
+            "10",
+            "--video-bitrate",
+            "500k",
+            "--audio",
+            "--duration",
+            "10s",
+        ],
+    )
+    .await;
+    assert_healthy(&r, 10, 10, 500_000.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_options_and_bad_credentials_are_refused_clearly() {
+    let s = Server::start(Backend::Sqlite).await;
+    for (args, says) in [
+        (&["--video-bitrate", "fast"][..], "not a bitrate"),
+        (&["--duration", "forever"][..], "duration"),
+        (&["--publishers", "0"][..], "at least 1"),
+        (&["--video-bitrate", "0"][..], "nothing to send"),
+        (&["--room", "bad\u{1}room"][..], "400"),
+    ] {
+        let out = loadtest(&s, args).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let wrong_secret = [
+        "--url",
+        &s.base,
+        "--api-key",
+        "devkey",
+        "--api-secret",
+        "wrong",
+    ];
+    let nobody_there = [
+        "--url",
+        "http://127.0.0.1:9",
+        "--api-key",
+        "k",
+        "--api-secret",
+        "s",
+    ];
+    for (args, says) in [(wrong_secret, "401"), (nobody_there, "cannot reach")] {
+        let out = raw(&s, &args).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+}
