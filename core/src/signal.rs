@@ -157,6 +157,29 @@ pub struct SpeakerLevel {
     pub level: f32,
 }
 
+/// How well a participant's connection carries media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionQuality {
+    /// Under 2% loss and under 300 ms round trip.
+    Excellent,
+    /// Under 8% loss and under 600 ms round trip.
+    Good,
+    /// More loss or delay than that.
+    Poor,
+    /// No media connection.
+    Lost,
+}
+
+/// One participant's connection quality.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityUpdate {
+    /// The participant.
+    pub sid: ParticipantSid,
+    /// Its quality now.
+    pub quality: ConnectionQuality,
+}
+
 /// A message from the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -240,6 +263,11 @@ pub enum ServerMessage {
     ActiveSpeakers {
         /// The speakers.
         speakers: Vec<SpeakerLevel>,
+    },
+    /// Connection qualities that changed.
+    ConnectionQuality {
+        /// The participants whose quality changed.
+        updates: Vec<QualityUpdate>,
     },
     /// The server ends the session.
     Leave {

@@ -23,9 +23,20 @@ pub fn offered_payload_type(sdp: &str, mime: &str) -> Option<u8> {
     None
 }
 
+/// The id an `a=extmap` line gives the header extension `uri` (1 to 255), if any.
+pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let map = line.trim_end().strip_prefix("a=extmap:")?;
+        let (id, rest) = map.split_once(' ')?;
+        // The id may carry a direction: `a=extmap:1/sendonly URI`.
+        let id: u8 = id.split('/').next()?.parse().ok()?;
+        (id != 0 && rest.split(' ').next() == Some(uri)).then_some(id)
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::offered_payload_type;
+    use super::{extmap_id, offered_payload_type};
 
     const OFFER: &str = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 97 98\r\na=rtpmap:97 VP8/90000\r\na=rtpmap:98 rtx/90000\r\n\
                          m=audio 9 UDP/TLS/RTP/SAVPF 96 0\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n";
@@ -43,6 +54,29 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn finds_header_extension_ids() {
+        let sdp = "m=audio 9 RTP 111\r\na=extmap:14 urn:ietf:params:rtp-hdrext:toffset\r\n\
+                   a=extmap:1/sendrecv urn:ietf:params:rtp-hdrext:ssrc-audio-level vad=on\r\n";
+        assert_eq!(
+            extmap_id(sdp, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+            Some(1)
+        );
+        assert_eq!(
+            extmap_id(sdp, "urn:ietf:params:rtp-hdrext:toffset"),
+            Some(14)
+        );
+        for bad in [
+            "",
+            "a=extmap:",
+            "a=extmap:x urn:a",
+            "a=extmap:0 urn:a",
+            "a=extmap:999 urn:a",
+        ] {
+            assert_eq!(extmap_id(bad, "urn:a"), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -58,6 +58,10 @@ const JOIN: &str = r#"
       room.on(name, (x) => events.push([name, (x && (x.identity || (x.participant && x.participant.identity))) || x]));
     }
     room.on('data', (d) => events.push(['data', d.from, d.payload, d.reliable]));
+    window.speakers = [];
+    window.qualities = {};
+    room.on('active_speakers', (list) => { for (const s of list) speakers.push(s.sid); });
+    room.on('connection_quality', (updates) => { for (const u of updates) qualities[u.sid] = u.quality; });
     room.on('track_subscribed', ({ track }) => {
       tracks.push(track.kind);
       const el = document.createElement(track.kind);
@@ -147,6 +151,41 @@ fn a_browser_receives_what_another_publishes() {
                 .any(|e| *e == json!(["data", "alice", "hello bob", true])),
             "{events}"
         );
+        // Alice's microphone (Chromium's fake device beeps) makes her an active speaker,
+        // and both connections are rated.
+        let own_sid = "return room.localParticipant.sid;";
+        let alice_sid = alice.run(own_sid, vec![]).await;
+        let bob_sid = bob.run(own_sid, vec![]).await;
+        let mut seen = Value::Null;
+        for _ in 0..100 {
+            seen = bob
+                .run(
+                    "return { speakers: window.speakers, qualities: window.qualities };",
+                    vec![],
+                )
+                .await;
+            let spoke = seen["speakers"].as_array().unwrap().contains(&alice_sid);
+            let rated = [&alice_sid, &bob_sid]
+                .iter()
+                .all(|sid| seen["qualities"][sid.as_str().unwrap()].is_string());
+            if spoke && rated {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            seen["speakers"].as_array().unwrap().contains(&alice_sid),
+            "alice {alice_sid} never an active speaker: {seen}"
+        );
+        assert!(
+            !seen["speakers"].as_array().unwrap().contains(&bob_sid),
+            "bob publishes no audio yet spoke: {seen}"
+        );
+        for sid in [&alice_sid, &bob_sid] {
+            let q = &seen["qualities"][sid.as_str().unwrap()];
+            assert!(q == "excellent" || q == "good", "{sid}: {seen}");
+        }
+
         // Bob may not publish: the server refuses his announcement.
         let refused = bob
             .run(

@@ -117,6 +117,7 @@ impl RoomManager {
             self.store.clone(),
         );
         lock(&self.rooms).insert((project, name.clone()), room.clone());
+        tokio::spawn(super::observer::run(Arc::downgrade(&room)));
         Ok(room)
     }
 

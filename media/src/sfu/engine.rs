@@ -17,8 +17,9 @@ use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::sansio::Protocol;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -135,6 +136,15 @@ fn media_engine() -> Result<MediaEngine, MediaError> {
     for (codec, kind) in codecs() {
         me.register_codec(codec, kind).map_err(MediaError::webrtc)?;
     }
+    // Publishers' audio levels drive active speaker detection.
+    me.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: super::audio_level::AUDIO_LEVEL_URI.into(),
+        },
+        RtpCodecKind::Audio,
+        Some(RTCRtpTransceiverDirection::Recvonly),
+    )
+    .map_err(MediaError::webrtc)?;
     Ok(me)
 }
 

@@ -1,6 +1,6 @@
 //! A published track as the SFU receives it, fanned out to its down-tracks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -9,6 +9,7 @@ use rtc::rtp::Packet;
 use switchboard_core::TrackSid;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use super::audio_level::AudioLevel;
 use super::downtrack::DownTrack;
 use super::keyframe::Codec;
 
@@ -64,6 +65,9 @@ pub struct TrackReceiver {
     layers: Mutex<Layers>,
     downtracks: RwLock<Vec<Arc<DownTrack>>>,
     muted: AtomicBool,
+    /// The negotiated id of the RFC 6464 audio level extension, 0 if none.
+    audio_level_id: AtomicU8,
+    audio_level: AudioLevel,
 }
 
 impl TrackReceiver {
@@ -82,6 +86,8 @@ impl TrackReceiver {
             layers: Mutex::new(Layers::default()),
             downtracks: RwLock::new(Vec::new()),
             muted: AtomicBool::new(false),
+            audio_level_id: AtomicU8::new(0),
+            audio_level: AudioLevel::default(),
         })
     }
 
@@ -130,6 +136,19 @@ impl TrackReceiver {
             dt.close();
         }
         list
+    }
+
+    /// Reads audio levels from the header extension negotiated as `id`.
+    pub fn set_audio_level_extension(&self, id: u8) {
+        self.audio_level_id.store(id, Ordering::Relaxed);
+    }
+
+    /// The publisher's smoothed audio level (0.0 to 1.0); 0.0 while muted or silent.
+    pub fn audio_level(&self, now: Instant) -> f32 {
+        if self.muted.load(Ordering::Relaxed) {
+            return 0.0;
+        }
+        self.audio_level.level(now)
     }
 
     /// Stops or resumes forwarding altogether (muted by the publisher or an admin).
@@ -184,6 +203,17 @@ impl TrackReceiver {
         };
         if self.muted.load(Ordering::Relaxed) {
             return;
+        }
+        let level_id = self.audio_level_id.load(Ordering::Relaxed);
+        if level_id != 0 {
+            if let Some(&byte) = packet
+                .header
+                .get_extension(level_id)
+                .as_deref()
+                .and_then(<[u8]>::first)
+            {
+                self.audio_level.observe(now, byte);
+            }
         }
         let keyframe = self.codec.is_keyframe(&packet.payload);
         let downtracks = self.downtracks.read().unwrap_or_else(|p| p.into_inner());

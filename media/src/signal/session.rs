@@ -29,6 +29,8 @@ use webrtc::peer_connection::{
 use crate::rtc::manager::RoomManager;
 use crate::rtc::participant::{lock, Command, DataChannels, Participant, PendingTrack};
 use crate::rtc::room::{AdmitError, Room};
+use crate::sdp::extmap_id;
+use crate::sfu::audio_level::AUDIO_LEVEL_URI;
 use crate::sfu::engine::new_peer_connection;
 use crate::sfu::keyframe::Codec;
 use crate::sfu::receiver::TrackReceiver;
@@ -644,6 +646,12 @@ pub(crate) async fn publish_track(
     for ssrc in ssrcs {
         let rid = remote.rid(ssrc).await;
         receiver.add_layer(ssrc, rid.as_deref());
+    }
+    if kind == TrackKind::Audio {
+        let offer = p.publisher.remote_description().await;
+        if let Some(id) = offer.and_then(|d| extmap_id(&d.sdp, AUDIO_LEVEL_URI)) {
+            receiver.set_audio_level_extension(id);
+        }
     }
     let track_sid = info.sid;
     tracing::info!(track = %track_sid, mime = %codec.mime_type, simulcast, "track published");

@@ -1,0 +1,116 @@
+//! A room's observer: a task that, while the room lives, tells its
+//! participants who is speaking (every 250 ms, on change) and how everyone's
+//! connection is doing (every 3 s, on change).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use switchboard_core::event::TrackKind;
+use switchboard_core::signal::{ConnectionQuality, QualityUpdate, ServerMessage};
+use switchboard_core::ParticipantSid;
+use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
+
+use super::participant::{lock, Participant};
+use super::quality::{score, Sample};
+use super::room::Room;
+use super::speakers::SpeakerDetector;
+
+/// How often speaker levels are looked at.
+const SPEAKER_TICK: Duration = Duration::from_millis(250);
+/// Connection quality is sampled every this many speaker ticks (3 s).
+const QUALITY_EVERY: u32 = 12;
+
+/// Observes `room` until it closes or is dropped.
+pub async fn run(room: Weak<Room>) {
+    let mut speakers = SpeakerDetector::default();
+    let mut samples: HashMap<ParticipantSid, Sample> = HashMap::new();
+    let mut qualities: HashMap<ParticipantSid, ConnectionQuality> = HashMap::new();
+    let mut tick = tokio::time::interval(SPEAKER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ticks = 0u32;
+    loop {
+        tick.tick().await;
+        let Some(room) = room.upgrade() else { return };
+        if room.is_closed() {
+            return;
+        }
+        let participants = room.participants();
+        let now = Instant::now();
+        let levels: Vec<(ParticipantSid, f32)> = participants
+            .iter()
+            .map(|p| (p.sid, audio_level(p, now)))
+            .collect();
+        if let Some(list) = speakers.update(now, &levels) {
+            broadcast(
+                &participants,
+                ServerMessage::ActiveSpeakers { speakers: list },
+            );
+        }
+        ticks = ticks.wrapping_add(1);
+        if !ticks.is_multiple_of(QUALITY_EVERY) {
+            continue;
+        }
+        let mut updates = Vec::new();
+        for p in &participants {
+            let sample = sample(p).await;
+            let previous = samples.insert(p.sid, sample).unwrap_or_default();
+            let quality = score(&previous, &sample);
+            if qualities.insert(p.sid, quality) != Some(quality) {
+                updates.push(QualityUpdate {
+                    sid: p.sid,
+                    quality,
+                });
+            }
+        }
+        samples.retain(|sid, _| participants.iter().any(|p| p.sid == *sid));
+        qualities.retain(|sid, _| samples.contains_key(sid));
+        if !updates.is_empty() {
+            broadcast(&participants, ServerMessage::ConnectionQuality { updates });
+        }
+    }
+}
+
+fn broadcast(participants: &[Arc<Participant>], message: ServerMessage) {
+    for p in participants {
+        p.signal(message.clone());
+    }
+}
+
+/// The loudest of the participant's published audio tracks.
+fn audio_level(p: &Participant, now: Instant) -> f32 {
+    lock(&p.published)
+        .values()
+        .filter(|t| t.info.kind == TrackKind::Audio)
+        .map(|t| t.receiver.audio_level(now))
+        .fold(0.0, f32::max)
+}
+
+/// Reads loss, round trip and connectivity from both of the participant's peer connections.
+async fn sample(p: &Participant) -> Sample {
+    let mut s = Sample::default();
+    for pc in [&p.publisher, &p.subscriber] {
+        let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+        for entry in report.iter() {
+            match entry {
+                RTCStatsReportEntry::Transport(t) => {
+                    s.connected |= t.dtls_state
+                        == rtc::peer_connection::transport::RTCDtlsTransportState::Connected;
+                }
+                RTCStatsReportEntry::InboundRtp(i) => {
+                    let r = &i.received_rtp_stream_stats;
+                    s.received += r.packets_received;
+                    s.lost += u64::try_from(r.packets_lost).unwrap_or(0);
+                }
+                RTCStatsReportEntry::RemoteInboundRtp(r) => {
+                    s.downlink_loss = s.downlink_loss.max(r.fraction_lost);
+                    if r.round_trip_time_measurements > 0 {
+                        s.rtt_s = Some(s.rtt_s.unwrap_or(0.0).max(r.round_trip_time));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    s
+}
