@@ -50,6 +50,31 @@ pub struct ServeFlags {
     #[arg(long, env = "SWITCHBOARD_RTC_CONNECT_TIMEOUT_S", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub rtc_connect_timeout_s: u64,
+    /// Most one participant may publish, e.g. `20M`; packets above it are dropped.
+    #[arg(long, env = "SWITCHBOARD_MAX_PUBLISH_BITRATE", value_parser = parse_bitrate)]
+    pub max_publish_bitrate: Option<u32>,
+    /// Most RTP packets per second one participant may publish.
+    #[arg(long, env = "SWITCHBOARD_MAX_PUBLISH_PACKET_RATE",
+          value_parser = clap::value_parser!(u32).range(10..))]
+    pub max_publish_packet_rate: Option<u32>,
+}
+
+/// Parses `1.5M`, `800k`, `64000` into bits per second.
+pub fn parse_bitrate(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let (number, scale) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&s[..i], 1e6),
+        _ => (s, 1.0),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a bitrate; write e.g. 1.5M, 800k or 64000"))?;
+    let bps = value * scale;
+    if !(0.0..=f64::from(u32::MAX)).contains(&bps) {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok(bps as u32)
 }
 
 /// How log lines are written.
@@ -75,6 +100,8 @@ pub struct FileConfig {
     pub rtc_bind_ip: Option<std::net::IpAddr>,
     pub node_ip: Option<std::net::IpAddr>,
     pub ice_servers: Option<Vec<String>>,
+    pub max_publish_bitrate: Option<u32>,
+    pub max_publish_packet_rate: Option<u32>,
 }
 
 impl FileConfig {
@@ -185,6 +212,17 @@ pub fn init_logging_with(format: Option<LogFormat>, default_filter: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bitrates_take_k_and_m_suffixes() {
+        assert_eq!(parse_bitrate("1.5M"), Ok(1_500_000));
+        assert_eq!(parse_bitrate("800k"), Ok(800_000));
+        assert_eq!(parse_bitrate("64000"), Ok(64_000));
+        assert_eq!(parse_bitrate("0"), Ok(0));
+        for bad in ["", "M", "fast", "-1k", "9999999M", "1.5G"] {
+            assert!(parse_bitrate(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn redacts_passwords_only() {

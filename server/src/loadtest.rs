@@ -29,13 +29,13 @@ pub struct LoadtestArgs {
     #[arg(long, default_value_t = 1)]
     subscribers: usize,
     /// VP8 bitrate per publisher, e.g. `1.5M`, `800k` or `0` for no video.
-    #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]
+    #[arg(long, default_value = "1.5M", value_parser = crate::config::parse_bitrate)]
     video_bitrate: u32,
     /// Publish Opus audio too.
     #[arg(long)]
     audio: bool,
     /// Opus bitrate when `--audio` is given.
-    #[arg(long, default_value = "32k", value_parser = parse_bitrate)]
+    #[arg(long, default_value = "32k", value_parser = crate::config::parse_bitrate)]
     audio_bitrate: u32,
     /// How long media flows once everyone joined, e.g. `30s`, `2m`.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -49,24 +49,6 @@ pub struct LoadtestArgs {
     /// Write the JSON summary to this file (`-` prints it instead of the table).
     #[arg(long)]
     json: Option<PathBuf>,
-}
-
-/// Parses `1.5M`, `800k`, `64000` into bits per second.
-fn parse_bitrate(s: &str) -> Result<u32, String> {
-    let s = s.trim();
-    let (number, scale) = match s.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&s[..i], 1e3),
-        Some((i, 'm' | 'M')) => (&s[..i], 1e6),
-        _ => (s, 1.0),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a bitrate; write e.g. 1.5M, 800k or 64000"))?;
-    let bps = value * scale;
-    if !(0.0..=f64::from(u32::MAX)).contains(&bps) {
-        return Err(format!("`{s}` is out of range"));
-    }
-    Ok(bps as u32)
 }
 
 /// Runs the load test and prints its report.
@@ -97,20 +79,4 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         None => print!("{report}"),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_bitrate;
-
-    #[test]
-    fn bitrates_take_k_and_m_suffixes() {
-        assert_eq!(parse_bitrate("1.5M"), Ok(1_500_000));
-        assert_eq!(parse_bitrate("800k"), Ok(800_000));
-        assert_eq!(parse_bitrate("64000"), Ok(64_000));
-        assert_eq!(parse_bitrate("0"), Ok(0));
-        for bad in ["", "M", "fast", "-1k", "9999999M", "1.5G"] {
-            assert!(parse_bitrate(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -12,6 +12,7 @@ use switchboard_core::signal::IceServer;
 use switchboard_media::http::DemoKey;
 use switchboard_media::rtc::manager::RoomManager;
 use switchboard_media::sfu::engine::RtcConfig;
+use switchboard_media::sfu::rate_limit::PublishLimits;
 
 use crate::config::{init_logging, FileConfig, ServeFlags, Storage, DEFAULT_HTTP_ADDR};
 
@@ -66,7 +67,24 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             file.ice_servers.as_deref().unwrap_or_default(),
         )?,
         connect_timeout: std::time::Duration::from_secs(flags.rtc_connect_timeout_s),
+        publish_limits: {
+            let default = PublishLimits::default();
+            PublishLimits {
+                bitrate_bps: flags
+                    .max_publish_bitrate
+                    .or(file.max_publish_bitrate)
+                    .map_or(default.bitrate_bps, u64::from),
+                packets_per_s: flags
+                    .max_publish_packet_rate
+                    .or(file.max_publish_packet_rate)
+                    .map_or(default.packets_per_s, u64::from),
+            }
+        },
     };
+    anyhow::ensure!(
+        rtc.publish_limits.bitrate_bps >= 100_000,
+        "--max-publish-bitrate must be at least 100k; a lower limit would cut even a single audio track"
+    );
     let rooms = RoomManager::new(store.clone(), rtc);
     let state = AppState {
         store: store.clone(),

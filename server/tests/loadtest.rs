@@ -140,6 +140,53 @@ async fn ten_publishers_to_ten_subscribers_lose_under_one_percent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_publisher_is_held_to_its_limit() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = Server::start_with(Backend::Sqlite, &["--dev", "--max-publish-bitrate", "1M"]).await;
+    let r = report(
+        &s,
+        &[
+            "--room",
+            "flood",
+            "--subscribers",
+            "2",
+            "--video-bitrate",
+            "4M",
+            "--audio",
+            "--duration",
+            "5s",
+        ],
+    )
+    .await;
+    let summary = serde_json::to_string_pretty(&r).unwrap();
+    assert_eq!(r["missing_streams"], 0, "{summary}");
+    // Each subscriber gets at most the publisher's 1 Mbps, over both its tracks.
+    let per_subscriber_kbps: f64 = r["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["received"]["bitrate_kbps"].as_f64().unwrap())
+        .sum();
+    assert!(per_subscriber_kbps < 1_100.0, "{summary}");
+    assert!(per_subscriber_kbps > 700.0, "{summary}");
+    let video = r["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "video")
+        .unwrap();
+    assert!(
+        video["received"]["loss_pct"].as_f64().unwrap() > 50.0,
+        "{summary}"
+    );
+    assert!(s.log().contains("over its rate limit"), "{}", s.log());
+    let low = ["--dev", "--max-publish-bitrate", "10k"];
+    let out = s.command().arg("serve").args(low).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 100k"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_options_and_bad_credentials_are_refused_clearly() {
     let s = Server::start(Backend::Sqlite).await;
     for (args, says) in [

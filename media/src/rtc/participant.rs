@@ -16,6 +16,7 @@ use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::sfu::downtrack::DownTrack;
+use crate::sfu::rate_limit::{PublishBudget, PublishLimits};
 use crate::sfu::receiver::TrackReceiver;
 use switchboard_core::signal::ServerMessage;
 
@@ -97,6 +98,8 @@ pub struct Participant {
     pub subscriptions: Mutex<HashMap<TrackSid, Subscription>>,
     /// Outgoing data channels on the subscriber connection.
     pub data_out: Mutex<Option<DataChannels>>,
+    /// What it may publish, shared by its tracks' receivers.
+    pub budget: Arc<PublishBudget>,
 }
 
 /// Locks a std mutex, recovering from poisoning (a panicked holder left consistent data or none).
@@ -115,6 +118,7 @@ impl Participant {
         publisher: Arc<dyn PeerConnection>,
         subscriber: Arc<dyn PeerConnection>,
         commands: mpsc::UnboundedSender<Command>,
+        limits: PublishLimits,
     ) -> Arc<Self> {
         let permissions = ParticipantPermissions {
             can_publish: grants.can_publish,
@@ -139,6 +143,7 @@ impl Participant {
             published: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
             data_out: Mutex::new(None),
+            budget: Arc::new(PublishBudget::new(limits)),
         })
     }
 

@@ -39,6 +39,8 @@ pub struct RtcConfig {
     pub ice_servers: Vec<switchboard_core::signal::IceServer>,
     /// How long a session has to get media connected before it is dropped.
     pub connect_timeout: Duration,
+    /// What one participant may publish before packets are dropped.
+    pub publish_limits: super::rate_limit::PublishLimits,
 }
 
 impl Default for RtcConfig {
@@ -48,6 +50,7 @@ impl Default for RtcConfig {
             node_ip: None,
             ice_servers: Vec::new(),
             connect_timeout: Duration::from_secs(30),
+            publish_limits: Default::default(),
         }
     }
 }

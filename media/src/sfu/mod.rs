@@ -5,4 +5,5 @@ pub mod downtrack;
 pub mod engine;
 pub mod forwarder;
 pub mod keyframe;
+pub mod rate_limit;
 pub mod receiver;

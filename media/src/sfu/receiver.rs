@@ -12,6 +12,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use super::audio_level::AudioLevel;
 use super::downtrack::DownTrack;
 use super::keyframe::Codec;
+use super::rate_limit::PublishBudget;
 
 /// Simulcast layers a track can have.
 pub const MAX_LAYERS: usize = 3;
@@ -68,6 +69,7 @@ pub struct TrackReceiver {
     /// The negotiated id of the RFC 6464 audio level extension, 0 if none.
     audio_level_id: AtomicU8,
     audio_level: AudioLevel,
+    budget: Arc<PublishBudget>,
 }
 
 impl TrackReceiver {
@@ -77,6 +79,7 @@ impl TrackReceiver {
         remote: Arc<dyn TrackRemote>,
         codec: Codec,
         clock_rate: u32,
+        budget: Arc<PublishBudget>,
     ) -> Arc<Self> {
         Arc::new(Self {
             track_sid,
@@ -88,6 +91,7 @@ impl TrackReceiver {
             muted: AtomicBool::new(false),
             audio_level_id: AtomicU8::new(0),
             audio_level: AudioLevel::default(),
+            budget,
         })
     }
 
@@ -156,7 +160,7 @@ impl TrackReceiver {
         self.muted.store(muted, Ordering::Relaxed);
     }
 
-    /// Reads the remote track until it ends, forwarding every packet.
+    /// Reads the remote track until it ends, forwarding every packet within the publisher's budget.
     pub async fn run(self: Arc<Self>) {
         // Reused for every packet: no allocation per packet once it has grown.
         let mut batch: Vec<(Arc<DownTrack>, Packet)> = Vec::with_capacity(8);
@@ -166,6 +170,9 @@ impl TrackReceiver {
                 TrackRemoteEvent::OnOpen(init) => self.add_layer(init.ssrc, init.rid.as_deref()),
                 TrackRemoteEvent::OnRtpPacket(packet) => {
                     let now = Instant::now();
+                    if !self.budget.allow(now, packet.payload.len()) {
+                        continue;
+                    }
                     self.route(now, &packet, &mut batch, &mut keyframe_layers);
                     for (downtrack, out) in batch.drain(..) {
                         downtrack.send(out).await;

@@ -156,6 +156,7 @@ pub async fn run(socket: WebSocket, manager: Arc<RoomManager>, room: Arc<Room>, 
             publisher,
             subscriber,
             cmd_tx,
+            manager.rtc.publish_limits,
         );
         *lock(&participant.data_out) = Some(DataChannels { reliable, lossy });
         tracing::Span::current().record("participant", tracing::field::display(participant.sid));
@@ -642,6 +643,7 @@ pub(crate) async fn publish_track(
         remote.clone(),
         Codec::from_mime(&codec.mime_type),
         codec.clock_rate,
+        p.budget.clone(),
     );
     for ssrc in ssrcs {
         let rid = remote.rid(ssrc).await;

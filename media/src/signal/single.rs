@@ -75,6 +75,7 @@ pub(crate) async fn admit_single(
         single.pc.clone(),
         single.pc.clone(),
         commands_tx,
+        manager.rtc.publish_limits,
     );
     if let Err(e) = room.admit(&p).await {
         let _ = single.pc.close().await;
