@@ -47,7 +47,7 @@ pub fn router(manager: Arc<RoomManager>, demo: Option<DemoKey>) -> Router {
         .allow_origin(Any)
         .allow_methods([Method::POST, Method::DELETE, Method::PATCH, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::LOCATION]);
+        .expose_headers([header::LOCATION, header::LINK]);
     let http_signaling = Router::new()
         .route("/v1/whip/rooms/{room}", post(whip_offer).options(preflight))
         .route(

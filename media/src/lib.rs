@@ -15,6 +15,8 @@
 //!   packet to every [`sfu::downtrack::DownTrack`], whose
 //!   [`sfu::forwarder::Forwarder`] decides and rewrites it for one subscriber.
 //! - [`http`]: `/rtc`, `/sdk/switchboard.js` and the dev `/demo` page.
+//! - [`turn`]: the STUN/TURN servers handed to clients, with time-limited
+//!   TURN REST credentials.
 //!
 //! # Invariants
 //!
@@ -30,5 +32,6 @@ pub mod rtc;
 pub mod sdp;
 pub mod sfu;
 pub mod signal;
+pub mod turn;
 
 pub use error::MediaError;

@@ -57,6 +57,20 @@ pub struct ServeFlags {
     #[arg(long, env = "SWITCHBOARD_MAX_PUBLISH_PACKET_RATE",
           value_parser = clap::value_parser!(u32).range(10..))]
     pub max_publish_packet_rate: Option<u32>,
+    /// TURN server given time-limited credentials (TURN REST API, coturn `use-auth-secret`), e.g.
+    /// `turn:turn.example.com:3478?transport=udp`; repeatable.
+    #[arg(
+        long = "turn-url",
+        env = "SWITCHBOARD_TURN_URLS",
+        value_delimiter = ','
+    )]
+    pub turn_url: Vec<String>,
+    /// The secret shared with that TURN server (coturn `static-auth-secret`).
+    #[arg(long, env = "SWITCHBOARD_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// How long TURN credentials stay valid, in seconds.
+    #[arg(long, env = "SWITCHBOARD_TURN_TTL_S", value_parser = clap::value_parser!(u64).range(60..=604_800))]
+    pub turn_ttl_s: Option<u64>,
 }
 
 /// Parses `1.5M`, `800k`, `64000` into bits per second.
@@ -102,6 +116,9 @@ pub struct FileConfig {
     pub ice_servers: Option<Vec<String>>,
     pub max_publish_bitrate: Option<u32>,
     pub max_publish_packet_rate: Option<u32>,
+    pub turn_urls: Option<Vec<String>>,
+    pub turn_secret: Option<String>,
+    pub turn_ttl_s: Option<u64>,
 }
 
 impl FileConfig {

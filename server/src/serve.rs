@@ -13,6 +13,7 @@ use switchboard_media::http::DemoKey;
 use switchboard_media::rtc::manager::RoomManager;
 use switchboard_media::sfu::engine::RtcConfig;
 use switchboard_media::sfu::rate_limit::PublishLimits;
+use switchboard_media::turn::TurnRest;
 
 use crate::config::{init_logging, FileConfig, ServeFlags, Storage, DEFAULT_HTTP_ADDR};
 
@@ -56,7 +57,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         .to_owned();
     let media_url = format!("{}/rtc", public_url.replacen("http", "ws", 1));
 
-    let rtc = RtcConfig {
+    let mut rtc = RtcConfig {
         bind_ip: flags
             .rtc_bind_ip
             .or(file.rtc_bind_ip)
@@ -67,6 +68,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             file.ice_servers.as_deref().unwrap_or_default(),
         )?,
         connect_timeout: std::time::Duration::from_secs(flags.rtc_connect_timeout_s),
+        turn: None,
         publish_limits: {
             let default = PublishLimits::default();
             PublishLimits {
@@ -81,6 +83,16 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             }
         },
     };
+    let turn_urls = if flags.turn_url.is_empty() {
+        file.turn_urls.clone().unwrap_or_default()
+    } else {
+        flags.turn_url.clone()
+    };
+    rtc.turn = turn_rest(
+        turn_urls,
+        flags.turn_secret.clone().or(file.turn_secret.clone()),
+        flags.turn_ttl_s.or(file.turn_ttl_s),
+    )?;
     anyhow::ensure!(
         rtc.publish_limits.bitrate_bps >= 100_000,
         "--max-publish-bitrate must be at least 100k; a lower limit would cut even a single audio track"
@@ -201,6 +213,35 @@ async fn shutdown_signal() {
 
 fn media_url_for_banner(public_url: &str) -> String {
     format!("{}/rtc", public_url.replacen("http", "ws", 1))
+}
+
+/// The TURN REST server from `--turn-url` and `--turn-secret`: both or neither.
+fn turn_rest(
+    urls: Vec<String>,
+    secret: Option<String>,
+    ttl_s: Option<u64>,
+) -> anyhow::Result<Option<TurnRest>> {
+    match (urls.is_empty(), secret) {
+        (true, None) => Ok(None),
+        (true, Some(_)) => anyhow::bail!("--turn-secret needs --turn-url"),
+        (false, None) => {
+            anyhow::bail!("--turn-url needs --turn-secret (coturn's static-auth-secret)")
+        }
+        (false, Some(secret)) => {
+            if let Some(bad) = urls
+                .iter()
+                .find(|u| !(u.starts_with("turn:") || u.starts_with("turns:")))
+            {
+                anyhow::bail!("--turn-url `{bad}` must start with turn: or turns:");
+            }
+            anyhow::ensure!(!secret.is_empty(), "--turn-secret must not be empty");
+            Ok(Some(TurnRest {
+                urls,
+                secret,
+                ttl: std::time::Duration::from_secs(ttl_s.unwrap_or(86_400)),
+            }))
+        }
+    }
 }
 
 /// STUN/TURN servers from `--ice-server URL[,username,credential]` flags and the config file.

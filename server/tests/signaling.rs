@@ -477,3 +477,74 @@ async fn an_empty_room_closes_after_its_timeout() {
         ]
     );
 }
+
+#[tokio::test]
+async fn join_hands_out_time_limited_turn_credentials() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            "--dev",
+            "--ice-server",
+            "stun:stun.example.net:3478",
+            "--turn-url",
+            "turn:127.0.0.1:3478?transport=udp",
+            "--turn-secret",
+            "coturn-shared-secret",
+            "--turn-ttl-s",
+            "600",
+        ],
+    )
+    .await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "turn" })),
+    )
+    .await;
+    let t = token(&s, "turn", "ann", json!({}), 60).await;
+    let mut ws = connect(&s, &t).await;
+    let join = until(&mut ws, "join").await;
+    let servers = join["ice_servers"].as_array().unwrap();
+    assert_eq!(servers[0]["urls"], json!(["stun:stun.example.net:3478"]));
+    let turn = &servers[1];
+    assert_eq!(turn["urls"], json!(["turn:127.0.0.1:3478?transport=udp"]));
+    let username = turn["username"].as_str().unwrap();
+    let (expiry, identity) = username.split_once(':').unwrap();
+    assert_eq!(identity, "ann");
+    let now = chrono::Utc::now().timestamp() as u64;
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!((now + 590..=now + 610).contains(&expiry), "{username}");
+    // What coturn computes for use-auth-secret, by an independent implementation.
+    let openssl = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "printf '%s' \"$0\" | openssl dgst -sha1 -hmac coturn-shared-secret -binary | base64",
+            username,
+        ])
+        .output()
+        .expect("openssl");
+    assert!(openssl.status.success());
+    assert_eq!(
+        turn["credential"].as_str().unwrap(),
+        String::from_utf8_lossy(&openssl.stdout).trim()
+    );
+
+    // Half a TURN configuration is refused at start with a reason.
+    for (args, says) in [
+        (&["--turn-url", "turn:x:3478"][..], "needs --turn-secret"),
+        (&["--turn-secret", "x"][..], "needs --turn-url"),
+        (
+            &["--turn-url", "http://x", "--turn-secret", "x"][..],
+            "must start with turn:",
+        ),
+    ] {
+        let out = s
+            .command()
+            .args(["serve", "--http-addr", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -37,6 +37,8 @@ pub struct RtcConfig {
     pub node_ip: Option<IpAddr>,
     /// STUN/TURN servers handed to clients and used by the server.
     pub ice_servers: Vec<switchboard_core::signal::IceServer>,
+    /// A TURN server given each client time-limited credentials.
+    pub turn: Option<crate::turn::TurnRest>,
     /// How long a session has to get media connected before it is dropped.
     pub connect_timeout: Duration,
     /// What one participant may publish before packets are dropped.
@@ -49,9 +51,20 @@ impl Default for RtcConfig {
             bind_ip: IpAddr::from([127, 0, 0, 1]),
             node_ip: None,
             ice_servers: Vec::new(),
+            turn: None,
             connect_timeout: Duration::from_secs(30),
             publish_limits: Default::default(),
         }
+    }
+}
+
+impl RtcConfig {
+    /// The STUN/TURN servers for a client joining as `identity` now.
+    pub fn ice_servers_for(&self, identity: &str) -> Vec<switchboard_core::signal::IceServer> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        crate::turn::ice_servers_for(&self.ice_servers, self.turn.as_ref(), identity, now)
     }
 }
 

@@ -183,7 +183,7 @@ pub async fn run(socket: WebSocket, manager: Arc<RoomManager>, room: Arc<Room>, 
             },
             participant: participant.info(),
             participants: others,
-            ice_servers: manager.rtc.ice_servers.clone(),
+            ice_servers: manager.rtc.ice_servers_for(claims.sub.as_str()),
             reconnect_token: String::new(),
         };
         let mut session = Session {

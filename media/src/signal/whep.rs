@@ -70,8 +70,9 @@ pub async fn offer(
     match answer {
         Ok(sdp) => {
             let location = format!("/v1/whep/sessions/{}", viewer.sid);
+            let ice_servers = manager.rtc.ice_servers_for(claims.sub.as_str());
             drive(manager, room, viewer, single, commands, early);
-            created(location, sdp)
+            created(location, sdp, &ice_servers)
         }
         Err(e) => {
             room.remove(&viewer, LeaveReason::ConnectionLost).await;

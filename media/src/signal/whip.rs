@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use switchboard_core::event::LeaveReason;
+use switchboard_core::signal::IceServer;
 use switchboard_core::token::Claims;
 use switchboard_core::RoomName;
 
 use super::single::{admit_single, apply_offer, complete_answer, drive, Admitted};
 use crate::http::{authorize, bearer, error, join_room};
 use crate::rtc::manager::RoomManager;
+use crate::turn::link_headers;
 
 /// Largest SDP offer accepted, in bytes.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -86,9 +88,9 @@ pub(crate) async fn check_offer_request(
     Ok((project, claims, room))
 }
 
-/// The `201 Created` answer of WHIP and WHEP.
-pub(crate) fn created(location: String, sdp: String) -> Response {
-    (
+/// The `201 Created` answer of WHIP and WHEP, announcing the ICE servers as `Link` headers.
+pub(crate) fn created(location: String, sdp: String, ice_servers: &[IceServer]) -> Response {
+    let mut response = (
         StatusCode::CREATED,
         [
             (header::CONTENT_TYPE, "application/sdp".to_owned()),
@@ -96,7 +98,13 @@ pub(crate) fn created(location: String, sdp: String) -> Response {
         ],
         sdp,
     )
-        .into_response()
+        .into_response();
+    for link in link_headers(ice_servers) {
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().append(header::LINK, value);
+        }
+    }
+    response
 }
 
 /// Handles a WHIP offer.
@@ -135,8 +143,9 @@ pub async fn offer(
     match answer {
         Ok(sdp) => {
             let location = format!("/v1/whip/sessions/{}", p.sid);
+            let ice_servers = manager.rtc.ice_servers_for(claims.sub.as_str());
             drive(manager, room, p, single, commands, early);
-            created(location, sdp)
+            created(location, sdp, &ice_servers)
         }
         Err(e) => {
             room.remove(&p, LeaveReason::ConnectionLost).await;
