@@ -57,6 +57,12 @@ pub struct ServeFlags {
     #[arg(long, env = "SWITCHBOARD_MAX_PUBLISH_PACKET_RATE",
           value_parser = clap::value_parser!(u32).range(10..))]
     pub max_publish_packet_rate: Option<u32>,
+    /// Ports media sockets bind, `FIRST-LAST` (one per peer connection, two per SDK participant).
+    #[arg(long, env = "SWITCHBOARD_RTC_PORT_RANGE")]
+    pub rtc_port_range: Option<switchboard_media::sfu::engine::PortRange>,
+    /// Also accept media over TCP (passive ICE-TCP candidates) for clients whose UDP is blocked.
+    #[arg(long, env = "SWITCHBOARD_RTC_TCP")]
+    pub rtc_tcp: bool,
     /// TURN server given time-limited credentials (TURN REST API, coturn `use-auth-secret`), e.g.
     /// `turn:turn.example.com:3478?transport=udp`; repeatable.
     #[arg(
@@ -116,6 +122,8 @@ pub struct FileConfig {
     pub ice_servers: Option<Vec<String>>,
     pub max_publish_bitrate: Option<u32>,
     pub max_publish_packet_rate: Option<u32>,
+    pub rtc_port_range: Option<String>,
+    pub rtc_tcp: Option<bool>,
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<String>,
     pub turn_ttl_s: Option<u64>,

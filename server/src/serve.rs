@@ -57,32 +57,41 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         .to_owned();
     let media_url = format!("{}/rtc", public_url.replacen("http", "ws", 1));
 
-    let mut rtc = RtcConfig {
-        bind_ip: flags
-            .rtc_bind_ip
-            .or(file.rtc_bind_ip)
-            .unwrap_or(RtcConfig::default().bind_ip),
-        node_ip: flags.node_ip.or(file.node_ip),
-        ice_servers: ice_servers(
-            &flags.ice_server,
-            file.ice_servers.as_deref().unwrap_or_default(),
-        )?,
-        connect_timeout: std::time::Duration::from_secs(flags.rtc_connect_timeout_s),
-        turn: None,
-        publish_limits: {
-            let default = PublishLimits::default();
-            PublishLimits {
-                bitrate_bps: flags
-                    .max_publish_bitrate
-                    .or(file.max_publish_bitrate)
-                    .map_or(default.bitrate_bps, u64::from),
-                packets_per_s: flags
-                    .max_publish_packet_rate
-                    .or(file.max_publish_packet_rate)
-                    .map_or(default.packets_per_s, u64::from),
-            }
-        },
-    };
+    let mut rtc =
+        RtcConfig {
+            bind_ip: flags
+                .rtc_bind_ip
+                .or(file.rtc_bind_ip)
+                .unwrap_or(RtcConfig::default().bind_ip),
+            node_ip: flags.node_ip.or(file.node_ip),
+            ice_servers: ice_servers(
+                &flags.ice_server,
+                file.ice_servers.as_deref().unwrap_or_default(),
+            )?,
+            connect_timeout: std::time::Duration::from_secs(flags.rtc_connect_timeout_s),
+            turn: None,
+            port_range: match (flags.rtc_port_range, &file.rtc_port_range) {
+                (Some(r), _) => Some(r),
+                (None, Some(text)) => Some(text.parse().map_err(|e: String| {
+                    anyhow::anyhow!("rtc_port_range in the config file: {e}")
+                })?),
+                (None, None) => None,
+            },
+            ice_tcp: flags.rtc_tcp || file.rtc_tcp.unwrap_or(false),
+            publish_limits: {
+                let default = PublishLimits::default();
+                PublishLimits {
+                    bitrate_bps: flags
+                        .max_publish_bitrate
+                        .or(file.max_publish_bitrate)
+                        .map_or(default.bitrate_bps, u64::from),
+                    packets_per_s: flags
+                        .max_publish_packet_rate
+                        .or(file.max_publish_packet_rate)
+                        .map_or(default.packets_per_s, u64::from),
+                }
+            },
+        };
     let turn_urls = if flags.turn_url.is_empty() {
         file.turn_urls.clone().unwrap_or_default()
     } else {

@@ -28,7 +28,12 @@ async fn token(s: &Server, room: &str, identity: &str, grants: Value) -> (String
 /// A server with room `room`, and two headless Chromiums on its `/demo` page
 /// (same origin as the SDK).
 async fn two_browsers(room: &str) -> (Server, Driver, Browser, Browser) {
-    let s = Server::start(Backend::Sqlite).await;
+    two_browsers_with(room, &["--dev"]).await
+}
+
+/// [`two_browsers`] with a server started with `args`.
+async fn two_browsers_with(room: &str, args: &[&str]) -> (Server, Driver, Browser, Browser) {
+    let s = Server::start_with(Backend::Sqlite, args).await;
     send(
         s.dev(Method::POST, "/v1/rooms")
             .json(&json!({ "name": room })),
@@ -485,5 +490,67 @@ fn a_publisher_rejoins_after_its_socket_drops() {
         );
         bob.close().await;
         alice.close().await;
+    });
+}
+
+/// Makes the page's peer connections ignore UDP: no UDP candidate is sent or accepted.
+const UDP_BLOCKED: &str = r#"
+    const udp = (c) => c && / udp /i.test(' ' + (c.candidate || '') + ' ');
+    const add = RTCPeerConnection.prototype.addIceCandidate;
+    RTCPeerConnection.prototype.addIceCandidate = function (c, ...rest) {
+      return udp(c) ? Promise.resolve() : add.call(this, c, ...rest);
+    };
+    const strip = (sdp) => sdp.split('\r\n').filter((l) => !(l.startsWith('a=candidate') && / udp /i.test(l))).join('\r\n');
+    const setRemote = RTCPeerConnection.prototype.setRemoteDescription;
+    RTCPeerConnection.prototype.setRemoteDescription = function (d, ...rest) {
+      return setRemote.call(this, d && d.sdp ? { type: d.type, sdp: strip(d.sdp) } : d, ...rest);
+    };
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+      try {
+        const m = JSON.parse(data);
+        if (m.type === 'candidate' && udp(m.candidate)) return;
+        if (m.sdp) { m.sdp = strip(m.sdp); data = JSON.stringify(m); }
+      } catch (e) {}
+      return send.call(this, data);
+    };
+    return null;
+"#;
+
+#[test]
+fn a_subscriber_without_udp_receives_over_ice_tcp() {
+    isolated("a_subscriber_without_udp_receives_over_ice_tcp", || async {
+        let (s, _driver, alice, bob) = two_browsers_with("tcp", &["--dev", "--rtc-tcp"]).await;
+        let (url, t) = token(&s, "tcp", "alice", json!({})).await;
+        alice.run(JOIN, vec![json!(url), json!(t)]).await;
+        alice
+            .run("await room.publishCamera(); return null;", vec![])
+            .await;
+
+        bob.run(UDP_BLOCKED, vec![]).await;
+        let (url, t) = token(&s, "tcp", "bob", json!({ "can_publish": false })).await;
+        bob.run(JOIN, vec![json!(url), json!(t)]).await;
+        let transport = r#"
+            const stats = await room.subscriber.getStats();
+            let frames = 0, protocol = null;
+            const pairs = {}, locals = {};
+            stats.forEach((s) => {
+              if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded || 0;
+              if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pairs[s.id] = s.localCandidateId;
+              if (s.type === 'local-candidate') locals[s.id] = s.protocol;
+            });
+            for (const id of Object.values(pairs)) protocol = locals[id];
+            return { frames, protocol };
+        "#;
+        let mut seen = Value::Null;
+        for _ in 0..100 {
+            seen = bob.run(transport, vec![]).await;
+            if seen["frames"].as_u64().unwrap_or(0) > 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(seen["frames"].as_u64().unwrap_or(0) > 20, "{seen}");
+        assert_eq!(seen["protocol"], "tcp", "{seen}");
     });
 }

@@ -548,3 +548,64 @@ async fn join_hands_out_time_limited_turn_credentials() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[tokio::test]
+async fn media_ports_come_from_the_range_and_running_out_is_a_clear_refusal() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &["--dev", "--rtc-port-range", "42100-42103", "--rtc-tcp"],
+    )
+    .await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "ports" })),
+    )
+    .await;
+    // Each SDK participant holds two peer connections: two ports.
+    let mut ann = connect(&s, &token(&s, "ports", "ann", json!({}), 60).await).await;
+    until(&mut ann, "join").await;
+    // Host candidates: UDP, passive TCP (both on the range) and active TCP (port 9, dials out).
+    let is_udp = |c: &str| c.to_lowercase().contains(" udp ");
+    let is_passive = |c: &str| c.contains("tcptype passive");
+    let mut candidates: Vec<String> = Vec::new();
+    while !(candidates.iter().any(|c| is_udp(c)) && candidates.iter().any(|c| is_passive(c))) {
+        assert!(candidates.len() < 10, "{candidates:?}");
+        let c = until(&mut ann, "candidate").await;
+        candidates.push(c["candidate"]["candidate"].as_str().unwrap().to_owned());
+    }
+    for c in candidates.iter().filter(|c| is_udp(c) || is_passive(c)) {
+        let port: u16 = c.split_whitespace().nth(5).unwrap().parse().unwrap();
+        assert!((42100..=42103).contains(&port), "{c}");
+    }
+
+    let mut bob = connect(&s, &token(&s, "ports", "bob", json!({}), 60).await).await;
+    until(&mut bob, "join").await;
+    let mut carol = connect(&s, &token(&s, "ports", "carol", json!({}), 60).await).await;
+    assert_eq!(
+        closed(&mut carol).await,
+        (1013, "media_ports_exhausted".to_owned())
+    );
+    assert!(s.log().contains("widen --rtc-port-range"), "{}", s.log());
+
+    // Ann leaves: her ports serve the next participant.
+    ann.close(None).await.unwrap();
+    let mut joined = false;
+    for _ in 0..50 {
+        let mut dave = connect(&s, &token(&s, "ports", "dave", json!({}), 60).await).await;
+        if next(&mut dave).await["type"] == "join" {
+            joined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(joined, "ports were never released");
+    drop(bob);
+
+    let out = s
+        .command()
+        .args(["serve", "--rtc-port-range", "60000-50000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not above the last"));
+}

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ use crate::MediaError;
 /// How peer connections reach the network.
 #[derive(Debug, Clone)]
 pub struct RtcConfig {
-    /// The local IP that UDP sockets bind to (one ephemeral port per connection).
+    /// The local IP that media sockets bind to (one port per connection).
     pub bind_ip: IpAddr,
     /// The IP to advertise in host candidates instead of the bound one (`--node-ip`).
     pub node_ip: Option<IpAddr>,
@@ -43,6 +44,10 @@ pub struct RtcConfig {
     pub connect_timeout: Duration,
     /// What one participant may publish before packets are dropped.
     pub publish_limits: super::rate_limit::PublishLimits,
+    /// Ports media sockets bind; an ephemeral port per connection when unset.
+    pub port_range: Option<PortRange>,
+    /// Also offer passive ICE-TCP candidates, on the same port number as UDP.
+    pub ice_tcp: bool,
 }
 
 impl Default for RtcConfig {
@@ -54,6 +59,8 @@ impl Default for RtcConfig {
             turn: None,
             connect_timeout: Duration::from_secs(30),
             publish_limits: Default::default(),
+            port_range: None,
+            ice_tcp: false,
         }
     }
 }
@@ -164,10 +171,36 @@ fn media_engine() -> Result<MediaEngine, MediaError> {
     Ok(me)
 }
 
-/// Builds a peer connection whose events go to `handler`.
+/// Builds a peer connection whose events go to `handler`, on a port of the
+/// configured range if there is one (the next free one, round robin).
 pub async fn new_peer_connection(
     config: &RtcConfig,
     handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<Arc<dyn PeerConnection>, MediaError> {
+    let Some(range) = config.port_range else {
+        return build_peer_connection(config, handler, 0).await;
+    };
+    let start = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+    for port in range.ports_from(start) {
+        if !range.is_free(config.bind_ip, port, config.ice_tcp) {
+            continue;
+        }
+        // Another process may take the port between the check and the bind: try the next.
+        match build_peer_connection(config, handler.clone(), port).await {
+            Ok(pc) => return Ok(pc),
+            Err(e) => tracing::debug!(port, error = %e, "media port unusable; trying the next"),
+        }
+    }
+    Err(MediaError::PortsExhausted(range))
+}
+
+/// Where the round robin over the port range continues.
+static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
+
+async fn build_peer_connection(
+    config: &RtcConfig,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    port: u16,
 ) -> Result<Arc<dyn PeerConnection>, MediaError> {
     let mut me = media_engine()?;
     let registry = configure_nack(Registry::new(), &mut me);
@@ -195,6 +228,12 @@ pub async fn new_peer_connection(
             credential: s.credential.clone().unwrap_or_default(),
         })
         .collect();
+    let addr = std::net::SocketAddr::new(config.bind_ip, port).to_string();
+    let tcp_addrs = if config.ice_tcp {
+        vec![addr.clone()]
+    } else {
+        Vec::new()
+    };
     let pc = PeerConnectionBuilder::new()
         .with_configuration(
             RTCConfigurationBuilder::new()
@@ -205,11 +244,68 @@ pub async fn new_peer_connection(
         .with_interceptor_registry(registry)
         .with_setting_engine(settings.build())
         .with_handler(handler)
-        .with_udp_addrs(vec![format!("{}:0", config.bind_ip)])
+        .with_udp_addrs(vec![addr])
+        .with_tcp_addrs(tcp_addrs)
         .build()
         .await
         .map_err(MediaError::webrtc)?;
     Ok(Arc::new(pc))
+}
+
+/// The ports media sockets may bind (`--rtc-port-range FIRST-LAST`), one per peer connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// Lowest port.
+    pub first: u16,
+    /// Highest port, inclusive.
+    pub last: u16,
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a port range; write FIRST-LAST, e.g. 50000-60000");
+        let (first, last) = s.split_once('-').ok_or_else(bad)?;
+        let first: u16 = first.trim().parse().map_err(|_| bad())?;
+        let last: u16 = last.trim().parse().map_err(|_| bad())?;
+        if first == 0 || first > last {
+            return Err(format!(
+                "`{s}`: the first port must be above 0 and not above the last"
+            ));
+        }
+        Ok(Self { first, last })
+    }
+}
+
+impl PortRange {
+    /// How many ports it holds.
+    pub fn len(&self) -> u32 {
+        u32::from(self.last) - u32::from(self.first) + 1
+    }
+
+    /// Always false: a range holds at least one port.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Every port once, starting at the `start`-th (modulo the length).
+    pub fn ports_from(&self, start: u32) -> impl Iterator<Item = u16> {
+        let (first, len) = (u32::from(self.first), self.len());
+        (0..len).map(move |i| (first + start.wrapping_add(i) % len) as u16)
+    }
+
+    /// Whether `port` can be bound for UDP (and TCP with ICE-TCP) on `ip` now.
+    fn is_free(&self, ip: IpAddr, port: u16, tcp: bool) -> bool {
+        std::net::UdpSocket::bind((ip, port)).is_ok()
+            && (!tcp || std::net::TcpListener::bind((ip, port)).is_ok())
+    }
 }
 
 /// Interceptor that hands subscribers' keyframe requests (PLI, FIR) to the SFU,
@@ -262,4 +358,22 @@ impl Interceptor for KeyframeRequests {
     fn unbind_local_stream(&mut self, _: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PortRange;
+
+    #[test]
+    fn port_ranges_parse_and_cycle() {
+        let r: PortRange = "50000-50002".parse().unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.ports_from(0).collect::<Vec<_>>(), [50000, 50001, 50002]);
+        assert_eq!(r.ports_from(4).collect::<Vec<_>>(), [50001, 50002, 50000]);
+        let one: PortRange = "7000-7000".parse().unwrap();
+        assert_eq!(one.ports_from(u32::MAX).collect::<Vec<_>>(), [7000]);
+        for bad in ["", "5", "5-", "-5", "0-10", "10-5", "a-b", "1-70000"] {
+            assert!(bad.parse::<PortRange>().is_err(), "{bad}");
+        }
+    }
 }

@@ -139,6 +139,11 @@ pub async fn run(socket: WebSocket, manager: Arc<RoomManager>, room: Arc<Room>, 
         };
         let (publisher, subscriber, reliable, lossy) = match pcs.await {
             Ok(v) => v,
+            Err(e @ crate::MediaError::PortsExhausted(_)) => {
+                tracing::warn!(error = %e, "no media port for a new participant");
+                close(&mut ws_tx, 1013, "media_ports_exhausted").await;
+                return;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "could not create peer connections");
                 close(&mut ws_tx, 1011, "internal_error").await;

@@ -59,12 +59,17 @@ pub(crate) async fn admit_single(
     claims: &Claims,
     grants: Grants,
 ) -> Result<Admitted, Response> {
-    let single = new_single(manager).await.map_err(|e| {
-        error(
+    let single = new_single(manager).await.map_err(|e| match e {
+        MediaError::PortsExhausted(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "media_ports_exhausted",
+            e.to_string(),
+        ),
+        e => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
             e.to_string(),
-        )
+        ),
     })?;
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let p = Participant::new(
