@@ -554,3 +554,63 @@ fn a_subscriber_without_udp_receives_over_ice_tcp() {
         assert_eq!(seen["protocol"], "tcp", "{seen}");
     });
 }
+
+#[test]
+fn a_subscriber_picks_simulcast_layers() {
+    isolated("a_subscriber_picks_simulcast_layers", || async {
+        let (s, _driver, alice, bob) = two_browsers("simulcast").await;
+        let (url, t) = token(&s, "simulcast", "alice", json!({})).await;
+        alice.run(JOIN, vec![json!(url), json!(t)]).await;
+        let cam = alice
+            .run(
+                "const cam = await room.publishCamera({ width: 1280, height: 720 }, { simulcast: true });
+                 return cam.sid;",
+                vec![],
+            )
+            .await;
+
+        let (url, t) = token(&s, "simulcast", "bob", json!({ "can_publish": false })).await;
+        bob.run(JOIN, vec![json!(url), json!(t)]).await;
+        let width = r#"
+            const stats = await room.subscriber.getStats();
+            let width = 0, frames = 0;
+            stats.forEach((s) => {
+              if (s.type === 'inbound-rtp' && s.kind === 'video') { width = s.frameWidth || 0; frames = s.framesDecoded || 0; }
+            });
+            return { width, frames };
+        "#;
+        // Waits until the decoded width satisfies `ok`; returns the last reading.
+        let wait_for = |ok: fn(u64) -> bool| {
+            let bob = &bob;
+            async move {
+                let mut seen = Value::Null;
+                for _ in 0..150 {
+                    seen = bob.run(width, vec![]).await;
+                    if seen["frames"].as_u64().unwrap_or(0) > 0
+                        && ok(seen["width"].as_u64().unwrap_or(0))
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                seen
+            }
+        };
+        // The publisher's bandwidth estimate ramps up: the full layer arrives once it is sent.
+        let full = wait_for(|w| w >= 1280).await;
+        assert_eq!(full["width"], 1280, "never received the full layer: {full}");
+
+        bob.run(
+            "room.setLayer(args[0], 'low'); return null;",
+            vec![cam.clone()],
+        )
+        .await;
+        let low = wait_for(|w| w == 320).await;
+        assert_eq!(low["width"], 320, "the low layer never arrived: {low}");
+
+        bob.run("room.setLayer(args[0], 'high'); return null;", vec![cam])
+            .await;
+        let back = wait_for(|w| w >= 1280).await;
+        assert_eq!(back["width"], 1280, "never switched back up: {back}");
+    });
+}
