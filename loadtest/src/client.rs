@@ -16,8 +16,9 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use switchboard_core::event::{TrackKind, TrackSource};
-use switchboard_core::signal::{Candidate, ClientMessage, ServerMessage, Target};
+use switchboard_core::signal::{ClientMessage, ServerMessage, Target};
 use switchboard_media::sfu::engine::{codec_for, new_peer_connection, RtcConfig};
+use switchboard_media::signal::candidate;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -526,12 +527,7 @@ impl Signaling {
                     PcEvent::Candidate(target, init) => {
                         let _ = self.outgoing.send(ClientMessage::Candidate {
                             target,
-                            candidate: Candidate {
-                                candidate: init.candidate,
-                                sdp_mid: init.sdp_mid,
-                                sdp_m_line_index: init.sdp_mline_index,
-                                username_fragment: init.username_fragment,
-                            },
+                            candidate: candidate::from_stack(init),
                         });
                     }
                     PcEvent::State(target, state) => {
@@ -606,13 +602,7 @@ impl Signaling {
                 }
             }
             ServerMessage::Candidate { target, candidate } => {
-                let init = RTCIceCandidateInit {
-                    candidate: candidate.candidate,
-                    sdp_mid: candidate.sdp_mid,
-                    sdp_mline_index: candidate.sdp_m_line_index,
-                    username_fragment: candidate.username_fragment,
-                    ..Default::default()
-                };
+                let init = candidate::to_stack(candidate);
                 let ready = match target {
                     Target::Publisher => self.pub_remote_set,
                     Target::Subscriber => self.sub_remote_set,

@@ -86,11 +86,7 @@ impl StreamStats {
             packets: self.packets,
             expected,
             lost,
-            loss_pct: if expected == 0 {
-                0.0
-            } else {
-                lost as f64 * 100.0 / expected as f64
-            },
+            loss_pct: loss_pct(lost, expected),
             bitrate_kbps: if span_s > 0.0 {
                 self.bytes as f64 * 8.0 / span_s / 1000.0
             } else {
@@ -130,6 +126,15 @@ pub struct StreamSummary {
     pub latency_p99_ms: f64,
     /// Largest latency seen.
     pub latency_max_ms: f64,
+}
+
+/// `lost` in percent of `expected` (0 when nothing was expected).
+fn loss_pct(lost: u64, expected: u64) -> f64 {
+    if expected == 0 {
+        0.0
+    } else {
+        lost as f64 * 100.0 / expected as f64
+    }
 }
 
 /// Fixed-bucket latency histogram: recording allocates nothing.
@@ -197,11 +202,7 @@ pub fn aggregate(summaries: &[StreamSummary], latency: &StreamStats) -> StreamSu
         packets,
         expected,
         lost,
-        loss_pct: if expected == 0 {
-            0.0
-        } else {
-            lost as f64 * 100.0 / expected as f64
-        },
+        loss_pct: loss_pct(lost, expected),
         bitrate_kbps: summaries.iter().map(|s| s.bitrate_kbps).sum::<f64>() / n,
         jitter_ms: summaries.iter().map(|s| s.jitter_ms).sum::<f64>() / n,
         latency_p50_ms: merged.latency_p50_ms,

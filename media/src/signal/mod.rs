@@ -4,6 +4,7 @@
 //!   are [`switchboard_core::signal`]).
 //! - [`whip`] and [`whep`]: WHIP ingest (RFC 9725) and WHEP playback over plain HTTP,
 //!   one peer connection per session, driven by [`single`].
+pub mod candidate;
 pub mod session;
 pub(crate) mod single;
 pub mod whep;

@@ -35,7 +35,7 @@ use crate::sfu::engine::new_peer_connection;
 use crate::sfu::keyframe::Codec;
 use crate::sfu::receiver::TrackReceiver;
 use switchboard_core::signal::{
-    parse_client_message, Candidate, ClientMessage, Layer, RoomSummary, ServerMessage, Target,
+    parse_client_message, ClientMessage, Layer, RoomSummary, ServerMessage, Target,
 };
 
 /// How long the socket may stay silent (clients `ping` every 10 s).
@@ -305,12 +305,7 @@ impl Session {
                 },
                 Some(event) = pc_events.recv() => match event {
                     PcEvent::Candidate(target, init) => {
-                        let candidate = Candidate {
-                            candidate: init.candidate,
-                            sdp_mid: init.sdp_mid,
-                            sdp_m_line_index: init.sdp_mline_index,
-                            username_fragment: init.username_fragment,
-                        };
+                        let candidate = super::candidate::from_stack(init);
                         self.send(&ServerMessage::Candidate { target, candidate }).await;
                     }
                     PcEvent::State(target, state) => {
@@ -359,13 +354,7 @@ impl Session {
             ClientMessage::Offer { sdp } => self.on_publisher_offer(sdp).await,
             ClientMessage::Answer { sdp } => self.on_subscriber_answer(sdp).await,
             ClientMessage::Candidate { target, candidate } => {
-                let init = RTCIceCandidateInit {
-                    candidate: candidate.candidate,
-                    sdp_mid: candidate.sdp_mid,
-                    sdp_mline_index: candidate.sdp_m_line_index,
-                    username_fragment: candidate.username_fragment,
-                    ..Default::default()
-                };
+                let init = super::candidate::to_stack(candidate);
                 if !candidate_is_well_formed(&init.candidate) {
                     self.error("invalid_candidate", "a candidate must be empty (end of candidates) or an RFC 8839 `candidate:` line").await;
                     return None;
