@@ -79,28 +79,21 @@ fn assert_healthy(r: &Value, publishers: usize, subscribers: usize, video_bps: f
     assert!(r["join_ms"]["max"].as_f64().unwrap() > 0.0, "{summary}");
 }
 
+/// Ten seconds of `publishers` to `subscribers` in `room` at 500 kbps VP8 + 32 kbps Opus each,
+/// checked with [`assert_healthy`].
+async fn healthy_run(s: &Server, room: &str, publishers: usize, subscribers: usize) {
+    let (p, n) = (publishers.to_string(), subscribers.to_string());
+    let args = ["--room", room, "--publishers", &p, "--subscribers", &n];
+    let media = ["--video-bitrate", "500k", "--audio", "--duration", "10s"];
+    let r = report(s, &[&args[..], &media[..]].concat()).await;
+    assert_healthy(&r, publishers, subscribers, 500_000.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publisher_to_fifty_subscribers_loses_under_one_percent() {
     let _one = ONE_AT_A_TIME.lock().await;
     let s = Server::start(Backend::Sqlite).await;
-    let r = report(
-        &s,
-        &[
-            "--room",
-            "fanout",
-            "--publishers",
-            "1",
-            "--subscribers",
-            "50",
-            "--video-bitrate",
-            "500k",
-            "--audio",
-            "--duration",
-            "10s",
-        ],
-    )
-    .await;
-    assert_healthy(&r, 1, 50, 500_000.0);
+    healthy_run(&s, "fanout", 1, 50).await;
     // Every simulated participant left when the run ended.
     let mut left = Value::Null;
     for _ in 0..50 {
@@ -119,24 +112,7 @@ async fn one_publisher_to_fifty_subscribers_loses_under_one_percent() {
 async fn ten_publishers_to_ten_subscribers_lose_under_one_percent() {
     let _one = ONE_AT_A_TIME.lock().await;
     let s = Server::start(Backend::Sqlite).await;
-    let r = report(
-        &s,
-        &[
-            "--room",
-            "mesh",
-            "--publishers",
-            "10",
-            "--subscribers",
-            "10",
-            "--video-bitrate",
-            "500k",
-            "--audio",
-            "--duration",
-            "10s",
-        ],
-    )
-    .await;
-    assert_healthy(&r, 10, 10, 500_000.0);
+    healthy_run(&s, "mesh", 10, 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
