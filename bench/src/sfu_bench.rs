@@ -27,7 +27,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "10,25,50,75,100,150,200,300"
+        default_value = "10,25,50,100,150,200,250,300,350,400,500,600"
     )]
     steps: Vec<usize>,
     /// Bisection rounds between the last pass and the first failure.
@@ -221,7 +221,9 @@ fn main() -> anyhow::Result<()> {
             args.video_bitrate, args.duration, args.max_loss_pct, args.max_latency_ms
         ),
         "machine": format!("{cores} cores, server and load tester sharing them"),
+        "steps": args.steps,
         "max_subscribers": best,
+        "limit_found": first_fail.is_some(),
         "first_failure": first_fail,
         "at_max": at_best,
         "runs": runs,
