@@ -128,6 +128,18 @@ prefixed_id!(
     /// Identifies an event in the event log.
     EventId, "ev_", "event"
 );
+prefixed_id!(
+    /// Identifies a webhook endpoint.
+    WebhookId, "wh_", "webhook"
+);
+prefixed_id!(
+    /// Identifies one delivery of one event to one webhook endpoint (with all its attempts).
+    DeliveryId, "whd_", "delivery"
+);
+prefixed_id!(
+    /// Identifies one HTTP attempt of a delivery.
+    AttemptId, "wha_", "attempt"
+);
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,8 @@
 //!   participants on media nodes.
 //! - [`signal`]: the messages of the WebSocket signaling protocol, shared by
 //!   the media node and every client written in Rust.
+//! - [`webhook`]: what a webhook endpoint may subscribe to and where it may
+//!   point (event type patterns, the address policy against SSRF).
 //! - [`clock`]: wall-clock time behind a trait, so time-driven logic tests on
 //!   a manual clock.
 //!
@@ -28,8 +30,11 @@ pub mod name;
 pub mod room;
 pub mod signal;
 pub mod token;
+pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{Event, EventPayload};
-pub use id::{EventId, ParticipantSid, ProjectId, RoomSid, TrackSid};
+pub use id::{
+    AttemptId, DeliveryId, EventId, ParticipantSid, ProjectId, RoomSid, TrackSid, WebhookId,
+};
 pub use name::{Identity, NameError, RoomName};
