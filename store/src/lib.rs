@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! One module per table or aggregate: [`projects`], [`api_keys`], [`rooms`],
-//! [`events`] (the append-only event log) and [`idempotency`]. Each hands out
+//! [`events`] (the append-only event log), [`idempotency`], [`webhooks`]
+//! (endpoints) and [`deliveries`] (the webhook outbox and its attempts). Each hands out
 //! a small repository borrowed from the [`Store`] (`store.rooms().create(..)`).
 //!
 //! # Invariants
@@ -22,12 +23,15 @@ mod error;
 mod time;
 
 pub mod api_keys;
+mod cursors;
+pub mod deliveries;
 pub mod events;
 pub mod idempotency;
 pub mod projects;
 pub mod rooms;
 pub mod sealing;
 pub mod testing;
+pub mod webhooks;
 
 pub use db::{Backend, Store};
 pub use error::StoreError;

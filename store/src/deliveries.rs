@@ -1,0 +1,574 @@
+//! The webhook delivery outbox: one row per (endpoint, event) to deliver, with
+//! every HTTP attempt kept beside it.
+//!
+//! Deliveries are made from the event log by [`Deliveries::fan_out`], which
+//! moves the `webhooks` consumer cursor in the same transaction, so an event
+//! is queued for each endpoint exactly once however often it runs (and a
+//! unique index backs that up when two nodes race). Senders take due
+//! deliveries with a lease ([`Deliveries::claim`]): a node that dies mid-send
+//! lets its lease lapse and another attempt follows, so every delivery is made
+//! at least once and receivers deduplicate by event id.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use switchboard_core::event::EventPayload;
+use switchboard_core::{AttemptId, DeliveryId, Event, EventId, ProjectId, WebhookId};
+
+use crate::cursors;
+use crate::time::{from_micros, stored, to_micros};
+use crate::webhooks;
+use crate::{Store, StoreError};
+
+/// The event log consumer name of webhook fan-out.
+pub const CONSUMER: &str = "webhooks";
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (or in flight).
+    Pending,
+    /// An attempt got a 2xx.
+    Succeeded,
+    /// Every scheduled attempt failed.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "succeeded" => Ok(Self::Succeeded),
+            "failed" => Ok(Self::Failed),
+            other => Err(StoreError::Corrupt(format!("delivery status `{other}`"))),
+        }
+    }
+}
+
+/// One event to deliver to one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The project.
+    pub project_id: ProjectId,
+    /// The endpoint.
+    pub webhook_id: WebhookId,
+    /// The event (also the `webhook-id` header, the receiver's deduplication key).
+    pub event_id: EventId,
+    /// The event's type.
+    pub event_type: String,
+    /// `event` (from the log) or `replay` (asked for).
+    pub origin: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// Its id.
+    pub id: AttemptId,
+    /// The delivery.
+    pub delivery_id: DeliveryId,
+    /// When the request was sent.
+    pub attempted_at: DateTime<Utc>,
+    /// The response status, if a response came.
+    pub status_code: Option<u16>,
+    /// Time from sending to the response (or the failure), in milliseconds.
+    pub latency_ms: u64,
+    /// The first 2 KiB of the response body.
+    pub response_body: String,
+    /// Why no 2xx came, when none did.
+    pub error: Option<String>,
+    /// Whether it counted as delivered.
+    pub succeeded: bool,
+}
+
+/// A due delivery with what the sender needs to make the request.
+#[derive(Debug, Clone)]
+pub struct Due {
+    /// The delivery.
+    pub delivery: Delivery,
+    /// The endpoint URL.
+    pub url: String,
+    /// The event as stored in the log (the request body is made from it).
+    pub event: Event,
+}
+
+/// What became of an attempt, as the sender decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered.
+    Succeeded,
+    /// Not delivered; try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// Not delivered and no attempts are left.
+    Failed,
+}
+
+/// The outbox tables.
+pub struct Deliveries<'a>(&'a Store);
+
+impl Store {
+    /// The webhook delivery outbox.
+    pub fn deliveries(&self) -> Deliveries<'_> {
+        Deliveries(self)
+    }
+}
+
+const COLUMNS: &str =
+    "d.id, d.project_id, d.webhook_id, d.event_id, d.event_type, d.origin, d.status, \
+                       d.attempts, d.next_attempt_at, d.created_at, d.updated_at";
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn decode(r: &AnyRow) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
+        project_id: r
+            .try_get::<String, _>("project_id")?
+            .parse()
+            .map_err(corrupt)?,
+        webhook_id: r
+            .try_get::<String, _>("webhook_id")?
+            .parse()
+            .map_err(corrupt)?,
+        event_id: r
+            .try_get::<String, _>("event_id")?
+            .parse()
+            .map_err(corrupt)?,
+        event_type: r.try_get("event_type")?,
+        origin: r.try_get("origin")?,
+        status: DeliveryStatus::parse(&r.try_get::<String, _>("status")?)?,
+        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).map_err(corrupt)?,
+        next_attempt_at: r
+            .try_get::<Option<i64>, _>("next_attempt_at")?
+            .map(from_micros)
+            .transpose()?,
+        created_at: from_micros(r.try_get("created_at")?)?,
+        updated_at: from_micros(r.try_get("updated_at")?)?,
+    })
+}
+
+fn decode_attempt(r: &AnyRow) -> Result<Attempt, StoreError> {
+    Ok(Attempt {
+        id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
+        delivery_id: r
+            .try_get::<String, _>("delivery_id")?
+            .parse()
+            .map_err(corrupt)?,
+        attempted_at: from_micros(r.try_get("attempted_at")?)?,
+        status_code: r
+            .try_get::<Option<i64>, _>("status_code")?
+            .map(|c| u16::try_from(c).map_err(corrupt))
+            .transpose()?,
+        latency_ms: u64::try_from(r.try_get::<i64, _>("latency_ms")?).map_err(corrupt)?,
+        response_body: r.try_get("response_body")?,
+        error: r.try_get("error")?,
+        succeeded: r.try_get::<i64, _>("succeeded")? != 0,
+    })
+}
+
+fn event_body(r: &AnyRow) -> Result<Event, StoreError> {
+    serde_json::from_str(&r.try_get::<String, _>("body")?)
+        .map_err(|e| corrupt(format!("event body: {e}")))
+}
+
+/// The endpoint an event is meant for regardless of subscriptions (`webhook.test`).
+fn addressed_to(event: &Event) -> Option<&str> {
+    match &event.payload {
+        EventPayload::WebhookTest { webhook_id } => Some(webhook_id),
+        _ => None,
+    }
+}
+
+async fn insert(
+    conn: &mut AnyConnection,
+    webhook: WebhookId,
+    event: &Event,
+    origin: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO webhook_deliveries (id, project_id, webhook_id, event_id, event_seq, event_type, \
+         order_key, origin, status, attempts, next_attempt_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9) ON CONFLICT DO NOTHING",
+    )
+    .bind(DeliveryId::new().to_string())
+    .bind(event.project_id.to_string())
+    .bind(webhook.to_string())
+    .bind(event.id.to_string())
+    .bind(event.seq)
+    .bind(event.event_type())
+    .bind(event.room().map(|r| r.sid.to_string()).unwrap_or_default())
+    .bind(origin)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+impl Deliveries<'_> {
+    /// Projects whose log has events the fan-out has not read yet.
+    pub async fn projects_behind(&self) -> Result<Vec<ProjectId>, StoreError> {
+        cursors::projects_behind(self.0.reader(), CONSUMER).await
+    }
+
+    /// Queues deliveries for up to `batch` unread events of `project` and moves
+    /// the cursor past them, in one transaction. Returns how many events were read.
+    pub async fn fan_out(
+        &self,
+        project: ProjectId,
+        batch: u32,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.0.writer().begin().await?;
+        let after = cursors::lock(&mut tx, CONSUMER, project).await?;
+        let rows = sqlx::query(
+            "SELECT body FROM events WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(project.to_string())
+        .bind(after)
+        .bind(i64::from(batch))
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let endpoints = webhooks::active(&mut tx, project).await?;
+        let now = to_micros(now);
+        let mut last = after;
+        for row in &rows {
+            let event = event_body(row)?;
+            last = event.seq;
+            let target = addressed_to(&event);
+            for (endpoint, from_seq) in &endpoints {
+                let wanted = match target {
+                    Some(id) => endpoint.id.to_string() == id,
+                    None => event.seq > *from_seq && endpoint.events.matches(event.event_type()),
+                };
+                if wanted {
+                    insert(&mut tx, endpoint.id, &event, "event", now).await?;
+                }
+            }
+        }
+        cursors::advance(&mut tx, CONSUMER, project, last).await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    /// Up to `limit` deliveries due at `now` that nobody holds, oldest due first.
+    /// A delivery waits while an earlier event for the same room and endpoint
+    /// has not had its first attempt, so a healthy endpoint gets each room's
+    /// events in order.
+    pub async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Due>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS}, w.url, e.body FROM webhook_deliveries d \
+             JOIN webhooks w ON w.id = d.webhook_id \
+             JOIN events e ON e.id = d.event_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+             AND (d.locked_until IS NULL OR d.locked_until < $1) \
+             AND w.enabled = 1 AND w.deleted_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id \
+                 AND p.order_key = d.order_key AND p.status = 'pending' AND p.attempts = 0 \
+                 AND p.event_seq < d.event_seq) \
+             ORDER BY d.next_attempt_at, d.event_seq LIMIT $2"
+        ))
+        .bind(to_micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Due {
+                    delivery: decode(r)?,
+                    url: r.try_get("url")?,
+                    event: event_body(r)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes `id` for sending until `now + lease`; false if another sender has it
+    /// or it is no longer pending.
+    pub async fn claim(
+        &self,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET locked_until = $1 WHERE id = $2 AND status = 'pending' \
+             AND (locked_until IS NULL OR locked_until < $3)",
+        )
+        .bind(to_micros(now + lease))
+        .bind(id.to_string())
+        .bind(to_micros(now))
+        .execute(self.0.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records an attempt and what follows from it. A failure that leaves the
+    /// endpoint failing for longer than `disable_after` disables it and records
+    /// `webhook.disabled`, which is returned.
+    pub async fn complete(
+        &self,
+        delivery: &Delivery,
+        attempt: &Attempt,
+        outcome: Outcome,
+        disable_after: Duration,
+    ) -> Result<Option<Event>, StoreError> {
+        let now = stored(attempt.attempted_at + Duration::milliseconds(attempt.latency_ms as i64));
+        let mut tx = self.0.writer().begin().await?;
+        sqlx::query(
+            "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, \
+             response_body, error, succeeded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(attempt.id.to_string())
+        .bind(delivery.id.to_string())
+        .bind(to_micros(attempt.attempted_at))
+        .bind(attempt.status_code.map(i64::from))
+        .bind(attempt.latency_ms as i64)
+        .bind(&attempt.response_body)
+        .bind(attempt.error.clone())
+        .bind(i64::from(attempt.succeeded))
+        .execute(&mut *tx)
+        .await?;
+        let (status, next) = match outcome {
+            Outcome::Succeeded => (DeliveryStatus::Succeeded, None),
+            Outcome::RetryAt(at) => (DeliveryStatus::Pending, Some(to_micros(at))),
+            Outcome::Failed => (DeliveryStatus::Failed, None),
+        };
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+             locked_until = NULL, updated_at = $3 WHERE id = $4",
+        )
+        .bind(status.as_str())
+        .bind(next)
+        .bind(to_micros(now))
+        .bind(delivery.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let mut disabled = None;
+        if attempt.succeeded {
+            sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = $1")
+                .bind(delivery.webhook_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            let since: Option<i64> = sqlx::query(
+                "UPDATE webhooks SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
+                 AND enabled = 1 RETURNING failing_since",
+            )
+            .bind(to_micros(attempt.attempted_at))
+            .bind(delivery.webhook_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<i64, _>("failing_since"))
+            .transpose()?;
+            if let Some(since) = since {
+                let since = from_micros(since)?;
+                if now - since >= disable_after {
+                    let reason = format!(
+                        "every delivery attempt failed from {} to {}",
+                        since.to_rfc3339(),
+                        now.to_rfc3339()
+                    );
+                    sqlx::query(
+                        "UPDATE webhooks SET enabled = 0, disabled_reason = $1, updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(reason)
+                    .bind(to_micros(now))
+                    .bind(delivery.webhook_id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                    let event = Event::new(
+                        delivery.project_id,
+                        now,
+                        EventPayload::WebhookDisabled {
+                            webhook_id: delivery.webhook_id.to_string(),
+                        },
+                    );
+                    disabled = Some(crate::events::append(&mut tx, event).await?);
+                }
+            }
+        }
+        tx.commit().await?;
+        if let Some(event) = &disabled {
+            self.0.publish_committed(std::slice::from_ref(event)).await;
+        }
+        Ok(disabled)
+    }
+
+    /// The delivery `id` of `project`.
+    pub async fn get(
+        &self,
+        project: ProjectId,
+        id: DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM webhook_deliveries d WHERE d.project_id = $1 AND d.id = $2"
+        ))
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .fetch_optional(self.0.reader())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Up to `limit` deliveries to endpoint `webhook`, newest first, before `before`.
+    pub async fn list_for_webhook(
+        &self,
+        project: ProjectId,
+        webhook: WebhookId,
+        before: Option<DeliveryId>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM webhook_deliveries d WHERE d.project_id = $1 AND d.webhook_id = $2 \
+             AND ($3 IS NULL OR d.id < $3) ORDER BY d.id DESC LIMIT $4"
+        ))
+        .bind(project.to_string())
+        .bind(webhook.to_string())
+        .bind(before.map(|b| b.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Every delivery of event `event`, oldest first.
+    pub async fn list_for_event(
+        &self,
+        project: ProjectId,
+        event: EventId,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM webhook_deliveries d WHERE d.project_id = $1 AND d.event_id = $2 ORDER BY d.id"
+        ))
+        .bind(project.to_string())
+        .bind(event.to_string())
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// The attempts of each of `deliveries`, oldest first.
+    pub async fn attempts(
+        &self,
+        deliveries: &[DeliveryId],
+    ) -> Result<HashMap<DeliveryId, Vec<Attempt>>, StoreError> {
+        let mut out: HashMap<DeliveryId, Vec<Attempt>> = HashMap::new();
+        for chunk in deliveries.chunks(100) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, delivery_id, attempted_at, status_code, latency_ms, response_body, error, succeeded \
+                 FROM webhook_attempts WHERE delivery_id IN ({}) ORDER BY attempted_at, id",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(self.0.reader()).await? {
+                let attempt = decode_attempt(&row)?;
+                out.entry(attempt.delivery_id).or_default().push(attempt);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes delivery `id` due again now (one more attempt, whatever its status).
+    pub async fn retry(
+        &self,
+        project: ProjectId,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1 \
+             WHERE project_id = $2 AND id = $3 RETURNING id",
+        )
+        .bind(to_micros(stored(now)))
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .fetch_optional(self.0.writer())
+        .await?;
+        match row {
+            Some(_) => self.get(project, id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Queues again, for endpoint `webhook`, every event since `since` that it
+    /// subscribes to, up to `max`; returns how many were queued.
+    pub async fn replay(
+        &self,
+        project: ProjectId,
+        webhook: &webhooks::Webhook,
+        since: DateTime<Utc>,
+        max: u32,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.0.writer().begin().await?;
+        let mut after = 0i64;
+        let mut queued = 0u64;
+        let now = to_micros(stored(now));
+        loop {
+            let rows = sqlx::query(
+                "SELECT body FROM events WHERE project_id = $1 AND created_at >= $2 AND seq > $3 \
+                 ORDER BY seq LIMIT 500",
+            )
+            .bind(project.to_string())
+            .bind(to_micros(since))
+            .bind(after)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let event = event_body(row)?;
+                after = event.seq;
+                let wanted = match addressed_to(&event) {
+                    Some(id) => webhook.id.to_string() == id,
+                    None => webhook.events.matches(event.event_type()),
+                };
+                if wanted {
+                    if queued >= u64::from(max) {
+                        return Err(StoreError::Conflict(format!(
+                            "more than {max} events match since {}; replay a shorter period",
+                            since.to_rfc3339()
+                        )));
+                    }
+                    queued += insert(&mut tx, webhook.id, &event, "replay", now).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(queued)
+    }
+}
