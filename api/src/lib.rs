@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! - [`v1`]: one module per resource (`rooms`, `participants`, `tokens`,
-//!   `api_keys`, `project`), each with a `router()` that also feeds the
+//!   `api_keys`, `project`, `webhooks`, `events`), each with a `router()` that also feeds the
 //!   OpenAPI document, so a route cannot exist without being described.
 //! - [`auth`]: API key authentication, giving handlers a [`auth::Caller`].
 //! - [`idempotency`]: `Idempotency-Key` replay for `POST`s.
@@ -48,6 +48,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct ApiConfig {
     /// The WebSocket URL clients connect to with an access token.
     pub media_url: String,
+    /// Where webhook endpoints may point.
+    pub webhook_policy: switchboard_core::webhook::AddressPolicy,
 }
 
 /// What every handler can reach.

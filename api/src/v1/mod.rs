@@ -6,10 +6,12 @@ use crate::error::ApiError;
 use crate::AppState;
 
 pub mod api_keys;
+pub mod events;
 pub mod participants;
 pub mod project;
 pub mod rooms;
 pub mod tokens;
+pub mod webhooks;
 
 /// Every documented `/v1` route.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -19,6 +21,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(rooms::router())
         .merge(participants::router())
         .merge(tokens::router())
+        .merge(webhooks::router())
+        .merge(events::router())
 }
 
 /// Default page size of list endpoints.
