@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 use switchboard_store::{MasterKey, Store};
+use switchboard_webhooks::RetrySchedule;
 
 use crate::cli::StorageFlags;
 
@@ -77,6 +78,25 @@ pub struct ServeFlags {
     /// How long TURN credentials stay valid, in seconds.
     #[arg(long, env = "SWITCHBOARD_TURN_TTL_S", value_parser = clap::value_parser!(u64).range(60..=604_800))]
     pub turn_ttl_s: Option<u64>,
+    /// Delays between webhook delivery attempts, e.g. `5s,5m,30m,2h,5h,10h,10h` (the default).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_RETRY_SCHEDULE", value_parser = parse_schedule)]
+    pub webhook_retry_schedule: Option<RetrySchedule>,
+}
+
+/// Parses `5s,5m,30m` into a retry schedule.
+pub fn parse_schedule(s: &str) -> Result<RetrySchedule, String> {
+    let delays = s
+        .split(',')
+        .map(|part| {
+            let d = humantime::parse_duration(part.trim())
+                .map_err(|e| format!("`{}` in the retry schedule: {e}", part.trim()))?;
+            chrono::Duration::from_std(d).map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if delays.len() > 20 {
+        return Err("a retry schedule has at most 20 delays".into());
+    }
+    Ok(RetrySchedule::new(delays))
 }
 
 /// Parses `1.5M`, `800k`, `64000` into bits per second.
@@ -127,6 +147,7 @@ pub struct FileConfig {
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<String>,
     pub turn_ttl_s: Option<u64>,
+    pub webhook_retry_schedule: Option<String>,
 }
 
 impl FileConfig {

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use switchboard_api::{ApiConfig, AppState};
+use switchboard_core::webhook::AddressPolicy;
 use switchboard_core::SystemClock;
 use switchboard_store::Store;
+use switchboard_webhooks::{RetrySchedule, WebhookConfig};
 use tokio::net::TcpListener;
 
 use switchboard_core::signal::IceServer;
@@ -107,11 +109,36 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         "--max-publish-bitrate must be at least 100k; a lower limit would cut even a single audio track"
     );
     let rooms = RoomManager::new(store.clone(), rtc);
+    let webhook_policy = if dev {
+        AddressPolicy::DEV
+    } else {
+        AddressPolicy::STRICT
+    };
+    let webhook_schedule = match (flags.webhook_retry_schedule, &file.webhook_retry_schedule) {
+        (Some(s), _) => s,
+        (None, Some(text)) => crate::config::parse_schedule(text)
+            .map_err(|e| anyhow::anyhow!("webhook_retry_schedule in the config file: {e}"))?,
+        (None, None) => RetrySchedule::default(),
+    };
+    let clock: Arc<dyn switchboard_core::Clock> = Arc::new(SystemClock);
+    let webhooks = switchboard_webhooks::Worker::new(
+        store.clone(),
+        clock.clone(),
+        WebhookConfig {
+            policy: webhook_policy,
+            schedule: webhook_schedule,
+            ..WebhookConfig::default()
+        },
+    )?;
+    let workers = webhooks.start();
     let state = AppState {
         store: store.clone(),
         directory: rooms.clone(),
-        clock: Arc::new(SystemClock),
-        config: Arc::new(ApiConfig { media_url }),
+        clock,
+        config: Arc::new(ApiConfig {
+            media_url,
+            webhook_policy,
+        }),
     };
     let demo = dev.then(|| DemoKey {
         key_id: DEV_KEY_ID.into(),
@@ -150,6 +177,9 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("HTTP server failed")?;
+    for worker in workers {
+        worker.abort();
+    }
     for room in rooms.rooms() {
         room.close(switchboard_core::event::LeaveReason::NodeLost)
             .await;

@@ -934,6 +934,19 @@ const ROUTES: &[&str] = &[
     "DELETE /v1/whip/sessions/{sid}",
     "POST /v1/whep/rooms/{room}/participants/{identity}",
     "DELETE /v1/whep/sessions/{sid}",
+    "GET /v1/webhooks",
+    "POST /v1/webhooks",
+    "GET /v1/webhooks/{id}",
+    "PATCH /v1/webhooks/{id}",
+    "DELETE /v1/webhooks/{id}",
+    "POST /v1/webhooks/{id}/rotate-secret",
+    "POST /v1/webhooks/{id}/test",
+    "GET /v1/webhooks/{id}/deliveries",
+    "POST /v1/webhooks/{id}/replay",
+    "POST /v1/webhooks/deliveries/{id}/retry",
+    "GET /v1/events",
+    "GET /v1/events/{id}",
+    "GET /v1/events/{id}/deliveries",
 ];
 
 async fn openapi_describes_every_route(b: Backend) {

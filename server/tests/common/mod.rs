@@ -158,6 +158,20 @@ impl Server {
         self.spawn(args);
     }
 
+    /// Kills the process with SIGKILL, so nothing is flushed or cleaned up.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same database and data directory after [`Server::kill_9`].
+    pub fn start_again(&mut self, args: &[&str]) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn(args);
+    }
+
     /// Opens the server's database directly.
     pub async fn store(&self) -> Store {
         let key = MasterKey::load_or_create(&self.data_dir.path().join("master.key")).unwrap();
