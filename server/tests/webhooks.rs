@@ -22,6 +22,67 @@ on_both_backends!(
     nothing_is_lost_across_kill_9,
 );
 
+/// Outside `--dev` the address rules hold for every URL a project saves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_and_plain_http_urls_are_refused_outside_dev() {
+    let s = Server::start_with(Backend::Sqlite, &[]).await;
+    let (_, _, secret) = s.create_project("prod");
+    let create = |url: &str| {
+        s.bearer(&secret, Method::POST, "/v1/webhooks")
+            .json(&json!({ "url": url, "events": ["*"] }))
+    };
+    expect_error(
+        create("http://hooks.example.com/"),
+        StatusCode::BAD_REQUEST,
+        "insecure_url",
+    )
+    .await;
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://[::1]/hook",
+        "https://10.20.30.40/hook",
+        "https://192.168.0.10/hook",
+        "https://172.31.255.1/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[fd00:ec2::254]/",
+        "https://[::ffff:10.0.0.1]/",
+        "https://0.0.0.0/",
+        "https://2130706433/",
+    ] {
+        let msg = expect_error(create(url), StatusCode::BAD_REQUEST, "forbidden_address").await;
+        assert!(msg.contains("public addresses"), "{url}: {msg}");
+    }
+    // A host name is resolved when delivering, and refused then (see the
+    // worker's tests); saving it is fine.
+    let (st, wh) = send(create("https://localhost:9/hook")).await;
+    assert_eq!(st, StatusCode::CREATED, "{wh}");
+    let id = wh["id"].as_str().unwrap();
+    expect_error(
+        s.bearer(&secret, Method::PATCH, &format!("/v1/webhooks/{id}"))
+            .json(&json!({ "url": "https://169.254.169.254/" })),
+        StatusCode::BAD_REQUEST,
+        "forbidden_address",
+    )
+    .await;
+    let (_, list) = send(s.bearer(&secret, Method::GET, "/v1/webhooks")).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    // The test event's attempt says why nothing was sent.
+    send(s.bearer(&secret, Method::POST, &format!("/v1/webhooks/{id}/test"))).await;
+    let error = loop {
+        let (_, d) = send(s.bearer(
+            &secret,
+            Method::GET,
+            &format!("/v1/webhooks/{id}/deliveries"),
+        ))
+        .await;
+        if let Some(e) = d["data"][0]["attempts"][0]["error"].as_str() {
+            break e.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(error.contains("loopback"), "{error}");
+}
+
 const WAIT: Duration = Duration::from_secs(20);
 
 /// What the reference library says of each delivery under `secret`: true, or its error.
