@@ -8,7 +8,7 @@ use common::{send, Server};
 use reqwest::{Method, StatusCode};
 use switchboard_store::Backend;
 
-on_both_backends!(
+switchboard_store::on_both_backends!(
     sigterm_stops_the_server_cleanly,
     project_create_refuses_short_secrets_and_accepts_good_ones,
     migrate_runs_alone,

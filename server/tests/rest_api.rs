@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use switchboard_store::Backend;
 
-on_both_backends!(
+switchboard_store::on_both_backends!(
     dev_mode_prints_how_to_make_a_first_call,
     rooms_are_created_read_listed_changed_and_deleted,
     a_room_without_a_name_gets_one,

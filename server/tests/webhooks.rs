@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use switchboard_store::Backend;
 use switchboard_webhooks::testing::{Received, Receiver, Reply};
 
-on_both_backends!(
+switchboard_store::on_both_backends!(
     endpoints_are_managed_over_rest,
     deliveries_verify_with_the_reference_library,
     deliveries_and_events_are_listed_retried_and_replayed,

@@ -6,6 +6,22 @@
 
 use std::path::PathBuf;
 
+/// Defines one `#[tokio::test]` per backend for each listed `async fn(Backend)`,
+/// in modules `sqlite` and `postgres`, so every storage-touching test runs on both.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name($crate::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name($crate::Backend::Postgres).await })*
+        }
+    };
+}
+
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{Backend, MasterKey, Store, StoreError};

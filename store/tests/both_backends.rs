@@ -25,18 +25,7 @@ fn new_room(name: &str) -> NewRoom {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(switchboard_store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(switchboard_store::Backend::Postgres).await })*
-        }
-    };
-}
-
-on_both_backends!(
+switchboard_store::on_both_backends!(
     migrations_run_twice_without_harm,
     rooms_are_created_listed_updated_and_deleted_with_events,
     room_names_are_unique_per_project_only,

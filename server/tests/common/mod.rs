@@ -13,21 +13,6 @@ use serde_json::Value;
 use switchboard_store::testing::TestDb;
 use switchboard_store::{Backend, MasterKey, Store};
 
-/// Defines one `#[tokio::test]` per backend for each listed `async fn(Backend)`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-              async fn $name() { super::$name(switchboard_store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-              async fn $name() { super::$name(switchboard_store::Backend::Postgres).await })*
-        }
-    };
-}
-
 /// A running server process and what it runs on.
 pub struct Server {
     /// `http://127.0.0.1:PORT`.
