@@ -73,3 +73,20 @@ pub(crate) async fn advance(
         .await?;
     Ok(())
 }
+
+/// Moves `consumer`'s cursor in `project` to the end of the log.
+pub(crate) async fn skip_to_end(
+    conn: &mut AnyConnection,
+    consumer: &str,
+    project: ProjectId,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE consumer_cursors SET seq = (SELECT event_seq FROM projects WHERE id = $1) \
+         WHERE consumer = $2 AND project_id = $1",
+    )
+    .bind(project.to_string())
+    .bind(consumer)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -231,13 +231,21 @@ async fn insert(
 }
 
 impl Deliveries<'_> {
+    /// Whether `project` has an endpoint taking deliveries (a cheap read that
+    /// spares projects without webhooks a fan-out transaction per event).
+    pub async fn wanted(&self, project: ProjectId) -> Result<bool, StoreError> {
+        webhooks::any_active(self.0.reader(), project).await
+    }
+
     /// Projects whose log has events the fan-out has not read yet.
     pub async fn projects_behind(&self) -> Result<Vec<ProjectId>, StoreError> {
         cursors::projects_behind(self.0.reader(), CONSUMER).await
     }
 
     /// Queues deliveries for up to `batch` unread events of `project` and moves
-    /// the cursor past them, in one transaction. Returns how many events were read.
+    /// the cursor past them, in one transaction. Returns how many events were
+    /// read (0 when the project has no endpoints and the cursor skipped to the end
+    /// of the log); fewer than `batch` means the cursor reached the end.
     pub async fn fan_out(
         &self,
         project: ProjectId,
@@ -246,6 +254,15 @@ impl Deliveries<'_> {
     ) -> Result<usize, StoreError> {
         let mut tx = self.0.writer().begin().await?;
         let after = cursors::lock(&mut tx, CONSUMER, project).await?;
+        let endpoints = webhooks::active(&mut tx, project).await?;
+        if endpoints.is_empty() {
+            // Nothing to queue: skip the unread events without reading them. An
+            // endpoint created later starts after its own `from_seq`, and its
+            // creation takes this cursor's lock, so none of its events is skipped.
+            cursors::skip_to_end(&mut tx, CONSUMER, project).await?;
+            tx.commit().await?;
+            return Ok(0);
+        }
         let rows = sqlx::query(
             "SELECT body FROM events WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
@@ -257,7 +274,6 @@ impl Deliveries<'_> {
         if rows.is_empty() {
             return Ok(0);
         }
-        let endpoints = webhooks::active(&mut tx, project).await?;
         let now = to_micros(now);
         let mut last = after;
         for row in &rows {

@@ -10,7 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 use switchboard_core::webhook::EventTypes;
 use switchboard_core::{ProjectId, WebhookId};
 
@@ -140,6 +140,17 @@ pub(crate) async fn active(
         .collect()
 }
 
+/// Whether `project` has an endpoint taking deliveries.
+pub(crate) async fn any_active(pool: &AnyPool, project: ProjectId) -> Result<bool, StoreError> {
+    let row = sqlx::query(
+        "SELECT 1 AS one FROM webhooks WHERE project_id = $1 AND enabled = 1 AND deleted_at IS NULL LIMIT 1",
+    )
+    .bind(project.to_string())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.is_some())
+}
+
 impl Webhooks<'_> {
     /// Creates an endpoint; returns it with its signing secret.
     pub async fn create(
@@ -151,6 +162,10 @@ impl Webhooks<'_> {
         let now = stored(now);
         let id = WebhookId::new();
         let secret = generate_secret();
+        let mut tx = self.0.writer().begin().await?;
+        // Holding the fan-out cursor while `from_seq` is read keeps the fan-out
+        // from skipping, as endpoint-less, events this endpoint should get.
+        crate::cursors::lock(&mut tx, crate::deliveries::CONSUMER, project).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO webhooks (id, project_id, url, description, events, enabled, sealed_secret, from_seq, created_at, updated_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7, event_seq, $8, $8 FROM projects WHERE id = $2 \
@@ -164,9 +179,10 @@ impl Webhooks<'_> {
         .bind(i64::from(new.enabled))
         .bind(self.0.master_key.seal(secret.as_bytes()))
         .bind(to_micros(now))
-        .fetch_optional(self.0.writer())
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| corrupt(format!("webhook for unknown project {project}")))?;
+        tx.commit().await?;
         Ok((decode(&row)?, secret))
     }
 

@@ -160,7 +160,9 @@ impl Worker {
             sweep = tokio::select! {
                 event = events.recv() => match event {
                     Ok(event) => {
-                        self.fan_out(event.project_id).await;
+                        if self.inner.store.deliveries().wanted(event.project_id).await.unwrap_or(true) {
+                            self.fan_out(event.project_id).await;
+                        }
                         false
                     }
                     // Missed events are in the log; the sweep finds them.

@@ -22,6 +22,7 @@ switchboard_store::on_both_backends!(
     a_dead_endpoint_never_delays_another,
     redirects_are_not_followed,
     names_resolving_to_private_addresses_are_refused_at_connect_time,
+    an_endpoint_gets_only_events_after_its_creation,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -402,4 +403,35 @@ async fn names_resolving_to_private_addresses_are_refused_at_connect_time(b: Bac
     assert!(error.contains("loopback"), "{error}");
     assert!(error.contains("public addresses"), "{error}");
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+async fn an_endpoint_gets_only_events_after_its_creation(b: Backend) {
+    let f = fixture(b, AddressPolicy::DEV, Duration::from_secs(5)).await;
+    // With no endpoint, the fan-out skips the log without queueing anything.
+    for i in 0..5 {
+        f.room_event(&format!("early-{i}"), None).await;
+    }
+    f.worker.wake();
+    while !f
+        .store
+        .deliveries()
+        .projects_behind()
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rx = Receiver::start().await.unwrap();
+    f.endpoint(&rx.url("/late"), &["*"]).await;
+    let late = f.room_event("late", None).await;
+    let got = rx.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got_all = rx.received();
+    assert_eq!(
+        got_all.len(),
+        1,
+        "only the event after the endpoint was created"
+    );
+    assert_eq!(got[0].headers["webhook-id"], late.id.to_string());
 }
