@@ -157,6 +157,8 @@ pub async fn run(config: Config) -> Result<Report, LoadtestError> {
         .map_err(|e| LoadtestError::Api(e.to_string()))?;
     let rtc = RtcConfig {
         bind_ip: config.bind_ip,
+        // The simulated publishers are the media's source: their stack reports it.
+        relay_sender_reports: false,
         ..RtcConfig::default()
     };
     let epoch = Epoch::start();

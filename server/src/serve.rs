@@ -80,6 +80,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
                 (None, None) => None,
             },
             ice_tcp: flags.rtc_tcp || file.rtc_tcp.unwrap_or(false),
+            relay_sender_reports: true,
             publish_limits: {
                 let default = PublishLimits::default();
                 PublishLimits {

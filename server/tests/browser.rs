@@ -79,14 +79,16 @@ const JOIN: &str = r#"
 const STATS: &str = r#"
     const stats = await room.subscriber.getStats();
     let framesDecoded = 0, audioPackets = 0, videoCodec = null;
-    const codecs = {};
+    const codecs = {}, senderReports = { audio: 0, video: 0 };
     stats.forEach((s) => { if (s.type === 'codec') codecs[s.id] = s.mimeType; });
     stats.forEach((s) => {
+      // The RTCP sender reports that reached the subscriber, per kind.
+      if (s.type === 'remote-outbound-rtp') senderReports[s.kind] += s.reportsSent || 0;
       if (s.type !== 'inbound-rtp') return;
       if (s.kind === 'video') { framesDecoded += s.framesDecoded || 0; videoCodec = codecs[s.codecId] || videoCodec; }
       if (s.kind === 'audio') audioPackets += s.packetsReceived || 0;
     });
-    return { framesDecoded, audioPackets, videoCodec, tracks: window.tracks };
+    return { framesDecoded, audioPackets, videoCodec, senderReports, tracks: window.tracks };
 "#;
 
 #[test]
@@ -117,12 +119,21 @@ fn a_browser_receives_what_another_publishes() {
             stats = bob.run(STATS, vec![]).await;
             if stats["framesDecoded"].as_u64().unwrap_or(0) > 20
                 && stats["audioPackets"].as_u64().unwrap_or(0) > 50
+                && stats["senderReports"]["audio"].as_u64().unwrap_or(0) >= 2
+                && stats["senderReports"]["video"].as_u64().unwrap_or(0) >= 2
             {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         eprintln!("subscriber getStats: {stats}");
+        // Alice's sender reports, relayed on her clock, reach Bob for both tracks.
+        for kind in ["audio", "video"] {
+            assert!(
+                stats["senderReports"][kind].as_u64().unwrap_or(0) >= 2,
+                "{kind} sender reports relayed to the subscriber: {stats}"
+            );
+        }
         assert!(
             stats["framesDecoded"].as_u64().unwrap_or(0) > 20,
             "video frames decoded by the subscriber: {stats}"

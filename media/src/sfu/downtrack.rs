@@ -6,7 +6,9 @@
 //! and closed on unsubscribe, unpublish or leave. Each packet the receiver
 //! hands it is decided by the [`Forwarder`] and rewritten (SSRC, payload
 //! type, sequence number, timestamp; header extensions dropped, since their
-//! ids were negotiated with the publisher, not this subscriber).
+//! ids were negotiated with the publisher, not this subscriber). The
+//! publisher's sender reports are rewritten the same way, so the subscriber
+//! lines audio and video up on the publisher's clock.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use std::time::Instant;
 
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::header::Header;
 use rtc::rtp::Packet;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters;
@@ -40,6 +43,8 @@ pub struct DownTrack {
     keyframe_requested: AtomicBool,
     closed: AtomicBool,
     forwarded: std::sync::atomic::AtomicU64,
+    /// Payload bytes forwarded, for sender reports.
+    octets: std::sync::atomic::AtomicU64,
     dropped: std::sync::atomic::AtomicU64,
 }
 
@@ -65,6 +70,7 @@ impl DownTrack {
             keyframe_requested: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             forwarded: Default::default(),
+            octets: Default::default(),
             dropped: Default::default(),
         })
     }
@@ -146,8 +152,36 @@ impl DownTrack {
     /// Queues a prepared packet for sending.
     pub async fn send(&self, packet: Packet) {
         self.forwarded.fetch_add(1, Ordering::Relaxed);
+        self.octets
+            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
         if let Err(e) = self.out.write_rtp(packet).await {
             tracing::debug!(track = %self.track_sid, subscriber = %self.subscriber, error = %e, "down-track write failed");
+        }
+    }
+
+    /// Relays the publisher's sender report of `layer` to this subscriber, translated
+    /// to its stream (SSRC, RTP timestamp, counts), if that layer is what it gets.
+    pub async fn relay_sender_report(&self, layer: u8, report: &SenderReport) {
+        let Some((ntp_time, rtp_time)) =
+            self.forwarder()
+                .sender_report_time(layer, report.ntp_time, report.rtp_time)
+        else {
+            return;
+        };
+        if self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let translated = SenderReport {
+            ssrc: self.ssrc,
+            ntp_time,
+            rtp_time,
+            // RFC 3550 counts wrap at 32 bits.
+            packet_count: self.forwarded.load(Ordering::Relaxed) as u32,
+            octet_count: self.octets.load(Ordering::Relaxed) as u32,
+            ..Default::default()
+        };
+        if let Err(e) = self.out.write_rtcp(vec![Box::new(translated)]).await {
+            tracing::debug!(track = %self.track_sid, subscriber = %self.subscriber, error = %e, "sender report not sent");
         }
     }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, Interceptor, Packet, ReceiverReportBuilder, Slot, StreamInfo, TaggedPacket,
+};
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
 };
@@ -17,6 +19,7 @@ use rtc::peer_connection::configuration::media_engine::{
 use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
@@ -48,6 +51,11 @@ pub struct RtcConfig {
     pub port_range: Option<PortRange>,
     /// Also offer passive ICE-TCP candidates, on the same port number as UDP.
     pub ice_tcp: bool,
+    /// Whether outgoing streams carry the publishers' RTCP sender reports,
+    /// translated per subscriber (the SFU: lip sync follows the publisher's
+    /// clock), instead of reports the stack makes up from forwarding times (an
+    /// endpoint such as the load tester, which is the publisher itself).
+    pub relay_sender_reports: bool,
 }
 
 impl Default for RtcConfig {
@@ -61,6 +69,7 @@ impl Default for RtcConfig {
             publish_limits: Default::default(),
             port_range: None,
             ice_tcp: false,
+            relay_sender_reports: true,
         }
     }
 }
@@ -204,7 +213,12 @@ async fn build_peer_connection(
 ) -> Result<Arc<dyn PeerConnection>, MediaError> {
     let mut me = media_engine()?;
     let registry = configure_nack(Registry::new(), &mut me);
-    let registry = configure_rtcp_reports(registry);
+    let registry = if config.relay_sender_reports {
+        // Receiver reports only; the down-tracks send the publishers' sender reports.
+        registry.with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+    } else {
+        configure_rtcp_reports(registry)
+    };
     let registry = configure_twcc(registry, &mut me).map_err(MediaError::webrtc)?;
     configure_simulcast_extension_headers(&mut me).map_err(MediaError::webrtc)?;
     let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
@@ -308,8 +322,9 @@ impl PortRange {
     }
 }
 
-/// Interceptor that hands subscribers' keyframe requests (PLI, FIR) to the SFU,
-/// which relays them to the publisher; other RTCP stays inside the stack.
+/// Interceptor that hands the application what the SFU relays: subscribers'
+/// keyframe requests (PLI, FIR), which go to the publisher, and publishers'
+/// sender reports, which go to the subscribers; other RTCP stays inside the stack.
 #[derive(Default)]
 struct KeyframeRequests {
     read: VecDeque<TaggedPacket>,
@@ -325,13 +340,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         // Everything passes through (NACK, reports and TWCC need it); compound
-        // packets holding a keyframe request are also handed to the application.
+        // packets holding a keyframe request or a sender report are also handed
+        // to the application.
         if let Packet::Rtcp(packets) = &msg.message.packet {
-            let wants_keyframe = packets.iter().any(|p| {
+            let relayed = packets.iter().any(|p| {
                 let any = p.as_any();
-                any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                any.is::<PictureLossIndication>()
+                    || any.is::<FullIntraRequest>()
+                    || any.is::<SenderReport>()
             });
-            if wants_keyframe {
+            if relayed {
                 msg.message.add(Attribute::DeliverToApplication);
             }
         }

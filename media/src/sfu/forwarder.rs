@@ -115,6 +115,20 @@ impl Forwarder {
         }
     }
 
+    /// The publisher's sender report for `layer` (its wall-clock `ntp_time` at
+    /// its `rtp_time`) as this subscriber must get it: the same wall-clock time
+    /// at the rewritten RTP timestamp. `None` unless `layer` is being forwarded,
+    /// since another layer's clock says nothing about what the subscriber plays.
+    pub fn sender_report_time(
+        &self,
+        layer: u8,
+        ntp_time: u64,
+        rtp_time: u32,
+    ) -> Option<(u64, u32)> {
+        (self.current == Some(layer) && !self.paused)
+            .then(|| (ntp_time, rtp_time.wrapping_add(self.ts_offset)))
+    }
+
     /// Decides what to do with one packet.
     pub fn on_packet(&mut self, now: Instant, p: Incoming) -> Verdict {
         if self.paused {
@@ -273,5 +287,36 @@ mod tests {
             out(f.on_packet(t0 + Duration::from_millis(10), pkt(0, 4, 900, true))).0,
             2
         );
+    }
+
+    #[test]
+    fn sender_reports_follow_the_forwarded_layers_timestamps() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(90_000, 0);
+        assert_eq!(
+            f.sender_report_time(0, 7, 1000),
+            None,
+            "nothing forwarded yet"
+        );
+        out(f.on_packet(t0, pkt(0, 100, 50_000, true)));
+        // Layer 2's timestamps run on their own random base; switching rewrites them.
+        f.set_target_layer(2);
+        let t1 = t0 + Duration::from_millis(40);
+        out(f.on_packet(t1, pkt(0, 101, 53_600, false)));
+        let (_, switched_ts) = out(f.on_packet(t1, pkt(2, 9_000, 3_000_000_000, true)));
+        // A report of layer 2's clock maps to what this subscriber's stream says at
+        // that instant: the same rewrite as a packet with the report's timestamp.
+        let report_rtp = 3_000_000_000u32.wrapping_add(90_000);
+        let (ntp, rtp) = f
+            .sender_report_time(2, 0xdead_beef_0000_0001, report_rtp)
+            .unwrap();
+        assert_eq!(ntp, 0xdead_beef_0000_0001);
+        assert_eq!(rtp, switched_ts.wrapping_add(90_000));
+        let (_, ts) = out(f.on_packet(t1, pkt(2, 9_001, report_rtp, false)));
+        assert_eq!(rtp, ts);
+        // The layer no longer forwarded says nothing; neither does a paused forwarder.
+        assert_eq!(f.sender_report_time(0, 1, 1), None);
+        f.set_paused(true);
+        assert_eq!(f.sender_report_time(2, 1, 1), None);
     }
 }

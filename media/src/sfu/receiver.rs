@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::Packet;
 use switchboard_core::TrackSid;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -40,10 +41,15 @@ struct Layers {
 
 impl Layers {
     fn layer_of(&self, ssrc: u32) -> u8 {
+        self.known_layer_of(ssrc).unwrap_or(0)
+    }
+
+    /// The layer of `ssrc`, if it is one of this track's.
+    fn known_layer_of(&self, ssrc: u32) -> Option<u8> {
         self.ssrcs
             .iter()
             .position(|s| *s == Some(ssrc))
-            .unwrap_or(0) as u8
+            .map(|l| l as u8)
     }
 
     fn best_alive(&self, now: Instant) -> u8 {
@@ -181,6 +187,14 @@ impl TrackReceiver {
                         self.request_keyframe(layer).await;
                     }
                 }
+                TrackRemoteEvent::OnRtcpPacket(packets) => {
+                    for report in packets
+                        .iter()
+                        .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
+                    {
+                        self.relay_sender_report(report).await;
+                    }
+                }
                 TrackRemoteEvent::OnEnded => break,
                 _ => {}
             }
@@ -236,6 +250,21 @@ impl TrackReceiver {
             if let Some(out) = dt.prepare(now, layer, keyframe, packet) {
                 batch.push((dt.clone(), out));
             }
+        }
+    }
+
+    /// Hands a sender report of one of this track's layers to every down-track.
+    async fn relay_sender_report(&self, report: &SenderReport) {
+        let Some(layer) = self.layers().known_layer_of(report.ssrc) else {
+            return;
+        };
+        let downtracks = self
+            .downtracks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for dt in downtracks {
+            dt.relay_sender_report(layer, report).await;
         }
     }
 
