@@ -390,10 +390,14 @@ impl Deliveries<'_> {
         .await?;
         let mut disabled = None;
         if attempt.succeeded {
-            sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = $1")
-                .bind(delivery.webhook_id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            // Conditional, so a healthy endpoint's row is not rewritten (and locked)
+            // by every delivery: concurrent completions would queue on that lock.
+            sqlx::query(
+                "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(delivery.webhook_id.to_string())
+            .execute(&mut *tx)
+            .await?;
         } else {
             let since: Option<i64> = sqlx::query(
                 "UPDATE webhooks SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
