@@ -1,6 +1,7 @@
 //! A room's observer: a task that, while the room lives, tells its
 //! participants who is speaking (every 250 ms, on change) and how everyone's
-//! connection is doing (every 3 s, on change).
+//! connection is doing (every 3 s, on change), and at that pace shares each
+//! subscriber's bandwidth estimate among the video it receives.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -15,6 +16,7 @@ use super::participant::{lock, Participant};
 use super::quality::{score, Sample};
 use super::room::Room;
 use super::speakers::SpeakerDetector;
+use crate::sfu::allocation::video_share;
 
 /// How often speaker levels are looked at.
 const SPEAKER_TICK: Duration = Duration::from_millis(250);
@@ -53,7 +55,8 @@ pub async fn run(room: Weak<Room>) {
         }
         let mut updates = Vec::new();
         for p in &participants {
-            let sample = sample(p).await;
+            let (sample, estimate_bps) = sample(p).await;
+            share_bandwidth(p, estimate_bps);
             let previous = samples.insert(p.sid, sample).unwrap_or_default();
             let quality = score(&previous, &sample);
             if qualities.insert(p.sid, quality) != Some(quality) {
@@ -86,13 +89,38 @@ fn audio_level(p: &Participant, now: Instant) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// Reads loss, round trip and connectivity from both of the participant's peer connections.
-async fn sample(p: &Participant) -> Sample {
+/// Splits the subscriber connection's bandwidth estimate among the participant's video subscriptions.
+fn share_bandwidth(p: &Participant, estimate_bps: u64) {
+    let subscriptions = lock(&p.subscriptions);
+    let is_video = |mime: &str| mime.to_ascii_lowercase().starts_with("video/");
+    let video = subscriptions
+        .values()
+        .filter(|s| is_video(&s.downtrack.mime))
+        .count();
+    let share = video_share(estimate_bps, subscriptions.len() - video, video);
+    tracing::debug!(participant = %p.sid, estimate_bps, share, "bandwidth estimate shared");
+    for sub in subscriptions
+        .values()
+        .filter(|s| is_video(&s.downtrack.mime))
+    {
+        sub.downtrack.set_bandwidth_share(share);
+    }
+}
+
+/// Reads loss, round trip and connectivity from both of the participant's peer
+/// connections, and the send-side bandwidth estimate of its subscriber connection.
+async fn sample(p: &Participant) -> (Sample, u64) {
     let mut s = Sample::default();
-    for pc in [&p.publisher, &p.subscriber] {
+    let mut estimate_bps = 0.0f64;
+    for (pc, sending) in [(&p.publisher, false), (&p.subscriber, true)] {
         let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
         for entry in report.iter() {
             match entry {
+                // Every outbound stream carries the connection's estimate; a stream
+                // bound after its last change reads 0, so take the largest.
+                RTCStatsReportEntry::OutboundRtp(o) if sending => {
+                    estimate_bps = estimate_bps.max(o.target_bitrate);
+                }
                 RTCStatsReportEntry::Transport(t) => {
                     s.connected |= t.dtls_state
                         == rtc::peer_connection::transport::RTCDtlsTransportState::Connected;
@@ -112,5 +140,5 @@ async fn sample(p: &Participant) -> Sample {
             }
         }
     }
-    s
+    (s, estimate_bps as u64)
 }

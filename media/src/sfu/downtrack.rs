@@ -24,7 +24,9 @@ use switchboard_core::{ParticipantSid, TrackSid};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
+use super::allocation::fit_layer;
 use super::forwarder::{Forwarder, Incoming, Verdict};
+use super::receiver::MAX_LAYERS;
 
 /// A subscriber's outgoing copy of one track.
 pub struct DownTrack {
@@ -40,6 +42,8 @@ pub struct DownTrack {
     forwarder: Mutex<Forwarder>,
     /// Highest layer the subscriber asked for (`set_layer`).
     max_layer: AtomicU8,
+    /// This track's share of the subscriber's bandwidth estimate, bit/s; 0 while unknown.
+    bandwidth_share: std::sync::atomic::AtomicU64,
     keyframe_requested: AtomicBool,
     closed: AtomicBool,
     forwarded: std::sync::atomic::AtomicU64,
@@ -67,6 +71,7 @@ impl DownTrack {
             payload_type: AtomicU8::new(codec.payload_type),
             forwarder: Mutex::new(Forwarder::new(codec.rtp_codec.clock_rate, initial_layer)),
             max_layer: AtomicU8::new(u8::MAX),
+            bandwidth_share: Default::default(),
             keyframe_requested: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             forwarded: Default::default(),
@@ -94,10 +99,22 @@ impl DownTrack {
         self.max_layer.store(layer, Ordering::Relaxed);
     }
 
-    /// Points the forwarder at the best layer not above the subscriber's cap.
-    pub fn choose_layer(&self, best_available: u8) {
-        let layer = best_available.min(self.max_layer.load(Ordering::Relaxed));
+    /// Sets this track's share of the subscriber's bandwidth estimate (0: unknown, no limit).
+    pub fn set_bandwidth_share(&self, bps: u64) {
+        self.bandwidth_share.store(bps, Ordering::Relaxed);
+    }
+
+    /// Points the forwarder at the best layer that arrives, is not above the
+    /// subscriber's cap and fits its bandwidth share, given each layer's bitrate.
+    pub fn choose_layer(&self, best_available: u8, rates: &[u64; MAX_LAYERS]) {
         let mut f = self.forwarder();
+        let layer = fit_layer(
+            best_available,
+            self.max_layer.load(Ordering::Relaxed),
+            f.target_layer(),
+            self.bandwidth_share.load(Ordering::Relaxed),
+            rates,
+        );
         if f.target_layer() != layer {
             f.set_target_layer(layer);
         }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    Attribute, Interceptor, Packet, ReceiverReportBuilder, Slot, StreamInfo, TaggedPacket,
+    Attribute, CongestionControlBuilder, Gcc, Interceptor, Packet, ReceiverReportBuilder, Slot,
+    StreamInfo, TaggedPacket, GCC_MAX_BITRATE, GCC_MIN_BITRATE,
 };
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
@@ -203,6 +204,13 @@ pub async fn new_peer_connection(
     Err(MediaError::PortsExhausted(range))
 }
 
+/// Where a subscriber connection's bandwidth estimate starts: high enough for a
+/// 720p simulcast layer, so a subscriber starts on the best layer and the
+/// estimate backs off from what actually arrives once the path congests
+/// (climbing from GCC's 300 kbit/s default would hold everyone on the lowest
+/// layer for the first twenty seconds).
+const INITIAL_ESTIMATE_BPS: f64 = 2_500_000.0;
+
 /// Where the round robin over the port range continues.
 static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
 
@@ -221,6 +229,17 @@ async fn build_peer_connection(
     };
     let registry = configure_twcc(registry, &mut me).map_err(MediaError::webrtc)?;
     configure_simulcast_extension_headers(&mut me).map_err(MediaError::webrtc)?;
+    // Send-side bandwidth estimation (Google Congestion Control over the TWCC
+    // feedback configured above); it only estimates: no pacer holds packets back.
+    let registry = registry.with(
+        Slot::CongestionControl,
+        CongestionControlBuilder::new(Gcc::new(
+            INITIAL_ESTIMATE_BPS,
+            GCC_MIN_BITRATE,
+            GCC_MAX_BITRATE,
+        ))
+        .build(),
+    );
     let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
 
     let mut settings = SettingEngineBuilder::new()

@@ -37,7 +37,15 @@ struct Layers {
     ssrcs: [Option<u32>; MAX_LAYERS],
     last_seen: [Option<Instant>; MAX_LAYERS],
     last_check: Option<Instant>,
+    /// Bytes per layer since `window_start`.
+    bytes: [u64; MAX_LAYERS],
+    window_start: Option<Instant>,
+    /// Bits per second per layer over the last full window.
+    rates: [u64; MAX_LAYERS],
 }
+
+/// How long layer bitrates are measured over.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 impl Layers {
     fn layer_of(&self, ssrc: u32) -> u8 {
@@ -50,6 +58,21 @@ impl Layers {
             .iter()
             .position(|s| *s == Some(ssrc))
             .map(|l| l as u8)
+    }
+
+    /// Counts a packet of `bytes` on `layer`; every [`RATE_WINDOW`] the counts become rates.
+    fn count(&mut self, now: Instant, layer: u8, bytes: usize) {
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.duration_since(start);
+        if elapsed >= RATE_WINDOW {
+            let secs = elapsed.as_secs_f64();
+            for l in 0..MAX_LAYERS {
+                self.rates[l] = (self.bytes[l] as f64 * 8.0 / secs) as u64;
+                self.bytes[l] = 0;
+            }
+            self.window_start = Some(now);
+        }
+        self.bytes[usize::from(layer)] += bytes as u64;
     }
 
     fn best_alive(&self, now: Instant) -> u8 {
@@ -123,7 +146,11 @@ impl TrackReceiver {
 
     /// Starts forwarding to `downtrack`.
     pub fn attach(&self, downtrack: Arc<DownTrack>) {
-        downtrack.choose_layer(self.best_layer(Instant::now()));
+        let (best, rates) = {
+            let layers = self.layers();
+            (layers.best_alive(Instant::now()), layers.rates)
+        };
+        downtrack.choose_layer(best, &rates);
         self.downtracks
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -210,17 +237,19 @@ impl TrackReceiver {
         batch: &mut Vec<(Arc<DownTrack>, Packet)>,
         keyframe_layers: &mut Vec<u8>,
     ) {
-        let (layer, best, recheck) = {
+        let (layer, best, rates, recheck) = {
             let mut layers = self.layers();
             let layer = layers.layer_of(packet.header.ssrc);
             layers.last_seen[usize::from(layer)] = Some(now);
+            // The RTP header is 12 bytes; extensions and SRTP overhead are left out.
+            layers.count(now, layer, packet.payload.len() + 12);
             let recheck = layers
                 .last_check
                 .is_none_or(|t| now.duration_since(t) >= LAYER_CHECK_INTERVAL);
             if recheck {
                 layers.last_check = Some(now);
             }
-            (layer, layers.best_alive(now), recheck)
+            (layer, layers.best_alive(now), layers.rates, recheck)
         };
         if self.muted.load(Ordering::Relaxed) {
             return;
@@ -240,7 +269,7 @@ impl TrackReceiver {
         let downtracks = self.downtracks.read().unwrap_or_else(|p| p.into_inner());
         for dt in downtracks.iter() {
             if recheck {
-                dt.choose_layer(best);
+                dt.choose_layer(best, &rates);
                 if let Some(l) = dt.keyframe_wanted(now) {
                     if !keyframe_layers.contains(&l) {
                         keyframe_layers.push(l);
@@ -314,5 +343,20 @@ mod tests {
         assert_eq!(l.best_alive(now), 1);
         l.last_seen[2] = Some(now);
         assert_eq!(l.best_alive(now), 2);
+    }
+
+    #[test]
+    fn layer_bitrates_are_measured_per_window() {
+        let t0 = Instant::now();
+        let mut l = Layers::default();
+        for i in 0..100u64 {
+            // 100 packets of 1000 bytes on layer 1 and 100 of 250 on layer 0, over a second.
+            let at = t0 + Duration::from_millis(i * 10);
+            l.count(at, 1, 1000);
+            l.count(at, 0, 250);
+        }
+        assert_eq!(l.rates, [0, 0, 0], "no full window yet");
+        l.count(t0 + RATE_WINDOW, 2, 10);
+        assert_eq!(l.rates, [200_000, 800_000, 0]);
     }
 }
