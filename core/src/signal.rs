@@ -197,6 +197,16 @@ pub enum ServerMessage {
         /// Present to resume this session after a dropped socket.
         reconnect_token: String,
     },
+    /// Your session survived a dropped socket (`?reconnect=`): the same
+    /// participant and peer connections go on.
+    Resumed {
+        /// You, as you are now.
+        participant: ParticipantInfo,
+        /// Everyone else, as they are now.
+        participants: Vec<ParticipantInfo>,
+        /// Present to resume again after the next drop.
+        reconnect_token: String,
+    },
     /// Subscriber connection offer.
     Offer {
         /// The SDP.

@@ -18,6 +18,7 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::rtc::manager::{RoomLookupError, RoomManager};
 use crate::rtc::participant::Command;
 use crate::rtc::room::Room;
+use crate::signal::resume::Resumes;
 use switchboard_core::signal::MAX_FRAME_BYTES;
 
 /// The browser SDK, served at `/sdk/switchboard.js`.
@@ -38,6 +39,7 @@ pub struct DemoKey {
 struct MediaState {
     manager: Arc<RoomManager>,
     demo: Option<Arc<DemoKey>>,
+    resumes: Arc<Resumes>,
 }
 
 /// Routes of the media node; `demo` enables `/demo` (dev mode only).
@@ -79,6 +81,7 @@ pub fn router(manager: Arc<RoomManager>, demo: Option<DemoKey>) -> Router {
     router.with_state(MediaState {
         manager,
         demo: demo.map(Arc::new),
+        resumes: Arc::new(Resumes::default()),
     })
 }
 
@@ -182,10 +185,29 @@ async fn rtc(
         }
     };
     let manager = state.manager.clone();
+    let resumes = state.resumes.clone();
+    // A token that names no waiting session of this identity is ignored: the
+    // client joins afresh, as it would without one.
+    let resume = query
+        .get("reconnect")
+        .filter(|t| resumes.is_waiting(t, room.sid, claims.sub.as_str()))
+        .cloned();
     upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| crate::signal::session::run(socket, manager, room, claims))
+        .on_upgrade(move |socket| async move {
+            let socket = match resume {
+                Some(token) => {
+                    match resumes.resume(&token, room.sid, claims.sub.as_str(), socket) {
+                        Ok(_) => return,
+                        // The session gave up between the check and the upgrade.
+                        Err(socket) => *socket,
+                    }
+                }
+                None => socket,
+            };
+            crate::signal::session::run(socket, manager, resumes, room, claims).await
+        })
 }
 
 /// The live room a token may join, or the error response.

@@ -108,6 +108,7 @@ export class Room extends Emitter {
     try { msg = JSON.parse(text); } catch { return; }
     switch (msg.type) {
       case 'join': return this._onJoin(msg);
+      case 'resumed': return this._onResumed(msg);
       case 'offer': return this._onSubscriberOffer(msg.sdp);
       case 'answer': return this._onPublisherAnswer(msg.sdp);
       case 'candidate': {
@@ -151,8 +152,8 @@ export class Room extends Emitter {
     this.localParticipant = msg.participant;
     this._reconnectToken = msg.reconnect_token;
     this.participants = new Map(msg.participants.map((p) => [p.sid, p]));
-    // The server does not resume sessions yet: after a dropped socket the client
-    // joins as a new session (same token, same identity) and publishes again.
+    // A join after a dropped socket means the server could not resume the old
+    // session (too late): this is a new session, so publish again.
     const republish = rejoining ? [...this.localTracks.values()] : [];
     if (rejoining) {
       for (const pc of [this.publisher, this.subscriber]) pc.close();
@@ -172,6 +173,19 @@ export class Room extends Emitter {
         .then(() => this.emit('reconnected'))
         .catch((e) => this.emit('error', new SwitchboardError('republish_failed', String(e))));
     }
+  }
+
+  // The session outlived the dropped socket: same participant, same peer
+  // connections, media never stopped. Only the room's roster may have moved on.
+  _onResumed(msg) {
+    this.localParticipant = msg.participant;
+    this._reconnectToken = msg.reconnect_token;
+    const now = new Map(msg.participants.map((p) => [p.sid, p]));
+    for (const [sid, p] of this.participants) if (!now.has(sid)) this.emit('participant_left', p, 'left_while_reconnecting');
+    for (const [sid, p] of now) if (!this.participants.has(sid)) this.emit('participant_joined', p);
+    this.participants = now;
+    this._joinWaiter.resolve(msg);
+    this.emit('reconnected');
   }
 
   async _onSubscriberOffer(sdp) {

@@ -611,3 +611,154 @@ async fn media_ports_come_from_the_range_and_running_out_is_a_clear_refusal() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not above the last"));
 }
+
+fn resume_url(s: &Server, token: &str, reconnect: &str) -> String {
+    format!("{}&reconnect={reconnect}", ws_url(s, token))
+}
+
+/// A socket that breaks (no close frame) leaves the participant in the room;
+/// the client comes back with its reconnect token and goes on as the same participant.
+#[tokio::test]
+async fn a_dropped_socket_resumes_the_same_session() {
+    let s = start().await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "resume" })),
+    )
+    .await;
+    let t = token(&s, "resume", "ann", json!({}), 600).await;
+    let mut ann = connect(&s, &t).await;
+    let join = until(&mut ann, "join").await;
+    let sid = join["participant"]["sid"].as_str().unwrap().to_owned();
+    let reconnect = join["reconnect_token"].as_str().unwrap().to_owned();
+    assert_eq!(reconnect.len(), 64, "{join}");
+    // Bob joins; his arrival is queued for Ann while her socket is down.
+    drop(ann);
+    let bob_token = token(&s, "resume", "bob", json!({}), 600).await;
+    let mut bob = connect(&s, &bob_token).await;
+    let bob_join = until(&mut bob, "join").await;
+    assert_eq!(
+        bob_join["participants"][0]["sid"],
+        sid.as_str(),
+        "ann is still in the room"
+    );
+
+    // Garbage and someone else's token are ignored: a fresh join for that identity.
+    let (mut carol, _) = tokio_tungstenite::connect_async(resume_url(
+        &s,
+        &token(&s, "resume", "carol", json!({}), 600).await,
+        &reconnect,
+    ))
+    .await
+    .unwrap();
+    let carol_join = next(&mut carol).await;
+    assert_eq!(carol_join["type"], "join", "{carol_join}");
+    assert_ne!(carol_join["participant"]["sid"], sid.as_str());
+    for garbage in ["", "zz", "%00%01", &"a".repeat(5000)] {
+        let (mut other, _) = tokio_tungstenite::connect_async(resume_url(
+            &s,
+            &token(&s, "resume", "dave", json!({}), 600).await,
+            garbage,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next(&mut other).await["type"], "join");
+        other.close(None).await.unwrap();
+    }
+
+    // Ann resumes with her token: the same participant, and the room as it is now.
+    let (mut ann, _) = tokio_tungstenite::connect_async(resume_url(&s, &t, &reconnect))
+        .await
+        .unwrap();
+    let resumed = until(&mut ann, "resumed").await;
+    assert_eq!(resumed["participant"]["sid"], sid.as_str(), "{resumed}");
+    let others: Vec<&str> = resumed["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["identity"].as_str().unwrap())
+        .collect();
+    assert!(others.contains(&"bob"), "{resumed}");
+    ann.send(Message::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    until(&mut ann, "pong").await;
+    let (_, list) = send(s.dev(Method::GET, "/v1/rooms/resume/participants")).await;
+    let sids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["identity"] == "ann")
+        .map(|p| p["sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(sids, [sid.as_str()]);
+    // One session in the event log: joined once, never left.
+    let events = s.events().await;
+    let ann_events: Vec<String> = events
+        .iter()
+        .filter(|e| serde_json::to_value(e).unwrap()["data"]["participant"]["sid"] == sid.as_str())
+        .map(|e| e.event_type().to_owned())
+        .collect();
+    assert_eq!(ann_events, ["participant.joined"]);
+
+    // A token is good for the session it names only while that session waits.
+    drop(ann);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut again, _) = tokio_tungstenite::connect_async(resume_url(&s, &t, &reconnect))
+        .await
+        .unwrap();
+    assert_eq!(
+        until(&mut again, "resumed").await["participant"]["sid"],
+        sid.as_str()
+    );
+    again.close(None).await.unwrap();
+    // A socket closed by the client itself ends the session at once.
+    let mut left = false;
+    for _ in 0..50 {
+        let events = s.events().await;
+        if events.iter().any(|e| {
+            e.event_type() == "participant.left"
+                && serde_json::to_value(e).unwrap()["data"]["participant"]["sid"] == sid.as_str()
+        }) {
+            left = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left, "a closed socket is a leave");
+}
+
+/// A session nobody resumes leaves when the window ends.
+#[tokio::test]
+async fn an_unresumed_session_leaves_after_the_window() {
+    let s = start().await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "gone" })),
+    )
+    .await;
+    let t = token(&s, "gone", "ann", json!({}), 600).await;
+    let mut ann = connect(&s, &t).await;
+    let join = until(&mut ann, "join").await;
+    let reconnect = join["reconnect_token"].as_str().unwrap().to_owned();
+    drop(ann);
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let events = s.events().await;
+        if let Some(left) = events.iter().find(|e| e.event_type() == "participant.left") {
+            let v = serde_json::to_value(left).unwrap();
+            assert_eq!(v["data"]["reason"], "connection_lost");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session never left"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Too late: the token now starts a fresh session.
+    let (mut late, _) = tokio_tungstenite::connect_async(resume_url(&s, &t, &reconnect))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut late).await["type"], "join");
+}

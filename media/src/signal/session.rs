@@ -26,6 +26,7 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription,
 };
 
+use super::resume::{new_token, Resumes, RESUME_WINDOW};
 use crate::rtc::manager::RoomManager;
 use crate::rtc::participant::{lock, Command, DataChannels, Participant, PendingTrack};
 use crate::rtc::room::{AdmitError, Room};
@@ -91,7 +92,13 @@ impl PeerConnectionEventHandler for PcHandler {
 }
 
 /// Runs a session for the holder of `claims` in `room` until it ends.
-pub async fn run(socket: WebSocket, manager: Arc<RoomManager>, room: Arc<Room>, claims: Claims) {
+pub async fn run(
+    socket: WebSocket,
+    manager: Arc<RoomManager>,
+    resumes: Arc<Resumes>,
+    room: Arc<Room>,
+    claims: Claims,
+) {
     let span = tracing::info_span!(
         "participant",
         project_id = %room.project,
@@ -180,6 +187,7 @@ pub async fn run(socket: WebSocket, manager: Arc<RoomManager>, room: Arc<Room>, 
             }
         };
         tracing::info!("joined");
+        let reconnect_token = new_token();
         let join = ServerMessage::Join {
             room: RoomSummary {
                 sid: room.sid,
@@ -189,12 +197,14 @@ pub async fn run(socket: WebSocket, manager: Arc<RoomManager>, room: Arc<Room>, 
             participant: participant.info(),
             participants: others,
             ice_servers: manager.rtc.ice_servers_for(claims.sub.as_str()),
-            reconnect_token: String::new(),
+            reconnect_token: reconnect_token.clone(),
         };
         let mut session = Session {
             ws_tx,
             room: room.clone(),
             p: participant.clone(),
+            reconnect_token,
+            connected: false,
             sub_negotiating: false,
             sub_pending: false,
             pub_remote_set: false,
@@ -206,7 +216,7 @@ pub async fn run(socket: WebSocket, manager: Arc<RoomManager>, room: Arc<Room>, 
         participant.command(Command::Renegotiate);
 
         let reason = session
-            .run(ws_rx, cmd_rx, pc_rx, manager.rtc.connect_timeout)
+            .run(&resumes, ws_rx, cmd_rx, pc_rx, manager.rtc.connect_timeout)
             .await;
         tracing::info!(?reason, "left");
         room.remove(&participant, reason).await;
@@ -230,6 +240,10 @@ struct Session {
     ws_tx: SplitSink<WebSocket, Message>,
     room: Arc<Room>,
     p: Arc<Participant>,
+    /// What the client presents to resume this session after a dropped socket.
+    reconnect_token: String,
+    /// Whether media has connected once.
+    connected: bool,
     sub_negotiating: bool,
     sub_pending: bool,
     pub_remote_set: bool,
@@ -266,15 +280,16 @@ impl Session {
 
     async fn run(
         &mut self,
+        resumes: &Resumes,
         mut ws_rx: futures::stream::SplitStream<WebSocket>,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut pc_events: mpsc::UnboundedReceiver<PcEvent>,
         connect_timeout: Duration,
     ) -> LeaveReason {
         let connect_deadline = Instant::now() + connect_timeout;
-        let mut connected = false;
         let mut last_heard = Instant::now();
         loop {
+            let mut lost = false;
             tokio::select! {
                 frame = ws_rx.next() => {
                     last_heard = Instant::now();
@@ -286,48 +301,31 @@ impl Session {
                         }
                         Some(Ok(Message::Binary(_))) => self.error("invalid_message", "signaling frames are JSON text").await,
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                        Some(Ok(Message::Close(_))) | None => return LeaveReason::ConnectionLost,
+                        // A client that closes the socket itself (normally, going away,
+                        // or without a code) is gone; a socket that just breaks, or closes
+                        // with any other code, may come back.
+                        Some(Ok(Message::Close(None))) => return LeaveReason::ConnectionLost,
+                        Some(Ok(Message::Close(Some(frame)))) if matches!(frame.code, 1000 | 1001) => {
+                            return LeaveReason::ConnectionLost;
+                        }
+                        Some(Ok(Message::Close(_))) | None => lost = true,
                         Some(Err(e)) => {
                             tracing::debug!(error = %e, "socket failed");
-                            return LeaveReason::ConnectionLost;
+                            lost = true;
                         }
                     }
                 }
-                Some(command) = commands.recv() => match command {
-                    Command::Signal(m) => self.send(&m).await,
-                    Command::Renegotiate => self.offer_subscriber().await,
-                    Command::Close(reason) => {
-                        let text = leave_reason_text(reason);
-                        self.send(&ServerMessage::Leave { reason: text.into() }).await;
-                        close(&mut self.ws_tx, 4000, text).await;
+                Some(command) = commands.recv() => {
+                    if let Some(reason) = self.on_command(command).await {
                         return reason;
                     }
-                },
-                Some(event) = pc_events.recv() => match event {
-                    PcEvent::Candidate(target, init) => {
-                        let candidate = super::candidate::from_stack(init);
-                        self.send(&ServerMessage::Candidate { target, candidate }).await;
+                }
+                Some(event) = pc_events.recv() => {
+                    if let Some(reason) = self.on_pc_event(event).await {
+                        return reason;
                     }
-                    PcEvent::State(target, state) => {
-                        tracing::debug!(?target, %state, "peer connection state");
-                        match state {
-                            RTCPeerConnectionState::Connected if !connected => {
-                                connected = true;
-                                self.p.set_active();
-                            }
-                            RTCPeerConnectionState::Failed => return LeaveReason::ConnectionLost,
-                            _ => {}
-                        }
-                    }
-                    PcEvent::Gathered => {}
-                    PcEvent::Track(track) => {
-                        tokio::spawn(publish_track(self.room.clone(), self.p.clone(), track).in_current_span());
-                    }
-                    PcEvent::DataChannel(channel) => {
-                        tokio::spawn(read_data(self.room.clone(), self.p.clone(), channel).in_current_span());
-                    }
-                },
-                _ = tokio::time::sleep_until(connect_deadline), if !connected => {
+                }
+                _ = tokio::time::sleep_until(connect_deadline), if !self.connected => {
                     tracing::info!("media did not connect in time");
                     self.error("ice_timeout", format!("media did not connect within {} s; check that UDP can reach the server", connect_timeout.as_secs())).await;
                     close(&mut self.ws_tx, 4408, "ice_timeout").await;
@@ -335,10 +333,146 @@ impl Session {
                 }
                 _ = tokio::time::sleep_until(last_heard + IDLE_TIMEOUT) => {
                     close(&mut self.ws_tx, 4408, "idle_timeout").await;
-                    return LeaveReason::ConnectionLost;
+                    lost = true;
+                }
+            }
+            if lost {
+                match self
+                    .await_resume(resumes, &mut commands, &mut pc_events)
+                    .await
+                {
+                    Ok(rx) => {
+                        ws_rx = rx;
+                        last_heard = Instant::now();
+                    }
+                    Err(reason) => return reason,
                 }
             }
         }
+    }
+
+    /// After the socket dropped: keeps the participant in the room for
+    /// [`RESUME_WINDOW`] until its client comes back with the reconnect token.
+    /// Commands and peer connection events that arrive meanwhile are handled
+    /// after the resume (a close or a failed connection ends the wait at once).
+    async fn await_resume(
+        &mut self,
+        resumes: &Resumes,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        pc_events: &mut mpsc::UnboundedReceiver<PcEvent>,
+    ) -> Result<futures::stream::SplitStream<WebSocket>, LeaveReason> {
+        // Let go of the old socket now: its client must see it end.
+        let _ = self.ws_tx.close().await;
+        tracing::info!("socket lost; waiting for the client to resume");
+        let mut ticket = resumes.wait(
+            &self.reconnect_token,
+            self.room.sid,
+            self.p.sid,
+            self.p.identity.as_str(),
+        );
+        let deadline = Instant::now() + RESUME_WINDOW;
+        let mut held_commands = Vec::new();
+        let mut held_events = Vec::new();
+        let socket = loop {
+            tokio::select! {
+                socket = &mut ticket.socket => match socket {
+                    Ok(socket) => break socket,
+                    Err(_) => return Err(LeaveReason::ConnectionLost),
+                },
+                Some(command) = commands.recv() => match command {
+                    Command::Close(reason) => return Err(reason),
+                    other => held_commands.push(other),
+                },
+                Some(event) = pc_events.recv() => match event {
+                    PcEvent::State(_, RTCPeerConnectionState::Failed) => return Err(LeaveReason::ConnectionLost),
+                    other => held_events.push(other),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::info!("not resumed in time");
+                    return Err(LeaveReason::ConnectionLost);
+                }
+            }
+        };
+        drop(ticket);
+        let (tx, rx) = socket.split();
+        self.ws_tx = tx;
+        tracing::info!("resumed");
+        let others = self
+            .room
+            .participants()
+            .into_iter()
+            .filter(|o| o.sid != self.p.sid)
+            .map(|o| o.info())
+            .collect();
+        self.send(&ServerMessage::Resumed {
+            participant: self.p.info(),
+            participants: others,
+            reconnect_token: self.reconnect_token.clone(),
+        })
+        .await;
+        for command in held_commands {
+            if let Some(reason) = self.on_command(command).await {
+                return Err(reason);
+            }
+        }
+        for event in held_events {
+            if let Some(reason) = self.on_pc_event(event).await {
+                return Err(reason);
+            }
+        }
+        Ok(rx)
+    }
+
+    /// Carries out one command of the room; `Some` ends the session.
+    async fn on_command(&mut self, command: Command) -> Option<LeaveReason> {
+        match command {
+            Command::Signal(m) => self.send(&m).await,
+            Command::Renegotiate => self.offer_subscriber().await,
+            Command::Close(reason) => {
+                let text = leave_reason_text(reason);
+                self.send(&ServerMessage::Leave {
+                    reason: text.into(),
+                })
+                .await;
+                close(&mut self.ws_tx, 4000, text).await;
+                return Some(reason);
+            }
+        }
+        None
+    }
+
+    /// Handles one peer connection event; `Some` ends the session.
+    async fn on_pc_event(&mut self, event: PcEvent) -> Option<LeaveReason> {
+        match event {
+            PcEvent::Candidate(target, init) => {
+                let candidate = super::candidate::from_stack(init);
+                self.send(&ServerMessage::Candidate { target, candidate })
+                    .await;
+            }
+            PcEvent::State(target, state) => {
+                tracing::debug!(?target, %state, "peer connection state");
+                match state {
+                    RTCPeerConnectionState::Connected if !self.connected => {
+                        self.connected = true;
+                        self.p.set_active();
+                    }
+                    RTCPeerConnectionState::Failed => return Some(LeaveReason::ConnectionLost),
+                    _ => {}
+                }
+            }
+            PcEvent::Gathered => {}
+            PcEvent::Track(track) => {
+                tokio::spawn(
+                    publish_track(self.room.clone(), self.p.clone(), track).in_current_span(),
+                );
+            }
+            PcEvent::DataChannel(channel) => {
+                tokio::spawn(
+                    read_data(self.room.clone(), self.p.clone(), channel).in_current_span(),
+                );
+            }
+        }
+        None
     }
 
     /// Handles one client frame; `Some` ends the session.
