@@ -5,8 +5,9 @@
 //!   wakes on the bus for the event's project and sweeps every project on a
 //!   timer, which covers events from other nodes and a bus that dropped some.
 //! - Delivery takes due deliveries with a lease and sends each in its own
-//!   task, at most [`WebhookConfig::max_in_flight_per_endpoint`] per endpoint,
-//!   so a slow or dead endpoint holds a few slots and never the rest.
+//!   task, at most [`WebhookConfig::max_in_flight_per_endpoint`] per endpoint
+//!   and [`WebhookConfig::max_in_flight_per_project`] per project, so slow or
+//!   dead endpoints hold a few slots and never the rest.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,9 @@ pub struct WebhookConfig {
     pub max_in_flight: usize,
     /// Requests in flight at once to one endpoint.
     pub max_in_flight_per_endpoint: usize,
+    /// Requests in flight at once for one project, so one project's hanging
+    /// endpoints never take every slot of the node.
+    pub max_in_flight_per_project: usize,
     /// How often the log and the outbox are swept without a wake-up.
     pub poll_interval: Duration,
 }
@@ -58,6 +62,7 @@ impl Default for WebhookConfig {
             disable_after: chrono::Duration::days(5),
             max_in_flight: 256,
             max_in_flight_per_endpoint: 8,
+            max_in_flight_per_project: 64,
             poll_interval: Duration::from_secs(1),
         }
     }
@@ -88,6 +93,7 @@ struct Inner {
 struct InFlight {
     total: usize,
     per_endpoint: HashMap<WebhookId, usize>,
+    per_project: HashMap<ProjectId, usize>,
 }
 
 impl Worker {
@@ -222,11 +228,15 @@ impl Worker {
     /// Sends `due` in its own task if there is room for it and it can be claimed.
     async fn try_start(&self, due: Due) {
         let webhook = due.delivery.webhook_id;
+        let project = due.delivery.project_id;
         {
             let flight = self.lock();
+            let config = &self.inner.config;
             let for_endpoint = flight.per_endpoint.get(&webhook).copied().unwrap_or(0);
-            if flight.total >= self.inner.config.max_in_flight
-                || for_endpoint >= self.inner.config.max_in_flight_per_endpoint
+            let for_project = flight.per_project.get(&project).copied().unwrap_or(0);
+            if flight.total >= config.max_in_flight
+                || for_endpoint >= config.max_in_flight_per_endpoint
+                || for_project >= config.max_in_flight_per_project
             {
                 return;
             }
@@ -253,6 +263,7 @@ impl Worker {
             let mut flight = self.lock();
             flight.total += 1;
             *flight.per_endpoint.entry(webhook).or_default() += 1;
+            *flight.per_project.entry(project).or_default() += 1;
         }
         let span = tracing::info_span!("webhook_delivery",
             project_id = %due.delivery.project_id,
@@ -267,12 +278,8 @@ impl Worker {
                 {
                     let mut flight = worker.lock();
                     flight.total = flight.total.saturating_sub(1);
-                    if let Some(n) = flight.per_endpoint.get_mut(&webhook) {
-                        *n -= 1;
-                        if *n == 0 {
-                            flight.per_endpoint.remove(&webhook);
-                        }
-                    }
+                    release(&mut flight.per_endpoint, webhook);
+                    release(&mut flight.per_project, project);
                 }
                 worker.inner.deliver_wake.notify_one();
             }
@@ -339,6 +346,16 @@ impl Worker {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot record a webhook attempt; it will be made again")
             }
+        }
+    }
+}
+
+/// Gives back one slot of `key`, forgetting keys with none left.
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K) {
+    if let Some(n) = counts.get_mut(&key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(&key);
         }
     }
 }

@@ -23,6 +23,7 @@ switchboard_store::on_both_backends!(
     redirects_are_not_followed,
     names_resolving_to_private_addresses_are_refused_at_connect_time,
     an_endpoint_gets_only_events_after_its_creation,
+    one_projects_dead_endpoints_never_take_every_slot,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -40,13 +41,8 @@ fn t0() -> DateTime<Utc> {
 }
 
 async fn fixture(backend: Backend, policy: AddressPolicy, timeout: Duration) -> Fixture {
-    let db = TestDb::new(backend).await.unwrap();
-    let store = db.store().await.unwrap();
-    let clock = ManualClock::new(t0());
-    let project = store.projects().create("webhooks", t0()).await.unwrap().id;
-    let worker = Worker::new(
-        store.clone(),
-        Arc::new(clock.clone()),
+    fixture_with(
+        backend,
         WebhookConfig {
             policy,
             timeout,
@@ -54,7 +50,15 @@ async fn fixture(backend: Backend, policy: AddressPolicy, timeout: Duration) -> 
             ..WebhookConfig::default()
         },
     )
-    .unwrap();
+    .await
+}
+
+async fn fixture_with(backend: Backend, config: WebhookConfig) -> Fixture {
+    let db = TestDb::new(backend).await.unwrap();
+    let store = db.store().await.unwrap();
+    let clock = ManualClock::new(t0());
+    let project = store.projects().create("webhooks", t0()).await.unwrap().id;
+    let worker = Worker::new(store.clone(), Arc::new(clock.clone()), config).unwrap();
     worker.start();
     Fixture {
         store,
@@ -434,4 +438,71 @@ async fn an_endpoint_gets_only_events_after_its_creation(b: Backend) {
         "only the event after the endpoint was created"
     );
     assert_eq!(got[0].headers["webhook-id"], late.id.to_string());
+}
+
+async fn one_projects_dead_endpoints_never_take_every_slot(b: Backend) {
+    // A small node: 16 slots, 8 per endpoint, 8 per project. Without the
+    // project limit, project A's two hanging endpoints would hold all 16.
+    let f = fixture_with(
+        b,
+        WebhookConfig {
+            policy: AddressPolicy::DEV,
+            timeout: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(50),
+            max_in_flight: 16,
+            max_in_flight_per_endpoint: 8,
+            max_in_flight_per_project: 8,
+            ..WebhookConfig::default()
+        },
+    )
+    .await;
+    let dead = Receiver::start().await.unwrap();
+    dead.reply(Reply::After(Duration::from_secs(120), 200));
+    f.endpoint(&dead.url("/a1"), &["*"]).await;
+    f.endpoint(&dead.url("/a2"), &["*"]).await;
+    for i in 0..20 {
+        f.room_event(&format!("a-{i}"), None).await;
+    }
+    assert_eq!(dead.wait_for(8, WAIT).await.len(), 8);
+
+    // Project B, healthy, still gets through.
+    let other = f.store.projects().create("b", t0()).await.unwrap().id;
+    let healthy = Receiver::start().await.unwrap();
+    f.store
+        .webhooks()
+        .create(
+            other,
+            NewWebhook {
+                url: healthy.url("/b"),
+                description: String::new(),
+                events: EventTypes::new(vec!["*".into()]).unwrap(),
+                enabled: true,
+            },
+            f.clock.now(),
+        )
+        .await
+        .unwrap();
+    for i in 0..5 {
+        f.store
+            .events()
+            .record(Event::new(
+                other,
+                f.clock.now(),
+                EventPayload::RoomStarted {
+                    room: RoomRef {
+                        sid: RoomSid::new(),
+                        name: RoomName::new(format!("b-{i}")).unwrap(),
+                    },
+                },
+            ))
+            .await
+            .unwrap();
+    }
+    assert_eq!(healthy.wait_for(5, WAIT).await.len(), 5);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        dead.received().len(),
+        8,
+        "project A never holds more than its share"
+    );
 }
