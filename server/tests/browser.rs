@@ -517,6 +517,75 @@ fn a_publisher_resumes_after_its_socket_drops() {
     });
 }
 
+#[test]
+fn a_publisher_rejoins_when_its_session_cannot_be_resumed() {
+    isolated(
+        "a_publisher_rejoins_when_its_session_cannot_be_resumed",
+        || async {
+            let (s, _driver, alice, bob) = two_browsers("blip").await;
+            let (url, t) = token(&s, "blip", "alice", json!({})).await;
+            alice.run(JOIN, vec![json!(url), json!(t)]).await;
+            alice
+                .run(
+                    "await room.publishCamera(); await room.publishMicrophone(); return null;",
+                    vec![],
+                )
+                .await;
+            let (url, t) = token(&s, "blip", "bob", json!({})).await;
+            bob.run(JOIN, vec![json!(url), json!(t)]).await;
+
+            // The socket drops and the session cannot be resumed (here: the server does
+            // not know the token, as after the resume window or on another node). The
+            // SDK joins afresh with the same access token and publishes again.
+            let rejoined = alice
+                .run(
+                    "const first = room.localParticipant.sid;
+                 const done = new Promise((resolve) => room.on('reconnected', resolve));
+                 room._reconnectToken = 'not-a-token-the-server-knows';
+                 room._ws.close(4001, 'simulated blip');
+                 await done;
+                 return { first, now: room.localParticipant.sid, tracks: room.localTracks.size };",
+                    vec![],
+                )
+                .await;
+            assert_ne!(rejoined["first"], rejoined["now"], "{rejoined}");
+            assert_eq!(rejoined["tracks"], 2, "{rejoined}");
+
+            // Bob receives Alice's new tracks and decodes them.
+            let mut stats = Value::Null;
+            for _ in 0..100 {
+                stats = bob
+                .run(
+                    "const stats = await room.subscriber.getStats(); let frames = 0;
+                     stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') frames = Math.max(frames, s.framesDecoded || 0); });
+                     return { frames, subscribed: window.tracks.length };",
+                    vec![],
+                )
+                .await;
+                if stats["subscribed"].as_u64() >= Some(4)
+                    && stats["frames"].as_u64().unwrap_or(0) > 20
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert!(
+                stats["subscribed"].as_u64() >= Some(4),
+                "bob got the republished tracks: {stats}"
+            );
+            assert!(stats["frames"].as_u64().unwrap_or(0) > 20, "{stats}");
+            let (_, list) = send(s.dev(Method::GET, "/v1/rooms/blip/participants")).await;
+            assert_eq!(
+                list["data"].as_array().unwrap().len(),
+                2,
+                "the replaced session is gone: {list}"
+            );
+            bob.close().await;
+            alice.close().await;
+        },
+    );
+}
+
 /// Makes the page's peer connections ignore UDP: no UDP candidate is sent or accepted.
 const UDP_BLOCKED: &str = r#"
     const udp = (c) => c && / udp /i.test(' ' + (c.candidate || '') + ' ');
