@@ -442,20 +442,25 @@ fn whip_in_and_whep_out_from_browser_pages() {
     });
 }
 
+/// Alice joins `room` and publishes camera and microphone; then Bob joins.
+async fn alice_publishes_then_bob_joins(s: &Server, alice: &Browser, bob: &Browser, room: &str) {
+    let (url, t) = token(s, room, "alice", json!({})).await;
+    alice.run(JOIN, vec![json!(url), json!(t)]).await;
+    alice
+        .run(
+            "await room.publishCamera(); await room.publishMicrophone(); return null;",
+            vec![],
+        )
+        .await;
+    let (url, t) = token(s, room, "bob", json!({})).await;
+    bob.run(JOIN, vec![json!(url), json!(t)]).await;
+}
+
 #[test]
 fn a_publisher_resumes_after_its_socket_drops() {
     isolated("a_publisher_resumes_after_its_socket_drops", || async {
         let (s, _driver, alice, bob) = two_browsers("blip").await;
-        let (url, t) = token(&s, "blip", "alice", json!({})).await;
-        alice.run(JOIN, vec![json!(url), json!(t)]).await;
-        alice
-            .run(
-                "await room.publishCamera(); await room.publishMicrophone(); return null;",
-                vec![],
-            )
-            .await;
-        let (url, t) = token(&s, "blip", "bob", json!({})).await;
-        bob.run(JOIN, vec![json!(url), json!(t)]).await;
+        alice_publishes_then_bob_joins(&s, &alice, &bob, "blip").await;
 
         // Bob is decoding Alice's video before the blip.
         const FRAMES: &str = "const stats = await room.subscriber.getStats(); let frames = 0;
@@ -523,16 +528,7 @@ fn a_publisher_rejoins_when_its_session_cannot_be_resumed() {
         "a_publisher_rejoins_when_its_session_cannot_be_resumed",
         || async {
             let (s, _driver, alice, bob) = two_browsers("blip").await;
-            let (url, t) = token(&s, "blip", "alice", json!({})).await;
-            alice.run(JOIN, vec![json!(url), json!(t)]).await;
-            alice
-                .run(
-                    "await room.publishCamera(); await room.publishMicrophone(); return null;",
-                    vec![],
-                )
-                .await;
-            let (url, t) = token(&s, "blip", "bob", json!({})).await;
-            bob.run(JOIN, vec![json!(url), json!(t)]).await;
+            alice_publishes_then_bob_joins(&s, &alice, &bob, "blip").await;
 
             // The socket drops and the session cannot be resumed (here: the server does
             // not know the token, as after the resume window or on another node). The
