@@ -133,11 +133,6 @@ impl Worker {
         self.inner.deliver_wake.notify_one();
     }
 
-    /// Requests in flight now.
-    pub fn in_flight(&self) -> usize {
-        self.lock().total
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
         self.inner
             .in_flight
