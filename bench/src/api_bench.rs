@@ -8,28 +8,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+
+mod target;
 use serde_json::json;
+use target::Target;
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// Server base URL.
-    #[arg(long, default_value = "http://127.0.0.1:7880")]
-    url: String,
-    /// API key id.
-    #[arg(long, default_value = "devkey")]
-    api_key: String,
-    /// API key secret.
-    #[arg(long, default_value = "secret")]
-    api_secret: String,
+    #[command(flatten)]
+    target: Target,
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// Seconds to run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Label for the result (such as the backend).
-    #[arg(long, default_value = "")]
-    label: String,
 }
 
 #[derive(Default)]
@@ -70,9 +63,9 @@ async fn worker(
         n += 1;
         let name = format!("bench-{}-{id}-{n}", std::process::id());
         let t = Instant::now();
-        let ok = client
-            .post(format!("{}/v1/rooms", args.url))
-            .basic_auth(&args.api_key, Some(&args.api_secret))
+        let ok = args
+            .target
+            .auth(client.post(format!("{}/v1/rooms", args.target.url)))
             .json(&json!({ "name": name }))
             .send()
             .await
@@ -84,9 +77,9 @@ async fn worker(
         }
         s.rooms.push(t.elapsed());
         let t = Instant::now();
-        let ok = client
-            .post(format!("{}/v1/tokens", args.url))
-            .basic_auth(&args.api_key, Some(&args.api_secret))
+        let ok = args
+            .target
+            .auth(client.post(format!("{}/v1/tokens", args.target.url)))
             .json(&json!({ "room": name, "identity": "bench-user" }))
             .send()
             .await
@@ -108,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     client
-        .get(format!("{}/readyz", args.url))
+        .get(format!("{}/readyz", args.target.url))
         .send()
         .await
         .context("server not reachable")?
@@ -132,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let pairs = all.tokens.len();
     let out = json!({
-        "label": args.label,
+        "label": args.target.label,
         "concurrency": args.concurrency,
         "seconds": (secs * 10.0).round() / 10.0,
         "errors": all.errors,

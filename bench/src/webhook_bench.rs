@@ -19,28 +19,21 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use clap::Parser;
+
+mod target;
 use serde_json::{json, Value};
+use target::Target;
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// Server base URL.
-    #[arg(long, default_value = "http://127.0.0.1:7880")]
-    url: String,
-    /// API key id.
-    #[arg(long, default_value = "devkey")]
-    api_key: String,
-    /// API key secret.
-    #[arg(long, default_value = "secret")]
-    api_secret: String,
+    #[command(flatten)]
+    target: Target,
     /// Events per second in the latency phase.
     #[arg(long, default_value_t = 100)]
     rate: u64,
     /// Seconds of the latency phase.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Label for the result (such as the backend).
-    #[arg(long, default_value = "")]
-    label: String,
 }
 
 /// One delivery as the receiver saw it.
@@ -104,9 +97,10 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let http = reqwest::Client::new();
-    let auth = |r: reqwest::RequestBuilder| r.basic_auth(&args.api_key, Some(&args.api_secret));
     let started_at = chrono::Utc::now();
-    let created: Value = auth(http.post(format!("{}/v1/webhooks", args.url)))
+    let created: Value = args
+        .target
+        .auth(http.post(format!("{}/v1/webhooks", args.target.url)))
         .json(&json!({ "url": hook_url, "events": ["room.started"] }))
         .send()
         .await?
@@ -123,7 +117,9 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
         ticker.tick().await;
-        let req = auth(http.post(format!("{}/v1/rooms", args.url)))
+        let req = args
+            .target
+            .auth(http.post(format!("{}/v1/rooms", args.target.url)))
             .json(&json!({ "name": format!("bench-{i}") }));
         tasks.push(tokio::spawn(async move {
             req.send().await.map(|r| r.status().is_success())
@@ -151,7 +147,9 @@ async fn main() -> anyhow::Result<()> {
     // Phase 2: throughput of a backlog queued at once.
     let before = arrivals.0.lock().unwrap_or_else(|p| p.into_inner()).len();
     let replay_started = Instant::now();
-    let replayed: Value = auth(http.post(format!("{}/v1/webhooks/{webhook}/replay", args.url)))
+    let replayed: Value = args
+        .target
+        .auth(http.post(format!("{}/v1/webhooks/{webhook}/replay", args.target.url)))
         .json(&json!({ "since": started_at.to_rfc3339() }))
         .send()
         .await?
@@ -166,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         json!({
-            "label": args.label,
+            "label": args.target.label,
             "latency": {
                 "events": total,
                 "rate_per_s": args.rate,
