@@ -510,7 +510,8 @@ async fn list_deliveries(
     ApiQuery(q): ApiQuery<Page>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let webhook_id = parse_id(&id)?;
-    // A deleted endpoint's log stays readable, so look it up without the deleted filter.
+    // A deleted endpoint's deliveries stay listable: 404 only when there is
+    // neither a live endpoint nor any delivery to it.
     let limit = page_size(q.limit)?;
     let before = q
         .cursor
