@@ -81,6 +81,15 @@ pub trait ParticipantDirectory: Send + Sync + 'static {
         update: ParticipantUpdate,
     ) -> Result<ParticipantInfo, DirectoryError>;
 
+    /// Sends a data message from the server to everyone in `room`.
+    async fn send_data(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        topic: Option<&str>,
+        payload: &str,
+    ) -> Result<(), DirectoryError>;
+
     /// Disconnects everyone from `room` (it is being deleted).
     async fn close_room(&self, project: ProjectId, room: &RoomName) -> Result<(), DirectoryError>;
 }
@@ -142,6 +151,18 @@ impl ParticipantDirectory for NoMediaTier {
         _: ParticipantUpdate,
     ) -> Result<ParticipantInfo, DirectoryError> {
         Err(not_connected(identity, room))
+    }
+
+    async fn send_data(
+        &self,
+        _: ProjectId,
+        room: &RoomName,
+        _: Option<&str>,
+        _: &str,
+    ) -> Result<(), DirectoryError> {
+        Err(DirectoryError::NotFound(format!(
+            "nobody is connected to room `{room}`"
+        )))
     }
 
     async fn close_room(&self, _: ProjectId, _: &RoomName) -> Result<(), DirectoryError> {

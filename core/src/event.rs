@@ -237,6 +237,17 @@ pub enum EventPayload {
         /// The deployed version.
         version: u32,
     },
+    /// A function emitted an event of its own.
+    #[serde(rename = "function.event")]
+    FunctionEvent {
+        /// The emitting function's name.
+        function: String,
+        /// The name the function gave the event.
+        name: String,
+        /// The JSON data the function gave.
+        #[schema(value_type = Object)]
+        data: serde_json::Value,
+    },
     /// A webhook endpoint was disabled after failing for too long.
     #[serde(rename = "webhook.disabled")]
     WebhookDisabled {
@@ -264,6 +275,7 @@ impl EventPayload {
         "recording.finished",
         "recording.failed",
         "function.deployed",
+        "function.event",
         "webhook.disabled",
         "webhook.test",
     ];
@@ -281,6 +293,7 @@ impl EventPayload {
             Self::RecordingFinished { .. } => "recording.finished",
             Self::RecordingFailed { .. } => "recording.failed",
             Self::FunctionDeployed { .. } => "function.deployed",
+            Self::FunctionEvent { .. } => "function.event",
             Self::WebhookDisabled { .. } => "webhook.disabled",
             Self::WebhookTest { .. } => "webhook.test",
         }
@@ -299,6 +312,7 @@ impl EventPayload {
             | Self::RecordingFinished { room, .. }
             | Self::RecordingFailed { room, .. } => Some(room),
             Self::FunctionDeployed { .. }
+            | Self::FunctionEvent { .. }
             | Self::WebhookDisabled { .. }
             | Self::WebhookTest { .. } => None,
         }
@@ -387,6 +401,11 @@ mod tests {
             EventPayload::FunctionDeployed {
                 function_id: "fn".into(),
                 version: 1,
+            },
+            EventPayload::FunctionEvent {
+                function: "gate".into(),
+                name: "vip".into(),
+                data: serde_json::json!({"n": 1}),
             },
             EventPayload::WebhookDisabled {
                 webhook_id: "wh".into(),

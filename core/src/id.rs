@@ -140,6 +140,18 @@ prefixed_id!(
     /// Identifies one HTTP attempt of a delivery.
     AttemptId, "wha_", "attempt"
 );
+prefixed_id!(
+    /// Identifies a deployed function (all its versions).
+    FunctionId, "fn_", "function"
+);
+prefixed_id!(
+    /// Identifies one run of a function.
+    InvocationId, "fni_", "invocation"
+);
+prefixed_id!(
+    /// Identifies one event queued for one function's asynchronous handler.
+    FunctionJobId, "fnj_", "function job"
+);
 
 #[cfg(test)]
 mod tests {

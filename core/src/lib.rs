@@ -21,10 +21,12 @@
 //!
 //! This crate performs no I/O of its own.
 
+pub mod admission;
 pub mod bus;
 pub mod clock;
 pub mod directory;
 pub mod event;
+pub mod function;
 pub mod id;
 pub mod name;
 pub mod room;
@@ -35,6 +37,7 @@ pub mod webhook;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{Event, EventPayload};
 pub use id::{
-    AttemptId, DeliveryId, EventId, ParticipantSid, ProjectId, RoomSid, TrackSid, WebhookId,
+    AttemptId, DeliveryId, EventId, FunctionId, FunctionJobId, InvocationId, ParticipantSid,
+    ProjectId, RoomSid, TrackSid, WebhookId,
 };
 pub use name::{Identity, NameError, RoomName};
