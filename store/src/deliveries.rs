@@ -263,36 +263,28 @@ impl Deliveries<'_> {
             tx.commit().await?;
             return Ok(0);
         }
-        let rows = sqlx::query(
-            "SELECT body FROM events WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(project.to_string())
-        .bind(after)
-        .bind(i64::from(batch))
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.is_empty() {
+        let events = crate::events::after(&mut tx, project, after, batch).await?;
+        if events.is_empty() {
             return Ok(0);
         }
         let now = to_micros(now);
         let mut last = after;
-        for row in &rows {
-            let event = event_body(row)?;
+        for event in &events {
             last = event.seq;
-            let target = addressed_to(&event);
+            let target = addressed_to(event);
             for (endpoint, from_seq) in &endpoints {
                 let wanted = match target {
                     Some(id) => endpoint.id.to_string() == id,
                     None => event.seq > *from_seq && endpoint.events.matches(event.event_type()),
                 };
                 if wanted {
-                    insert(&mut tx, endpoint.id, &event, "event", now).await?;
+                    insert(&mut tx, endpoint.id, event, "event", now).await?;
                 }
             }
         }
         cursors::advance(&mut tx, CONSUMER, project, last).await?;
         tx.commit().await?;
-        Ok(rows.len())
+        Ok(events.len())
     }
 
     /// Up to `limit` deliveries due at `now` that nobody holds, oldest due first.

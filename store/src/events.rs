@@ -56,6 +56,30 @@ pub(crate) async fn append(
     Ok(event)
 }
 
+/// Up to `limit` events of `project` after sequence number `seq`, in log
+/// order, inside the caller's transaction (a consumer holding its cursor).
+pub(crate) async fn after(
+    conn: &mut AnyConnection,
+    project: ProjectId,
+    seq: i64,
+    limit: u32,
+) -> Result<Vec<Event>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT body FROM events WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(project.to_string())
+    .bind(seq)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            serde_json::from_str(&r.try_get::<String, _>("body")?)
+                .map_err(|e| StoreError::Corrupt(format!("event body: {e}")))
+        })
+        .collect()
+}
+
 /// The events table.
 pub struct EventLog<'a>(&'a Store);
 

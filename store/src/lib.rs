@@ -5,7 +5,8 @@
 //!
 //! One module per table or aggregate: [`projects`], [`api_keys`], [`rooms`],
 //! [`events`] (the append-only event log), [`idempotency`], [`webhooks`]
-//! (endpoints) and [`deliveries`] (the webhook outbox and its attempts). Each hands out
+//! (endpoints), [`deliveries`] (the webhook outbox and its attempts) and [`functions`]
+//! (versions, jobs, invocations and the key-value store). Each hands out
 //! a small repository borrowed from the [`Store`] (`store.rooms().create(..)`).
 //!
 //! # Invariants
@@ -26,6 +27,7 @@ pub mod api_keys;
 mod cursors;
 pub mod deliveries;
 pub mod events;
+pub mod functions;
 pub mod idempotency;
 pub mod projects;
 pub mod rooms;

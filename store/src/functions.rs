@@ -1,0 +1,784 @@
+//! Functions: their versions (with the component bytes), the job outbox of
+//! asynchronous handlers, every invocation, and the per-project key-value store.
+//!
+//! Asynchronous handlers follow the webhook discipline: a fan-out reads each
+//! project's log from a durable cursor and queues one job per (function,
+//! event) in the transaction that moves the cursor; runners hold a job under
+//! a lease, so a job whose node died runs again (at least once).
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use switchboard_core::event::EventPayload;
+use switchboard_core::function::{FailurePolicy, Triggers};
+use switchboard_core::{Event, EventId, FunctionId, FunctionJobId, InvocationId, ProjectId};
+
+use crate::time::{from_micros, stored, to_micros};
+use crate::{cursors, Store, StoreError};
+
+/// The name of the functions fan-out's cursor.
+pub const CONSUMER: &str = "functions";
+/// Most keys one project may keep in its key-value store.
+pub const MAX_KV_KEYS: i64 = 10_000;
+
+/// A function: a name with versions, one of which may be active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// Its id.
+    pub id: FunctionId,
+    /// The project it belongs to.
+    pub project_id: ProjectId,
+    /// Its name, unique in the project.
+    pub name: String,
+    /// The version that runs, if any.
+    pub active_version: Option<u32>,
+    /// The newest version uploaded.
+    pub latest_version: u32,
+    /// When it was first deployed.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One uploaded version of a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The function.
+    pub function_id: FunctionId,
+    /// 1, 2, ...
+    pub version: u32,
+    /// SHA-256 of the component, hex.
+    pub digest: String,
+    /// Size of the component.
+    pub size_bytes: u64,
+    /// The events that run it.
+    pub triggers: Triggers,
+    /// When it was uploaded.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A version to store (already checked by the function host).
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// SHA-256 of `component`, hex.
+    pub digest: String,
+    /// The events that run it.
+    pub triggers: Triggers,
+    /// The component bytes.
+    pub component: Vec<u8>,
+    /// Make it the active version.
+    pub activate: bool,
+}
+
+/// An active function version, as the host runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    /// The function.
+    pub function_id: FunctionId,
+    /// Its name.
+    pub name: String,
+    /// The version.
+    pub version: u32,
+    /// SHA-256 of its component.
+    pub digest: String,
+    /// The events that run it.
+    pub triggers: Triggers,
+}
+
+pub use switchboard_core::function::LogLine;
+
+/// One run of a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// Its id.
+    pub id: InvocationId,
+    /// The project.
+    pub project_id: ProjectId,
+    /// The function.
+    pub function_id: FunctionId,
+    /// The version that ran.
+    pub version: u32,
+    /// `joining`, `event` or `invoke`.
+    pub trigger: String,
+    /// The event it ran on (none for `participant.joining`, which is not logged).
+    pub event_id: Option<EventId>,
+    /// The event type.
+    pub event_type: String,
+    /// `ok`, `error`, `trap`, `timeout`, `out_of_fuel`, `out_of_memory`, `stack_overflow` or `busy`.
+    pub outcome: String,
+    /// `allow`, `deny` or `admit`, for the join hook.
+    pub decision: Option<String>,
+    /// What went wrong, when something did.
+    pub error: Option<String>,
+    /// Wall time of the call, in microseconds.
+    pub duration_us: u64,
+    /// WebAssembly fuel consumed.
+    pub fuel_used: u64,
+    /// What it logged.
+    pub logs: Vec<LogLine>,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An event queued for a function's asynchronous handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Its id.
+    pub id: FunctionJobId,
+    /// The project.
+    pub project_id: ProjectId,
+    /// The function.
+    pub function_id: FunctionId,
+    /// The event.
+    pub event: Event,
+    /// How many times it was started before.
+    pub attempts: u32,
+}
+
+/// The functions tables of a [`Store`].
+pub struct Functions<'a>(&'a Store);
+
+impl Store {
+    /// Functions, their versions, jobs, invocations and key-value store.
+    pub fn functions(&self) -> Functions<'_> {
+        Functions(self)
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+const COLUMNS: &str =
+    "id, project_id, name, active_version, latest_version, created_at, updated_at";
+
+fn decode(r: &AnyRow) -> Result<Function, StoreError> {
+    Ok(Function {
+        id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
+        project_id: r
+            .try_get::<String, _>("project_id")?
+            .parse()
+            .map_err(corrupt)?,
+        name: r.try_get("name")?,
+        active_version: r
+            .try_get::<Option<i64>, _>("active_version")?
+            .map(|v| v as u32),
+        latest_version: r.try_get::<i64, _>("latest_version")? as u32,
+        created_at: from_micros(r.try_get("created_at")?)?,
+        updated_at: from_micros(r.try_get("updated_at")?)?,
+    })
+}
+
+fn triggers(r: &AnyRow) -> Result<Triggers, StoreError> {
+    let list: Vec<String> =
+        serde_json::from_str(&r.try_get::<String, _>("events")?).map_err(corrupt)?;
+    Triggers::parse(list).map_err(corrupt)
+}
+
+fn decode_version(r: &AnyRow) -> Result<Version, StoreError> {
+    Ok(Version {
+        function_id: r
+            .try_get::<String, _>("function_id")?
+            .parse()
+            .map_err(corrupt)?,
+        version: r.try_get::<i64, _>("version")? as u32,
+        digest: r.try_get("digest")?,
+        size_bytes: r.try_get::<i64, _>("size_bytes")? as u64,
+        triggers: triggers(r)?,
+        created_at: from_micros(r.try_get("created_at")?)?,
+    })
+}
+
+fn decode_deployed(r: &AnyRow) -> Result<Deployed, StoreError> {
+    Ok(Deployed {
+        function_id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
+        name: r.try_get("name")?,
+        version: r.try_get::<i64, _>("version")? as u32,
+        digest: r.try_get("digest")?,
+        triggers: triggers(r)?,
+    })
+}
+
+const DEPLOYED: &str =
+    "SELECT f.id, f.name, f.from_seq, v.version, v.digest, v.events FROM functions f \
+     JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version";
+
+fn decode_invocation(r: &AnyRow) -> Result<Invocation, StoreError> {
+    Ok(Invocation {
+        id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
+        project_id: r
+            .try_get::<String, _>("project_id")?
+            .parse()
+            .map_err(corrupt)?,
+        function_id: r
+            .try_get::<String, _>("function_id")?
+            .parse()
+            .map_err(corrupt)?,
+        version: r.try_get::<i64, _>("version")? as u32,
+        trigger: r.try_get("trigger_kind")?,
+        event_id: r
+            .try_get::<Option<String>, _>("event_id")?
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(corrupt)?,
+        event_type: r.try_get("event_type")?,
+        outcome: r.try_get("outcome")?,
+        decision: r.try_get("decision")?,
+        error: r.try_get("error")?,
+        duration_us: r.try_get::<i64, _>("duration_us")? as u64,
+        fuel_used: r.try_get::<i64, _>("fuel_used")? as u64,
+        logs: serde_json::from_str(&r.try_get::<String, _>("logs")?).map_err(corrupt)?,
+        created_at: from_micros(r.try_get("created_at")?)?,
+    })
+}
+
+async fn by_name(
+    conn: &mut AnyConnection,
+    project: ProjectId,
+    name: &str,
+) -> Result<Option<Function>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM functions WHERE project_id = $1 AND name = $2 AND deleted_at IS NULL"
+    ))
+    .bind(project.to_string())
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(decode).transpose()
+}
+
+impl Functions<'_> {
+    /// Stores a new version of `name` (creating the function on its first
+    /// version) and records `function.deployed`. Returns the function and the version.
+    pub async fn deploy(
+        &self,
+        project: ProjectId,
+        name: &str,
+        new: NewVersion,
+        now: DateTime<Utc>,
+    ) -> Result<(Function, Version), StoreError> {
+        let now = stored(now);
+        let at = to_micros(now);
+        let mut tx = self.0.writer().begin().await?;
+        // Holding the fan-out cursor while `from_seq` is read keeps the fan-out
+        // from skipping events this function should run on.
+        cursors::lock(&mut tx, CONSUMER, project).await?;
+        let function = match by_name(&mut tx, project, name).await? {
+            Some(f) => f,
+            None => {
+                let row = sqlx::query(&format!(
+                    "INSERT INTO functions (id, project_id, name, latest_version, from_seq, created_at, updated_at) \
+                     SELECT $1, $2, $3, 0, event_seq, $4, $4 FROM projects WHERE id = $2 RETURNING {COLUMNS}"
+                ))
+                .bind(FunctionId::new().to_string())
+                .bind(project.to_string())
+                .bind(name)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| corrupt(format!("function for unknown project {project}")))?;
+                decode(&row)?
+            }
+        };
+        let version = function.latest_version + 1;
+        let events = serde_json::Value::from(new.triggers.to_list()).to_string();
+        sqlx::query(
+            "INSERT INTO function_versions (function_id, version, digest, size_bytes, events, component, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(function.id.to_string())
+        .bind(i64::from(version))
+        .bind(&new.digest)
+        .bind(new.component.len() as i64)
+        .bind(&events)
+        .bind(new.component.as_slice())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!(
+            "UPDATE functions SET latest_version = $1, \
+             active_version = CASE WHEN $2 = 1 THEN $1 ELSE active_version END, updated_at = $3 \
+             WHERE id = $4 RETURNING {COLUMNS}"
+        ))
+        .bind(i64::from(version))
+        .bind(i64::from(new.activate))
+        .bind(at)
+        .bind(function.id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let function = decode(&row)?;
+        let event = crate::events::append(
+            &mut tx,
+            Event::new(
+                project,
+                now,
+                EventPayload::FunctionDeployed {
+                    function_id: function.id.to_string(),
+                    version,
+                },
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        self.0.publish_committed(&[event]).await;
+        let version = Version {
+            function_id: function.id,
+            version,
+            digest: new.digest,
+            size_bytes: new.component.len() as u64,
+            triggers: new.triggers,
+            created_at: now,
+        };
+        Ok((function, version))
+    }
+
+    /// The function `name` of `project`, unless deleted.
+    pub async fn get(
+        &self,
+        project: ProjectId,
+        name: &str,
+    ) -> Result<Option<Function>, StoreError> {
+        let mut conn = self.0.reader().acquire().await?;
+        by_name(&mut conn, project, name).await
+    }
+
+    /// The function `id`, unless deleted.
+    pub async fn by_id(&self, id: FunctionId) -> Result<Option<Function>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM functions WHERE id = $1 AND deleted_at IS NULL"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.0.reader())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Up to `limit` functions named after `after`, by name.
+    pub async fn list(
+        &self,
+        project: ProjectId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Function>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM functions WHERE project_id = $1 AND name > $2 AND deleted_at IS NULL \
+             ORDER BY name LIMIT $3"
+        ))
+        .bind(project.to_string())
+        .bind(after.unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Every version of `function`, newest first.
+    pub async fn versions(&self, function: FunctionId) -> Result<Vec<Version>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT function_id, version, digest, size_bytes, events, created_at FROM function_versions \
+             WHERE function_id = $1 ORDER BY version DESC",
+        )
+        .bind(function.to_string())
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter().map(decode_version).collect()
+    }
+
+    /// Makes `version` the one that runs (an older one is a rollback), or none
+    /// when `None`; `None` back when the function, or that version, does not exist.
+    pub async fn set_active(
+        &self,
+        project: ProjectId,
+        name: &str,
+        version: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Function>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE functions SET active_version = $1, updated_at = $2 \
+             WHERE project_id = $3 AND name = $4 AND deleted_at IS NULL \
+             AND ($1 IS NULL OR EXISTS (SELECT 1 FROM function_versions v \
+                  WHERE v.function_id = functions.id AND v.version = $1)) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(version.map(i64::from))
+        .bind(to_micros(stored(now)))
+        .bind(project.to_string())
+        .bind(name)
+        .fetch_optional(self.0.writer())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Deletes `name`: nothing of it runs again, its pending jobs are dropped and
+    /// its invocation log stays. False if there was no such function.
+    pub async fn delete(
+        &self,
+        project: ProjectId,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.0.writer().begin().await?;
+        let Some(f) = by_name(&mut tx, project, name).await? else {
+            return Ok(false);
+        };
+        let at = to_micros(stored(now));
+        sqlx::query(
+            "UPDATE functions SET deleted_at = $1, active_version = NULL, updated_at = $1 WHERE id = $2",
+        )
+        .bind(at)
+        .bind(f.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE function_jobs SET status = 'done', updated_at = $1 WHERE function_id = $2 AND status = 'pending'")
+            .bind(at)
+            .bind(f.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The component bytes of `function`'s `version`.
+    pub async fn component(
+        &self,
+        function: FunctionId,
+        version: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT component FROM function_versions WHERE function_id = $1 AND version = $2",
+        )
+        .bind(function.to_string())
+        .bind(i64::from(version))
+        .fetch_optional(self.0.reader())
+        .await?;
+        Ok(row.map(|r| r.try_get("component")).transpose()?)
+    }
+
+    /// The active versions of `project` that hook `participant.joining`, by name.
+    pub async fn joining_hooks(&self, project: ProjectId) -> Result<Vec<Deployed>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{DEPLOYED} WHERE f.project_id = $1 AND f.deleted_at IS NULL ORDER BY f.name"
+        ))
+        .bind(project.to_string())
+        .fetch_all(self.0.reader())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(decode_deployed)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|d| d.triggers.joining)
+            .collect())
+    }
+
+    /// Every active version of every project (to compile ahead of use).
+    pub async fn all_deployed(&self) -> Result<Vec<Deployed>, StoreError> {
+        let rows = sqlx::query(&format!("{DEPLOYED} WHERE f.deleted_at IS NULL"))
+            .fetch_all(self.0.reader())
+            .await?;
+        rows.iter().map(decode_deployed).collect()
+    }
+
+    /// `version` of `function` (or its active one), as the host runs it.
+    pub async fn deployed(
+        &self,
+        function: &Function,
+        version: Option<u32>,
+    ) -> Result<Option<Deployed>, StoreError> {
+        let Some(version) = version.or(function.active_version) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT f.id, f.name, v.version, v.digest, v.events FROM functions f \
+             JOIN function_versions v ON v.function_id = f.id WHERE f.id = $1 AND v.version = $2",
+        )
+        .bind(function.id.to_string())
+        .bind(i64::from(version))
+        .fetch_optional(self.0.reader())
+        .await?;
+        row.as_ref().map(decode_deployed).transpose()
+    }
+
+    /// What `project`'s join hook does when a function fails.
+    pub async fn failure_policy(&self, project: ProjectId) -> Result<FailurePolicy, StoreError> {
+        let row = sqlx::query("SELECT function_failure_policy FROM projects WHERE id = $1")
+            .bind(project.to_string())
+            .fetch_optional(self.0.reader())
+            .await?;
+        let Some(row) = row else {
+            return Ok(FailurePolicy::default());
+        };
+        let s: String = row.try_get("function_failure_policy")?;
+        FailurePolicy::parse(&s).ok_or_else(|| corrupt(format!("failure policy `{s}`")))
+    }
+
+    /// Sets what `project`'s join hook does when a function fails.
+    pub async fn set_failure_policy(
+        &self,
+        project: ProjectId,
+        policy: FailurePolicy,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE projects SET function_failure_policy = $1 WHERE id = $2")
+            .bind(policy.as_str())
+            .bind(project.to_string())
+            .execute(self.0.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// The value under `key` in `project`'s key-value store.
+    pub async fn kv_get(
+        &self,
+        project: ProjectId,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM function_kv WHERE project_id = $1 AND key = $2")
+            .bind(project.to_string())
+            .bind(key)
+            .fetch_optional(self.0.reader())
+            .await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    /// Stores `value` under `key`; false when the key is new and the project
+    /// already has [`MAX_KV_KEYS`] keys.
+    pub async fn kv_set(
+        &self,
+        project: ProjectId,
+        key: &str,
+        value: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO function_kv (project_id, key, value, updated_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM function_kv WHERE project_id = $1 AND key = $2) \
+             OR (SELECT COUNT(*) FROM function_kv WHERE project_id = $1) < $5 \
+             ON CONFLICT (project_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(project.to_string())
+        .bind(key)
+        .bind(value)
+        .bind(to_micros(now))
+        .bind(MAX_KV_KEYS)
+        .execute(self.0.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes `key` (a missing key is fine).
+    pub async fn kv_delete(&self, project: ProjectId, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM function_kv WHERE project_id = $1 AND key = $2")
+            .bind(project.to_string())
+            .bind(key)
+            .execute(self.0.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Records an invocation.
+    pub async fn record_invocation(&self, inv: &Invocation) -> Result<(), StoreError> {
+        let mut conn = self.0.writer().acquire().await?;
+        insert_invocation(&mut conn, inv).await
+    }
+
+    /// Up to `limit` invocations of `function` older than `before`, newest first.
+    pub async fn invocations(
+        &self,
+        function: FunctionId,
+        before: Option<InvocationId>,
+        limit: u32,
+    ) -> Result<Vec<Invocation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM function_invocations WHERE function_id = $1 AND ($2 = '' OR id < $2) \
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(function.to_string())
+        .bind(before.map(|b| b.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter().map(decode_invocation).collect()
+    }
+
+    /// Projects whose log has events the functions fan-out has not read yet.
+    pub async fn projects_behind(&self) -> Result<Vec<ProjectId>, StoreError> {
+        cursors::projects_behind(self.0.reader(), CONSUMER).await
+    }
+
+    /// Queues jobs for up to `batch` unread events of `project` and moves the
+    /// cursor past them, in one transaction. Returns how many events were read;
+    /// fewer than `batch` means the cursor reached the end.
+    pub async fn fan_out(
+        &self,
+        project: ProjectId,
+        batch: u32,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.0.writer().begin().await?;
+        let after = cursors::lock(&mut tx, CONSUMER, project).await?;
+        let rows = sqlx::query(&format!(
+            "{DEPLOYED} WHERE f.project_id = $1 AND f.deleted_at IS NULL"
+        ))
+        .bind(project.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut handlers = Vec::new();
+        for row in &rows {
+            let d = decode_deployed(row)?;
+            if d.triggers.events.is_some() {
+                handlers.push((d, row.try_get::<i64, _>("from_seq")?));
+            }
+        }
+        if handlers.is_empty() {
+            cursors::skip_to_end(&mut tx, CONSUMER, project).await?;
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let events = crate::events::after(&mut tx, project, after, batch).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let now = to_micros(now);
+        let mut last = after;
+        for event in &events {
+            last = event.seq;
+            for (handler, from_seq) in &handlers {
+                // A function's own events do not run it again, so an `emit` in a
+                // handler of `function.*` cannot loop forever.
+                let own = matches!(&event.payload, EventPayload::FunctionEvent { function, .. } if *function == handler.name);
+                if event.seq > *from_seq && !own && handler.triggers.runs_on(event.event_type()) {
+                    sqlx::query(
+                        "INSERT INTO function_jobs (id, project_id, function_id, event_id, event_seq, order_key, \
+                         status, next_attempt_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(FunctionJobId::new().to_string())
+                    .bind(project.to_string())
+                    .bind(handler.function_id.to_string())
+                    .bind(event.id.to_string())
+                    .bind(event.seq)
+                    .bind(event.room().map(|r| r.sid.to_string()).unwrap_or_default())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        cursors::advance(&mut tx, CONSUMER, project, last).await?;
+        tx.commit().await?;
+        Ok(events.len())
+    }
+
+    /// Up to `limit` jobs due at `now` that nobody holds, in log order. A job
+    /// waits while an earlier job of the same function and room is pending,
+    /// so each room's events reach a function in order.
+    pub async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT j.id, j.project_id, j.function_id, j.attempts, e.body FROM function_jobs j \
+             JOIN events e ON e.id = j.event_id \
+             WHERE j.status = 'pending' AND j.next_attempt_at <= $1 \
+             AND (j.locked_until IS NULL OR j.locked_until < $1) \
+             AND NOT EXISTS (SELECT 1 FROM function_jobs p WHERE p.function_id = j.function_id \
+                 AND p.order_key = j.order_key AND p.status = 'pending' AND p.event_seq < j.event_seq) \
+             ORDER BY j.next_attempt_at, j.event_seq LIMIT $2",
+        )
+        .bind(to_micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Job {
+                    id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
+                    project_id: r
+                        .try_get::<String, _>("project_id")?
+                        .parse()
+                        .map_err(corrupt)?,
+                    function_id: r
+                        .try_get::<String, _>("function_id")?
+                        .parse()
+                        .map_err(corrupt)?,
+                    event: serde_json::from_str(&r.try_get::<String, _>("body")?)
+                        .map_err(corrupt)?,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes `job` until `now + lease`; false if another runner has it or it is done.
+    pub async fn claim(
+        &self,
+        job: FunctionJobId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE function_jobs SET locked_until = $1, attempts = attempts + 1 \
+             WHERE id = $2 AND status = 'pending' AND (locked_until IS NULL OR locked_until < $3)",
+        )
+        .bind(to_micros(now + lease))
+        .bind(job.to_string())
+        .bind(to_micros(now))
+        .execute(self.0.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks `job` done and records its invocation, in one transaction.
+    pub async fn finish(
+        &self,
+        job: FunctionJobId,
+        invocation: Option<&Invocation>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.0.writer().begin().await?;
+        sqlx::query("UPDATE function_jobs SET status = 'done', locked_until = NULL, updated_at = $1 WHERE id = $2")
+            .bind(to_micros(now))
+            .bind(job.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if let Some(inv) = invocation {
+            insert_invocation(&mut tx, inv).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts `job` back to run again at `at` (the host could not run it).
+    pub async fn postpone(&self, job: FunctionJobId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE function_jobs SET locked_until = NULL, next_attempt_at = $1, updated_at = $1 WHERE id = $2",
+        )
+        .bind(to_micros(at))
+        .bind(job.to_string())
+        .execute(self.0.writer())
+        .await?;
+        Ok(())
+    }
+}
+
+async fn insert_invocation(conn: &mut AnyConnection, inv: &Invocation) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO function_invocations (id, project_id, function_id, version, trigger_kind, event_id, \
+         event_type, outcome, decision, error, duration_us, fuel_used, logs, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(inv.id.to_string())
+    .bind(inv.project_id.to_string())
+    .bind(inv.function_id.to_string())
+    .bind(i64::from(inv.version))
+    .bind(&inv.trigger)
+    .bind(inv.event_id.map(|e| e.to_string()))
+    .bind(&inv.event_type)
+    .bind(&inv.outcome)
+    .bind(&inv.decision)
+    .bind(&inv.error)
+    .bind(inv.duration_us as i64)
+    .bind(inv.fuel_used as i64)
+    .bind(serde_json::to_string(&inv.logs).map_err(corrupt)?)
+    .bind(to_micros(stored(inv.created_at)))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
