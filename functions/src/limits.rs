@@ -1,0 +1,54 @@
+//! What one invocation, one project and one node may use.
+
+use std::time::Duration;
+
+/// Limits enforced by wasmtime on every invocation, and concurrency caps.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest linear memory of an instance (default 64 MiB); growing past it traps.
+    pub memory_bytes: usize,
+    /// Most elements of a table (default 100 000).
+    pub table_elements: usize,
+    /// Most core instances, memories and tables one component may create (default 32, 4, 16).
+    pub core_instances: usize,
+    /// Most memories one component may create.
+    pub memories: usize,
+    /// Most tables one component may create.
+    pub tables: usize,
+    /// Most WebAssembly stack an invocation may use (default 512 KiB); deeper recursion traps.
+    pub stack_bytes: usize,
+    /// Fuel (roughly, WebAssembly instructions) an invocation may burn (default 2 billion).
+    pub fuel: u64,
+    /// Wall-time deadline of a `participant.joining` hook (default 50 ms).
+    pub joining_deadline: Duration,
+    /// Wall-time deadline of an asynchronous handler (default 5 s).
+    pub event_deadline: Duration,
+    /// Invocations one project may run at once (default 8).
+    pub per_project: usize,
+    /// Invocations this node may run at once (default 64); also the size of the instance pool.
+    pub per_node: usize,
+    /// Log lines kept per invocation (default 100).
+    pub log_lines: usize,
+    /// Longest log line kept, in bytes (default 4 KiB).
+    pub log_line_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            table_elements: 100_000,
+            core_instances: 32,
+            memories: 4,
+            tables: 16,
+            stack_bytes: 512 << 10,
+            fuel: 2_000_000_000,
+            joining_deadline: Duration::from_millis(50),
+            event_deadline: Duration::from_secs(5),
+            per_project: 8,
+            per_node: 64,
+            log_lines: 100,
+            log_line_bytes: 4096,
+        }
+    }
+}

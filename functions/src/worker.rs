@@ -1,0 +1,206 @@
+//! Asynchronous handlers: a fan-out queues a job per (function, event) from
+//! the log behind a durable cursor; runners take due jobs under a lease, run
+//! them and record the invocation in the transaction that closes the job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_core::bus::RecvError;
+use switchboard_core::ProjectId;
+use switchboard_store::functions::Job;
+use switchboard_store::Store;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::{invocation, FunctionHost, Source};
+
+const FAN_OUT_BATCH: u32 = 200;
+const DUE_BATCH: u32 = 100;
+/// How long a runner holds a job beyond the handler's deadline; past it
+/// another runner (after a crash, another node) may take it again.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// When a job could not even start (storage down), when to try again.
+const RETRY_AFTER: chrono::Duration = chrono::Duration::seconds(5);
+
+/// Feeds the event log to functions' asynchronous handlers.
+#[derive(Clone)]
+pub struct Worker {
+    host: Arc<FunctionHost>,
+    store: Store,
+    poll_interval: Duration,
+    fan_out_wake: Arc<Notify>,
+    run_wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// A worker over `host`'s store, sweeping every `poll_interval` besides reacting to the bus.
+    pub fn new(host: Arc<FunctionHost>, store: Store, poll_interval: Duration) -> Self {
+        Self {
+            host,
+            store,
+            poll_interval,
+            fan_out_wake: Arc::new(Notify::new()),
+            run_wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Sweeps the log and the jobs now (after the clock moved, in tests).
+    pub fn wake(&self) {
+        self.fan_out_wake.notify_one();
+        self.run_wake.notify_one();
+    }
+
+    /// Starts the fan-out and runner loops.
+    pub fn start(&self) -> Vec<JoinHandle<()>> {
+        let fan_out = self.clone();
+        let run = self.clone();
+        vec![
+            tokio::spawn(async move { fan_out.fan_out_loop().await }),
+            tokio::spawn(async move { run.run_loop().await }),
+        ]
+    }
+
+    async fn fan_out_loop(&self) {
+        let mut events = self.store.bus().subscribe();
+        let mut sweep = true;
+        loop {
+            if sweep {
+                match self.store.functions().projects_behind().await {
+                    Ok(projects) => {
+                        for p in projects {
+                            self.fan_out(p).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "functions fan-out cannot read the log"),
+                }
+            }
+            sweep = tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => {
+                        self.fan_out(event.project_id).await;
+                        false
+                    }
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => {
+                        events = self.store.bus().subscribe();
+                        true
+                    }
+                },
+                _ = tokio::time::sleep(self.poll_interval) => true,
+                _ = self.fan_out_wake.notified() => true,
+            };
+        }
+    }
+
+    async fn fan_out(&self, project: ProjectId) {
+        loop {
+            let now = self.host.services().clock.now();
+            match self
+                .store
+                .functions()
+                .fan_out(project, FAN_OUT_BATCH, now)
+                .await
+            {
+                Ok(n) => {
+                    if n > 0 {
+                        self.run_wake.notify_one();
+                    }
+                    if n < FAN_OUT_BATCH as usize {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(project_id = %project, error = %e, "functions fan-out failed; the next sweep retries");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn run_loop(&self) {
+        loop {
+            let now = self.host.services().clock.now();
+            match self.store.functions().due(now, DUE_BATCH).await {
+                Ok(jobs) => {
+                    let lease = self.host.runtime().limits().event_deadline + LEASE_MARGIN;
+                    let lease = chrono::Duration::from_std(lease).unwrap_or_default();
+                    let mut running = Vec::new();
+                    for job in jobs {
+                        match self.store.functions().claim(job.id, now, lease).await {
+                            Ok(true) => {
+                                let this = self.clone();
+                                running.push(tokio::spawn(async move { this.run(job).await }));
+                            }
+                            Ok(false) => {}
+                            Err(e) => tracing::warn!(error = %e, "cannot claim a function job"),
+                        }
+                    }
+                    let ran = !running.is_empty();
+                    for r in running {
+                        let _ = r.await;
+                    }
+                    // Finished jobs may have unblocked later ones of the same room.
+                    if ran {
+                        continue;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read due function jobs"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll_interval) => {}
+                _ = self.run_wake.notified() => {}
+            }
+        }
+    }
+
+    async fn run(&self, job: Job) {
+        let functions = self.store.functions();
+        let deployed = async {
+            let f = functions.by_id(job.function_id).await?;
+            match f {
+                Some(f) => functions.deployed(&f, None).await,
+                None => Ok(None),
+            }
+        };
+        let now = || self.host.services().clock.now();
+        let deployed = match deployed.await {
+            Ok(Some(d)) if d.triggers.runs_on(job.event.event_type()) => d,
+            // Deleted, deactivated or rolled back to a version that does not
+            // handle this event: nothing to run.
+            Ok(_) => {
+                if let Err(e) = functions.finish(job.id, None, now()).await {
+                    tracing::warn!(error = %e, "cannot close a function job");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a function for its job");
+                let _ = functions.postpone(job.id, now() + RETRY_AFTER).await;
+                return;
+            }
+        };
+        let run = match self
+            .host
+            .run_event(job.project_id, &deployed, &job.event, false)
+            .await
+        {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::warn!(project_id = %job.project_id, function = %deployed.name, error = %e, "function job not run");
+                let _ = functions.postpone(job.id, now() + RETRY_AFTER).await;
+                return;
+            }
+        };
+        let inv = invocation(
+            job.project_id,
+            &deployed,
+            Source::Event(&job.event),
+            &run,
+            None,
+            now(),
+        );
+        if let Err(e) = functions.finish(job.id, Some(&inv), now()).await {
+            tracing::warn!(error = %e, "cannot record a function invocation; the job runs again");
+        }
+    }
+}
