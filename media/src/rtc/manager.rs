@@ -5,10 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use switchboard_core::admission::{Admission, JoinGate, JoinRequest, OpenGate};
 use switchboard_core::directory::{DirectoryError, ParticipantDirectory, ParticipantUpdate};
 use switchboard_core::event::{LeaveReason, RoomFinishReason};
+use switchboard_core::room::ParticipantPermissions;
 use switchboard_core::room::{ParticipantInfo, RoomLimits, DEFAULT_EMPTY_TIMEOUT_S};
-use switchboard_core::token::Grants;
+use switchboard_core::token::{Claims, Grants};
 use switchboard_core::{Identity, ProjectId, RoomName, TrackSid};
 use switchboard_store::rooms::NewRoom;
 use switchboard_store::{Store, StoreError};
@@ -35,6 +37,8 @@ pub struct RoomManager {
     pub store: Store,
     /// Network settings for peer connections.
     pub rtc: Arc<RtcConfig>,
+    /// Decides who may join (the project's `participant.joining` hooks).
+    gate: std::sync::RwLock<Arc<dyn JoinGate>>,
 }
 
 impl RoomManager {
@@ -45,7 +49,48 @@ impl RoomManager {
             creating: tokio::sync::Mutex::new(()),
             store,
             rtc: Arc::new(rtc),
+            gate: std::sync::RwLock::new(Arc::new(OpenGate)),
         })
+    }
+
+    /// Puts `gate` in front of every join from now on (set once at start; the
+    /// function host needs this manager, so it cannot be passed to `new`).
+    pub fn set_join_gate(&self, gate: Arc<dyn JoinGate>) {
+        *self.gate.write().unwrap_or_else(|p| p.into_inner()) = gate;
+    }
+
+    /// Asks the join gate about `claims` joining `room`: the claims to admit
+    /// with (name, metadata and permissions possibly changed), or the reason
+    /// the client is refused.
+    pub async fn gate_join(&self, room: &Room, mut claims: Claims) -> Result<Claims, String> {
+        let gate = self.gate.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let req = JoinRequest {
+            project: room.project,
+            room: room.name.clone(),
+            identity: claims.sub.clone(),
+            name: claims.name.clone().unwrap_or_default(),
+            metadata: claims.metadata.clone().unwrap_or_default(),
+            permissions: ParticipantPermissions {
+                can_publish: claims.grants.can_publish,
+                can_subscribe: claims.grants.can_subscribe,
+                can_publish_data: claims.grants.can_publish_data,
+            },
+        };
+        match gate.check(req).await {
+            Admission::Deny { reason } => Err(reason),
+            Admission::Admit {
+                name,
+                metadata,
+                permissions,
+            } => {
+                claims.name = Some(name);
+                claims.metadata = Some(metadata);
+                claims.grants.can_publish = permissions.can_publish;
+                claims.grants.can_subscribe = permissions.can_subscribe;
+                claims.grants.can_publish_data = permissions.can_publish_data;
+                Ok(claims)
+            }
+        }
     }
 
     fn live(&self, project: ProjectId, name: &RoomName) -> Option<Arc<Room>> {
@@ -286,6 +331,21 @@ impl ParticipantDirectory for RoomManager {
         p.update(update.name, update.metadata, update.permissions);
         room.announce_update(&p);
         Ok(p.info())
+    }
+
+    async fn send_data(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        topic: Option<&str>,
+        payload: &str,
+    ) -> Result<(), DirectoryError> {
+        let live = self.live(project, room).ok_or_else(|| {
+            DirectoryError::NotFound(format!("nobody is connected to room `{room}`"))
+        })?;
+        live.send_server_data(topic, payload)
+            .await
+            .map_err(DirectoryError::NotFound)
     }
 
     async fn close_room(&self, project: ProjectId, room: &RoomName) -> Result<(), DirectoryError> {

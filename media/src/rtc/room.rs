@@ -547,20 +547,21 @@ impl Room {
         let msg: Incoming = serde_json::from_slice(data)
             .map_err(|e| format!("data message is not {{topic?, payload}} JSON: {e}"))?;
         let out = serde_json::json!({ "from": from.identity.as_str(), "topic": msg.topic, "payload": msg.payload }).to_string();
-        for other in self.others(from.sid) {
-            let channel = lock(&other.data_out).as_ref().map(|c| {
-                if reliable {
-                    c.reliable.clone()
-                } else {
-                    c.lossy.clone()
-                }
-            });
-            if let Some(channel) = channel {
-                if let Err(e) = channel.send_text(&out).await {
-                    tracing::debug!(to = %other.sid, error = %e, "data message not delivered");
-                }
-            }
+        deliver_data(self.others(from.sid), reliable, &out).await;
+        Ok(())
+    }
+
+    /// Sends a data message from the server (`from: null`) to everyone, reliably.
+    pub async fn send_server_data(&self, topic: Option<&str>, payload: &str) -> Result<(), String> {
+        if payload.len() > MAX_DATA_BYTES {
+            return Err(format!(
+                "data message of {} bytes is over the {MAX_DATA_BYTES}-byte limit",
+                payload.len()
+            ));
         }
+        let out =
+            serde_json::json!({ "from": null, "topic": topic, "payload": payload }).to_string();
+        deliver_data(self.participants(), true, &out).await;
         Ok(())
     }
 
@@ -580,5 +581,23 @@ fn track_ref(info: &TrackInfo) -> TrackRef {
         kind: info.kind,
         source: info.source,
         mime_type: info.mime_type.clone(),
+    }
+}
+
+/// Sends `text` on each participant's reliable or lossy data channel.
+async fn deliver_data(to: Vec<Arc<Participant>>, reliable: bool, text: &str) {
+    for p in to {
+        let channel = lock(&p.data_out).as_ref().map(|c| {
+            if reliable {
+                c.reliable.clone()
+            } else {
+                c.lossy.clone()
+            }
+        });
+        if let Some(channel) = channel {
+            if let Err(e) = channel.send_text(text).await {
+                tracing::debug!(to = %p.sid, error = %e, "data message not delivered");
+            }
+        }
     }
 }

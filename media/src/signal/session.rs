@@ -108,6 +108,14 @@ pub async fn run(
     );
     async move {
         let (mut ws_tx, ws_rx) = socket.split();
+        let claims = match manager.gate_join(&room, claims).await {
+            Ok(c) => c,
+            Err(reason) => {
+                tracing::info!(%reason, "join denied by a function");
+                close(&mut ws_tx, 4403, close_reason(&reason)).await;
+                return;
+            }
+        };
         let (pc_tx, pc_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let pcs = async {
@@ -224,6 +232,15 @@ pub async fn run(
     }
     .instrument(span)
     .await;
+}
+
+/// `reason` cut to the 123 bytes a WebSocket close frame carries.
+fn close_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
 }
 
 async fn close(ws: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str) {

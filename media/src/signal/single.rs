@@ -59,6 +59,16 @@ pub(crate) async fn admit_single(
     claims: &Claims,
     grants: Grants,
 ) -> Result<Admitted, Response> {
+    let claims = &manager
+        .gate_join(room, claims.clone())
+        .await
+        .map_err(|reason| error(StatusCode::FORBIDDEN, "join_denied", reason))?;
+    let grants = Grants {
+        can_publish: grants.can_publish && claims.grants.can_publish,
+        can_subscribe: grants.can_subscribe && claims.grants.can_subscribe,
+        can_publish_data: grants.can_publish_data && claims.grants.can_publish_data,
+        ..grants
+    };
     let single = new_single(manager).await.map_err(|e| match e {
         MediaError::PortsExhausted(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
