@@ -50,8 +50,9 @@ pub async fn idempotent_posts(
         .cloned()
         .ok_or_else(|| ApiError::unauthorized("missing API key"))?;
 
+    let limit = crate::body_limit(req.method(), req.uri().path());
     let (parts, body) = req.into_parts();
-    let body = to_bytes(body, crate::MAX_BODY_BYTES).await.map_err(|_| {
+    let body = to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",

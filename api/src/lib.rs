@@ -59,10 +59,25 @@ pub struct AppState {
     pub store: Store,
     /// Live participants on the media tier.
     pub directory: Arc<dyn ParticipantDirectory>,
+    /// The function host (checks uploads, runs test invocations), if this server runs one.
+    pub functions: Option<Arc<dyn switchboard_core::function::FunctionRunner>>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub config: Arc<ApiConfig>,
+}
+
+/// The largest body a request may carry: a function component upload takes
+/// up to 32 MiB, everything else [`MAX_BODY_BYTES`].
+pub(crate) fn body_limit(method: &axum::http::Method, path: &str) -> usize {
+    let upload = method == axum::http::Method::POST
+        && path.starts_with("/v1/functions/")
+        && path.ends_with("/versions");
+    if upload {
+        switchboard_core::function::MAX_COMPONENT_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
 }
 
 /// Answers 413 before reading a body whose declared length is over the limit,
@@ -77,13 +92,14 @@ async fn refuse_declared_oversize(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let limit = body_limit(req.method(), req.uri().path());
     match declared {
-        Some(n) if n > MAX_BODY_BYTES as u64 => ApiError::new(
+        Some(n) if n > limit as u64 => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!(
                 "the request body is {n} bytes; the limit is {} KiB",
-                MAX_BODY_BYTES / 1024
+                limit / 1024
             ),
         )
         .into_response(),

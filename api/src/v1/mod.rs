@@ -1,5 +1,7 @@
 //! The `/v1` resources, one module each.
 
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
@@ -7,6 +9,8 @@ use crate::AppState;
 
 pub mod api_keys;
 pub mod events;
+pub mod functions;
+pub mod kv;
 pub mod participants;
 pub mod project;
 pub mod rooms;
@@ -23,6 +27,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(webhooks::router())
         .merge(events::router())
+        .merge(functions::router())
+        .merge(kv::router())
+}
+
+/// Query of list endpoints.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// Default page size of list endpoints.

@@ -14,11 +14,11 @@ use switchboard_core::{DeliveryId, Event, WebhookId};
 use switchboard_store::deliveries::{Attempt, Delivery};
 use switchboard_store::webhooks::{NewWebhook, Webhook, WebhookPatch, PREVIOUS_SECRET_GRACE};
 use switchboard_store::StoreError;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{check_text, page_size};
+use super::{check_text, page_size, Page};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -114,16 +114,6 @@ pub struct UpdateWebhook {
     pub description: Option<String>,
     /// Enable or disable; enabling a disabled endpoint clears its failure record.
     pub enabled: Option<bool>,
-}
-
-/// Query of list endpoints.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct Page {
-    /// Page size, 1 to 100 (default 20).
-    pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// A page of endpoints.
