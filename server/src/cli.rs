@@ -26,6 +26,9 @@ enum Command {
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Deploy functions through the REST API.
+    #[command(subcommand)]
+    Functions(FunctionsCommand),
     /// Load a media node with simulated publishers and subscribers and report loss, jitter and latency.
     Loadtest(crate::loadtest::LoadtestArgs),
 }
@@ -51,6 +54,12 @@ enum ProjectCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum FunctionsCommand {
+    /// Upload a WebAssembly component as a new version of a function.
+    Deploy(crate::functions::DeployArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum TokenCommand {
     /// Sign an access token offline from an API key id and secret.
     Create(crate::token::CreateArgs),
@@ -70,6 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Project(ProjectCommand::Create(args)) => crate::project::create(args).await,
         Command::Token(TokenCommand::Create(args)) => crate::token::create(args),
+        Command::Functions(FunctionsCommand::Deploy(args)) => crate::functions::deploy(args).await,
         Command::Loadtest(args) => crate::loadtest::run(args).await,
     }
 }

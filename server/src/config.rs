@@ -81,6 +81,18 @@ pub struct ServeFlags {
     /// Delays between webhook delivery attempts, e.g. `5s,5m,30m,2h,5h,10h,10h` (the default).
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_RETRY_SCHEDULE", value_parser = parse_schedule)]
     pub webhook_retry_schedule: Option<RetrySchedule>,
+    /// Deadline of a `participant.joining` function, in milliseconds (default 50).
+    #[arg(long, env = "SWITCHBOARD_FUNCTION_JOIN_DEADLINE_MS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub function_join_deadline_ms: Option<u64>,
+    /// Deadline of an asynchronous function handler, in milliseconds (default 5000).
+    #[arg(long, env = "SWITCHBOARD_FUNCTION_EVENT_DEADLINE_MS", value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub function_event_deadline_ms: Option<u64>,
+    /// Memory limit of one function invocation, in MiB (default 64).
+    #[arg(long, env = "SWITCHBOARD_FUNCTION_MEMORY_MB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub function_memory_mb: Option<u64>,
+    /// Where compiled functions are kept between restarts (default: a directory under the system temp dir).
+    #[arg(long, env = "SWITCHBOARD_FUNCTION_CACHE_DIR")]
+    pub function_cache_dir: Option<std::path::PathBuf>,
 }
 
 /// Parses `5s,5m,30m` into a retry schedule.
@@ -148,6 +160,10 @@ pub struct FileConfig {
     pub turn_secret: Option<String>,
     pub turn_ttl_s: Option<u64>,
     pub webhook_retry_schedule: Option<String>,
+    pub function_join_deadline_ms: Option<u64>,
+    pub function_event_deadline_ms: Option<u64>,
+    pub function_memory_mb: Option<u64>,
+    pub function_cache_dir: Option<std::path::PathBuf>,
 }
 
 impl FileConfig {

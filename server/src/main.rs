@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod functions;
 mod loadtest;
 mod project;
 mod serve;

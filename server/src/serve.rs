@@ -1,11 +1,13 @@
 //! `switchboard serve`: start every role this process runs and serve until SIGTERM.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use switchboard_api::{ApiConfig, AppState};
 use switchboard_core::webhook::AddressPolicy;
 use switchboard_core::SystemClock;
+use switchboard_functions::FunctionHost;
 use switchboard_store::Store;
 use switchboard_webhooks::{RetrySchedule, WebhookConfig};
 use tokio::net::TcpListener;
@@ -131,10 +133,49 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             ..WebhookConfig::default()
         },
     )?;
-    let workers = webhooks.start();
+    let mut workers = webhooks.start();
+    let mut limits = switchboard_functions::Limits::default();
+    if let Some(ms) = flags
+        .function_join_deadline_ms
+        .or(file.function_join_deadline_ms)
+    {
+        limits.joining_deadline = Duration::from_millis(ms);
+    }
+    if let Some(ms) = flags
+        .function_event_deadline_ms
+        .or(file.function_event_deadline_ms)
+    {
+        limits.event_deadline = Duration::from_millis(ms);
+    }
+    if let Some(mb) = flags.function_memory_mb.or(file.function_memory_mb) {
+        limits.memory_bytes = (mb as usize) << 20;
+    }
+    let cache_dir = flags
+        .function_cache_dir
+        .clone()
+        .or(file.function_cache_dir.clone())
+        .unwrap_or_else(|| std::env::temp_dir().join("switchboard-function-cache"));
+    let functions = FunctionHost::new(
+        switchboard_functions::Services::new(store.clone(), rooms.clone(), clock.clone()),
+        limits,
+        Some(cache_dir),
+    )?;
+    functions.warm_up();
+    rooms.set_join_gate(Arc::new(switchboard_functions::gate::FunctionGate::new(
+        functions.clone(),
+    )));
+    workers.extend(
+        switchboard_functions::worker::Worker::new(
+            functions.clone(),
+            store.clone(),
+            Duration::from_secs(1),
+        )
+        .start(),
+    );
     let state = AppState {
         store: store.clone(),
         directory: rooms.clone(),
+        functions: Some(functions),
         clock,
         config: Arc::new(ApiConfig {
             media_url,

@@ -916,6 +916,7 @@ async fn idempotency_key_replays_the_first_answer(b: Backend) {
 /// Every route the API serves, as `METHOD path` in OpenAPI form.
 const ROUTES: &[&str] = &[
     "GET /v1/project",
+    "PATCH /v1/project",
     "GET /v1/api_keys",
     "POST /v1/api_keys",
     "DELETE /v1/api_keys/{id}",
@@ -947,6 +948,18 @@ const ROUTES: &[&str] = &[
     "GET /v1/events",
     "GET /v1/events/{id}",
     "GET /v1/events/{id}/deliveries",
+    "GET /v1/functions",
+    "GET /v1/functions/{name}",
+    "DELETE /v1/functions/{name}",
+    "POST /v1/functions/{name}/versions",
+    "GET /v1/functions/{name}/versions",
+    "POST /v1/functions/{name}/activate",
+    "GET /v1/functions/{name}/invocations",
+    "GET /v1/functions/{name}/logs",
+    "POST /v1/functions/{name}/invoke",
+    "GET /v1/kv/{key}",
+    "PUT /v1/kv/{key}",
+    "DELETE /v1/kv/{key}",
 ];
 
 async fn openapi_describes_every_route(b: Backend) {
@@ -973,7 +986,8 @@ async fn openapi_describes_every_route(b: Backend) {
         let path = path
             .replace("{name}", "r")
             .replace("{identity}", "i")
-            .replace("{id}", "k");
+            .replace("{id}", "k")
+            .replace("{key}", "k");
         let (st, body) = send(s.dev(method.parse().unwrap(), &path).json(&json!({}))).await;
         assert!(
             !(st == StatusCode::NOT_FOUND && body["error"]["code"] == "not_found")
