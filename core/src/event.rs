@@ -13,7 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::id::{EventId, ParticipantSid, ProjectId, RoomSid, TrackSid};
+use crate::id::{EventId, NodeId, ParticipantSid, ProjectId, RoomSid, TrackSid};
 use crate::name::{Identity, RoomName};
 
 /// One state change, as stored in the event log and delivered to consumers.
@@ -168,6 +168,9 @@ pub enum EventPayload {
         room: RoomRef,
         /// Who joined.
         participant: ParticipantRef,
+        /// The node hosting the session; if it dies, the session is closed at its last heartbeat.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<NodeId>,
     },
     /// A participant's session ended.
     #[serde(rename = "participant.left")]
@@ -367,6 +370,7 @@ mod tests {
             EventPayload::ParticipantJoined {
                 room: r.clone(),
                 participant: p.clone(),
+                node: Some(NodeId::new()),
             },
             EventPayload::ParticipantLeft {
                 room: r.clone(),

@@ -152,6 +152,10 @@ prefixed_id!(
     /// Identifies one event queued for one function's asynchronous handler.
     FunctionJobId, "fnj_", "function job"
 );
+prefixed_id!(
+    /// Identifies one run of a server process (a node) from start to stop.
+    NodeId, "nd_", "node"
+);
 
 #[cfg(test)]
 mod tests {

@@ -16,12 +16,15 @@
 //!   the media node and every client written in Rust.
 //! - [`webhook`]: what a webhook endpoint may subscribe to and where it may
 //!   point (event type patterns, the address policy against SSRF).
+//! - [`usage`] and [`billing`]: the meters, how usage is split into hours and
+//!   rounded, and the plans and invoice arithmetic applied to it.
 //! - [`clock`]: wall-clock time behind a trait, so time-driven logic tests on
 //!   a manual clock.
 //!
 //! This crate performs no I/O of its own.
 
 pub mod admission;
+pub mod billing;
 pub mod bus;
 pub mod clock;
 pub mod directory;
@@ -32,12 +35,13 @@ pub mod name;
 pub mod room;
 pub mod signal;
 pub mod token;
+pub mod usage;
 pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{Event, EventPayload};
 pub use id::{
-    AttemptId, DeliveryId, EventId, FunctionId, FunctionJobId, InvocationId, ParticipantSid,
-    ProjectId, RoomSid, TrackSid, WebhookId,
+    AttemptId, DeliveryId, EventId, FunctionId, FunctionJobId, InvocationId, NodeId,
+    ParticipantSid, ProjectId, RoomSid, TrackSid, WebhookId,
 };
 pub use name::{Identity, NameError, RoomName};
