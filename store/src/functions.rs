@@ -577,8 +577,10 @@ impl Functions<'_> {
 
     /// Records an invocation.
     pub async fn record_invocation(&self, inv: &Invocation) -> Result<(), StoreError> {
-        let mut conn = self.0.writer().acquire().await?;
-        insert_invocation(&mut conn, inv).await
+        let mut tx = self.0.writer().begin().await?;
+        insert_invocation(&mut tx, inv).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Up to `limit` invocations of `function` older than `before`, newest first.
@@ -780,5 +782,13 @@ async fn insert_invocation(conn: &mut AnyConnection, inv: &Invocation) -> Result
     .bind(to_micros(stored(inv.created_at)))
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    // Metered with the record, so a run is billed exactly when it is listed.
+    crate::usage::add_invocation(
+        conn,
+        inv.project_id,
+        inv.id,
+        inv.created_at,
+        inv.duration_us,
+    )
+    .await
 }
