@@ -1,0 +1,352 @@
+//! The meter against a real database on both backends: sessions from events,
+//! video and audio, period boundaries, one identity's overlapping sessions,
+//! skewed clocks, replays, and the sessions of a node that died.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use switchboard_billing::meter::{Config, Worker};
+use switchboard_core::event::{
+    LeaveReason, ParticipantRef, RoomRef, TrackKind, TrackRef, TrackSource,
+};
+use switchboard_core::usage::{Meter, Period};
+use switchboard_core::{
+    Clock, Event, EventPayload, Identity, ManualClock, NodeId, ParticipantSid, ProjectId, RoomName,
+    RoomSid, TrackSid,
+};
+use switchboard_store::testing::TestDb;
+use switchboard_store::usage::SessionFilter;
+use switchboard_store::{on_both_backends, Backend, Store};
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+struct Fixture {
+    _db: TestDb,
+    store: Store,
+    clock: Arc<ManualClock>,
+    worker: Worker,
+    project: ProjectId,
+    room: RoomRef,
+}
+
+async fn fixture(backend: Backend) -> Fixture {
+    let db = TestDb::new(backend).await.unwrap();
+    let store = db.store().await.unwrap();
+    let clock = Arc::new(ManualClock::new(t("2026-11-30T23:00:00Z")));
+    let project = store
+        .projects()
+        .create("metered", clock.now())
+        .await
+        .unwrap()
+        .id;
+    let worker = Worker::new(
+        store.clone(),
+        clock.clone(),
+        Config {
+            poll_interval: Duration::from_secs(5),
+            dead_after: Duration::from_secs(15),
+        },
+    );
+    Fixture {
+        _db: db,
+        store,
+        clock,
+        worker,
+        project,
+        room: RoomRef {
+            sid: RoomSid::new(),
+            name: RoomName::new("standup").unwrap(),
+        },
+    }
+}
+
+impl Fixture {
+    fn who(&self, identity: &str) -> ParticipantRef {
+        ParticipantRef {
+            sid: ParticipantSid::new(),
+            identity: Identity::new(identity).unwrap(),
+        }
+    }
+
+    async fn record(&self, at: &str, payload: EventPayload) {
+        self.store
+            .events()
+            .record(Event::new(self.project, t(at), payload))
+            .await
+            .unwrap();
+    }
+
+    async fn join(&self, at: &str, p: &ParticipantRef, node: Option<NodeId>) {
+        self.record(
+            at,
+            EventPayload::ParticipantJoined {
+                room: self.room.clone(),
+                participant: p.clone(),
+                node,
+            },
+        )
+        .await;
+    }
+
+    async fn leave(&self, at: &str, p: &ParticipantRef) {
+        self.record(
+            at,
+            EventPayload::ParticipantLeft {
+                room: self.room.clone(),
+                participant: p.clone(),
+                reason: LeaveReason::ClientLeft,
+            },
+        )
+        .await;
+    }
+
+    async fn publish_video(&self, at: &str, p: &ParticipantRef) -> TrackRef {
+        let track = TrackRef {
+            sid: TrackSid::new(),
+            kind: TrackKind::Video,
+            source: TrackSource::Camera,
+            mime_type: None,
+        };
+        self.record(
+            at,
+            EventPayload::TrackPublished {
+                room: self.room.clone(),
+                participant: p.clone(),
+                track: track.clone(),
+            },
+        )
+        .await;
+        track
+    }
+
+    async fn totals(&self, from: &str, to: &str) -> BTreeMap<Meter, i64> {
+        self.store
+            .usage()
+            .totals(self.project, t(from), t(to))
+            .await
+            .unwrap()
+    }
+
+    async fn period(&self, period: &str) -> BTreeMap<Meter, i64> {
+        let p: Period = period.parse().unwrap();
+        self.store
+            .usage()
+            .totals(self.project, p.start(), p.end())
+            .await
+            .unwrap()
+    }
+}
+
+const S: i64 = 1_000_000;
+
+async fn sessions_are_metered_to_the_microsecond_as_audio_or_video(backend: Backend) {
+    let f = fixture(backend).await;
+    let (ann, bob, cat) = (f.who("ann"), f.who("bob"), f.who("cat"));
+    f.join("2026-11-10T10:00:00Z", &ann, None).await;
+    f.join("2026-11-10T10:00:10Z", &bob, None).await;
+    // Ann left before any video: audio. Bob was there when video came: video.
+    f.leave("2026-11-10T10:00:15.250001Z", &ann).await;
+    let track = f.publish_video("2026-11-10T10:00:20Z", &bob).await;
+    f.record(
+        "2026-11-10T10:01:00Z",
+        EventPayload::TrackUnpublished {
+            room: f.room.clone(),
+            participant: bob.clone(),
+            track,
+        },
+    )
+    .await;
+    // Cat joined after the video stopped: audio.
+    f.join("2026-11-10T10:01:30Z", &cat, None).await;
+    f.leave("2026-11-10T10:02:10Z", &bob).await;
+    f.leave("2026-11-10T10:03:30Z", &cat).await;
+    f.worker.catch_up().await.unwrap();
+
+    let want: BTreeMap<Meter, i64> = [
+        (Meter::ParticipantMinutesAudio, 15 * S + 250_001 + 120 * S),
+        (Meter::ParticipantMinutesVideo, 120 * S),
+    ]
+    .into();
+    assert_eq!(f.period("2026-11").await, want);
+
+    // A replayed leave (a node retrying) and another meter pass add nothing.
+    f.leave("2026-11-10T10:09:00Z", &bob).await;
+    f.worker.catch_up().await.unwrap();
+    f.worker.catch_up().await.unwrap();
+    assert_eq!(f.period("2026-11").await, want);
+
+    let sessions = f
+        .store
+        .usage()
+        .sessions(f.project, &SessionFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 3);
+    let bob_row = sessions.iter().find(|s| s.identity == "bob").unwrap();
+    assert!(bob_row.video);
+    assert_eq!(bob_row.billed_us, Some(120 * S));
+    assert_eq!(bob_row.left_at, Some(t("2026-11-10T10:02:10Z")));
+}
+
+async fn a_session_across_a_period_boundary_is_split_where_it_crosses(backend: Backend) {
+    let f = fixture(backend).await;
+    let ann = f.who("ann");
+    f.join("2026-11-30T23:59:00Z", &ann, None).await;
+    f.leave("2026-12-01T01:00:30Z", &ann).await;
+    f.worker.catch_up().await.unwrap();
+    let nov = f.period("2026-11").await;
+    let dec = f.period("2026-12").await;
+    assert_eq!(nov[&Meter::ParticipantMinutesAudio], 60 * S);
+    assert_eq!(dec[&Meter::ParticipantMinutesAudio], 3600 * S + 30 * S);
+    // Hours inside the period add up to the same.
+    let hour = f
+        .totals("2026-12-01T01:00:00Z", "2026-12-01T02:00:00Z")
+        .await;
+    assert_eq!(hour[&Meter::ParticipantMinutesAudio], 30 * S);
+    // Rounding is for invoices: 60 s is 1 minute, 3630 s is 61 minutes.
+    assert_eq!(
+        Meter::ParticipantMinutesAudio.billable(nov[&Meter::ParticipantMinutesAudio]),
+        1
+    );
+    assert_eq!(
+        Meter::ParticipantMinutesAudio.billable(dec[&Meter::ParticipantMinutesAudio]),
+        61
+    );
+}
+
+async fn one_identitys_overlapping_sessions_are_billed_once(backend: Backend) {
+    let f = fixture(backend).await;
+    let (tab1, tab2, tab3) = (f.who("ann"), f.who("ann"), f.who("ann"));
+    let other = f.who("bob");
+    f.join("2026-11-10T10:00:00Z", &tab1, None).await;
+    f.join("2026-11-10T10:00:50Z", &tab2, None).await;
+    f.join("2026-11-10T10:00:55Z", &other, None).await;
+    f.join("2026-11-10T10:01:00Z", &tab3, None).await;
+    // Closed out of order: the later tab first.
+    f.leave("2026-11-10T10:02:30Z", &tab2).await;
+    f.leave("2026-11-10T10:01:40Z", &tab1).await;
+    f.leave("2026-11-10T10:01:20Z", &tab3).await;
+    f.leave("2026-11-10T10:01:55Z", &other).await;
+    f.worker.catch_up().await.unwrap();
+    // Ann: the union 10:00:00 to 10:02:30 = 150 s; Bob 60 s on his own.
+    assert_eq!(
+        f.period("2026-11").await[&Meter::ParticipantMinutesAudio],
+        210 * S
+    );
+}
+
+async fn a_leave_stamped_before_its_join_bills_nothing(backend: Backend) {
+    let f = fixture(backend).await;
+    let ann = f.who("ann");
+    // The leave came from a node whose clock is 3 s behind.
+    f.join("2026-11-10T10:00:05Z", &ann, None).await;
+    f.leave("2026-11-10T10:00:02Z", &ann).await;
+    f.worker.catch_up().await.unwrap();
+    assert_eq!(
+        f.period("2026-11")
+            .await
+            .get(&Meter::ParticipantMinutesAudio),
+        None
+    );
+    let s = f
+        .store
+        .usage()
+        .sessions(f.project, &SessionFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(s[0].billed_us, Some(0));
+    assert_eq!(s[0].left_at, Some(t("2026-11-10T10:00:05Z")));
+}
+
+async fn a_dead_nodes_sessions_end_at_its_last_heartbeat(backend: Backend) {
+    let f = fixture(backend).await;
+    let (dead, alive, stopped) = (NodeId::new(), NodeId::new(), NodeId::new());
+    let start = f.clock.now();
+    for n in [dead, alive, stopped] {
+        f.store.usage().register_node(n, start).await.unwrap();
+    }
+    let (ann, bob, cat) = (f.who("ann"), f.who("bob"), f.who("cat"));
+    f.join("2026-11-30T23:00:01Z", &ann, Some(dead)).await;
+    f.join("2026-11-30T23:00:02Z", &bob, Some(alive)).await;
+    f.join("2026-11-30T23:00:03Z", &cat, Some(stopped)).await;
+    f.leave("2026-11-30T23:00:04Z", &cat).await;
+    f.store
+        .usage()
+        .stop_node(stopped, t("2026-11-30T23:00:05Z"))
+        .await
+        .unwrap();
+    f.clock.advance(chrono::Duration::seconds(10));
+    f.store
+        .usage()
+        .heartbeat(dead, f.clock.now())
+        .await
+        .unwrap();
+    f.store
+        .usage()
+        .heartbeat(alive, f.clock.now())
+        .await
+        .unwrap();
+    // Ten seconds of silence is not death yet.
+    f.clock.advance(chrono::Duration::seconds(10));
+    f.store
+        .usage()
+        .heartbeat(alive, f.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(f.worker.close_dead_nodes().await.unwrap(), 0);
+    // Twenty is.
+    f.clock.advance(chrono::Duration::seconds(10));
+    f.store
+        .usage()
+        .heartbeat(alive, f.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(f.worker.close_dead_nodes().await.unwrap(), 1);
+    assert_eq!(f.worker.close_dead_nodes().await.unwrap(), 0);
+
+    let sessions = f
+        .store
+        .usage()
+        .sessions(f.project, &SessionFilter::default(), None, 10)
+        .await
+        .unwrap();
+    let ann_row = sessions.iter().find(|s| s.identity == "ann").unwrap();
+    assert_eq!(ann_row.left_at, Some(t("2026-11-30T23:00:10Z")));
+    assert_eq!(ann_row.leave_reason.as_deref(), Some("node_lost"));
+    assert_eq!(ann_row.billed_us, Some(9 * S));
+    assert!(sessions
+        .iter()
+        .find(|s| s.identity == "bob")
+        .unwrap()
+        .left_at
+        .is_none());
+    // The close is an event like any other, so webhooks and functions see it too.
+    let events = f
+        .store
+        .events()
+        .list(f.project, &Default::default(), 0, 100)
+        .await
+        .unwrap();
+    let left = events.last().unwrap();
+    assert_eq!(left.created_at, t("2026-11-30T23:00:10Z"));
+    assert!(matches!(
+        &left.payload,
+        EventPayload::ParticipantLeft { participant, reason: LeaveReason::NodeLost, .. } if participant.sid == ann.sid
+    ));
+    assert_eq!(
+        f.period("2026-11").await[&Meter::ParticipantMinutesAudio],
+        9 * S + S
+    );
+}
+
+on_both_backends!(
+    sessions_are_metered_to_the_microsecond_as_audio_or_video,
+    a_session_across_a_period_boundary_is_split_where_it_crosses,
+    one_identitys_overlapping_sessions_are_billed_once,
+    a_leave_stamped_before_its_join_bills_nothing,
+    a_dead_nodes_sessions_end_at_its_last_heartbeat,
+);
