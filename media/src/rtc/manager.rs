@@ -11,7 +11,7 @@ use switchboard_core::event::{LeaveReason, RoomFinishReason};
 use switchboard_core::room::ParticipantPermissions;
 use switchboard_core::room::{ParticipantInfo, RoomLimits, DEFAULT_EMPTY_TIMEOUT_S};
 use switchboard_core::token::{Claims, Grants};
-use switchboard_core::{Identity, ProjectId, RoomName, TrackSid};
+use switchboard_core::{Identity, NodeId, ProjectId, RoomName, TrackSid};
 use switchboard_store::rooms::NewRoom;
 use switchboard_store::{Store, StoreError};
 
@@ -37,18 +37,21 @@ pub struct RoomManager {
     pub store: Store,
     /// Network settings for peer connections.
     pub rtc: Arc<RtcConfig>,
+    /// This process's node id, stamped on the sessions it hosts.
+    pub node: NodeId,
     /// Decides who may join (the project's `participant.joining` hooks).
     gate: std::sync::RwLock<Arc<dyn JoinGate>>,
 }
 
 impl RoomManager {
     /// A manager with no rooms.
-    pub fn new(store: Store, rtc: RtcConfig) -> Arc<Self> {
+    pub fn new(store: Store, rtc: RtcConfig, node: NodeId) -> Arc<Self> {
         Arc::new(Self {
             rooms: Mutex::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
             store,
             rtc: Arc::new(rtc),
+            node,
             gate: std::sync::RwLock::new(Arc::new(OpenGate)),
         })
     }
@@ -160,6 +163,7 @@ impl RoomManager {
             stored.metadata,
             limits,
             self.store.clone(),
+            self.node,
         );
         lock(&self.rooms).insert((project, name.clone()), room.clone());
         tokio::spawn(super::observer::run(Arc::downgrade(&room)));

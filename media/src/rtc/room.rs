@@ -13,7 +13,7 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use switchboard_core::event::{LeaveReason, RoomRef, TrackKind, TrackRef};
 use switchboard_core::room::{ParticipantInfo, RoomLimits, TrackInfo};
 use switchboard_core::{
-    Event, EventPayload, ParticipantSid, ProjectId, RoomName, RoomSid, TrackSid,
+    Event, EventPayload, NodeId, ParticipantSid, ProjectId, RoomName, RoomSid, TrackSid,
 };
 use switchboard_store::Store;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -60,6 +60,8 @@ pub struct Room {
     limits: RoomLimits,
     participants: Mutex<HashMap<ParticipantSid, Arc<Participant>>>,
     store: Store,
+    /// The node hosting it.
+    node: NodeId,
     closed: AtomicBool,
     /// Bumped on every join, so an empty-room timer knows whether anyone came back.
     generation: AtomicU64,
@@ -74,6 +76,7 @@ impl Room {
         metadata: String,
         limits: RoomLimits,
         store: Store,
+        node: NodeId,
     ) -> Arc<Self> {
         Arc::new(Self {
             project,
@@ -83,6 +86,7 @@ impl Room {
             limits,
             participants: Mutex::new(HashMap::new()),
             store,
+            node,
             closed: AtomicBool::new(false),
             generation: AtomicU64::new(0),
         })
@@ -183,6 +187,7 @@ impl Room {
         self.record(EventPayload::ParticipantJoined {
             room: self.reference(),
             participant: p.reference(),
+            node: Some(self.node),
         })
         .await;
         let info = p.info();
