@@ -50,6 +50,8 @@ pub struct ApiConfig {
     pub media_url: String,
     /// Where webhook endpoints may point.
     pub webhook_policy: switchboard_core::webhook::AddressPolicy,
+    /// The plans usage is priced by.
+    pub plans: switchboard_core::billing::PlanBook,
 }
 
 /// What every handler can reach.

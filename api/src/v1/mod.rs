@@ -15,6 +15,7 @@ pub mod participants;
 pub mod project;
 pub mod rooms;
 pub mod tokens;
+pub mod usage;
 pub mod webhooks;
 
 /// Every documented `/v1` route.
@@ -29,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(functions::router())
         .merge(kv::router())
+        .merge(usage::router())
 }
 
 /// Query of list endpoints.
