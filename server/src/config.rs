@@ -164,6 +164,8 @@ pub struct FileConfig {
     pub function_event_deadline_ms: Option<u64>,
     pub function_memory_mb: Option<u64>,
     pub function_cache_dir: Option<std::path::PathBuf>,
+    /// Plans and prices (`[billing]`, `[[billing.plans]]`).
+    pub billing: Option<switchboard_core::billing::PlanBook>,
 }
 
 impl FileConfig {

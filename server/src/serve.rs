@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_api::{ApiConfig, AppState};
 use switchboard_core::webhook::AddressPolicy;
-use switchboard_core::SystemClock;
+use switchboard_core::{NodeId, SystemClock};
 use switchboard_functions::FunctionHost;
 use switchboard_store::Store;
 use switchboard_webhooks::{RetrySchedule, WebhookConfig};
@@ -30,6 +30,10 @@ pub const DEV_KEY_SECRET: &str = "secret";
 pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     let file = FileConfig::load(flags.storage.config.as_deref())?;
     init_logging(flags.log_format.or(file.log_format));
+    let plans = file.billing.clone().unwrap_or_default();
+    plans
+        .validate()
+        .context("the [billing] section of the config file")?;
     let dev = flags.dev || file.dev.unwrap_or(false);
     let http_addr = match flags.http_addr.or(file.http_addr) {
         Some(a) => a,
@@ -111,7 +115,17 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         rtc.publish_limits.bitrate_bps >= 100_000,
         "--max-publish-bitrate must be at least 100k; a lower limit would cut even a single audio track"
     );
-    let rooms = RoomManager::new(store.clone(), rtc);
+    let clock: Arc<dyn switchboard_core::Clock> = Arc::new(SystemClock);
+    let node = NodeId::new();
+    let heartbeat = switchboard_billing::heartbeat::start(
+        store.clone(),
+        clock.clone(),
+        node,
+        switchboard_billing::heartbeat::INTERVAL,
+    )
+    .await
+    .context("cannot register this node")?;
+    let rooms = RoomManager::new(store.clone(), rtc, node);
     let webhook_policy = if dev {
         AddressPolicy::DEV
     } else {
@@ -123,7 +137,6 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("webhook_retry_schedule in the config file: {e}"))?,
         (None, None) => RetrySchedule::default(),
     };
-    let clock: Arc<dyn switchboard_core::Clock> = Arc::new(SystemClock);
     let webhooks = switchboard_webhooks::Worker::new(
         store.clone(),
         clock.clone(),
@@ -134,6 +147,15 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         },
     )?;
     let mut workers = webhooks.start();
+    workers.push(heartbeat);
+    workers.push(
+        switchboard_billing::meter::Worker::new(
+            store.clone(),
+            clock.clone(),
+            switchboard_billing::meter::Config::default(),
+        )
+        .start(),
+    );
     let mut limits = switchboard_functions::Limits::default();
     if let Some(ms) = flags
         .function_join_deadline_ms
@@ -176,10 +198,11 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         store: store.clone(),
         directory: rooms.clone(),
         functions: Some(functions),
-        clock,
+        clock: clock.clone(),
         config: Arc::new(ApiConfig {
             media_url,
             webhook_policy,
+            plans,
         }),
     };
     let demo = dev.then(|| DemoKey {
@@ -225,6 +248,10 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     for room in rooms.rooms() {
         room.close(switchboard_core::event::LeaveReason::NodeLost)
             .await;
+    }
+    // Its sessions are closed; the meter must not close them again at the last heartbeat.
+    if let Err(e) = store.usage().stop_node(node, clock.now()).await {
+        tracing::warn!(error = %e, "could not record that this node stopped");
     }
     store.close().await;
     tracing::info!("stopped");

@@ -960,6 +960,9 @@ const ROUTES: &[&str] = &[
     "GET /v1/kv/{key}",
     "PUT /v1/kv/{key}",
     "DELETE /v1/kv/{key}",
+    "GET /v1/usage",
+    "GET /v1/usage/sessions",
+    "GET /v1/billing/preview",
 ];
 
 async fn openapi_describes_every_route(b: Backend) {

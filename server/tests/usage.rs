@@ -1,0 +1,486 @@
+//! Metering end to end: simulated participants (the load tester) in rooms
+//! for known durations, `GET /v1/usage` checked to the microsecond against
+//! the event log across a restart and a `kill -9`, and the API's refusals.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, Utc};
+use common::{expect_error, send, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use switchboard_core::event::{EventPayload, LeaveReason};
+use switchboard_store::Backend;
+
+/// Load tests share the 2 cores badly; one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs `switchboard loadtest` with the dev key; panics if it fails.
+async fn loadtest(
+    s: &Server,
+    room: &str,
+    publishers: u32,
+    subscribers: u32,
+    video: &str,
+    secs: u32,
+) {
+    let mut cmd = s.command();
+    cmd.args([
+        "loadtest",
+        "--url",
+        &s.base,
+        "--api-key",
+        "devkey",
+        "--api-secret",
+        "secret",
+    ])
+    .args(["--room", room, "--publishers", &publishers.to_string()])
+    .args([
+        "--subscribers",
+        &subscribers.to_string(),
+        "--video-bitrate",
+        video,
+        "--audio",
+    ])
+    .args(["--duration", &format!("{secs}s"), "--json", "-"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run loadtest"))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "loadtest failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+    );
+}
+
+/// A window of whole hours around now, wide enough for the whole test.
+fn window() -> (String, String) {
+    let hour = Utc::now()
+        .duration_trunc(chrono::Duration::hours(1))
+        .unwrap();
+    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    (
+        fmt(hour - chrono::Duration::hours(2)),
+        fmt(hour + chrono::Duration::hours(3)),
+    )
+}
+
+async fn usage(s: &Server) -> Value {
+    let (from, to) = window();
+    let (st, v) = send(s.dev(Method::GET, "/v1/usage").query(&[
+        ("from", from.as_str()),
+        ("to", to.as_str()),
+        ("granularity", "hour"),
+    ]))
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v
+}
+
+fn total(report: &Value, meter: &str) -> i64 {
+    report["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meter"] == meter)
+        .map(|m| m["total"].as_i64().unwrap())
+        .unwrap_or_else(|| panic!("no {meter} in {report}"))
+}
+
+fn room_quantity(report: &Value, meter: &str, room: &str) -> i64 {
+    report["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meter"] == meter)
+        .and_then(|m| {
+            m["rooms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["room"] == room)
+                .map(|r| r["quantity"].as_i64().unwrap())
+        })
+        .unwrap_or(0)
+}
+
+/// Microseconds of every closed session in the event log, by room: what the
+/// meter must arrive at on its own.
+async fn durations_from_the_log(s: &Server) -> HashMap<String, i64> {
+    let mut joined = HashMap::new();
+    let mut by_room: HashMap<String, i64> = HashMap::new();
+    for e in s.events().await {
+        match &e.payload {
+            EventPayload::ParticipantJoined { participant, .. } => {
+                joined.insert(participant.sid, e.created_at);
+            }
+            EventPayload::ParticipantLeft {
+                room, participant, ..
+            } => {
+                let start = joined
+                    .remove(&participant.sid)
+                    .expect("a leave follows its join");
+                *by_room.entry(room.name.to_string()).or_default() +=
+                    (e.created_at - start).num_microseconds().unwrap();
+            }
+            _ => {}
+        }
+    }
+    assert!(joined.is_empty(), "sessions still open: {joined:?}");
+    by_room
+}
+
+/// Waits until no session is open and the meter has read the whole log.
+async fn settled(s: &Server, want_sessions: usize) -> Value {
+    for _ in 0..100 {
+        let report = usage(s).await;
+        let (_, sessions) = send(
+            s.dev(Method::GET, "/v1/usage/sessions")
+                .query(&[("limit", "100")]),
+        )
+        .await;
+        let closed = sessions["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| !x["left_at"].is_null())
+            .count();
+        if report["open_sessions"] == 0 && closed == want_sessions {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("sessions did not settle: {}", usage(s).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_matches_the_log_to_the_microsecond_and_survives_a_restart() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut s = Server::start(Backend::Sqlite).await;
+    // Video: 1 publisher and 2 subscribers for 4 s. Audio only: 1 + 1 for 3 s.
+    loadtest(&s, "video-room", 1, 2, "300k", 4).await;
+    loadtest(&s, "audio-room", 1, 1, "0", 3).await;
+    let report = settled(&s, 5).await;
+    let log = durations_from_the_log(&s).await;
+    let video = total(&report, "participant_minutes_video");
+    let audio = total(&report, "participant_minutes_audio");
+    assert_eq!(video, log["video-room"], "{report}");
+    assert_eq!(audio, log["audio-room"], "{report}");
+    assert_eq!(
+        room_quantity(&report, "participant_minutes_video", "video-room"),
+        video
+    );
+    assert_eq!(
+        room_quantity(&report, "participant_minutes_audio", "audio-room"),
+        audio
+    );
+    // Three participants for at least 4 s, two for at least 3 s.
+    assert!((3 * 4_000_000..3 * 30_000_000).contains(&video), "{video}");
+    assert!((2 * 3_000_000..2 * 30_000_000).contains(&audio), "{audio}");
+    let seconds = report["meters"][1]["seconds"].as_f64().unwrap();
+    assert!((seconds - video as f64 / 1e6).abs() < 1e-6, "{report}");
+    let by_hour: i64 = report["meters"][1]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["quantity"].as_i64().unwrap())
+        .sum();
+    assert_eq!(by_hour, video);
+
+    // Every session is listed with what it was billed.
+    let (_, sessions) = send(
+        s.dev(Method::GET, "/v1/usage/sessions")
+            .query(&[("room", "video-room")]),
+    )
+    .await;
+    let sessions = sessions["data"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 3);
+    let billed: i64 = sessions
+        .iter()
+        .map(|x| x["billed_us"].as_i64().unwrap())
+        .sum();
+    assert_eq!(billed, video);
+    assert!(sessions
+        .iter()
+        .all(|x| x["meter"] == "participant_minutes_video" && x["leave_reason"] == "client_left"));
+
+    // The preview rounds the period's sum up to whole minutes, once.
+    let (_, preview) = send(s.dev(Method::GET, "/v1/billing/preview")).await;
+    let line = preview["invoice"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["meter"] == "participant_minutes_video")
+        .unwrap()
+        .clone();
+    assert_eq!(line["usage"], video);
+    assert_eq!(line["quantity"], (video + 59_999_999) / 60_000_000);
+    assert_eq!(
+        preview["invoice"]["total_cents"], 0,
+        "the default plan charges nothing"
+    );
+
+    // A restart changes nothing already metered.
+    s.restart(&["--dev"]);
+    let after = settled(&s, 5).await;
+    assert_eq!(
+        after["meters"], report["meters"],
+        "a restart changed the usage"
+    );
+
+    // New usage adds to it, once.
+    loadtest(&s, "audio-room", 1, 1, "0", 2).await;
+    let more = settled(&s, 7).await;
+    let log = durations_from_the_log(&s).await;
+    assert_eq!(total(&more, "participant_minutes_audio"), log["audio-room"]);
+    assert!(log["audio-room"] >= audio + 2 * 2_000_000);
+    assert_eq!(total(&more, "participant_minutes_video"), video);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_servers_sessions_end_at_its_last_heartbeat() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut s = Server::start(Backend::Postgres).await;
+    let mut cmd = s.command();
+    cmd.args([
+        "loadtest",
+        "--url",
+        &s.base,
+        "--api-key",
+        "devkey",
+        "--api-secret",
+        "secret",
+    ])
+    .args([
+        "--room",
+        "crash",
+        "--video-bitrate",
+        "200k",
+        "--audio",
+        "--duration",
+        "120s",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    let mut peers = cmd.spawn().expect("start loadtest");
+    let mut joined = 0;
+    for _ in 0..150 {
+        let (_, p) = send(s.dev(Method::GET, "/v1/rooms/crash/participants")).await;
+        joined = p["data"].as_array().map_or(0, Vec::len);
+        if joined == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(joined, 2, "the simulated participants did not join");
+    // Long enough for heartbeats after the joins.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let killed_at = Utc::now();
+    s.kill_9();
+    let _ = peers.kill();
+    let _ = peers.wait();
+
+    s.start_again(&["--dev"]);
+    // Silent for 15 s, swept every 5 s: closed within about 20 s of the kill.
+    let mut rows = Vec::new();
+    for _ in 0..200 {
+        let (_, v) = send(
+            s.dev(Method::GET, "/v1/usage/sessions")
+                .query(&[("room", "crash")]),
+        )
+        .await;
+        rows = v["data"].as_array().unwrap().clone();
+        if rows.len() == 2 && rows.iter().all(|r| !r["left_at"].is_null()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        Utc::now() - killed_at < chrono::Duration::seconds(35),
+        "the sessions were not closed in time: {rows:?}"
+    );
+    let mut billed = 0;
+    for r in &rows {
+        assert_eq!(r["leave_reason"], "node_lost", "{r}");
+        let left: DateTime<Utc> = r["left_at"].as_str().unwrap().parse().unwrap();
+        let joined: DateTime<Utc> = r["joined_at"].as_str().unwrap().parse().unwrap();
+        // At the last heartbeat: before the kill, and at most one interval (5 s) before it.
+        assert!(left <= killed_at, "{left} after the kill at {killed_at}");
+        assert!(
+            killed_at - left <= chrono::Duration::milliseconds(6_000),
+            "{left} vs {killed_at}"
+        );
+        assert_eq!(
+            r["billed_us"].as_i64().unwrap(),
+            (left - joined).num_microseconds().unwrap()
+        );
+        billed += r["billed_us"].as_i64().unwrap();
+    }
+    let report = usage(&s).await;
+    assert_eq!(report["open_sessions"], 0);
+    assert_eq!(total(&report, "participant_minutes_video"), billed);
+    // The closes are events, so webhooks and functions hear of them too.
+    let lost = s
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.payload,
+                EventPayload::ParticipantLeft {
+                    reason: LeaveReason::NodeLost,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(lost, 2);
+}
+
+/// A path, its query, and the error code it must get.
+type Refusal = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_queries_refuse_garbage_with_a_reason() {
+    let s = Server::start(Backend::Sqlite).await;
+    let cases: [Refusal; 9] = [
+        ("/v1/usage", &[("from", "yesterday")], "invalid_time"),
+        (
+            "/v1/usage",
+            &[("from", "2026-11-01T10:30:00Z")],
+            "invalid_time",
+        ),
+        ("/v1/usage", &[("to", "2026-13-01")], "invalid_time"),
+        (
+            "/v1/usage",
+            &[("from", "2026-11-02"), ("to", "2026-11-01")],
+            "invalid_request",
+        ),
+        ("/v1/usage", &[("meter", "minutes")], "invalid_meter"),
+        ("/v1/usage", &[("granularity", "week")], "invalid_request"),
+        (
+            "/v1/usage",
+            &[
+                ("from", "1970-01-01"),
+                ("to", "2026-01-01"),
+                ("granularity", "hour"),
+            ],
+            "invalid_request",
+        ),
+        (
+            "/v1/usage/sessions",
+            &[("cursor", "nope")],
+            "invalid_cursor",
+        ),
+        (
+            "/v1/billing/preview",
+            &[("period", "2026-13")],
+            "invalid_period",
+        ),
+    ];
+    for (path, query, code) in cases {
+        let msg = expect_error(
+            s.dev(Method::GET, path).query(query),
+            StatusCode::BAD_REQUEST,
+            code,
+        )
+        .await;
+        assert!(!msg.is_empty(), "{path} {query:?}");
+    }
+    expect_error(
+        s.dev(Method::GET, "/v1/billing/preview")
+            .query(&[("period", "2999-01")]),
+        StatusCode::BAD_REQUEST,
+        "invalid_period",
+    )
+    .await;
+    expect_error(
+        s.request(Method::GET, "/v1/usage"),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    // A fresh project has used nothing, and says so.
+    let report = usage(&s).await;
+    assert_eq!(report["meters"].as_array().unwrap().len(), 5);
+    assert!(report["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["total"] == 0));
+    let (_, one) = send(
+        s.dev(Method::GET, "/v1/usage")
+            .query(&[("meter", "function_invocations")]),
+    )
+    .await;
+    assert_eq!(one["meters"].as_array().unwrap().len(), 1);
+    assert_eq!(one["meters"][0]["unit"], "count");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_come_from_the_config_file_and_bad_ones_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        r#"
+[billing]
+default_plan = "team"
+[[billing.plans]]
+name = "team"
+minimum_cents = "1500"
+prices.participant_minutes_video = { allowance = 10000, unit_price_cents = "0.4" }
+prices.function_invocations = { allowance = 1000000, unit_price_cents = "0.0002" }
+"#,
+    )
+    .unwrap();
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &["--dev", "--config", good.to_str().unwrap()],
+    )
+    .await;
+    let (st, preview) = send(s.dev(Method::GET, "/v1/billing/preview")).await;
+    assert_eq!(st, StatusCode::OK, "{preview}");
+    assert_eq!(preview["invoice"]["plan"], "team");
+    assert_eq!(preview["invoice"]["minimum_cents"], "1500");
+    assert_eq!(preview["invoice"]["total_cents"], 1500);
+    assert_eq!(preview["running"], true);
+    let video = preview["invoice"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["meter"] == "participant_minutes_video")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            video["allowance"].as_i64(),
+            video["unit_price_cents"].as_str()
+        ),
+        (Some(10000), Some("0.4"))
+    );
+
+    for (name, text, says) in [
+        ("decimals.toml", "[[billing.plans]]\nname = \"default\"\nprices.participant_minutes_audio = { unit_price_cents = \"0.00001\" }\n", "at most 4 decimal places"),
+        ("meter.toml", "[[billing.plans]]\nname = \"default\"\nprices.minutes = { unit_price_cents = \"1\" }\n", "unknown variant"),
+        ("default.toml", "[billing]\ndefault_plan = \"gold\"\n", "default plan `gold` is not configured"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = s
+            .command()
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} started");
+        assert!(stderr.contains(says), "{name}: {stderr}");
+    }
+}
