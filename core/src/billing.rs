@@ -1,10 +1,11 @@
 //! Plans and the invoice arithmetic: allowance, overage, minimum.
 //!
-//! A [`Plan`] is a list of price lists, each effective from a billing period
-//! on, so prices change at a period boundary and past periods keep the
-//! prices they were billed at. Amounts are exact decimals of US cents with
-//! up to four decimal places; the invoice total is rounded to a whole cent
-//! once, half up, after the lines are summed.
+//! A [`PlanBook`] holds price lists, each in force for one plan from a
+//! billing period on, so prices change at a period boundary and past periods
+//! keep the prices they were billed at. Prices are exact decimals of US cents
+//! with up to four decimal places; each line's amount is rounded half up to a
+//! whole cent (what a Stripe invoice item can carry), and the total is the
+//! lines' sum or the plan's minimum, whichever is larger.
 
 use std::collections::BTreeMap;
 
@@ -216,6 +217,8 @@ pub struct InvoiceLine {
     /// `overage × unit_price_cents`, exact.
     #[schema(value_type = String)]
     pub amount_cents: Decimal,
+    /// `amount_cents` rounded half up to a whole cent: what is charged.
+    pub charge_cents: i64,
 }
 
 /// What a period costs.
@@ -225,14 +228,23 @@ pub struct Invoice {
     pub plan: String,
     /// One line per meter with usage or a price.
     pub lines: Vec<InvoiceLine>,
-    /// Sum of the lines' amounts, exact.
-    #[schema(value_type = String)]
-    pub subtotal_cents: Decimal,
+    /// Sum of the lines' charges.
+    pub subtotal_cents: i64,
     /// The plan's minimum for the period.
     #[schema(value_type = String)]
     pub minimum_cents: Decimal,
-    /// The larger of subtotal and minimum, rounded half up to a whole cent.
+    /// What the minimum adds to reach it (0 when the usage is above it).
+    pub minimum_top_up_cents: i64,
+    /// The larger of subtotal and minimum (rounded half up): what the period costs.
     pub total_cents: i64,
+}
+
+/// `amount` rounded half up to a whole cent.
+fn cents(amount: Decimal) -> i64 {
+    amount
+        .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
+        .try_into()
+        .unwrap_or(i64::MAX)
 }
 
 /// The invoice of a period's usage (`usage` in internal units by meter) under `list`.
@@ -257,20 +269,18 @@ pub fn invoice(list: &PriceList, usage: &BTreeMap<Meter, i64>) -> Invoice {
                 overage,
                 unit_price_cents: price.unit_price_cents,
                 amount_cents: price.unit_price_cents * Decimal::from(overage),
+                charge_cents: cents(price.unit_price_cents * Decimal::from(overage)),
             })
         })
         .collect();
-    let subtotal: Decimal = lines.iter().map(|l| l.amount_cents).sum();
-    let due = subtotal.max(list.minimum_cents);
-    let total = due
-        .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
-        .try_into()
-        .unwrap_or(i64::MAX);
+    let subtotal: i64 = lines.iter().map(|l| l.charge_cents).sum();
+    let total = subtotal.max(cents(list.minimum_cents));
     Invoice {
         plan: list.name.clone(),
         lines,
         subtotal_cents: subtotal,
         minimum_cents: list.minimum_cents,
+        minimum_top_up_cents: total - subtotal,
         total_cents: total,
     }
 }
@@ -321,10 +331,12 @@ mod tests {
             ((10_000 * MIN + 1, 0, 0), 500),
             // 20,000 video minutes: 10,000 over at 0.4 = 4000.
             ((20_000 * MIN, 0, 0), 4000),
-            // Audio at 0.1234: 12,345 minutes, 2,345 over = 289.373; with video 4000 = 4289.373 -> 4289.
+            // Audio at 0.1234: 12,345 minutes, 2,345 over = 289.373 -> 289; with video 4000.
             ((20_000 * MIN, 12_345 * MIN, 0), 4289),
-            // Plus 5,000 invocations at 0.0001 = 0.5: 4289.873 -> 4290.
+            // Plus 5,000 invocations at 0.0001 = 0.5 -> 1 (half up).
             ((20_000 * MIN, 12_345 * MIN, 5_000), 4290),
+            // 4,000 invocations at 0.0001 = 0.4 -> 0.
+            ((20_000 * MIN, 12_345 * MIN, 4_000), 4289),
         ];
         for ((video, audio, calls), total) in cases {
             let inv = invoice(
