@@ -17,7 +17,33 @@ use switchboard_store::Backend;
 /// Load tests share the 2 cores badly; one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Runs `switchboard loadtest` with the dev key; panics if it fails.
+/// `switchboard loadtest` against `s` with the dev key: `publishers` and
+/// `subscribers` in `room`, each publisher sending `video` VP8 (`0` for none)
+/// and Opus for `secs` seconds.
+fn loadtest_command(
+    s: &Server,
+    room: &str,
+    publishers: u32,
+    subscribers: u32,
+    video: &str,
+    secs: u32,
+) -> std::process::Command {
+    let mut cmd = s.command();
+    let (publishers, subscribers, secs) = (
+        publishers.to_string(),
+        subscribers.to_string(),
+        format!("{secs}s"),
+    );
+    let auth = ["--api-key", "devkey", "--api-secret", "secret"];
+    cmd.args(["loadtest", "--url", &s.base])
+        .args(auth)
+        .args(["--room", room, "--publishers", &publishers])
+        .args(["--subscribers", &subscribers, "--video-bitrate", video])
+        .args(["--audio", "--duration", &secs]);
+    cmd
+}
+
+/// Runs a load test to its end; panics if it fails.
 async fn loadtest(
     s: &Server,
     room: &str,
@@ -26,25 +52,8 @@ async fn loadtest(
     video: &str,
     secs: u32,
 ) {
-    let mut cmd = s.command();
-    cmd.args([
-        "loadtest",
-        "--url",
-        &s.base,
-        "--api-key",
-        "devkey",
-        "--api-secret",
-        "secret",
-    ])
-    .args(["--room", room, "--publishers", &publishers.to_string()])
-    .args([
-        "--subscribers",
-        &subscribers.to_string(),
-        "--video-bitrate",
-        video,
-        "--audio",
-    ])
-    .args(["--duration", &format!("{secs}s"), "--json", "-"]);
+    let mut cmd = loadtest_command(s, room, publishers, subscribers, video, secs);
+    cmd.args(["--json", "-"]);
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("run loadtest"))
         .await
         .unwrap();
@@ -244,27 +253,9 @@ async fn usage_matches_the_log_to_the_microsecond_and_survives_a_restart() {
 async fn a_killed_servers_sessions_end_at_its_last_heartbeat() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut s = Server::start(Backend::Postgres).await;
-    let mut cmd = s.command();
-    cmd.args([
-        "loadtest",
-        "--url",
-        &s.base,
-        "--api-key",
-        "devkey",
-        "--api-secret",
-        "secret",
-    ])
-    .args([
-        "--room",
-        "crash",
-        "--video-bitrate",
-        "200k",
-        "--audio",
-        "--duration",
-        "120s",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
+    let mut cmd = loadtest_command(&s, "crash", 1, 1, "200k", 120);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let mut peers = cmd.spawn().expect("start loadtest");
     let mut joined = 0;
     for _ in 0..150 {
