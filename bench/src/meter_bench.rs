@@ -101,7 +101,7 @@ fn events(project: ProjectId, count: usize, rooms: usize) -> Vec<Event> {
                 node: Some(node),
             },
         );
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             let track = TrackRef {
                 sid: TrackSid::new(),
                 kind: TrackKind::Video,
