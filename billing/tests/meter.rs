@@ -17,7 +17,7 @@ use switchboard_core::{
     RoomSid, TrackSid,
 };
 use switchboard_store::testing::TestDb;
-use switchboard_store::usage::SessionFilter;
+use switchboard_store::usage::{Session, SessionFilter};
 use switchboard_store::{on_both_backends, Backend, Store};
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -123,6 +123,26 @@ impl Fixture {
         track
     }
 
+    /// Records a heartbeat of each of `nodes` at the clock's time.
+    async fn beat(&self, nodes: &[NodeId]) {
+        for n in nodes {
+            self.store
+                .usage()
+                .heartbeat(*n, self.clock.now())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Every session of the project, newest first.
+    async fn sessions(&self) -> Vec<Session> {
+        self.store
+            .usage()
+            .sessions(self.project, &SessionFilter::default(), None, 10)
+            .await
+            .unwrap()
+    }
+
     async fn totals(&self, from: &str, to: &str) -> BTreeMap<Meter, i64> {
         self.store
             .usage()
@@ -179,12 +199,7 @@ async fn sessions_are_metered_to_the_microsecond_as_audio_or_video(backend: Back
     f.worker.catch_up().await.unwrap();
     assert_eq!(f.period("2026-11").await, want);
 
-    let sessions = f
-        .store
-        .usage()
-        .sessions(f.project, &SessionFilter::default(), None, 10)
-        .await
-        .unwrap();
+    let sessions = f.sessions().await;
     assert_eq!(sessions.len(), 3);
     let bob_row = sessions.iter().find(|s| s.identity == "bob").unwrap();
     assert!(bob_row.video);
@@ -252,12 +267,7 @@ async fn a_leave_stamped_before_its_join_bills_nothing(backend: Backend) {
             .get(&Meter::ParticipantMinutesAudio),
         None
     );
-    let s = f
-        .store
-        .usage()
-        .sessions(f.project, &SessionFilter::default(), None, 10)
-        .await
-        .unwrap();
+    let s = f.sessions().await;
     assert_eq!(s[0].billed_us, Some(0));
     assert_eq!(s[0].left_at, Some(t("2026-11-10T10:00:05Z")));
 }
@@ -280,40 +290,18 @@ async fn a_dead_nodes_sessions_end_at_its_last_heartbeat(backend: Backend) {
         .await
         .unwrap();
     f.clock.advance(chrono::Duration::seconds(10));
-    f.store
-        .usage()
-        .heartbeat(dead, f.clock.now())
-        .await
-        .unwrap();
-    f.store
-        .usage()
-        .heartbeat(alive, f.clock.now())
-        .await
-        .unwrap();
+    f.beat(&[dead, alive]).await;
     // Ten seconds of silence is not death yet.
     f.clock.advance(chrono::Duration::seconds(10));
-    f.store
-        .usage()
-        .heartbeat(alive, f.clock.now())
-        .await
-        .unwrap();
+    f.beat(&[alive]).await;
     assert_eq!(f.worker.close_dead_nodes().await.unwrap(), 0);
     // Twenty is.
     f.clock.advance(chrono::Duration::seconds(10));
-    f.store
-        .usage()
-        .heartbeat(alive, f.clock.now())
-        .await
-        .unwrap();
+    f.beat(&[alive]).await;
     assert_eq!(f.worker.close_dead_nodes().await.unwrap(), 1);
     assert_eq!(f.worker.close_dead_nodes().await.unwrap(), 0);
 
-    let sessions = f
-        .store
-        .usage()
-        .sessions(f.project, &SessionFilter::default(), None, 10)
-        .await
-        .unwrap();
+    let sessions = f.sessions().await;
     let ann_row = sessions.iter().find(|s| s.identity == "ann").unwrap();
     assert_eq!(ann_row.left_at, Some(t("2026-11-30T23:00:10Z")));
     assert_eq!(ann_row.leave_reason.as_deref(), Some("node_lost"));

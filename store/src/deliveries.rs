@@ -18,6 +18,7 @@ use switchboard_core::event::EventPayload;
 use switchboard_core::{AttemptId, DeliveryId, Event, EventId, ProjectId, WebhookId};
 
 use crate::cursors;
+use crate::error::corrupt;
 use crate::time::{from_micros, stored, to_micros};
 use crate::webhooks;
 use crate::{Store, StoreError};
@@ -139,10 +140,6 @@ impl Store {
 const COLUMNS: &str =
     "d.id, d.project_id, d.webhook_id, d.event_id, d.event_type, d.origin, d.status, \
                        d.attempts, d.next_attempt_at, d.created_at, d.updated_at";
-
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
 
 fn decode(r: &AnyRow) -> Result<Delivery, StoreError> {
     Ok(Delivery {

@@ -29,3 +29,8 @@ impl StoreError {
         matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
     }
 }
+
+/// A stored value that could not be read back, as [`StoreError::Corrupt`].
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}

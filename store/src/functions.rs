@@ -13,6 +13,7 @@ use switchboard_core::event::EventPayload;
 use switchboard_core::function::{FailurePolicy, Triggers};
 use switchboard_core::{Event, EventId, FunctionId, FunctionJobId, InvocationId, ProjectId};
 
+use crate::error::corrupt;
 use crate::time::{from_micros, stored, to_micros};
 use crate::{cursors, Store, StoreError};
 
@@ -143,10 +144,6 @@ impl Store {
     pub fn functions(&self) -> Functions<'_> {
         Functions(self)
     }
-}
-
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
 }
 
 const COLUMNS: &str =

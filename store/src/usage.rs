@@ -17,6 +17,7 @@ use switchboard_core::event::{EventPayload, LeaveReason, ParticipantRef, RoomRef
 use switchboard_core::usage::{Meter, Span};
 use switchboard_core::{Event, InvocationId, NodeId, ParticipantSid, ProjectId, RoomName};
 
+use crate::error::corrupt;
 use crate::time::{from_micros, to_micros};
 use crate::{cursors, events, Store, StoreError};
 
@@ -104,10 +105,6 @@ impl Store {
     pub fn usage(&self) -> Usage<'_> {
         Usage(self)
     }
-}
-
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
 }
 
 fn parse_meter(s: &str) -> Result<Meter, StoreError> {

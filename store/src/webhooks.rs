@@ -14,6 +14,7 @@ use sqlx::{AnyConnection, AnyPool, Row};
 use switchboard_core::webhook::EventTypes;
 use switchboard_core::{ProjectId, WebhookId};
 
+use crate::error::corrupt;
 use crate::time::{from_micros, stored, to_micros};
 use crate::{Store, StoreError};
 
@@ -90,10 +91,6 @@ impl Store {
 
 const COLUMNS: &str = "id, project_id, url, description, events, enabled, disabled_reason, \
                        failing_since, created_at, updated_at";
-
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
 
 pub(crate) fn decode(r: &AnyRow) -> Result<Webhook, StoreError> {
     let events: Vec<String> =
