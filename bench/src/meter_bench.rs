@@ -216,6 +216,14 @@ async fn bulk_load(
          SELECT project_id, meter, hour, room_name, SUM(quantity) FROM usage_ledger \
          WHERE project_id = '{project}' GROUP BY project_id, meter, hour, room_name"
         ),
+        format!("INSERT INTO usage_project_hourly (project_id, meter, hour, quantity) \
+         SELECT project_id, meter, hour, SUM(quantity) FROM usage_hourly \
+         WHERE project_id = '{project}' GROUP BY project_id, meter, hour"
+        ),
+        format!("INSERT INTO usage_room_daily (project_id, meter, day, room_name, quantity) \
+         SELECT project_id, meter, hour - hour % 86400000000, room_name, SUM(quantity) FROM usage_hourly \
+         WHERE project_id = '{project}' GROUP BY project_id, meter, hour - hour % 86400000000, room_name"
+        ),
         "ANALYZE".to_owned(),
     ];
     for sql in statements {

@@ -14,12 +14,15 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use switchboard_core::event::{EventPayload, LeaveReason, ParticipantRef, RoomRef, TrackKind};
-use switchboard_core::usage::{Meter, Span};
+use switchboard_core::usage::{Meter, Span, HOUR_US};
 use switchboard_core::{Event, InvocationId, NodeId, ParticipantSid, ProjectId, RoomName};
 
 use crate::error::corrupt;
 use crate::time::{from_micros, to_micros};
 use crate::{cursors, events, Store, StoreError};
+
+/// A UTC day in microseconds.
+const DAY_US: i64 = 24 * HOUR_US;
 
 /// The name of the meter's cursor.
 pub const CONSUMER: &str = "billing";
@@ -111,6 +114,11 @@ fn parse_meter(s: &str) -> Result<Meter, StoreError> {
     s.parse().map_err(corrupt)
 }
 
+/// The first UTC midnight at or after `t` (µs).
+fn ceil_day(t: i64) -> i64 {
+    t + (DAY_US - t.rem_euclid(DAY_US)) % DAY_US
+}
+
 /// Adds `quantity` of `meter` from `source` in the hour starting at `hour`
 /// to the ledger and the rollup, unless that row is already there.
 #[allow(clippy::too_many_arguments)]
@@ -150,6 +158,29 @@ async fn add(
         .bind(project.to_string())
         .bind(meter.as_str())
         .bind(hour)
+        .bind(room_name)
+        .bind(quantity)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO usage_project_hourly (project_id, meter, hour, quantity) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (project_id, meter, hour) \
+             DO UPDATE SET quantity = usage_project_hourly.quantity + excluded.quantity",
+        )
+        .bind(project.to_string())
+        .bind(meter.as_str())
+        .bind(hour)
+        .bind(quantity)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO usage_room_daily (project_id, meter, day, room_name, quantity) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (project_id, meter, day, room_name) \
+             DO UPDATE SET quantity = usage_room_daily.quantity + excluded.quantity",
+        )
+        .bind(project.to_string())
+        .bind(meter.as_str())
+        .bind(hour - hour.rem_euclid(DAY_US))
         .bind(room_name)
         .bind(quantity)
         .execute(&mut *conn)
@@ -563,9 +594,9 @@ impl Usage<'_> {
         }
         let (project_s, from, to) = (project.to_string(), to_micros(from), to_micros(to));
         let hourly = sqlx::query(
-            "SELECT meter, hour, CAST(SUM(quantity) AS BIGINT) AS quantity FROM usage_hourly \
+            "SELECT meter, hour, quantity FROM usage_project_hourly \
              WHERE project_id = $1 AND hour >= $2 AND hour < $3 AND ($4 = '' OR meter = $4) \
-             GROUP BY meter, hour ORDER BY hour, meter",
+             ORDER BY hour, meter",
         )
         .bind(&project_s)
         .bind(from)
@@ -585,15 +616,32 @@ impl Usage<'_> {
         let mut rooms = Vec::new();
         let meters: Vec<Meter> = meter.map_or_else(|| Meter::ALL.to_vec(), |m| vec![m]);
         for meter in meters.into_iter().filter(|_| room_limit > 0) {
+            // Whole days from the daily rollup, the hours before the first
+            // and after the last whole day from the hourly one.
+            let (first_day, last_day) = (ceil_day(from), to - to.rem_euclid(DAY_US));
+            let (days, edges) = if first_day < last_day {
+                ((first_day, last_day), [(from, first_day), (last_day, to)])
+            } else {
+                ((0, 0), [(from, to), (0, 0)])
+            };
             let rows = sqlx::query(
-                "SELECT room_name, CAST(SUM(quantity) AS BIGINT) AS quantity FROM usage_hourly \
-                 WHERE project_id = $1 AND meter = $2 AND hour >= $3 AND hour < $4 \
-                 GROUP BY room_name ORDER BY SUM(quantity) DESC, room_name LIMIT $5",
+                "SELECT room_name, CAST(SUM(quantity) AS BIGINT) AS quantity FROM ( \
+                     SELECT room_name, quantity FROM usage_room_daily \
+                     WHERE project_id = $1 AND meter = $2 AND day >= $3 AND day < $4 \
+                     UNION ALL \
+                     SELECT room_name, quantity FROM usage_hourly \
+                     WHERE project_id = $1 AND meter = $2 \
+                       AND ((hour >= $5 AND hour < $6) OR (hour >= $7 AND hour < $8)) \
+                 ) AS parts GROUP BY room_name ORDER BY SUM(quantity) DESC, room_name LIMIT $9",
             )
             .bind(&project_s)
             .bind(meter.as_str())
-            .bind(from)
-            .bind(to)
+            .bind(days.0)
+            .bind(days.1)
+            .bind(edges[0].0)
+            .bind(edges[0].1)
+            .bind(edges[1].0)
+            .bind(edges[1].1)
             .bind(i64::from(room_limit))
             .fetch_all(&mut *tx)
             .await?;
@@ -663,6 +711,22 @@ impl Usage<'_> {
         .iter()
         .map(decode_session)
         .collect()
+    }
+
+    /// Whether `project` has a session still open that began before `t`.
+    pub async fn open_before(
+        &self,
+        project: ProjectId,
+        t: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 FROM usage_sessions WHERE project_id = $1 AND left_at IS NULL AND joined_at < $2 LIMIT 1",
+        )
+        .bind(project.to_string())
+        .bind(to_micros(t))
+        .fetch_optional(self.0.reader())
+        .await?
+        .is_some())
     }
 
     /// The plan `project` is on, if it was given one.
