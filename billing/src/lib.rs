@@ -5,6 +5,8 @@
 //!   usage ledger, and closes the sessions of nodes that fell silent at their
 //!   last heartbeat.
 //! - [`heartbeat`]: the task that tells the database this node is alive.
+//! - [`stripe`]: customers, subscriptions, usage reports and webhooks of
+//!   Stripe, when configured.
 //!
 //! The arithmetic (splitting into hours, rounding once per period, plans and
 //! invoices) lives in `switchboard_core::usage` and `switchboard_core::billing`
@@ -12,3 +14,4 @@
 
 pub mod heartbeat;
 pub mod meter;
+pub mod stripe;

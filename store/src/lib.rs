@@ -6,8 +6,9 @@
 //! One module per table or aggregate: [`projects`], [`api_keys`], [`rooms`],
 //! [`events`] (the append-only event log), [`idempotency`], [`webhooks`]
 //! (endpoints), [`deliveries`] (the webhook outbox and its attempts) and [`functions`]
-//! (versions, jobs, invocations and the key-value store), and [`usage`] (node
-//! heartbeats, participant sessions, the usage ledger and its rollup). Each hands out
+//! (versions, jobs, invocations and the key-value store), [`usage`] (node
+//! heartbeats, participant sessions, the usage ledger and its rollup), and
+//! [`stripe`] (customer links, usage reports to Stripe, Stripe events). Each hands out
 //! a small repository borrowed from the [`Store`] (`store.rooms().create(..)`).
 //!
 //! # Invariants
@@ -33,6 +34,7 @@ pub mod idempotency;
 pub mod projects;
 pub mod rooms;
 pub mod sealing;
+pub mod stripe;
 pub mod testing;
 pub mod usage;
 pub mod webhooks;

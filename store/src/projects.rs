@@ -5,6 +5,15 @@ use sqlx::Row;
 use switchboard_core::ProjectId;
 
 use crate::time::{from_micros, stored, to_micros};
+
+/// Why a project is suspended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspension {
+    /// A short code: `payment_failed`, `subscription_canceled`, `operator`.
+    pub reason: String,
+    /// Since when.
+    pub since: DateTime<Utc>,
+}
 use crate::{Store, StoreError};
 
 /// A project.
@@ -60,5 +69,42 @@ impl Projects<'_> {
             })
         })
         .transpose()
+    }
+
+    /// Why `project` is suspended, if it is.
+    pub async fn suspension(&self, project: ProjectId) -> Result<Option<Suspension>, StoreError> {
+        let row = sqlx::query("SELECT suspended_reason, suspended_at FROM projects WHERE id = $1")
+            .bind(project.to_string())
+            .fetch_optional(self.0.reader())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let reason: Option<String> = row.try_get("suspended_reason")?;
+        let since: Option<i64> = row.try_get("suspended_at")?;
+        match (reason, since) {
+            (Some(reason), Some(since)) => Ok(Some(Suspension {
+                reason,
+                since: from_micros(since)?,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// Suspends `project` for `reason` (`None`: lifts its suspension). False if there is no such project.
+    pub async fn set_suspension(
+        &self,
+        project: ProjectId,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE projects SET suspended_reason = $1, suspended_at = $2 WHERE id = $3",
+        )
+        .bind(reason)
+        .bind(reason.map(|_| to_micros(now)))
+        .bind(project.to_string())
+        .execute(self.0.writer())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 }
