@@ -26,6 +26,9 @@ enum Command {
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Bill usage through Stripe.
+    #[command(subcommand)]
+    Billing(BillingCommand),
     /// Deploy functions through the REST API.
     #[command(subcommand)]
     Functions(FunctionsCommand),
@@ -51,6 +54,20 @@ pub struct StorageFlags {
 enum ProjectCommand {
     /// Create a project with its first API key; prints the key's secret once.
     Create(crate::project::CreateArgs),
+    /// Put a project on a plan of the [billing] configuration.
+    SetPlan(crate::project::SetPlanArgs),
+    /// Link a project to an existing Stripe customer (and subscription).
+    LinkStripe(crate::project::LinkStripeArgs),
+    /// Suspend a project: new joins are refused; calls in progress go on.
+    Suspend(crate::project::SuspendArgs),
+    /// Lift a project's suspension.
+    Resume(crate::project::ResumeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BillingCommand {
+    /// Report a period's usage to Stripe now, before the period closes.
+    Settle(crate::billing::SettleArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +95,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Project(ProjectCommand::Create(args)) => crate::project::create(args).await,
+        Command::Project(ProjectCommand::SetPlan(args)) => crate::project::set_plan(args).await,
+        Command::Project(ProjectCommand::LinkStripe(args)) => {
+            crate::project::link_stripe(args).await
+        }
+        Command::Project(ProjectCommand::Suspend(args)) => crate::project::suspend(args).await,
+        Command::Project(ProjectCommand::Resume(args)) => crate::project::resume(args).await,
+        Command::Billing(BillingCommand::Settle(args)) => crate::billing::settle(args).await,
         Command::Token(TokenCommand::Create(args)) => crate::token::create(args),
         Command::Functions(FunctionsCommand::Deploy(args)) => crate::functions::deploy(args).await,
         Command::Loadtest(args) => crate::loadtest::run(args).await,

@@ -166,6 +166,8 @@ pub struct FileConfig {
     pub function_cache_dir: Option<std::path::PathBuf>,
     /// Plans and prices (`[billing]`, `[[billing.plans]]`).
     pub billing: Option<switchboard_core::billing::PlanBook>,
+    /// Stripe (`[stripe]`): customers, usage reports, webhooks.
+    pub stripe: Option<switchboard_billing::stripe::Config>,
 }
 
 impl FileConfig {

@@ -2,6 +2,7 @@
 //!
 //! Run with `cargo run --release -- serve --dev`.
 
+mod billing;
 mod cli;
 mod config;
 mod functions;
@@ -16,6 +17,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // More than one TLS crypto backend is linked in (the Stripe client's and
+    // others'); rustls then needs to be told which one to use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -34,6 +34,9 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     plans
         .validate()
         .context("the [billing] section of the config file")?;
+    if let Some(stripe) = &file.stripe {
+        stripe.validate(&plans)?;
+    }
     let dev = flags.dev || file.dev.unwrap_or(false);
     let http_addr = match flags.http_addr.or(file.http_addr) {
         Some(a) => a,
@@ -194,6 +197,29 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         )
         .start(),
     );
+    let mut stripe_webhooks = None;
+    if let Some(stripe) = file.stripe.clone() {
+        if let Some(secret) = &stripe.webhook_secret {
+            stripe_webhooks = Some(
+                switchboard_billing::stripe::webhook::Receiver::new(
+                    store.clone(),
+                    clock.clone(),
+                    secret,
+                )
+                .routes(),
+            );
+        } else {
+            tracing::warn!("[stripe] has no webhook_secret: Stripe's webhooks are refused, so no project is suspended for billing");
+        }
+        let worker = switchboard_billing::stripe::Worker::new(
+            store.clone(),
+            plans.clone(),
+            stripe,
+            clock.clone(),
+        )
+        .context("cannot set up the Stripe client")?;
+        workers.push(worker.start());
+    }
     let state = AppState {
         store: store.clone(),
         directory: rooms.clone(),
@@ -209,11 +235,11 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         key_id: DEV_KEY_ID.into(),
         secret: DEV_KEY_SECRET.into(),
     });
-    let app = switchboard_api::app_with(
-        state,
-        switchboard_media::http::router(rooms.clone(), demo),
-        Some(switchboard_media::http::openapi()),
-    );
+    let mut extra = switchboard_media::http::router(rooms.clone(), demo);
+    if let Some(routes) = stripe_webhooks {
+        extra = extra.merge(routes);
+    }
+    let app = switchboard_api::app_with(state, extra, Some(switchboard_media::http::openapi()));
 
     // The "listening on" line comes last: scripts and tests wait for it.
     if let Some(project) = dev_project {

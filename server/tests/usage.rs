@@ -7,7 +7,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DateTime, Utc};
+use common::metering::{loadtest, loadtest_command, settled, total, usage};
 use common::{expect_error, send, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -16,88 +17,6 @@ use switchboard_store::Backend;
 
 /// Load tests share the 2 cores badly; one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// `switchboard loadtest` against `s` with the dev key: `publishers` and
-/// `subscribers` in `room`, each publisher sending `video` VP8 (`0` for none)
-/// and Opus for `secs` seconds.
-fn loadtest_command(
-    s: &Server,
-    room: &str,
-    publishers: u32,
-    subscribers: u32,
-    video: &str,
-    secs: u32,
-) -> std::process::Command {
-    let mut cmd = s.command();
-    let (publishers, subscribers, secs) = (
-        publishers.to_string(),
-        subscribers.to_string(),
-        format!("{secs}s"),
-    );
-    let auth = ["--api-key", "devkey", "--api-secret", "secret"];
-    cmd.args(["loadtest", "--url", &s.base])
-        .args(auth)
-        .args(["--room", room, "--publishers", &publishers])
-        .args(["--subscribers", &subscribers, "--video-bitrate", video])
-        .args(["--audio", "--duration", &secs]);
-    cmd
-}
-
-/// Runs a load test to its end; panics if it fails.
-async fn loadtest(
-    s: &Server,
-    room: &str,
-    publishers: u32,
-    subscribers: u32,
-    video: &str,
-    secs: u32,
-) {
-    let mut cmd = loadtest_command(s, room, publishers, subscribers, video, secs);
-    cmd.args(["--json", "-"]);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run loadtest"))
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "loadtest failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log()
-    );
-}
-
-/// A window of whole hours around now, wide enough for the whole test.
-fn window() -> (String, String) {
-    let hour = Utc::now()
-        .duration_trunc(chrono::Duration::hours(1))
-        .unwrap();
-    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    (
-        fmt(hour - chrono::Duration::hours(2)),
-        fmt(hour + chrono::Duration::hours(3)),
-    )
-}
-
-async fn usage(s: &Server) -> Value {
-    let (from, to) = window();
-    let (st, v) = send(s.dev(Method::GET, "/v1/usage").query(&[
-        ("from", from.as_str()),
-        ("to", to.as_str()),
-        ("granularity", "hour"),
-    ]))
-    .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    v
-}
-
-fn total(report: &Value, meter: &str) -> i64 {
-    report["meters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["meter"] == meter)
-        .map(|m| m["total"].as_i64().unwrap())
-        .unwrap_or_else(|| panic!("no {meter} in {report}"))
-}
 
 fn room_quantity(report: &Value, meter: &str, room: &str) -> i64 {
     report["meters"]
@@ -140,29 +59,6 @@ async fn durations_from_the_log(s: &Server) -> HashMap<String, i64> {
     }
     assert!(joined.is_empty(), "sessions still open: {joined:?}");
     by_room
-}
-
-/// Waits until no session is open and the meter has read the whole log.
-async fn settled(s: &Server, want_sessions: usize) -> Value {
-    for _ in 0..100 {
-        let report = usage(s).await;
-        let (_, sessions) = send(
-            s.dev(Method::GET, "/v1/usage/sessions")
-                .query(&[("limit", "100")]),
-        )
-        .await;
-        let closed = sessions["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|x| !x["left_at"].is_null())
-            .count();
-        if report["open_sessions"] == 0 && closed == want_sessions {
-            return report;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("sessions did not settle: {}", usage(s).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

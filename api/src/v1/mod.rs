@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::AppState;
 
 pub mod api_keys;
+pub mod billing;
 pub mod events;
 pub mod functions;
 pub mod kv;
@@ -31,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(functions::router())
         .merge(kv::router())
         .merge(usage::router())
+        .merge(billing::router())
 }
 
 /// Query of list endpoints.

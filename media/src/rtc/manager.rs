@@ -62,10 +62,23 @@ impl RoomManager {
         *self.gate.write().unwrap_or_else(|p| p.into_inner()) = gate;
     }
 
-    /// Asks the join gate about `claims` joining `room`: the claims to admit
-    /// with (name, metadata and permissions possibly changed), or the reason
-    /// the client is refused.
+    /// Refuses joins to a suspended project, then asks the join gate about
+    /// `claims` joining `room`: the claims to admit with (name, metadata and
+    /// permissions possibly changed), or the reason the client is refused.
     pub async fn gate_join(&self, room: &Room, mut claims: Claims) -> Result<Claims, String> {
+        match self.store.projects().suspension(room.project).await {
+            // Short enough for a WebSocket close reason (123 bytes).
+            Ok(Some(s)) => {
+                return Err(format!(
+                    "project suspended ({}): no one can join until its billing is settled",
+                    s.reason
+                ))
+            }
+            Ok(None) => {}
+            // Billing must not take calls down with the database: a join the
+            // store cannot check is let through (and the error logged).
+            Err(e) => tracing::error!(error = %e, "cannot check whether the project is suspended"),
+        }
         let gate = self.gate.read().unwrap_or_else(|p| p.into_inner()).clone();
         let req = JoinRequest {
             project: room.project,

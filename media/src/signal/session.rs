@@ -111,7 +111,7 @@ pub async fn run(
         let claims = match manager.gate_join(&room, claims).await {
             Ok(c) => c,
             Err(reason) => {
-                tracing::info!(%reason, "join denied by a function");
+                tracing::info!(%reason, "join denied");
                 close(&mut ws_tx, 4403, close_reason(&reason)).await;
                 return;
             }
