@@ -114,14 +114,14 @@ pub async fn set_plan(args: SetPlanArgs) -> anyhow::Result<()> {
         .unwrap_or_default();
     if let Some(plan) = &args.plan {
         if !plans.has_plan(plan) {
+            let mut names: Vec<&str> = plans.plans.iter().map(|p| p.name.as_str()).collect();
+            names.dedup();
+            if names.is_empty() {
+                bail!("there is no plan {plan:?}: no [billing] plans are configured (give the server's --config)");
+            }
             bail!(
-                "the [billing] configuration has no plan {plan:?}; its plans are: {}",
-                plans
-                    .plans
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "there is no plan {plan:?} in the [billing] configuration; its plans are: {}",
+                names.join(", ")
             );
         }
     }

@@ -1,4 +1,5 @@
-//! The `switchboard` commands other than the REST API: shutdown, projects, tokens, migrate, config.
+//! The `switchboard` commands other than the REST API: shutdown, projects, plans,
+//! suspension, tokens, migrate, config.
 
 mod common;
 
@@ -12,6 +13,7 @@ switchboard_store::on_both_backends!(
     sigterm_stops_the_server_cleanly,
     project_create_refuses_short_secrets_and_accepts_good_ones,
     migrate_runs_alone,
+    operators_set_plans_and_suspend_and_resume_projects,
 );
 
 async fn sigterm_stops_the_server_cleanly(b: Backend) {
@@ -213,4 +215,44 @@ fn serve_reads_a_toml_config_file_and_refuses_a_bad_one() {
         "the flag wins over the file: {banner}"
     );
     assert!(data.join("switchboard.db").exists() && data.join("master.key").exists());
+}
+
+async fn operators_set_plans_and_suspend_and_resume_projects(b: Backend) {
+    let s = Server::start(b).await;
+    let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
+    let id = project["id"].as_str().unwrap();
+    let stderr = |args: &[&str]| {
+        let out = s.cli(args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let ok = |args: &[&str]| {
+        let out = s.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let suspension =
+        || async { send(s.dev(Method::GET, "/v1/billing/stripe")).await.1["suspension"].clone() };
+
+    // Plans must exist in the configuration; without one only `default` does.
+    assert!(stderr(&["project", "set-plan", id, "gold"]).contains("no plan \"gold\""));
+    assert!(ok(&["project", "set-plan", id]).contains("is on plan default"));
+    assert!(stderr(&["project", "set-plan", "prj_nope", "gold"]).contains("prj_nope"));
+
+    assert!(stderr(&["project", "suspend", id, "--reason", "not a code!"]).contains("A-Z"));
+    assert!(suspension().await.is_null());
+    ok(&["project", "suspend", id]);
+    assert_eq!(suspension().await["reason"], "operator");
+    ok(&["project", "resume", id]);
+    assert!(suspension().await.is_null());
+    let missing = switchboard_core::ProjectId::new().to_string();
+    assert!(stderr(&["project", "resume", &missing]).contains("no project"));
+
+    // Settling needs Stripe.
+    assert!(stderr(&["billing", "settle", "--period", "2026-11"]).contains("[stripe]"));
+    assert!(stderr(&["billing", "settle", "--period", "November"]).contains("YYYY-MM"));
 }

@@ -963,6 +963,7 @@ const ROUTES: &[&str] = &[
     "GET /v1/usage",
     "GET /v1/usage/sessions",
     "GET /v1/billing/preview",
+    "GET /v1/billing/stripe",
 ];
 
 async fn openapi_describes_every_route(b: Backend) {

@@ -237,7 +237,7 @@ type Refusal = (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_queries_refuse_garbage_with_a_reason() {
     let s = Server::start(Backend::Sqlite).await;
-    let cases: [Refusal; 9] = [
+    let cases: [Refusal; 11] = [
         ("/v1/usage", &[("from", "yesterday")], "invalid_time"),
         (
             "/v1/usage",
@@ -271,6 +271,8 @@ async fn usage_queries_refuse_garbage_with_a_reason() {
             &[("period", "2026-13")],
             "invalid_period",
         ),
+        ("/v1/billing/stripe", &[("limit", "0")], "invalid_request"),
+        ("/v1/billing/stripe", &[("page", "2")], "invalid_request"),
     ];
     for (path, query, code) in cases {
         let msg = expect_error(
@@ -294,6 +296,13 @@ async fn usage_queries_refuse_garbage_with_a_reason() {
         "unauthorized",
     )
     .await;
+    // Without [stripe], a project has no customer and nothing was reported.
+    let (st, stripe) = send(s.dev(Method::GET, "/v1/billing/stripe")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        stripe,
+        serde_json::json!({"customer_id": null, "subscription_id": null, "suspension": null, "reports": []})
+    );
     // A fresh project has used nothing, and says so.
     let report = usage(&s).await;
     assert_eq!(report["meters"].as_array().unwrap().len(), 5);
