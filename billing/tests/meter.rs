@@ -331,7 +331,86 @@ async fn a_dead_nodes_sessions_end_at_its_last_heartbeat(backend: Backend) {
     );
 }
 
+/// The breakdown by room reads whole days from the daily rollup and the
+/// hours around them from the hourly one; every range adds up.
+async fn rooms_add_up_over_whole_days_and_the_hours_around_them(backend: Backend) {
+    let f = fixture(backend).await;
+    let room = |name: &str| RoomRef {
+        sid: RoomSid::new(),
+        name: RoomName::new(name).unwrap(),
+    };
+    let (a, b) = (room("a"), room("b"));
+    let sessions = [
+        (&a, "ann", "2026-11-10T22:30:00Z", "2026-11-12T01:15:00Z"),
+        (&b, "bob", "2026-11-11T05:00:00Z", "2026-11-11T06:30:00Z"),
+        (&b, "cat", "2026-11-11T23:00:00Z", "2026-11-12T00:30:00Z"),
+    ];
+    for (room, who, from, to) in sessions {
+        let p = f.who(who);
+        let joined = EventPayload::ParticipantJoined {
+            room: room.clone(),
+            participant: p.clone(),
+            node: None,
+        };
+        f.record(from, joined).await;
+        let left = EventPayload::ParticipantLeft {
+            room: room.clone(),
+            participant: p,
+            reason: LeaveReason::ClientLeft,
+        };
+        f.record(to, left).await;
+    }
+    f.worker.catch_up().await.unwrap();
+    const H: i64 = 3600 * S;
+    let cases = [
+        (
+            "2026-11-10T00:00:00Z",
+            "2026-11-13T00:00:00Z",
+            26 * H + 3 * H / 4,
+            3 * H,
+        ),
+        (
+            "2026-11-10T23:00:00Z",
+            "2026-11-12T01:00:00Z",
+            26 * H,
+            3 * H,
+        ),
+        ("2026-11-11T05:00:00Z", "2026-11-11T06:00:00Z", H, H),
+        ("2026-11-12T00:00:00Z", "2026-11-12T01:00:00Z", H, H / 2),
+        (
+            "2026-11-01T00:00:00Z",
+            "2026-12-01T00:00:00Z",
+            26 * H + 3 * H / 4,
+            3 * H,
+        ),
+    ];
+    for (from, to, want_a, want_b) in cases {
+        let report = f
+            .store
+            .usage()
+            .report(f.project, t(from), t(to), None, 10)
+            .await
+            .unwrap();
+        let room_total = |name: &str| {
+            report
+                .rooms
+                .iter()
+                .filter(|r| r.room_name == name)
+                .map(|r| r.quantity)
+                .sum::<i64>()
+        };
+        assert_eq!(
+            (room_total("a"), room_total("b")),
+            (want_a, want_b),
+            "{from} to {to}"
+        );
+        let series: i64 = report.hourly.iter().map(|h| h.quantity).sum();
+        assert_eq!(series, want_a + want_b, "{from} to {to}");
+    }
+}
+
 on_both_backends!(
+    rooms_add_up_over_whole_days_and_the_hours_around_them,
     sessions_are_metered_to_the_microsecond_as_audio_or_video,
     a_session_across_a_period_boundary_is_split_where_it_crosses,
     one_identitys_overlapping_sessions_are_billed_once,
