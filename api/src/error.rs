@@ -116,3 +116,12 @@ impl From<DirectoryError> for ApiError {
         }
     }
 }
+
+impl From<switchboard_recording::ControlError> for ApiError {
+    fn from(e: switchboard_recording::ControlError) -> Self {
+        match e {
+            switchboard_recording::ControlError::Store(e) => e.into(),
+            switchboard_recording::ControlError::Directory(e) => e.into(),
+        }
+    }
+}

@@ -61,6 +61,10 @@ pub struct AppState {
     pub store: Store,
     /// Live participants on the media tier.
     pub directory: Arc<dyn ParticipantDirectory>,
+    /// Recordings on the media tier.
+    pub recorders: Arc<dyn switchboard_core::directory::RecordingDirectory>,
+    /// Where recordings' files are kept, if this server can read them.
+    pub recording_storage: Option<switchboard_recording::Storage>,
     /// The function host (checks uploads, runs test invocations), if this server runs one.
     pub functions: Option<Arc<dyn switchboard_core::function::FunctionRunner>>,
     /// The time.
@@ -140,6 +144,7 @@ pub fn app_with(
 
     Router::new()
         .merge(v1)
+        .merge(v1::recordings::signed_router())
         .merge(health::router())
         .route(
             "/v1/openapi.json",

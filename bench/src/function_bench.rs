@@ -95,7 +95,14 @@ async fn measure(label: &str, bytes: Vec<u8>, n: usize) -> anyhow::Result<Value>
         .await?
         .id;
     let cache = tempfile::tempdir()?;
-    let services = || Services::new(store.clone(), Arc::new(NoMediaTier), Arc::new(SystemClock));
+    let services = || {
+        Services::new(
+            store.clone(),
+            Arc::new(NoMediaTier),
+            Arc::new(NoMediaTier),
+            Arc::new(SystemClock),
+        )
+    };
     let host = FunctionHost::new(services(), Limits::default(), Some(cache.path().to_owned()))?;
     let started = Instant::now();
     let digest = host

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::id::{ProjectId, TrackSid};
+use crate::id::{ProjectId, RecordingId, TrackSid};
 use crate::name::{Identity, RoomName};
 use crate::room::{ParticipantInfo, ParticipantPermissions};
 
@@ -94,6 +94,27 @@ pub trait ParticipantDirectory: Send + Sync + 'static {
     async fn close_room(&self, project: ProjectId, room: &RoomName) -> Result<(), DirectoryError>;
 }
 
+/// Recordings running on media nodes.
+#[async_trait]
+pub trait RecordingDirectory: Send + Sync + 'static {
+    /// Hands stored recording `recording` of `room` to the node hosting the
+    /// room if it is live; a room not live yet picks it up when it goes live.
+    async fn start(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        recording: RecordingId,
+    ) -> Result<(), DirectoryError>;
+
+    /// Asks the node writing `recording` to stop it and close its files;
+    /// false if no node is writing it.
+    async fn stop(
+        &self,
+        project: ProjectId,
+        recording: RecordingId,
+    ) -> Result<bool, DirectoryError>;
+}
+
 /// The directory when this deployment runs no media tier: nobody is connected.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoMediaTier;
@@ -167,5 +188,21 @@ impl ParticipantDirectory for NoMediaTier {
 
     async fn close_room(&self, _: ProjectId, _: &RoomName) -> Result<(), DirectoryError> {
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RecordingDirectory for NoMediaTier {
+    async fn start(
+        &self,
+        _: ProjectId,
+        _: &RoomName,
+        _: RecordingId,
+    ) -> Result<(), DirectoryError> {
+        Ok(())
+    }
+
+    async fn stop(&self, _: ProjectId, _: RecordingId) -> Result<bool, DirectoryError> {
+        Ok(false)
     }
 }

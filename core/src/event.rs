@@ -13,8 +13,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::id::{EventId, NodeId, ParticipantSid, ProjectId, RoomSid, TrackSid};
+use crate::id::{EventId, NodeId, ParticipantSid, ProjectId, RecordingId, RoomSid, TrackSid};
 use crate::name::{Identity, RoomName};
+use crate::recording::{RecordingFile, RecordingMode};
 
 /// One state change, as stored in the event log and delivered to consumers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -202,35 +203,43 @@ pub enum EventPayload {
         /// The track.
         track: TrackRef,
     },
-    /// A recording started writing.
+    /// A recording started writing its first track.
     #[serde(rename = "recording.started")]
     RecordingStarted {
         /// The room.
         room: RoomRef,
         /// The recording id.
-        recording_id: String,
+        recording_id: RecordingId,
+        /// `tracks` or `composite`.
+        mode: RecordingMode,
     },
-    /// A recording finished and its file is complete.
+    /// A recording finished and its files are complete.
     #[serde(rename = "recording.finished")]
     RecordingFinished {
         /// The room.
         room: RoomRef,
         /// The recording id.
-        recording_id: String,
-        /// Where the file is stored.
+        recording_id: RecordingId,
+        /// `tracks` or `composite`.
+        mode: RecordingMode,
+        /// Where its files are stored, such as `file:///data/recordings/pr_.../rec_.../`.
         location: String,
-        /// Length of the recording in milliseconds.
+        /// Length of the recording in milliseconds (what is metered).
         duration_ms: u64,
+        /// Its files, with sizes and durations.
+        files: Vec<RecordingFile>,
     },
-    /// A recording failed.
+    /// A recording failed; the files it got to are listed.
     #[serde(rename = "recording.failed")]
     RecordingFailed {
         /// The room.
         room: RoomRef,
         /// The recording id.
-        recording_id: String,
+        recording_id: RecordingId,
         /// What went wrong.
         error: String,
+        /// What was written before it failed, if anything.
+        files: Vec<RecordingFile>,
     },
     /// A new version of a function was deployed.
     #[serde(rename = "function.deployed")]
@@ -389,18 +398,22 @@ mod tests {
             },
             EventPayload::RecordingStarted {
                 room: r.clone(),
-                recording_id: "rec".into(),
+                recording_id: RecordingId::new(),
+                mode: RecordingMode::Tracks,
             },
             EventPayload::RecordingFinished {
                 room: r.clone(),
-                recording_id: "rec".into(),
+                recording_id: RecordingId::new(),
+                mode: RecordingMode::Tracks,
                 location: "x".into(),
                 duration_ms: 1,
+                files: Vec::new(),
             },
             EventPayload::RecordingFailed {
                 room: r,
-                recording_id: "rec".into(),
+                recording_id: RecordingId::new(),
                 error: "disk full".into(),
+                files: Vec::new(),
             },
             EventPayload::FunctionDeployed {
                 function_id: "fn".into(),

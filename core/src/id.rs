@@ -153,6 +153,10 @@ prefixed_id!(
     FunctionJobId, "fnj_", "function job"
 );
 prefixed_id!(
+    /// Identifies a recording of a room.
+    RecordingId, "rec_", "recording"
+);
+prefixed_id!(
     /// Identifies one run of a server process (a node) from start to stop.
     NodeId, "nd_", "node"
 );

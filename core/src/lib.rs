@@ -10,6 +10,7 @@
 //!   consumers, with an in-process implementation.
 //! - [`token`]: access tokens (HS256 JWTs) with their grants.
 //! - [`room`]: rooms, participants and tracks as the API shows them.
+//! - [`recording`]: recordings, what they select and the files they produce.
 //! - [`directory`]: the seam through which the control plane reaches live
 //!   participants on media nodes.
 //! - [`signal`]: the messages of the WebSocket signaling protocol, shared by
@@ -32,6 +33,7 @@ pub mod event;
 pub mod function;
 pub mod id;
 pub mod name;
+pub mod recording;
 pub mod room;
 pub mod signal;
 pub mod token;
@@ -42,6 +44,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{Event, EventPayload};
 pub use id::{
     AttemptId, DeliveryId, EventId, FunctionId, FunctionJobId, InvocationId, NodeId,
-    ParticipantSid, ProjectId, RoomSid, TrackSid, WebhookId,
+    ParticipantSid, ProjectId, RecordingId, RoomSid, TrackSid, WebhookId,
 };
 pub use name::{Identity, NameError, RoomName};

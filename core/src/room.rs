@@ -34,6 +34,8 @@ pub struct Room {
     pub metadata: String,
     /// Where the app would like the room hosted, such as `eu-west`.
     pub region: Option<String>,
+    /// Whether every track is recorded (`tracks` mode) from the first one published.
+    pub record: bool,
     /// Participants connected right now.
     pub num_participants: u32,
 }

@@ -4,10 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_core::directory::{NoMediaTier, ParticipantDirectory, ParticipantUpdate};
-use switchboard_core::event::EventPayload;
+use switchboard_core::directory::{
+    NoMediaTier, ParticipantDirectory, ParticipantUpdate, RecordingDirectory,
+};
+use switchboard_core::event::{EventPayload, RoomRef};
 use switchboard_core::function::LogLine;
+use switchboard_core::recording::RecordingSpec;
 use switchboard_core::{Clock, Event, Identity, RoomName, SystemClock};
+use switchboard_recording::control;
 use switchboard_store::rooms::RoomPatch;
 use switchboard_store::Store;
 use wasmtime::component::ResourceTable;
@@ -31,20 +35,24 @@ pub struct Services {
     pub store: Option<Store>,
     /// Live participants.
     pub directory: Arc<dyn ParticipantDirectory>,
+    /// Recordings on the media tier.
+    pub recorders: Arc<dyn RecordingDirectory>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
 
 impl Services {
-    /// Services over `store` and `directory`.
+    /// Services over `store`, `directory` and `recorders`.
     pub fn new(
         store: Store,
         directory: Arc<dyn ParticipantDirectory>,
+        recorders: Arc<dyn RecordingDirectory>,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store: Some(store),
             directory,
+            recorders,
             clock,
         })
     }
@@ -54,6 +62,7 @@ impl Services {
         Arc::new(Self {
             store: None,
             directory: Arc::new(NoMediaTier),
+            recorders: Arc::new(NoMediaTier),
             clock: Arc::new(SystemClock),
         })
     }
@@ -363,13 +372,62 @@ impl actions::Host for CallState {
     }
 
     async fn start_recording(&mut self, room: String) -> Result<String, String> {
-        room_name(&room)?;
-        Err("recordings are not available on this server yet".into())
+        let name = room_name(&room)?;
+        if !self.act(format!("start-recording {room}")) {
+            return Ok(String::new());
+        }
+        let services = self.ctx.services.clone();
+        let store = services.store()?;
+        let found = store
+            .rooms()
+            .get(self.ctx.project, &name)
+            .await
+            .map_err(|e| format!("cannot reach the room registry: {e}"))?
+            .ok_or_else(|| format!("room `{room}` does not exist"))?;
+        let reference = RoomRef {
+            sid: found.sid,
+            name: found.name,
+        };
+        let rec = control::start(
+            store,
+            services.recorders.as_ref(),
+            self.ctx.project,
+            reference,
+            RecordingSpec::all_tracks(),
+            services.clock.now(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(rec.id.to_string())
     }
 
     async fn stop_recording(&mut self, room: String) -> Result<(), String> {
-        room_name(&room)?;
-        Err("recordings are not available on this server yet".into())
+        let name = room_name(&room)?;
+        if !self.act(format!("stop-recording {room}")) {
+            return Ok(());
+        }
+        let services = self.ctx.services.clone();
+        let store = services.store()?;
+        let open = store
+            .recordings()
+            .list_open(self.ctx.project, &name)
+            .await
+            .map_err(|e| format!("cannot reach the recordings: {e}"))?;
+        if open.is_empty() {
+            return Err(format!("room `{room}` has no recording running"));
+        }
+        for rec in open {
+            control::stop(
+                store,
+                services.recorders.as_ref(),
+                self.ctx.project,
+                rec.id,
+                services.clock.now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     async fn emit(&mut self, name: String, data: String) -> Result<(), String> {

@@ -112,7 +112,12 @@ async fn fixture(backend: Backend, limits: Limits) -> Fixture {
         .unwrap()
         .id;
     let cache = tempfile::tempdir().unwrap();
-    let services = Services::new(store.clone(), Arc::new(NoMediaTier), Arc::new(SystemClock));
+    let services = Services::new(
+        store.clone(),
+        Arc::new(NoMediaTier),
+        Arc::new(NoMediaTier),
+        Arc::new(SystemClock),
+    );
     let host = FunctionHost::new(services, limits, Some(cache.path().to_owned())).unwrap();
     Fixture {
         host,

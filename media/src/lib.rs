@@ -14,6 +14,8 @@
 //!   [`sfu::receiver::TrackReceiver`] reads a publisher's track and hands each
 //!   packet to every [`sfu::downtrack::DownTrack`], whose
 //!   [`sfu::forwarder::Forwarder`] decides and rewrites it for one subscriber.
+//! - [`recording`]: recording tracks to files: a recorder subscribes to
+//!   tracks like a participant and writes each to its own WebM file.
 //! - [`http`]: `/rtc`, `/sdk/switchboard.js` and the dev `/demo` page.
 //! - [`turn`]: the STUN/TURN servers handed to clients, with time-limited
 //!   TURN REST credentials.
@@ -28,6 +30,7 @@
 mod error;
 
 pub mod http;
+pub mod recording;
 pub mod rtc;
 pub mod sdp;
 pub mod sfu;

@@ -129,6 +129,9 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     .await
     .context("cannot register this node")?;
     let rooms = RoomManager::new(store.clone(), rtc, node);
+    let recording_storage =
+        switchboard_recording::Storage::local(storage.data_dir.join("recordings"));
+    rooms.set_recording_storage(recording_storage.clone());
     let webhook_policy = if dev {
         AddressPolicy::DEV
     } else {
@@ -181,7 +184,12 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         .or(file.function_cache_dir.clone())
         .unwrap_or_else(|| std::env::temp_dir().join("switchboard-function-cache"));
     let functions = FunctionHost::new(
-        switchboard_functions::Services::new(store.clone(), rooms.clone(), clock.clone()),
+        switchboard_functions::Services::new(
+            store.clone(),
+            rooms.clone(),
+            rooms.clone(),
+            clock.clone(),
+        ),
         limits,
         Some(cache_dir),
     )?;
@@ -223,6 +231,8 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     let state = AppState {
         store: store.clone(),
         directory: rooms.clone(),
+        recorders: rooms.clone(),
+        recording_storage: Some(recording_storage),
         functions: Some(functions),
         clock: clock.clone(),
         config: Arc::new(ApiConfig {

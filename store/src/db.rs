@@ -109,6 +109,11 @@ impl Store {
         &self.bus
     }
 
+    /// The server's master key (for signing URLs handed to users).
+    pub fn master_key(&self) -> &MasterKey {
+        &self.master_key
+    }
+
     /// Which engine this store runs on.
     pub fn backend(&self) -> Backend {
         self.backend

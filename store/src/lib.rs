@@ -7,7 +7,7 @@
 //! [`events`] (the append-only event log), [`idempotency`], [`webhooks`]
 //! (endpoints), [`deliveries`] (the webhook outbox and its attempts) and [`functions`]
 //! (versions, jobs, invocations and the key-value store), [`usage`] (node
-//! heartbeats, participant sessions, the usage ledger and its rollup), and
+//! heartbeats, participant sessions, the usage ledger and its rollup), [`recordings`], and
 //! [`stripe`] (customer links, usage reports to Stripe, Stripe events). Each hands out
 //! a small repository borrowed from the [`Store`] (`store.rooms().create(..)`).
 //!
@@ -32,6 +32,7 @@ pub mod events;
 pub mod functions;
 pub mod idempotency;
 pub mod projects;
+pub mod recordings;
 pub mod rooms;
 pub mod sealing;
 pub mod stripe;

@@ -24,6 +24,8 @@ pub struct NewRoom {
     pub metadata: String,
     /// Preferred region.
     pub region: Option<String>,
+    /// Record every track from the first one published.
+    pub record: bool,
 }
 
 /// A change to a room; `None` leaves a field as it is.
@@ -47,7 +49,8 @@ impl Store {
     }
 }
 
-const COLUMNS: &str = "sid, name, created_at, empty_timeout_s, max_participants, metadata, region";
+const COLUMNS: &str =
+    "sid, name, created_at, empty_timeout_s, max_participants, metadata, region, record";
 
 fn decode(r: AnyRow) -> Result<Room, StoreError> {
     let corrupt = |e: String| StoreError::Corrupt(e);
@@ -64,6 +67,7 @@ fn decode(r: AnyRow) -> Result<Room, StoreError> {
             .map_err(|e| corrupt(e.to_string()))?,
         metadata: r.try_get("metadata")?,
         region: r.try_get("region")?,
+        record: r.try_get::<i64, _>("record")? != 0,
         num_participants: 0,
     })
 }
@@ -85,12 +89,13 @@ impl Rooms<'_> {
             max_participants: new.max_participants,
             metadata: new.metadata,
             region: new.region,
+            record: new.record,
             num_participants: 0,
         };
         let mut tx = self.0.writer().begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO rooms (sid, project_id, name, created_at, empty_timeout_s, max_participants, metadata, region) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, name) DO NOTHING",
+            "INSERT INTO rooms (sid, project_id, name, created_at, empty_timeout_s, max_participants, metadata, region, record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (project_id, name) DO NOTHING",
         )
         .bind(room.sid.to_string())
         .bind(project.to_string())
@@ -100,6 +105,7 @@ impl Rooms<'_> {
         .bind(i64::from(room.max_participants))
         .bind(&room.metadata)
         .bind(room.region.clone())
+        .bind(i64::from(room.record))
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {

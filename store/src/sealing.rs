@@ -11,15 +11,18 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use crate::StoreError;
 
 const NONCE_LEN: usize = 24;
 
-/// A 32-byte key that seals secrets.
+/// A 32-byte key that seals secrets (and, through a key derived from it, signs URLs).
 pub struct MasterKey {
     cipher: XChaCha20Poly1305,
+    mac: Hmac<Sha256>,
 }
 
 impl MasterKey {
@@ -31,7 +34,13 @@ impl MasterKey {
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
         let cipher = XChaCha20Poly1305::new_from_slice(bytes).map_err(|_| bad_key())?;
-        Ok(Self { cipher })
+        // A separate key for signatures, so nothing signed reveals anything about the sealing key.
+        let derived = Sha256::new()
+            .chain_update(b"switchboard: signed URLs\0")
+            .chain_update(bytes)
+            .finalize();
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&derived).map_err(|_| bad_key())?;
+        Ok(Self { cipher, mac })
     }
 
     /// A fresh random key and its base64 form.
@@ -63,6 +72,25 @@ impl MasterKey {
             }
             Err(e) => Err(StoreError::MasterKey(format!("cannot read master key {}: {e}", path.display()))),
         }
+    }
+
+    /// HMAC-SHA256 of `message` under the signing key.
+    pub fn sign(&self, message: &[u8]) -> [u8; 32] {
+        self.mac
+            .clone()
+            .chain_update(message)
+            .finalize()
+            .into_bytes()
+            .into()
+    }
+
+    /// Whether `signature` is [`MasterKey::sign`] of `message`, in constant time.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.mac
+            .clone()
+            .chain_update(message)
+            .verify_slice(signature)
+            .is_ok()
     }
 
     /// Encrypts `plaintext`; the result carries its own nonce.

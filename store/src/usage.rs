@@ -400,7 +400,7 @@ async fn apply(conn: &mut AnyConnection, event: &Event, now: i64) -> Result<(), 
                 conn,
                 event.project_id,
                 Meter::RecordingMinutes,
-                recording_id,
+                &recording_id.to_string(),
                 room.name.as_str(),
                 &[span],
                 now,
@@ -518,8 +518,8 @@ impl Usage<'_> {
     }
 
     /// Ends every open session of silent `node` at its last heartbeat by
-    /// appending `participant.left` (reason `node_lost`) for each, and marks
-    /// the node stopped, in one transaction. Call only once the meter has
+    /// appending `participant.left` (reason `node_lost`) for each, fails the
+    /// recordings it was writing, and marks the node stopped, in one transaction. Call only once the meter has
     /// read every project's log: the sessions it knows are then all of them.
     /// Returns the events appended.
     pub async fn close_node(
@@ -568,6 +568,7 @@ impl Usage<'_> {
             };
             appended.push(events::append(&mut tx, Event::new(project, at, payload)).await?);
         }
+        appended.extend(crate::recordings::fail_open_on_node(&mut tx, node, last_heartbeat).await?);
         tx.commit().await?;
         self.0.publish_committed(&appended).await;
         Ok(appended)

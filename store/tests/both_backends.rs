@@ -22,6 +22,7 @@ fn new_room(name: &str) -> NewRoom {
         max_participants: 0,
         metadata: String::new(),
         region: None,
+        record: false,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod functions;
 pub mod kv;
 pub mod participants;
 pub mod project;
+pub mod recordings;
 pub mod rooms;
 pub mod tokens;
 pub mod usage;
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(project::router())
         .merge(api_keys::router())
         .merge(rooms::router())
+        .merge(recordings::router())
         .merge(participants::router())
         .merge(tokens::router())
         .merge(webhooks::router())

@@ -42,6 +42,9 @@ pub struct CreateRoom {
     pub metadata: Option<String>,
     /// Preferred region of the media node, such as `eu-west`.
     pub region: Option<String>,
+    /// Record every track (`tracks` mode) from the first one published (default false).
+    #[serde(default)]
+    pub record: bool,
 }
 
 /// Body of `PATCH /v1/rooms/{name}`.
@@ -171,6 +174,7 @@ async fn create_room(
         max_participants: req.max_participants.unwrap_or(0),
         metadata,
         region: req.region,
+        record: req.record,
     };
     match state
         .store

@@ -6,17 +6,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_core::admission::{Admission, JoinGate, JoinRequest, OpenGate};
-use switchboard_core::directory::{DirectoryError, ParticipantDirectory, ParticipantUpdate};
+use switchboard_core::directory::{
+    DirectoryError, ParticipantDirectory, ParticipantUpdate, RecordingDirectory,
+};
 use switchboard_core::event::{LeaveReason, RoomFinishReason};
+use switchboard_core::recording::{Recording, RecordingSpec};
 use switchboard_core::room::ParticipantPermissions;
 use switchboard_core::room::{ParticipantInfo, RoomLimits, DEFAULT_EMPTY_TIMEOUT_S};
 use switchboard_core::token::{Claims, Grants};
-use switchboard_core::{Identity, NodeId, ProjectId, RoomName, TrackSid};
+use switchboard_core::{Identity, NodeId, ProjectId, RecordingId, RoomName, TrackSid};
+use switchboard_recording::Storage;
 use switchboard_store::rooms::NewRoom;
 use switchboard_store::{Store, StoreError};
 
 use super::participant::{lock, Command, Participant};
 use super::room::Room;
+use crate::recording::Recorder;
 use crate::sfu::engine::RtcConfig;
 
 /// Why a join could not find its room.
@@ -41,6 +46,8 @@ pub struct RoomManager {
     pub node: NodeId,
     /// Decides who may join (the project's `participant.joining` hooks).
     gate: std::sync::RwLock<Arc<dyn JoinGate>>,
+    /// Where recordings are written; none until set.
+    recordings: std::sync::RwLock<Option<Storage>>,
 }
 
 impl RoomManager {
@@ -53,7 +60,80 @@ impl RoomManager {
             rtc: Arc::new(rtc),
             node,
             gate: std::sync::RwLock::new(Arc::new(OpenGate)),
+            recordings: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Writes recordings to `storage` from now on (set once at start).
+    pub fn set_recording_storage(&self, storage: Storage) {
+        *self.recordings.write().unwrap_or_else(|p| p.into_inner()) = Some(storage);
+    }
+
+    /// Starts the recordings waiting for `room` (and, for a room created with
+    /// `record: true`, its automatic one), claiming each for this node.
+    async fn start_recordings(&self, room: &Arc<Room>, record: bool) -> Result<(), StoreError> {
+        let recordings = self.store.recordings();
+        let reference = room.reference();
+        if record && !recordings.any_for_room(room.project, &reference).await? {
+            recordings
+                .create(
+                    room.project,
+                    reference.clone(),
+                    RecordingSpec::all_tracks(),
+                    chrono::Utc::now(),
+                )
+                .await?;
+        }
+        for recording in recordings.unclaimed(room.project, &reference).await? {
+            self.start_recording(room, &recording).await?;
+        }
+        Ok(())
+    }
+
+    /// Claims `recording` for this node and attaches its recorder to `room`.
+    async fn start_recording(
+        &self,
+        room: &Arc<Room>,
+        recording: &Recording,
+    ) -> Result<(), StoreError> {
+        if !self
+            .store
+            .recordings()
+            .claim(recording.id, self.node)
+            .await?
+        {
+            return Ok(()); // Another node (or an earlier call) has it.
+        }
+        let storage = self
+            .recordings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let started = match storage {
+            None => Err("this media node has no recording storage configured".to_string()),
+            Some(storage) => storage
+                .create_dir(room.project, recording.id)
+                .map_err(|e| e.to_string())
+                .and_then(|dir| {
+                    let location = storage.location(room.project, recording.id);
+                    Recorder::start(self.store.clone(), recording, dir, location)
+                        .map_err(|e| format!("cannot start the recorder: {e}"))
+                }),
+        };
+        match started {
+            Ok(recorder) => {
+                tracing::info!(room = %room.name, recording = %recording.id, "recording");
+                room.attach_recorder(recorder);
+            }
+            Err(e) => {
+                tracing::error!(room = %room.name, recording = %recording.id, error = %e, "recording failed to start");
+                self.store
+                    .recordings()
+                    .fail(recording.id, e, None, None, chrono::Utc::now())
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Puts `gate` in front of every join from now on (set once at start; the
@@ -145,6 +225,7 @@ impl RoomManager {
                     max_participants: 0,
                     metadata: String::new(),
                     region: None,
+                    record: false,
                 };
                 match self
                     .store
@@ -180,6 +261,10 @@ impl RoomManager {
         );
         lock(&self.rooms).insert((project, name.clone()), room.clone());
         tokio::spawn(super::observer::run(Arc::downgrade(&room)));
+        if let Err(e) = self.start_recordings(&room, stored.record).await {
+            // The call goes on without them; they stay waiting for the next time the room goes live.
+            tracing::error!(room = %room.name, error = %e, "cannot start the room's recordings");
+        }
         Ok(room)
     }
 
@@ -376,5 +461,44 @@ impl ParticipantDirectory for RoomManager {
             r.close(LeaveReason::RoomClosed).await;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RecordingDirectory for RoomManager {
+    async fn start(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        recording: RecordingId,
+    ) -> Result<(), DirectoryError> {
+        let Some(live) = self.live(project, room) else {
+            return Ok(()); // Started when the room goes live.
+        };
+        let unavailable = |e: StoreError| DirectoryError::Unavailable(e.to_string());
+        let found = self
+            .store
+            .recordings()
+            .get(project, recording)
+            .await
+            .map_err(unavailable)?;
+        if let Some(rec) = found.filter(|r| r.room.sid == live.sid) {
+            self.start_recording(&live, &rec)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn stop(
+        &self,
+        project: ProjectId,
+        recording: RecordingId,
+    ) -> Result<bool, DirectoryError> {
+        Ok(self
+            .rooms()
+            .iter()
+            .filter(|r| r.project == project)
+            .any(|r| r.stop_recorder(recording)))
     }
 }

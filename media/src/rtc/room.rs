@@ -13,14 +13,16 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use switchboard_core::event::{LeaveReason, RoomRef, TrackKind, TrackRef};
 use switchboard_core::room::{ParticipantInfo, RoomLimits, TrackInfo};
 use switchboard_core::{
-    Event, EventPayload, NodeId, ParticipantSid, ProjectId, RoomName, RoomSid, TrackSid,
+    Event, EventPayload, NodeId, ParticipantSid, ProjectId, RecordingId, RoomName, RoomSid,
+    TrackSid,
 };
 use switchboard_store::Store;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::MediaStreamTrack;
 
 use super::participant::{lock, Command, Participant, Published, Subscription};
-use crate::sfu::downtrack::DownTrack;
+use crate::recording::Recorder;
+use crate::sfu::downtrack::{DownTrack, Output};
 use crate::sfu::engine::codec_for;
 use crate::sfu::receiver::TrackReceiver;
 use crate::MediaError;
@@ -65,6 +67,8 @@ pub struct Room {
     closed: AtomicBool,
     /// Bumped on every join, so an empty-room timer knows whether anyone came back.
     generation: AtomicU64,
+    /// Recordings running in this room.
+    recorders: Mutex<Vec<Arc<Recorder>>>,
 }
 
 impl Room {
@@ -89,6 +93,7 @@ impl Room {
             node,
             closed: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            recorders: Mutex::new(Vec::new()),
         })
     }
 
@@ -300,6 +305,38 @@ impl Room {
                 other.command(Command::Renegotiate);
             }
         }
+        let track = track_ref(&info);
+        for recorder in lock(&self.recorders).iter() {
+            if recorder.selects(&p.identity, &track) {
+                recorder.add_track(p.reference(), &info, &receiver);
+            }
+        }
+    }
+
+    /// Starts `recorder` on every track it selects, now and as they are published.
+    pub fn attach_recorder(&self, recorder: Arc<Recorder>) {
+        for p in self.participants() {
+            let tracks: Vec<(TrackInfo, Arc<TrackReceiver>)> = lock(&p.published)
+                .values()
+                .map(|t| (t.info.clone(), t.receiver.clone()))
+                .collect();
+            for (info, receiver) in tracks {
+                if recorder.selects(&p.identity, &track_ref(&info)) {
+                    recorder.add_track(p.reference(), &info, &receiver);
+                }
+            }
+        }
+        lock(&self.recorders).push(recorder);
+    }
+
+    /// Stops the recording `id` if it runs in this room; whether it did.
+    pub fn stop_recorder(&self, id: RecordingId) -> bool {
+        let recorder = {
+            let mut recorders = lock(&self.recorders);
+            let i = recorders.iter().position(|r| r.id == id);
+            i.map(|i| recorders.swap_remove(i))
+        };
+        recorder.map(|r| r.stop()).is_some()
     }
 
     /// Ends a published track for everyone.
@@ -307,6 +344,9 @@ impl Room {
         let Some(published) = lock(&p.published).remove(&track_sid) else {
             return;
         };
+        for recorder in lock(&self.recorders).iter() {
+            recorder.end_track(track_sid);
+        }
         published.receiver.detach_all();
         self.record(EventPayload::TrackUnpublished {
             room: self.reference(),
@@ -408,7 +448,14 @@ impl Room {
             ),
         };
         let initial_layer = receiver.best_layer(std::time::Instant::now());
-        let downtrack = DownTrack::new(subscriber.sid, info.sid, &codec, out, ssrc, initial_layer);
+        let downtrack = DownTrack::new(
+            subscriber.sid,
+            info.sid,
+            &codec,
+            Output::Peer(out),
+            ssrc,
+            initial_layer,
+        );
         tokio::spawn(downtrack.clone().read_feedback());
         receiver.attach(downtrack.clone());
         lock(&subscriber.subscriptions).insert(info.sid, Subscription { downtrack, sender });
@@ -576,6 +623,9 @@ impl Room {
         for p in self.participants() {
             self.remove(&p, reason).await;
             p.command(Command::Close(reason));
+        }
+        for recorder in std::mem::take(&mut *lock(&self.recorders)) {
+            recorder.stop();
         }
     }
 }

@@ -1,5 +1,9 @@
 //! One subscriber's copy of a published track.
 //!
+//! The subscriber is a participant's peer connection or a recording
+//! ([`Output`]); either way the forwarder decides the same, so a recording
+//! gets simulcast layer switches at keyframes and continuous numbering.
+//!
 //! Lifecycle: created when a participant subscribes, added to the
 //! subscriber's peer connection as a send-only transceiver, attached to the
 //! publisher's [`TrackReceiver`](super::receiver::TrackReceiver), and detached
@@ -28,6 +32,14 @@ use super::allocation::fit_layer;
 use super::forwarder::{Forwarder, Incoming, Verdict};
 use super::receiver::MAX_LAYERS;
 
+/// Where a down-track's packets go.
+pub enum Output {
+    /// A participant's peer connection.
+    Peer(Arc<TrackLocalStaticRTP>),
+    /// A recording's writer.
+    Recorder(crate::recording::TrackSink),
+}
+
 /// A subscriber's outgoing copy of one track.
 pub struct DownTrack {
     /// Who receives it.
@@ -36,7 +48,7 @@ pub struct DownTrack {
     pub track_sid: TrackSid,
     /// The codec's MIME type.
     pub mime: String,
-    out: Arc<TrackLocalStaticRTP>,
+    out: Output,
     ssrc: u32,
     payload_type: AtomicU8,
     forwarder: Mutex<Forwarder>,
@@ -53,12 +65,12 @@ pub struct DownTrack {
 }
 
 impl DownTrack {
-    /// A down-track sending `codec` on `out` as `ssrc`.
+    /// A down-track sending `codec` to `out` as `ssrc`.
     pub fn new(
         subscriber: ParticipantSid,
         track_sid: TrackSid,
         codec: &RTCRtpCodecParameters,
-        out: Arc<TrackLocalStaticRTP>,
+        out: Output,
         ssrc: u32,
         initial_layer: u8,
     ) -> Arc<Self> {
@@ -78,11 +90,6 @@ impl DownTrack {
             octets: Default::default(),
             dropped: Default::default(),
         })
-    }
-
-    /// The local track given to the subscriber's peer connection.
-    pub fn track_local(&self) -> Arc<TrackLocalStaticRTP> {
-        self.out.clone()
     }
 
     fn forwarder(&self) -> std::sync::MutexGuard<'_, Forwarder> {
@@ -171,8 +178,13 @@ impl DownTrack {
         self.forwarded.fetch_add(1, Ordering::Relaxed);
         self.octets
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
-        if let Err(e) = self.out.write_rtp(packet).await {
-            tracing::debug!(track = %self.track_sid, subscriber = %self.subscriber, error = %e, "down-track write failed");
+        match &self.out {
+            Output::Peer(out) => {
+                if let Err(e) = out.write_rtp(packet).await {
+                    tracing::debug!(track = %self.track_sid, subscriber = %self.subscriber, error = %e, "down-track write failed");
+                }
+            }
+            Output::Recorder(sink) => sink.send(packet),
         }
     }
 
@@ -183,6 +195,9 @@ impl DownTrack {
             self.forwarder()
                 .sender_report_time(layer, report.ntp_time, report.rtp_time)
         else {
+            return;
+        };
+        let Output::Peer(out) = &self.out else {
             return;
         };
         if self.closed.load(Ordering::Relaxed) {
@@ -197,7 +212,7 @@ impl DownTrack {
             octet_count: self.octets.load(Ordering::Relaxed) as u32,
             ..Default::default()
         };
-        if let Err(e) = self.out.write_rtcp(vec![Box::new(translated)]).await {
+        if let Err(e) = out.write_rtcp(vec![Box::new(translated)]).await {
             tracing::debug!(track = %self.track_sid, subscriber = %self.subscriber, error = %e, "sender report not sent");
         }
     }
@@ -213,9 +228,17 @@ impl DownTrack {
         asked.then(|| f.current_layer().unwrap_or(f.target_layer()))
     }
 
+    /// Asks for a keyframe on this subscriber's behalf at the next layer check.
+    pub fn request_keyframe(&self) {
+        self.keyframe_requested.store(true, Ordering::Relaxed);
+    }
+
     /// Reads the subscriber's RTCP for keyframe requests until the track closes.
     pub async fn read_feedback(self: Arc<Self>) {
-        while let Some(event) = self.out.poll().await {
+        let Output::Peer(out) = &self.out else {
+            return;
+        };
+        while let Some(event) = out.poll().await {
             if let TrackLocalEvent::OnRtcpPacket(packets) = event {
                 let wants = packets.iter().any(|p| {
                     let any = p.as_any();

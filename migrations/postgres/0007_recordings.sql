@@ -1,0 +1,27 @@
+-- Recordings: one row per recording of a room incarnation. `spec` is the
+-- request as JSON; `files` is the list of files written so far, as JSON,
+-- updated while recording so a node that dies leaves its partial files
+-- listed. `node_id` is the media node writing it. Times are microseconds.
+
+CREATE TABLE recordings (
+    id           TEXT PRIMARY KEY,
+    project_id   TEXT NOT NULL REFERENCES projects(id),
+    room_sid     TEXT NOT NULL,
+    room_name    TEXT NOT NULL,
+    spec         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    error        TEXT,
+    node_id      TEXT,
+    created_at   BIGINT NOT NULL,
+    started_at   BIGINT,
+    ended_at     BIGINT,
+    duration_ms  BIGINT NOT NULL DEFAULT 0,
+    files        TEXT NOT NULL DEFAULT '[]'
+);
+
+CREATE INDEX recordings_project ON recordings (project_id, id);
+CREATE INDEX recordings_room ON recordings (project_id, room_sid);
+CREATE INDEX recordings_node ON recordings (node_id, status);
+
+-- Rooms created with `record: true` record every track from the first one published.
+ALTER TABLE rooms ADD COLUMN record BIGINT NOT NULL DEFAULT 0;

@@ -1,0 +1,12 @@
+//! Switchboard's recording storage.
+//!
+//! The media node writes each recording's files under one directory per
+//! recording; the REST API reads them back and removes them. Both go through
+//! [`storage::Storage`], so neither knows where the bytes live. [`control`]
+//! starts and stops recordings for the REST API and functions alike.
+
+pub mod control;
+pub mod storage;
+
+pub use control::ControlError;
+pub use storage::{Storage, StorageError};
