@@ -930,6 +930,13 @@ const ROUTES: &[&str] = &[
     "PATCH /v1/rooms/{name}/participants/{identity}",
     "DELETE /v1/rooms/{name}/participants/{identity}",
     "POST /v1/rooms/{name}/participants/{identity}/mute",
+    "POST /v1/rooms/{name}/recordings",
+    "GET /v1/recordings",
+    "GET /v1/recordings/{id}",
+    "DELETE /v1/recordings/{id}",
+    "POST /v1/recordings/{id}/stop",
+    "GET /v1/recordings/{id}/files/{file}",
+    "POST /v1/recordings/{id}/files/{file}/url",
     "POST /v1/tokens",
     "POST /v1/whip/rooms/{room}",
     "DELETE /v1/whip/sessions/{sid}",
@@ -991,6 +998,7 @@ async fn openapi_describes_every_route(b: Backend) {
             .replace("{name}", "r")
             .replace("{identity}", "i")
             .replace("{id}", "k")
+            .replace("{file}", "f")
             .replace("{key}", "k");
         let (st, body) = send(s.dev(method.parse().unwrap(), &path).json(&json!({}))).await;
         assert!(

@@ -12,6 +12,16 @@ use serde_json::{json, Value};
 /// traffic can reach nothing but 127.0.0.1: the test binary re-runs itself
 /// under `unshare --net` for the one test `name`.
 pub fn isolated<F: std::future::Future<Output = ()>>(name: &str, body: impl FnOnce() -> F) {
+    isolated_in(name, &["--net"], body);
+}
+
+/// [`isolated`], in the namespaces `unshare` is given (`--mount` as well lets
+/// the test mount file systems no one else sees).
+pub fn isolated_in<F: std::future::Future<Output = ()>>(
+    name: &str,
+    namespaces: &[&str],
+    body: impl FnOnce() -> F,
+) {
     if std::env::var_os("SWITCHBOARD_TEST_NETNS").is_some() {
         let up = Command::new("ip")
             .args(["link", "set", "lo", "up"])
@@ -33,7 +43,8 @@ pub fn isolated<F: std::future::Future<Output = ()>>(name: &str, body: impl FnOn
     }
     let exe = std::env::current_exe().unwrap();
     let status = Command::new("unshare")
-        .args(["--net", "--"])
+        .args(namespaces)
+        .arg("--")
         .arg(exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env("SWITCHBOARD_TEST_NETNS", "1")
