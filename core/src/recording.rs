@@ -7,9 +7,13 @@
 //!
 //! ```text
 //! starting --(first track written)--> active --(stop, room ends)--> stopping --> finished
-//!     \                                  \                             \
-//!      `---------------------------------`-----------------------------`--> failed (with the reason)
+//!     \                                  \                             \    ^
+//!      \                                  \                             `--> processing (composite: ffmpeg)
+//!       `---------------------------------`-----------------------------`---------`--> failed (with the reason)
 //! ```
+//!
+//! In `composite` mode the tracks are recorded the same way; when the
+//! recording ends, a job mixes them into one MP4 (`processing`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -66,6 +70,8 @@ pub enum RecordingStatus {
     Active,
     /// Stopped; its files are being closed.
     Stopping,
+    /// Composite only: the track files are being mixed into one MP4.
+    Processing,
     /// Done: its files are complete.
     Finished,
     /// It ended with an error; the files it got to are listed.
@@ -79,6 +85,7 @@ impl RecordingStatus {
             Self::Starting => "starting",
             Self::Active => "active",
             Self::Stopping => "stopping",
+            Self::Processing => "processing",
             Self::Finished => "finished",
             Self::Failed => "failed",
         }
@@ -98,6 +105,7 @@ impl std::str::FromStr for RecordingStatus {
             "starting" => Self::Starting,
             "active" => Self::Active,
             "stopping" => Self::Stopping,
+            "processing" => Self::Processing,
             "finished" => Self::Finished,
             "failed" => Self::Failed,
             other => return Err(format!("`{other}` is not a recording status")),
@@ -192,7 +200,7 @@ pub struct RecordingFile {
 }
 
 /// A recording resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Recording {
     /// Its id.
     pub id: RecordingId,
@@ -206,6 +214,9 @@ pub struct Recording {
     /// Why it failed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// While `processing`: how far the composite job is, from 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
     /// When its first track started writing.
@@ -278,6 +289,7 @@ mod tests {
             RecordingStatus::Starting,
             RecordingStatus::Active,
             RecordingStatus::Stopping,
+            RecordingStatus::Processing,
             RecordingStatus::Finished,
             RecordingStatus::Failed,
         ] {

@@ -16,6 +16,8 @@ CREATE TABLE recordings (
     started_at   BIGINT,
     ended_at     BIGINT,
     duration_ms  BIGINT NOT NULL DEFAULT 0,
+    -- While a composite is being made: how far, in thousandths.
+    progress     BIGINT,
     files        TEXT NOT NULL DEFAULT '[]'
 );
 

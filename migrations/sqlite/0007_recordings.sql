@@ -16,6 +16,8 @@ CREATE TABLE recordings (
     started_at   INTEGER,
     ended_at     INTEGER,
     duration_ms  INTEGER NOT NULL DEFAULT 0,
+    -- While a composite is being made: how far, in thousandths.
+    progress     INTEGER,
     files        TEXT NOT NULL DEFAULT '[]'
 );
 

@@ -3,8 +3,10 @@
 //! The media node writes each recording's files under one directory per
 //! recording; the REST API reads them back and removes them. Both go through
 //! [`storage::Storage`], so neither knows where the bytes live. [`control`]
-//! starts and stops recordings for the REST API and functions alike.
+//! starts and stops recordings for the REST API and functions alike;
+//! [`composite`] mixes a recording's track files into one MP4 with ffmpeg.
 
+pub mod composite;
 pub mod control;
 pub mod storage;
 

@@ -31,11 +31,11 @@ impl Store {
     }
 }
 
-const COLUMNS: &str = "id, project_id, room_sid, room_name, spec, status, error, created_at, \
-                       started_at, ended_at, duration_ms, files";
+const COLUMNS: &str = "id, project_id, room_sid, room_name, spec, status, error, progress, \
+                       created_at, started_at, ended_at, duration_ms, files";
 
 /// Statuses a recording can still leave.
-const OPEN: &str = "('starting', 'active', 'stopping')";
+const OPEN: &str = "('starting', 'active', 'stopping', 'processing')";
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(corrupt)
@@ -69,6 +69,9 @@ fn decode(r: &AnyRow) -> Result<(ProjectId, Recording), StoreError> {
             spec,
             status: r.try_get::<String, _>("status")?.parse().map_err(corrupt)?,
             error: r.try_get("error")?,
+            progress: r
+                .try_get::<Option<i64>, _>("progress")?
+                .map(|p| p as f64 / 1000.0),
             created_at: from_micros(r.try_get("created_at")?)?,
             started_at: time("started_at")?,
             ended_at: time("ended_at")?,
@@ -116,8 +119,8 @@ async fn end(
         Ending::Failed { error } => (RecordingStatus::Failed, Some(error.clone())),
     };
     let done = sqlx::query(&format!(
-        "UPDATE recordings SET status = $1, error = $2, files = $3, duration_ms = $4, ended_at = $5 \
-         WHERE id = $6 AND status IN {OPEN}"
+        "UPDATE recordings SET status = $1, error = $2, files = $3, duration_ms = $4, ended_at = $5, \
+         progress = NULL WHERE id = $6 AND status IN {OPEN}"
     ))
     .bind(status.as_str())
     .bind(error)
@@ -204,6 +207,7 @@ impl Recordings<'_> {
             spec,
             status: RecordingStatus::Starting,
             error: None,
+            progress: None,
             created_at: stored(now),
             started_at: None,
             ended_at: None,
@@ -386,6 +390,37 @@ impl Recordings<'_> {
         .bind(id.to_string())
         .execute(self.0.writer())
         .await?;
+        Ok(())
+    }
+
+    /// Moves a recording whose tracks are all written to `processing` (the
+    /// composite job), with those files; false if it had already ended.
+    pub async fn processing(
+        &self,
+        id: RecordingId,
+        files: &[RecordingFile],
+        duration_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE recordings SET status = 'processing', progress = 0, files = $1, duration_ms = $2 \
+             WHERE id = $3 AND status IN ('starting', 'active', 'stopping')",
+        )
+        .bind(json(&files)?)
+        .bind(i64::try_from(duration_ms).map_err(corrupt)?)
+        .bind(id.to_string())
+        .execute(self.0.writer())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Saves how far the composite job is (0 to 1).
+    pub async fn set_progress(&self, id: RecordingId, fraction: f64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recordings SET progress = $1 WHERE id = $2 AND status = 'processing'")
+            .bind((fraction.clamp(0.0, 1.0) * 1000.0).round() as i64)
+            .bind(id.to_string())
+            .execute(self.0.writer())
+            .await?;
         Ok(())
     }
 

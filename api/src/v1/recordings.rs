@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::recording::{Recording, RecordingMode, RecordingSpec, RecordingStatus};
+use switchboard_core::recording::{Recording, RecordingSpec, RecordingStatus};
 use switchboard_core::{ProjectId, RecordingId};
 use tower::ServiceExt;
 use utoipa::{IntoParams, ToSchema};
@@ -127,7 +127,9 @@ async fn find(
 ///
 /// The recording is handed to the media node hosting the room; a room no one
 /// has joined yet starts recording when it goes live. `tracks` mode writes
-/// each selected track, as received, to its own WebM file.
+/// each selected track, as received, to its own WebM file; `composite` mode
+/// also mixes them, once the recording ends, into one MP4 (a grid of the
+/// videos, the audio mixed).
 #[utoipa::path(post, path = "/v1/rooms/{name}/recordings", tag = "recordings", request_body = RecordingSpec,
     params(("name" = String, Path, description = "Room name")),
     responses(
@@ -145,12 +147,6 @@ async fn start_recording(
     let name = parse_room_name(name)?;
     spec.validate()
         .map_err(|m| ApiError::bad_request("invalid_recording", m))?;
-    if spec.mode == RecordingMode::Composite {
-        return Err(ApiError::bad_request(
-            "unsupported_mode",
-            "composite recordings are not available yet: record in `tracks` mode",
-        ));
-    }
     let room = find_room(&state, &caller, &name).await?;
     let reference = switchboard_core::event::RoomRef {
         sid: room.sid,

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rtc::rtp::Packet;
 use serde::Serialize;
-use switchboard_core::event::{ParticipantRef, RoomRef, TrackRef};
+use switchboard_core::event::{ParticipantRef, RoomRef, TrackKind, TrackRef};
 use switchboard_core::recording::{Recording, RecordingFile, RecordingMode, RecordingSpec};
 use switchboard_core::room::TrackInfo;
 use switchboard_core::{Identity, ParticipantSid, RecordingId, TrackSid};
+use switchboard_recording::composite;
 use switchboard_store::Store;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -30,6 +31,8 @@ use crate::sfu::receiver::TrackReceiver;
 const QUEUE: usize = 4096;
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
+/// How often the composite job's progress is saved.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// How many times ending a recording in the store is tried.
 const STORE_ATTEMPTS: u32 = 10;
 
@@ -65,7 +68,7 @@ pub struct Manifest<'a> {
     pub recording_id: RecordingId,
     /// The room.
     pub room: &'a RoomRef,
-    /// Always `tracks` here.
+    /// `tracks`, or `composite` (whose track files are listed here).
     pub mode: RecordingMode,
     /// When the first frame was written; each file's `start_offset_ms` counts from here.
     pub started_at: Option<DateTime<Utc>>,
@@ -293,7 +296,7 @@ async fn supervise(
                 let manifest = Manifest {
                     recording_id: id,
                     room: &recording.room,
-                    mode: RecordingMode::Tracks,
+                    mode: recording.spec.mode,
                     started_at,
                     duration_ms,
                     files: &files,
@@ -313,6 +316,12 @@ async fn supervise(
                             .into(),
                     );
                 }
+                if error.is_none() && recording.spec.mode == RecordingMode::Composite {
+                    match make_composite(&store, &recording, &dir, &files, duration_ms).await {
+                        Ok(file) => files.insert(0, file),
+                        Err(e) => error = Some(format!("the composite could not be made: {e}")),
+                    }
+                }
                 end(&store, id, error, files, duration_ms, location).await;
                 return;
             }
@@ -328,6 +337,69 @@ async fn supervise(
         location,
     )
     .await;
+}
+
+/// Mixes the track files into the composite MP4, saving its progress as it goes.
+async fn make_composite(
+    store: &Store,
+    recording: &Recording,
+    dir: &std::path::Path,
+    files: &[RecordingFile],
+    duration_ms: u64,
+) -> Result<RecordingFile, composite::CompositeError> {
+    let id = recording.id;
+    if let Err(e) = store.recordings().processing(id, files, duration_ms).await {
+        tracing::warn!(recording = %id, error = %e, "cannot mark the recording processing");
+    }
+    let inputs: Vec<composite::Input> = files
+        .iter()
+        .filter_map(|f| {
+            let track = f.track.as_ref()?;
+            Some(composite::Input {
+                path: dir.join(&f.name),
+                video: track.kind == TrackKind::Video,
+                offset_ms: f.start_offset_ms,
+                duration_ms: f.duration_ms,
+            })
+        })
+        .collect();
+    let (progress, mut seen) = tokio::sync::watch::channel(0.0);
+    let saver = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            while seen.changed().await.is_ok() {
+                let fraction = *seen.borrow_and_update();
+                if let Err(e) = store.recordings().set_progress(id, fraction).await {
+                    tracing::debug!(recording = %id, error = %e, "cannot save the composite's progress");
+                }
+                tokio::time::sleep(PROGRESS_EVERY).await;
+            }
+        })
+    };
+    let made = composite::run(
+        &inputs,
+        &dir.join(composite::FILE),
+        duration_ms,
+        !recording.spec.audio_only,
+        |f| {
+            let _ = progress.send(f);
+        },
+    )
+    .await;
+    drop(progress);
+    let _ = saver.await;
+    let size = made?;
+    tracing::info!(recording = %id, size, "composite made");
+    Ok(RecordingFile {
+        name: composite::FILE.into(),
+        content_type: composite::CONTENT_TYPE.into(),
+        participant: None,
+        track: None,
+        start_offset_ms: 0,
+        duration_ms,
+        size_bytes: size,
+        error: None,
+    })
 }
 
 /// Writes `manifest.json` and describes it as a file of the recording.
