@@ -11,4 +11,4 @@ pub mod control;
 pub mod storage;
 
 pub use control::ControlError;
-pub use storage::{Storage, StorageError};
+pub use storage::{S3Config, Storage, StorageError};

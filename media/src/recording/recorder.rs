@@ -14,8 +14,8 @@ use serde::Serialize;
 use switchboard_core::event::{ParticipantRef, RoomRef, TrackKind, TrackRef};
 use switchboard_core::recording::{Recording, RecordingFile, RecordingMode, RecordingSpec};
 use switchboard_core::room::TrackInfo;
-use switchboard_core::{Identity, ParticipantSid, RecordingId, TrackSid};
-use switchboard_recording::composite;
+use switchboard_core::{Identity, ParticipantSid, ProjectId, RecordingId, TrackSid};
+use switchboard_recording::{composite, Storage};
 use switchboard_store::Store;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -109,20 +109,25 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts writing `recording` into `dir` (which exists), reporting to `store`.
+    /// Starts writing `recording` of `project` into its directory of
+    /// `storage`, reporting to `store`.
     pub fn start(
         store: Store,
+        storage: Storage,
+        project: ProjectId,
         recording: &Recording,
-        dir: PathBuf,
-        location: String,
-    ) -> std::io::Result<Arc<Self>> {
+    ) -> Result<Arc<Self>, String> {
+        let dir = storage
+            .create_dir(project, recording.id)
+            .map_err(|e| e.to_string())?;
         let (queue, inputs) = sync_channel(QUEUE);
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let fell_behind = Arc::new(AtomicBool::new(false));
         let writer = Writer::new(reports_tx, fell_behind.clone());
         std::thread::Builder::new()
             .name(format!("record {}", recording.id))
-            .spawn(move || writer.run(inputs))?;
+            .spawn(move || writer.run(inputs))
+            .map_err(|e| format!("cannot start the recorder: {e}"))?;
         let recorder = Arc::new(Self {
             id: recording.id,
             spec: recording.spec.clone(),
@@ -138,10 +143,10 @@ impl Recorder {
         });
         tokio::spawn(supervise(
             store,
+            storage,
+            project,
             recording.clone(),
             reports,
-            dir,
-            location,
             Arc::downgrade(&recorder),
         ));
         Ok(recorder)
@@ -258,13 +263,15 @@ impl Recorder {
 /// Saves the writer's progress and ends the recording when it is done.
 async fn supervise(
     store: Store,
+    storage: Storage,
+    project: ProjectId,
     recording: Recording,
     mut reports: UnboundedReceiver<Report>,
-    dir: PathBuf,
-    location: String,
     recorder: Weak<Recorder>,
 ) {
     let id = recording.id;
+    let dir = storage.dir(project, id);
+    let location = storage.location(project, id);
     let mut started_at = None;
     while let Some(report) = reports.recv().await {
         match report {
@@ -321,6 +328,12 @@ async fn supervise(
                         Ok(file) => files.insert(0, file),
                         Err(e) => error = Some(format!("the composite could not be made: {e}")),
                     }
+                }
+                let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+                if let Err(e) = storage.upload(project, id, &names).await {
+                    let e = format!("the files could not be uploaded ({e}); what was not is kept on the media node");
+                    tracing::error!(recording = %id, error = %e, "upload failed");
+                    error.get_or_insert(e);
                 }
                 end(&store, id, error, files, duration_ms, location).await;
                 return;

@@ -111,14 +111,7 @@ impl RoomManager {
             .clone();
         let started = match storage {
             None => Err("this media node has no recording storage configured".to_string()),
-            Some(storage) => storage
-                .create_dir(room.project, recording.id)
-                .map_err(|e| e.to_string())
-                .and_then(|dir| {
-                    let location = storage.location(room.project, recording.id);
-                    Recorder::start(self.store.clone(), recording, dir, location)
-                        .map_err(|e| format!("cannot start the recorder: {e}"))
-                }),
+            Some(storage) => Recorder::start(self.store.clone(), storage, room.project, recording),
         };
         match started {
             Ok(recorder) => {
