@@ -9,14 +9,15 @@
 //! process's reaped-children time. Counts grow until a run fails, then bisect
 //! between the last pass and the first failure. Prints one JSON document.
 
-use std::io::{BufRead, BufReader};
+mod server_process;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::{json, Value};
+use server_process::{cpu_seconds, start_server, ServerProcess};
 
 #[derive(Parser)]
 struct Args {
@@ -45,72 +46,6 @@ struct Args {
     /// Most p99 latency accepted, in ms.
     #[arg(long, default_value_t = 50.0)]
     max_latency_ms: f64,
-}
-
-/// CPU seconds from `/proc/PID/stat` fields utime+stime (own) or cutime+cstime (reaped children).
-fn cpu_seconds(pid: &str, children: bool) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name, which may hold spaces.
-    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state); utime is field 14, cutime field 16.
-    let first = if children { 16 } else { 14 };
-    let ticks: f64 = fields[first - 3].parse::<f64>()? + fields[first - 2].parse::<f64>()?;
-    Ok(ticks / clock_ticks())
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-struct ServerProcess {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(binary: &PathBuf) -> anyhow::Result<ServerProcess> {
-    let dir = tempfile::tempdir()?;
-    let mut child = Command::new(binary)
-        .args(["serve", "--dev", "--http-addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("SWITCHBOARD_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    break url.trim().to_owned();
-                }
-            }
-            _ => bail!("the server exited before listening"),
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    Ok(ServerProcess {
-        child,
-        url,
-        _dir: dir,
-    })
 }
 
 /// One load test with `subscribers`, measured.

@@ -1,0 +1,78 @@
+//! A release `switchboard serve --dev` started for a benchmark, and CPU time
+//! read from `/proc`, shared by the benchmarks that load the media tier.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{bail, Context};
+
+/// CPU seconds from `/proc/PID/stat` fields utime+stime (own) or cutime+cstime (reaped children).
+pub fn cpu_seconds(pid: &str, children: bool) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name, which may hold spaces.
+    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); utime is field 14, cutime field 16.
+    let first = if children { 16 } else { 14 };
+    let ticks: f64 = fields[first - 3].parse::<f64>()? + fields[first - 2].parse::<f64>()?;
+    Ok(ticks / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// A server process, killed when dropped.
+pub struct ServerProcess {
+    /// The process.
+    pub child: Child,
+    /// Its base URL.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `binary` in dev mode on a fresh data directory and waits until it listens.
+pub fn start_server(binary: &PathBuf) -> anyhow::Result<ServerProcess> {
+    let dir = tempfile::tempdir()?;
+    let mut child = Command::new(binary)
+        .args(["serve", "--dev", "--http-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("SWITCHBOARD_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    break url.trim().to_owned();
+                }
+            }
+            _ => bail!("the server exited before listening"),
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(ServerProcess {
+        child,
+        url,
+        _dir: dir,
+    })
+}
