@@ -11,6 +11,7 @@ use switchboard_core::admission::{Admission, JoinGate, JoinRequest};
 use switchboard_core::directory::NoMediaTier;
 use switchboard_core::event::RoomRef;
 use switchboard_core::function::{FailurePolicy, Triggers};
+use switchboard_core::recording::RecordingStatus;
 use switchboard_core::room::ParticipantPermissions;
 use switchboard_core::{Event, EventPayload, Identity, ProjectId, RoomName, RoomSid, SystemClock};
 use switchboard_functions::gate::FunctionGate;
@@ -24,6 +25,7 @@ switchboard_store::on_both_backends!(
     a_failing_hook_follows_the_projects_policy,
     the_key_value_store_persists_between_invocations,
     async_handlers_run_once_per_event_and_record_invocations,
+    functions_start_and_stop_recordings,
 );
 
 /// The module every test component starts from: a memory, a bump allocator,
@@ -637,4 +639,74 @@ async fn async_handlers_run_once_per_event_and_record_invocations(backend: Backe
     for t in tasks {
         t.abort();
     }
+}
+
+const RECORDING_IMPORTS: &str = r#"
+  (import "switchboard:functions/host@0.1.0" "log" (func $log (param i32 i32 i32)))
+  (import "switchboard:functions/actions@0.1.0" "start-recording" (func $start (param i32 i32 i32)))
+  (import "switchboard:functions/actions@0.1.0" "stop-recording" (func $stop (param i32 i32 i32)))
+"#;
+
+async fn functions_start_and_stop_recordings(backend: Backend) {
+    let f = fixture(backend, Limits::default()).await;
+    let new = |name: &str| switchboard_store::rooms::NewRoom {
+        name: RoomName::new(name).unwrap(),
+        empty_timeout_s: 300,
+        max_participants: 0,
+        metadata: String::new(),
+        region: None,
+        record: false,
+    };
+    let (room, _) = f
+        .store
+        .rooms()
+        .create(f.project, new("studio"), chrono::Utc::now())
+        .await
+        .unwrap();
+    // Start a recording of "studio" and log its id (or the error), then stop it,
+    // then try a room that does not exist and log that error.
+    let log_result = |at: u32| {
+        format!(
+            "(call $log (i32.const 1) (i32.load (i32.const {})) (i32.load (i32.const {})))",
+            at + 4,
+            at + 8
+        )
+    };
+    let body = format!(
+        "(call $start (i32.const 96) (i32.const 6) (i32.const 1024)) {} \
+         (call $stop (i32.const 96) (i32.const 6) (i32.const 1040)) \
+         (if (i32.load8_u (i32.const 1040)) (then {})) \
+         (call $start (i32.const 112) (i32.const 7) (i32.const 1056)) {} \
+         (i32.store8 (i32.const 512) (i32.const 0)) (i32.const 512)",
+        log_result(1024),
+        log_result(1040),
+        log_result(1056)
+    );
+    let bytes = component(Parts {
+        imports: RECORDING_IMPORTS,
+        event: &body,
+        extra: r#"(data (i32.const 96) "studio") (data (i32.const 112) "nowhere")"#,
+        ..Parts::default()
+    });
+    let run = run_event(&f, bytes).await;
+    assert!(run.result.is_ok(), "{:?}", run.result);
+    let logs: Vec<&str> = run.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    assert!(logs[0].starts_with("rec_"), "{logs:?}");
+    assert_eq!(logs[1], "room `nowhere` does not exist");
+    let recs = f
+        .store
+        .recordings()
+        .list(f.project, Some(&room.name), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].id.to_string(), logs[0]);
+    // With no media tier nothing ever recorded it, so stopping failed it, saying why.
+    assert_eq!(recs[0].status, RecordingStatus::Failed);
+    assert!(recs[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("before any track"));
 }

@@ -65,6 +65,42 @@ async fn publish(s: &Server, room: &str, identity: &str, seconds: f64) -> Value 
     report(spawn_publisher(s, room, identity, seconds, &[]).await).await
 }
 
+/// Creates room `room` with `record: true`, publishes into it as `identity`
+/// for `seconds`, and waits for the recording to end once the room closes.
+/// Returns the publisher's report, the recording's id and the recording.
+async fn record_room(
+    s: &Server,
+    room: &str,
+    identity: &str,
+    seconds: f64,
+) -> (Value, String, Value) {
+    let (st, created) = send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": room, "record": true, "empty_timeout_s": 1 })),
+    )
+    .await;
+    assert_eq!(
+        (st, &created["record"]),
+        (StatusCode::CREATED, &json!(true))
+    );
+    let (_, list) = send(s.dev(Method::GET, &format!("/v1/recordings?room={room}"))).await;
+    assert_eq!(list["data"], json!([]), "nothing until the room goes live");
+    let stats = publish(s, room, identity, seconds).await;
+    eprintln!("published: {stats}");
+    let (_, list) = send(s.dev(Method::GET, &format!("/v1/recordings?room={room}"))).await;
+    let id = list["data"][0]["id"]
+        .as_str()
+        .expect("a recording")
+        .to_owned();
+    // The publisher left and the room closed a second later: the recording ends with it.
+    let rec = recording_when(s, &id, "the recording to end", |r| {
+        r["status"] == "finished" || r["status"] == "failed"
+    })
+    .await;
+    assert_eq!(rec["status"], "finished", "{rec}");
+    (stats, id, rec)
+}
+
 /// Polls the recording until `done` holds (30 s at most).
 async fn recording_when(s: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(45);
@@ -159,28 +195,7 @@ fn a_room_created_with_record_is_recorded_to_files_that_decode_and_line_up() {
         "a_room_created_with_record_is_recorded_to_files_that_decode_and_line_up",
         || async {
             let s = Server::start(Backend::Sqlite).await;
-            let (st, room) = send(
-                s.dev(Method::POST, "/v1/rooms")
-                    .json(&json!({ "name": "recorded", "record": true, "empty_timeout_s": 1 })),
-            )
-            .await;
-            assert_eq!((st, &room["record"]), (StatusCode::CREATED, &json!(true)));
-            let (_, list) = send(s.dev(Method::GET, "/v1/recordings?room=recorded")).await;
-            assert_eq!(list["data"], json!([]), "nothing until the room goes live");
-
-            let stats = publish(&s, "recorded", "ann", 6.0).await;
-            eprintln!("published: {stats}");
-            let (_, list) = send(s.dev(Method::GET, "/v1/recordings?room=recorded")).await;
-            let id = list["data"][0]["id"]
-                .as_str()
-                .expect("a recording")
-                .to_owned();
-            // The publisher left and the room closed a second later: the recording ends with it.
-            let rec = recording_when(&s, &id, "the recording to finish", |r| {
-                r["status"] == "finished" || r["status"] == "failed"
-            })
-            .await;
-            assert_eq!(rec["status"], "finished", "{rec}");
+            let (stats, id, rec) = record_room(&s, "recorded", "ann", 6.0).await;
             assert_eq!(rec["mode"], "tracks");
             assert_eq!(rec["files"].as_array().unwrap().len(), 3, "{rec}");
 
@@ -962,22 +977,7 @@ fn recordings_are_uploaded_to_an_s3_compatible_bucket_and_read_back_from_it() {
             .await;
             let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
             let project = project["id"].as_str().unwrap().to_owned();
-            send(
-                s.dev(Method::POST, "/v1/rooms")
-                    .json(&json!({ "name": "cloud", "record": true, "empty_timeout_s": 1 })),
-            )
-            .await;
-            let stats = publish(&s, "cloud", "eve", 4.0).await;
-            let (_, list) = send(s.dev(Method::GET, "/v1/recordings?room=cloud")).await;
-            let id = list["data"][0]["id"]
-                .as_str()
-                .expect("a recording")
-                .to_owned();
-            let rec = recording_when(&s, &id, "the recording to finish", |r| {
-                r["status"] == "finished" || r["status"] == "failed"
-            })
-            .await;
-            assert_eq!(rec["status"], "finished", "{rec}");
+            let (stats, id, rec) = record_room(&s, "cloud", "eve", 4.0).await;
             let (_, events) = send(s.dev(Method::GET, "/v1/events?type=recording.finished")).await;
             assert_eq!(
                 events["data"][0]["data"]["location"],
