@@ -102,7 +102,7 @@ pub fn ffmpeg_args(
         let after = total_ms.saturating_sub(v.offset_ms + v.duration_ms);
         graph.push(format!(
             "[{i}:v]fps={FPS},scale={w}:{h}:force_original_aspect_ratio=decrease,\
-             pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,\
+             pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,format=yuv420p,\
              tpad=start_duration={}:stop_duration={}:color=black[v{cell}]",
             secs(v.offset_ms),
             secs(after)

@@ -40,8 +40,9 @@ pub async fn start(
 }
 
 /// Stops recording `id`: the node writing it closes its files and ends it;
-/// one no node is writing (it never got a track) fails at once. An ended
-/// recording is left as it is.
+/// one no node has taken up (its room never went live) fails at once. A
+/// node that took it up but is not reachable here (its room just closed and
+/// it is finishing the files) ends it itself. An ended recording is left as it is.
 pub async fn stop(
     store: &Store,
     recorders: &dyn RecordingDirectory,
@@ -55,13 +56,7 @@ pub async fn stop(
     if !recorders.stop(project, id).await? {
         store
             .recordings()
-            .fail(
-                id,
-                "stopped before any track was recorded".into(),
-                None,
-                None,
-                now,
-            )
+            .fail_unclaimed(id, "stopped before any track was recorded".into(), now)
             .await?;
     }
     Ok(())

@@ -194,12 +194,14 @@ impl Storage {
                 if n == 0 {
                     break;
                 }
-                writer
-                    .wait_for_capacity(4)
-                    .await
-                    .map_err(Self::remote_error(remote))?;
+                if let Err(e) = writer.wait_for_capacity(4).await {
+                    // Parts left behind would be kept (and billed) by the bucket.
+                    let _ = writer.abort().await;
+                    return Err(Self::remote_error(remote)(e));
+                }
                 writer.write(&buf[..n]);
             }
+            // A failed completion aborts the upload itself.
             writer.finish().await.map_err(Self::remote_error(remote))?;
             tokio::fs::remove_file(&path).await.map_err(io)?;
         }

@@ -289,6 +289,12 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         room.close(switchboard_core::event::LeaveReason::NodeLost)
             .await;
     }
+    // Recordings close their files, write their manifests and end; what does
+    // not in time is failed by stop_node below.
+    let unfinished = rooms.wait_for_recordings(Duration::from_secs(30)).await;
+    if unfinished > 0 {
+        tracing::warn!(unfinished, "recordings did not end before shutdown");
+    }
     // Its sessions are closed; the meter must not close them again at the last heartbeat.
     if let Err(e) = store.usage().stop_node(node, clock.now()).await {
         tracing::warn!(error = %e, "could not record that this node stopped");

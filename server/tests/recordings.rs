@@ -1091,3 +1091,46 @@ fn recordings_are_uploaded_to_an_s3_compatible_bucket_and_read_back_from_it() {
         },
     );
 }
+
+#[test]
+fn a_server_stopped_cleanly_finishes_its_recordings_first() {
+    isolated(
+        "a_server_stopped_cleanly_finishes_its_recordings_first",
+        || async {
+            let mut s = Server::start(Backend::Sqlite).await;
+            send(
+                s.dev(Method::POST, "/v1/rooms")
+                    .json(&json!({ "name": "closing", "record": true })),
+            )
+            .await;
+            let publisher = spawn_publisher(&s, "closing", "fay", 10.0, &[]).await;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let id = loop {
+                let (_, list) = send(s.dev(Method::GET, "/v1/recordings?room=closing")).await;
+                let rec = &list["data"][0];
+                if rec["status"] == "active" && rec["duration_ms"].as_u64() > Some(2_000) {
+                    break rec["id"].as_str().unwrap().to_owned();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the recording never got going: {list}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            // SIGTERM: the rooms close, and the recording ends before the process does.
+            s.restart(&["--dev"]);
+            let (_, rec) = send(s.dev(Method::GET, &format!("/v1/recordings/{id}"))).await;
+            assert_eq!(rec["status"], "finished", "{rec}");
+            let dir = tempfile::tempdir().unwrap();
+            let video = file(&rec, "video");
+            let path = dir.path().join("v.webm");
+            std::fs::write(
+                &path,
+                download(&s, &id, video["name"].as_str().unwrap()).await,
+            )
+            .unwrap();
+            assert_eq!(decode_errors(&path), "");
+            let _ = publisher.await;
+        },
+    );
+}

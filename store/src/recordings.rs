@@ -108,6 +108,7 @@ async fn end(
     files: Option<Vec<RecordingFile>>,
     duration_ms: Option<u64>,
     now: DateTime<Utc>,
+    only_unclaimed: bool,
 ) -> Result<Option<Event>, StoreError> {
     let Some((project, rec)) = fetch(conn, id).await? else {
         return Ok(None);
@@ -120,7 +121,8 @@ async fn end(
     };
     let done = sqlx::query(&format!(
         "UPDATE recordings SET status = $1, error = $2, files = $3, duration_ms = $4, ended_at = $5, \
-         progress = NULL WHERE id = $6 AND status IN {OPEN}"
+         progress = NULL WHERE id = $6 AND status IN {OPEN}{}",
+        if only_unclaimed { " AND node_id IS NULL" } else { "" }
     ))
     .bind(status.as_str())
     .bind(error)
@@ -183,6 +185,7 @@ pub(crate) async fn fail_open_on_node(
             None,
             None,
             last_heartbeat,
+            false,
         )
         .await?
         {
@@ -453,6 +456,7 @@ impl Recordings<'_> {
             Some(files),
             Some(duration_ms),
             now,
+            false,
         )
         .await
     }
@@ -467,7 +471,20 @@ impl Recordings<'_> {
         duration_ms: Option<u64>,
         now: DateTime<Utc>,
     ) -> Result<Option<Event>, StoreError> {
-        self.end(id, Ending::Failed { error }, files, duration_ms, now)
+        self.end(id, Ending::Failed { error }, files, duration_ms, now, false)
+            .await
+    }
+
+    /// Fails recording `id` with `error` if no node has claimed it (a claimed
+    /// one is ended by its node, or failed when that node is lost); `None` if
+    /// it was claimed or had ended.
+    pub async fn fail_unclaimed(
+        &self,
+        id: RecordingId,
+        error: String,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Event>, StoreError> {
+        self.end(id, Ending::Failed { error }, None, None, now, true)
             .await
     }
 
@@ -478,9 +495,19 @@ impl Recordings<'_> {
         files: Option<Vec<RecordingFile>>,
         duration_ms: Option<u64>,
         now: DateTime<Utc>,
+        only_unclaimed: bool,
     ) -> Result<Option<Event>, StoreError> {
         let mut tx = self.0.writer().begin().await?;
-        let event = end(&mut tx, id, ending, files, duration_ms, stored(now)).await?;
+        let event = end(
+            &mut tx,
+            id,
+            ending,
+            files,
+            duration_ms,
+            stored(now),
+            only_unclaimed,
+        )
+        .await?;
         tx.commit().await?;
         if let Some(e) = &event {
             self.0.publish_committed(std::slice::from_ref(e)).await;

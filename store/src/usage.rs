@@ -486,13 +486,18 @@ impl Usage<'_> {
         Ok(())
     }
 
-    /// Records that `node` stopped cleanly (its sessions were closed by their rooms).
+    /// Records that `node` stopped cleanly (its sessions were closed by their
+    /// rooms), failing any recording it had not finished, in one transaction.
     pub async fn stop_node(&self, node: NodeId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.0.writer().begin().await?;
         sqlx::query("UPDATE nodes SET stopped_at = $1, heartbeat_at = $1 WHERE id = $2 AND stopped_at IS NULL")
             .bind(to_micros(now))
             .bind(node.to_string())
-            .execute(self.0.writer())
+            .execute(&mut *tx)
             .await?;
+        let failed = crate::recordings::fail_open_on_node(&mut tx, node, now).await?;
+        tx.commit().await?;
+        self.0.publish_committed(&failed).await;
         Ok(())
     }
 

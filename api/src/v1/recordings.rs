@@ -246,22 +246,30 @@ async fn delete_recording(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
-    let deleted = match state.store.recordings().delete(caller.project_id, id).await {
-        Err(switchboard_store::StoreError::Conflict(m)) => {
-            return Err(ApiError::conflict("recording_in_progress", m))
-        }
-        other => other?,
-    };
-    if deleted.is_none() {
-        return Err(not_found(id));
+    let rec = find(&state, caller.project_id, id).await?;
+    if !rec.status.is_final() {
+        return Err(ApiError::conflict(
+            "recording_in_progress",
+            format!(
+                "recording `{id}` is {}: stop it and wait for it to finish before deleting it",
+                rec.status.as_str()
+            ),
+        ));
     }
+    // Files first: if that fails, the recording is still there to delete again.
     if let Some(storage) = &state.recording_storage {
         storage
             .remove(caller.project_id, id)
             .await
             .map_err(ApiError::internal)?;
     }
-    Ok(StatusCode::NO_CONTENT)
+    match state.store.recordings().delete(caller.project_id, id).await {
+        Err(switchboard_store::StoreError::Conflict(m)) => {
+            Err(ApiError::conflict("recording_in_progress", m))
+        }
+        Ok(None) => Err(not_found(id)),
+        other => other.map(|_| StatusCode::NO_CONTENT).map_err(Into::into),
+    }
 }
 
 /// Download one file of a recording (HTTP range requests are honoured).

@@ -35,6 +35,9 @@ pub const WINDOW: u64 = 512;
 pub const MAX_WAIT: Duration = Duration::from_millis(400);
 /// How far after the last frame a frame whose timestamp went backwards is put.
 const BACKWARDS_STEP_NS: u64 = 1_000_000;
+/// How much further than the time between their arrivals one frame's timestamp
+/// may be from the last before it counts as a jump of the publisher's clock.
+const MAX_JUMP_NS: u64 = 2_000_000_000;
 /// The gap assumed after the last frame of a track, when the track has only one frame.
 const DEFAULT_FRAME: Duration = Duration::from_millis(20);
 
@@ -77,27 +80,31 @@ pub struct Counts {
     pub dropped_frames: u64,
 }
 
+#[derive(Clone, Copy)]
 enum Unpacker {
-    Opus(OpusPacket),
-    Vp8(Vp8Packet),
-    Vp9(Vp9Packet),
+    Opus,
+    Vp8,
+    Vp9,
 }
 
 impl Unpacker {
-    fn depacketize(&mut self, payload: &Bytes) -> Option<Bytes> {
+    /// The codec bitstream in `payload`. A fresh depacketizer each time: rtc's
+    /// keep what earlier packets said (VP9's scalability structure grows with
+    /// every packet that carries one), which a publisher could grow without end.
+    fn depacketize(self, payload: &Bytes) -> Option<Bytes> {
         match self {
-            Self::Opus(d) => d.depacketize(payload).ok(),
-            Self::Vp8(d) => d.depacketize(payload).ok(),
-            Self::Vp9(d) => d.depacketize(payload).ok(),
+            Self::Opus => OpusPacket.depacketize(payload).ok(),
+            Self::Vp8 => Vp8Packet::default().depacketize(payload).ok(),
+            Self::Vp9 => Vp9Packet::default().depacketize(payload).ok(),
         }
     }
 
-    fn is_frame_head(&self, payload: &Bytes) -> bool {
+    fn is_frame_head(self, payload: &Bytes) -> bool {
         match self {
-            Self::Opus(d) => d.is_partition_head(payload),
+            Self::Opus => OpusPacket.is_partition_head(payload),
             // The S bit alone marks the start of any partition; a frame starts with partition 0.
-            Self::Vp8(d) => d.is_partition_head(payload) && payload[0] & 0x07 == 0,
-            Self::Vp9(d) => d.is_partition_head(payload),
+            Self::Vp8 => Vp8Packet::default().is_partition_head(payload) && payload[0] & 0x07 == 0,
+            Self::Vp9 => Vp9Packet::default().is_partition_head(payload),
         }
     }
 }
@@ -105,6 +112,8 @@ impl Unpacker {
 /// The frame being put together.
 struct Partial {
     timestamp: u32,
+    /// When its first packet arrived.
+    arrived: Instant,
     keyframe: bool,
     /// Whether every packet of it so far arrived, starting with its first.
     whole: bool,
@@ -116,7 +125,8 @@ pub struct Assembler {
     codec: Codec,
     clock_rate: u32,
     unpacker: Unpacker,
-    slots: Vec<Option<RtpIn>>,
+    /// Packets waiting for their turn, with when they arrived.
+    slots: Vec<Option<(RtpIn, Instant)>>,
     /// Extended sequence number of the next packet to take.
     next: Option<u64>,
     /// Highest extended sequence number seen.
@@ -133,8 +143,10 @@ pub struct Assembler {
     last_ts: Option<(u32, i64)>,
     first_ts: Option<i64>,
     last_pts: Option<u64>,
-    /// Added to every presentation time since the publisher's clock went backwards.
+    /// Added to every presentation time since the publisher's clock jumped.
     shift_ns: i64,
+    /// When the last frame written arrived.
+    last_arrival: Option<Instant>,
     /// The gap between the last two frames written, for the duration of the last one.
     last_gap: Option<u64>,
     ready: VecDeque<Frame>,
@@ -150,9 +162,9 @@ impl Assembler {
     /// An assembler for `codec` at `clock_rate` Hz; `None` for codecs that cannot be recorded yet.
     pub fn new(codec: Codec, clock_rate: u32) -> Option<Self> {
         let unpacker = match codec {
-            Codec::Opus => Unpacker::Opus(OpusPacket),
-            Codec::Vp8 => Unpacker::Vp8(Vp8Packet::default()),
-            Codec::Vp9 => Unpacker::Vp9(Vp9Packet::default()),
+            Codec::Opus => Unpacker::Opus,
+            Codec::Vp8 => Unpacker::Vp8,
+            Codec::Vp9 => Unpacker::Vp9,
             Codec::H264 | Codec::Av1 | Codec::Other => return None,
         };
         Some(Self {
@@ -171,6 +183,7 @@ impl Assembler {
             first_ts: None,
             last_pts: None,
             shift_ns: 0,
+            last_arrival: None,
             last_gap: None,
             ready: VecDeque::new(),
             counts: Counts::default(),
@@ -223,7 +236,7 @@ impl Assembler {
             self.counts.late += 1;
             return;
         }
-        *slot = Some(packet);
+        *slot = Some((packet, now));
         self.highest = self.highest.max(ext);
         self.drain(now);
     }
@@ -250,13 +263,22 @@ impl Assembler {
     pub fn duration_ns(&self) -> u64 {
         let Some(last) = self.last_pts else { return 0 };
         let frame = self.last_gap.unwrap_or(DEFAULT_FRAME.as_nanos() as u64);
-        last + frame
+        last.saturating_add(frame)
     }
 
+    /// Moves on to `ext`, taking what is held before it and counting the rest
+    /// lost; at most one pass over the window, however far `ext` is.
     fn skip_to(&mut self, ext: u64) {
-        while self.next.is_some_and(|n| n < ext) {
-            let n = self.next.unwrap_or(ext);
+        let Some(next) = self.next else { return };
+        // Whatever is held lies within one window of `next`.
+        let held_end = ext.min(next + WINDOW);
+        while let Some(n) = self.next.filter(|&n| n < held_end) {
             self.take_or_lose(n);
+        }
+        if let Some(n) = self.next.filter(|&n| n < ext) {
+            self.counts.lost += ext - n;
+            self.lost_before_next = true;
+            self.next = Some(ext);
         }
         self.waiting_since = None;
     }
@@ -264,7 +286,7 @@ impl Assembler {
     /// Takes the packet at `ext` if present, else counts it lost; moves on by one.
     fn take_or_lose(&mut self, ext: u64) {
         match self.slots[(ext % WINDOW) as usize].take() {
-            Some(p) => self.take(p),
+            Some((p, arrived)) => self.take(p, arrived),
             None => {
                 self.counts.lost += 1;
                 self.lost_before_next = true;
@@ -279,8 +301,8 @@ impl Assembler {
                 self.waiting_since = None;
                 return;
             }
-            if let Some(p) = self.slots[(next % WINDOW) as usize].take() {
-                self.take(p);
+            if let Some((p, arrived)) = self.slots[(next % WINDOW) as usize].take() {
+                self.take(p, arrived);
                 self.next = Some(next + 1);
                 self.waiting_since = None;
                 continue;
@@ -290,13 +312,13 @@ impl Assembler {
             if now.saturating_duration_since(since) < MAX_WAIT {
                 return;
             }
+            // Holes right after it have waited as long: give up on them too.
             self.take_or_lose(next);
-            self.waiting_since = Some(now);
         }
     }
 
-    /// Takes the next packet in sequence order.
-    fn take(&mut self, p: RtpIn) {
+    /// Takes the next packet in sequence order, which arrived at `arrived`.
+    fn take(&mut self, p: RtpIn, arrived: Instant) {
         self.counts.packets += 1;
         let lost_before = std::mem::take(&mut self.lost_before_next);
         if self
@@ -304,8 +326,10 @@ impl Assembler {
             .as_ref()
             .is_some_and(|f| f.timestamp != p.timestamp)
         {
-            // A new timestamp ends the frame before, whole unless packets went missing since.
-            self.close_partial(lost_before);
+            // A new timestamp ends the frame before. A video frame ends with its
+            // marker, so one cut off without it lost its last packets.
+            let cut = lost_before || self.is_video();
+            self.close_partial(cut);
         } else if lost_before {
             if let Some(f) = &mut self.partial {
                 f.whole = false;
@@ -318,6 +342,7 @@ impl Assembler {
             let head = self.unpacker.is_frame_head(&p.payload);
             self.partial = Some(Partial {
                 timestamp: p.timestamp,
+                arrived,
                 keyframe: self.codec.is_keyframe(&p.payload),
                 whole: head,
                 data: Vec::new(),
@@ -356,7 +381,7 @@ impl Assembler {
             }
             self.need_keyframe = false;
         }
-        let pts = self.pts_of(f.timestamp);
+        let pts = self.pts_of(f.timestamp, f.arrived);
         self.counts.frames += 1;
         self.ready.push_back(Frame {
             pts_ns: pts,
@@ -365,30 +390,51 @@ impl Assembler {
         });
     }
 
-    /// The presentation time of a frame with RTP timestamp `ts`, always after the last one.
-    fn pts_of(&mut self, ts: u32) -> u64 {
+    /// The presentation time of a frame with RTP timestamp `ts` that arrived
+    /// at `arrived`: always after the last one, and never further after it
+    /// than the time between their arrivals allows.
+    fn pts_of(&mut self, ts: u32, arrived: Instant) -> u64 {
         let ext = match self.last_ts {
             None => i64::from(ts),
-            Some((raw, ext)) => ext + i64::from(ts.wrapping_sub(raw) as i32),
+            Some((raw, ext)) => ext.saturating_add(i64::from(ts.wrapping_sub(raw) as i32)),
         };
         self.last_ts = Some((ts, ext));
         let first = *self.first_ts.get_or_insert(ext);
         let ns = i128::from(ext - first) * 1_000_000_000 / i128::from(self.clock_rate)
             + i128::from(self.shift_ns);
-        let pts = match self.last_pts {
-            Some(last) if ns <= i128::from(last) => {
-                // Backwards or repeated: go on just after the last frame, and
-                // keep that shift for the frames that follow.
-                let bumped = last + BACKWARDS_STEP_NS;
-                self.shift_ns += (i128::from(bumped) - ns) as i64;
-                bumped
+        let pts = match (self.last_pts, self.last_arrival) {
+            (Some(last), Some(prev)) => {
+                let last = i128::from(last);
+                let waited = arrived.saturating_duration_since(prev).as_nanos() as i128;
+                let target = if ns <= last {
+                    // Backwards or repeated: go on just after the last frame.
+                    Some(last + i128::from(BACKWARDS_STEP_NS))
+                } else if ns - last > waited + i128::from(MAX_JUMP_NS) {
+                    // A jump forward that time did not take (a publisher that
+                    // restarted its clock): as long as it really was.
+                    Some(last + waited.max(i128::from(BACKWARDS_STEP_NS)))
+                } else {
+                    None
+                };
+                match target {
+                    Some(t) => {
+                        // Keep the shift for the frames that follow.
+                        self.shift_ns = self
+                            .shift_ns
+                            .saturating_add(i64::try_from(t - ns).unwrap_or(i64::MAX));
+                        t
+                    }
+                    None => ns,
+                }
             }
-            _ => ns.max(0) as u64,
+            _ => ns,
         };
+        let pts = u64::try_from(pts.max(0)).unwrap_or(u64::MAX);
         if let Some(last) = self.last_pts {
-            self.last_gap = Some(pts - last);
+            self.last_gap = Some(pts.saturating_sub(last));
         }
         self.last_pts = Some(pts);
+        self.last_arrival = Some(arrived);
         pts
     }
 }
@@ -510,6 +556,19 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_jumping_forward_counts_only_the_time_that_passed() {
+        let t0 = Instant::now();
+        let mut a = Assembler::new(Codec::Opus, 48_000).unwrap();
+        a.push(t0, opus(1, 0));
+        // 20 ms later the clock says hours have passed.
+        a.push(t0 + MS * 20, opus(2, 1 << 30));
+        a.push(t0 + MS * 40, opus(3, (1 << 30) + 960));
+        let pts: Vec<u64> = drain(&mut a).iter().map(|f| f.pts_ns / 1_000_000).collect();
+        assert_eq!(pts, [0, 20, 40]);
+        assert!(a.duration_ns() < 100_000_000);
+    }
+
+    #[test]
     fn video_frames_are_joined_and_start_at_a_keyframe() {
         let t0 = Instant::now();
         let mut a = Assembler::new(Codec::Vp8, 90_000).unwrap();
@@ -581,6 +640,46 @@ mod tests {
         assert_eq!(a.counts().lost, 1);
         a.finish();
         assert!(a.pop().is_none());
+    }
+
+    #[test]
+    fn a_huge_sequence_jump_costs_one_pass_over_the_window() {
+        let t0 = Instant::now();
+        let mut a = Assembler::new(Codec::Opus, 48_000).unwrap();
+        a.push(t0, opus(0, 0));
+        a.push(t0, opus(30_000, 960));
+        a.push(t0, opus(30_001, 1920));
+        // The last window's holes might still come; the rest are given up at once.
+        assert_eq!(drain(&mut a).len(), 1);
+        a.poll(t0 + MAX_WAIT);
+        assert_eq!(drain(&mut a).len(), 2);
+        assert_eq!(a.counts().lost, 29_999);
+    }
+
+    #[test]
+    fn a_burst_of_losses_is_given_up_at_once() {
+        let t0 = Instant::now();
+        let mut a = Assembler::new(Codec::Opus, 48_000).unwrap();
+        a.push(t0, opus(0, 0));
+        a.push(t0, opus(5, 4800));
+        a.poll(t0 + MAX_WAIT);
+        assert_eq!(drain(&mut a).len(), 2, "four holes, one wait");
+        assert_eq!(a.counts().lost, 4);
+    }
+
+    #[test]
+    fn a_video_frame_cut_off_before_its_marker_is_dropped() {
+        let t0 = Instant::now();
+        let mut a = Assembler::new(Codec::Vp8, 90_000).unwrap();
+        a.push(t0, vp8(1, 0, true, true, true));
+        // Frame 3000 never gets its marker: the next frame starts instead.
+        a.push(t0, vp8(2, 3000, true, false, false));
+        a.push(t0, vp8(3, 6000, true, true, true));
+        let frames = drain(&mut a);
+        assert_eq!(
+            frames.iter().map(|f| f.pts_ns).collect::<Vec<_>>(),
+            [0, 66_666_666]
+        );
     }
 
     #[test]

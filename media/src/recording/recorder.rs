@@ -33,8 +33,8 @@ const QUEUE: usize = 4096;
 pub const MANIFEST: &str = "manifest.json";
 /// How often the composite job's progress is saved.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
-/// How many times ending a recording in the store is tried.
-const STORE_ATTEMPTS: u32 = 10;
+/// The longest wait between attempts to end a recording in the store.
+const STORE_RETRY: Duration = Duration::from_secs(10);
 
 /// A recording's end of one down-track: hands packets to the writer thread without waiting.
 pub struct TrackSink {
@@ -106,6 +106,17 @@ pub struct Recorder {
     dir: PathBuf,
     slots: Mutex<Slots>,
     stopped: AtomicBool,
+    /// Turns true once the recording has ended in the store (or its task is gone).
+    done: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Tells the recorder's watchers the recording ended, however its task ends.
+struct DoneGuard(tokio::sync::watch::Sender<bool>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
 }
 
 impl Recorder {
@@ -121,6 +132,7 @@ impl Recorder {
             .create_dir(project, recording.id)
             .map_err(|e| e.to_string())?;
         let (queue, inputs) = sync_channel(QUEUE);
+        let (done_tx, done) = tokio::sync::watch::channel(false);
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let fell_behind = Arc::new(AtomicBool::new(false));
         let writer = Writer::new(reports_tx, fell_behind.clone());
@@ -140,6 +152,7 @@ impl Recorder {
                 by_track: HashMap::new(),
             }),
             stopped: AtomicBool::new(false),
+            done,
         });
         tokio::spawn(supervise(
             store,
@@ -148,8 +161,14 @@ impl Recorder {
             recording.clone(),
             reports,
             Arc::downgrade(&recorder),
+            DoneGuard(done_tx),
         ));
         Ok(recorder)
+    }
+
+    /// Turns true once the recording has ended (finished or failed) in the store.
+    pub fn done(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.done.clone()
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
@@ -185,7 +204,7 @@ impl Recorder {
         };
         let slot = {
             let mut slots = self.slots();
-            if slots.by_track.contains_key(&info.sid) {
+            if slots.by_track.contains_key(&info.sid) || self.stopped.load(Ordering::Relaxed) {
                 return;
             }
             let slot = slots.next;
@@ -219,7 +238,12 @@ impl Recorder {
         };
         // The writer learns of the track before its first packet.
         self.submit(Input::Track(Box::new(new)));
-        receiver.attach(downtrack);
+        // Attached under the lock that `stop` and `end_track` take, so a track
+        // they have already let go of is not attached after them.
+        let slots = self.slots();
+        if slots.by_track.contains_key(&info.sid) {
+            receiver.attach(downtrack);
+        }
     }
 
     /// Stops recording a track (it was unpublished): its file is closed.
@@ -268,6 +292,7 @@ async fn supervise(
     recording: Recording,
     mut reports: UnboundedReceiver<Report>,
     recorder: Weak<Recorder>,
+    _done: DoneGuard,
 ) {
     let id = recording.id;
     let dir = storage.dir(project, id);
@@ -335,17 +360,22 @@ async fn supervise(
                     tracing::error!(recording = %id, error = %e, "upload failed");
                     error.get_or_insert(e);
                 }
-                end(&store, id, error, files, duration_ms, location).await;
+                end(&store, id, error, Some(files), duration_ms, location).await;
                 return;
             }
         }
     }
-    // The writer thread went away without reporting: it panicked.
+    // The writer thread went away without reporting: it panicked. The files
+    // and length last saved stay as they are.
+    if let Some(r) = recorder.upgrade() {
+        r.stopped.store(true, Ordering::Relaxed);
+        r.detach_all();
+    }
     end(
         &store,
         id,
         Some("the recorder stopped unexpectedly".into()),
-        Vec::new(),
+        None,
         0,
         location,
     )
@@ -436,28 +466,44 @@ async fn write_manifest(
     })
 }
 
-/// Ends the recording in the store, retrying while the database is away.
+/// Ends the recording in the store, retrying (every few seconds, for as
+/// long as it takes) while the database is away. `files` replaces the files
+/// saved so far when given (a failure without it keeps them and their length).
 async fn end(
     store: &Store,
     id: RecordingId,
     error: Option<String>,
-    files: Vec<RecordingFile>,
+    files: Option<Vec<RecordingFile>>,
     duration_ms: u64,
     location: String,
 ) {
-    for attempt in 1..=STORE_ATTEMPTS {
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
         let now = Utc::now();
-        let result = match &error {
-            None => {
+        let result = match (&error, &files) {
+            (None, files) => {
                 store
                     .recordings()
-                    .finish(id, location.clone(), files.clone(), duration_ms, now)
+                    .finish(
+                        id,
+                        location.clone(),
+                        files.clone().unwrap_or_default(),
+                        duration_ms,
+                        now,
+                    )
                     .await
             }
-            Some(e) => {
+            (Some(e), Some(files)) => {
                 store
                     .recordings()
                     .fail(id, e.clone(), Some(files.clone()), Some(duration_ms), now)
+                    .await
+            }
+            (Some(e), None) => {
+                store
+                    .recordings()
+                    .fail(id, e.clone(), None, None, now)
                     .await
             }
         };
@@ -471,7 +517,7 @@ async fn end(
             }
             Err(e) => {
                 tracing::error!(recording = %id, attempt, error = %e, "cannot end the recording in the store");
-                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                tokio::time::sleep(STORE_RETRY.min(Duration::from_secs(u64::from(attempt)))).await;
             }
         }
     }

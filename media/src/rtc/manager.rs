@@ -10,7 +10,7 @@ use switchboard_core::directory::{
     DirectoryError, ParticipantDirectory, ParticipantUpdate, RecordingDirectory,
 };
 use switchboard_core::event::{LeaveReason, RoomFinishReason};
-use switchboard_core::recording::{Recording, RecordingSpec};
+use switchboard_core::recording::{Recording, RecordingSpec, RecordingStatus};
 use switchboard_core::room::ParticipantPermissions;
 use switchboard_core::room::{ParticipantInfo, RoomLimits, DEFAULT_EMPTY_TIMEOUT_S};
 use switchboard_core::token::{Claims, Grants};
@@ -48,6 +48,8 @@ pub struct RoomManager {
     gate: std::sync::RwLock<Arc<dyn JoinGate>>,
     /// Where recordings are written; none until set.
     recordings: std::sync::RwLock<Option<Storage>>,
+    /// One flag per recording started here, raised when it has ended.
+    recordings_done: Mutex<Vec<tokio::sync::watch::Receiver<bool>>>,
 }
 
 impl RoomManager {
@@ -61,7 +63,23 @@ impl RoomManager {
             node,
             gate: std::sync::RwLock::new(Arc::new(OpenGate)),
             recordings: std::sync::RwLock::new(None),
+            recordings_done: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Waits up to `limit` for the recordings started here to end (after the
+    /// rooms closed, on shutdown); returns how many are still going.
+    pub async fn wait_for_recordings(&self, limit: Duration) -> usize {
+        let pending: Vec<_> = lock(&self.recordings_done).drain(..).collect();
+        let all = futures::future::join_all(
+            pending
+                .into_iter()
+                .map(|mut done| async move { done.wait_for(|d| *d).await.is_ok() }),
+        );
+        match tokio::time::timeout(limit, all).await {
+            Ok(ended) => ended.iter().filter(|ok| !**ok).count(),
+            Err(_) => lock(&self.recordings_done).len().max(1),
+        }
     }
 
     /// Writes recordings to `storage` from now on (set once at start).
@@ -104,6 +122,25 @@ impl RoomManager {
         {
             return Ok(()); // Another node (or an earlier call) has it.
         }
+        // Stopped while this node was claiming it: nothing to record.
+        let current = self
+            .store
+            .recordings()
+            .get(room.project, recording.id)
+            .await?;
+        if current.is_none_or(|r| r.status != RecordingStatus::Starting) {
+            self.store
+                .recordings()
+                .fail(
+                    recording.id,
+                    "stopped before any track was recorded".into(),
+                    None,
+                    None,
+                    chrono::Utc::now(),
+                )
+                .await?;
+            return Ok(());
+        }
         let storage = self
             .recordings
             .read()
@@ -115,8 +152,17 @@ impl RoomManager {
         };
         match started {
             Ok(recorder) => {
-                tracing::info!(room = %room.name, recording = %recording.id, "recording");
-                room.attach_recorder(recorder);
+                {
+                    let mut done = lock(&self.recordings_done);
+                    done.retain(|d| !*d.borrow());
+                    done.push(recorder.done());
+                }
+                if room.attach_recorder(recorder.clone()) {
+                    tracing::info!(room = %room.name, recording = %recording.id, "recording");
+                } else {
+                    // The room closed meanwhile: the recorder ends with nothing recorded.
+                    recorder.stop();
+                }
             }
             Err(e) => {
                 tracing::error!(room = %room.name, recording = %recording.id, error = %e, "recording failed to start");

@@ -313,8 +313,19 @@ impl Room {
         }
     }
 
-    /// Starts `recorder` on every track it selects, now and as they are published.
-    pub fn attach_recorder(&self, recorder: Arc<Recorder>) {
+    /// Starts `recorder` on every track it selects, now and as they are
+    /// published; false (and nothing attached) if the room has closed.
+    pub fn attach_recorder(&self, recorder: Arc<Recorder>) -> bool {
+        {
+            // Under the lock `close` takes the recorders with: either it sees
+            // this one, or this sees the room closed.
+            let mut recorders = lock(&self.recorders);
+            if self.is_closed() {
+                return false;
+            }
+            recorders.push(recorder.clone());
+        }
+        // Tracks published from here on reach it through `publish` too; it takes each once.
         for p in self.participants() {
             let tracks: Vec<(TrackInfo, Arc<TrackReceiver>)> = lock(&p.published)
                 .values()
@@ -326,7 +337,7 @@ impl Room {
                 }
             }
         }
-        lock(&self.recorders).push(recorder);
+        true
     }
 
     /// Stops the recording `id` if it runs in this room; whether it did.
