@@ -196,6 +196,14 @@ pub(crate) async fn fail_open_on_node(
 }
 
 impl Recordings<'_> {
+    /// Runs a one-row `UPDATE` on the writer; whether it changed that row.
+    async fn changed<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<bool, StoreError> {
+        Ok(query.execute(self.0.writer()).await?.rows_affected() == 1)
+    }
+
     /// Records that `spec` is to be recorded in `room`; it starts `starting`, unclaimed.
     pub async fn create(
         &self,
@@ -334,15 +342,14 @@ impl Recordings<'_> {
 
     /// Makes `node` the writer of recording `id`; false if another node has it or it ended.
     pub async fn claim(&self, id: RecordingId, node: NodeId) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE recordings SET node_id = $1 WHERE id = $2 AND node_id IS NULL AND status = 'starting'",
+        self.changed(
+            sqlx::query(
+                "UPDATE recordings SET node_id = $1 WHERE id = $2 AND node_id IS NULL AND status = 'starting'",
+            )
+            .bind(node.to_string())
+            .bind(id.to_string()),
         )
-        .bind(node.to_string())
-        .bind(id.to_string())
-        .execute(self.0.writer())
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        .await
     }
 
     /// Turns recording `id` `active` from `at` and appends `recording.started`;
@@ -404,17 +411,16 @@ impl Recordings<'_> {
         files: &[RecordingFile],
         duration_ms: u64,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE recordings SET status = 'processing', progress = 0, files = $1, duration_ms = $2 \
-             WHERE id = $3 AND status IN ('starting', 'active', 'stopping')",
+        self.changed(
+            sqlx::query(
+                "UPDATE recordings SET status = 'processing', progress = 0, files = $1, duration_ms = $2 \
+                 WHERE id = $3 AND status IN ('starting', 'active', 'stopping')",
+            )
+            .bind(json(&files)?)
+            .bind(i64::try_from(duration_ms).map_err(corrupt)?)
+            .bind(id.to_string()),
         )
-        .bind(json(&files)?)
-        .bind(i64::try_from(duration_ms).map_err(corrupt)?)
-        .bind(id.to_string())
-        .execute(self.0.writer())
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        .await
     }
 
     /// Saves how far the composite job is (0 to 1).
@@ -429,15 +435,14 @@ impl Recordings<'_> {
 
     /// Marks an open recording `stopping`; false if it had already ended.
     pub async fn stopping(&self, project: ProjectId, id: RecordingId) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE recordings SET status = 'stopping' WHERE project_id = $1 AND id = $2 AND status IN ('starting', 'active')",
+        self.changed(
+            sqlx::query(
+                "UPDATE recordings SET status = 'stopping' WHERE project_id = $1 AND id = $2 AND status IN ('starting', 'active')",
+            )
+            .bind(project.to_string())
+            .bind(id.to_string()),
         )
-        .bind(project.to_string())
-        .bind(id.to_string())
-        .execute(self.0.writer())
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        .await
     }
 
     /// Ends recording `id` as finished with its files and appends `recording.finished`;
