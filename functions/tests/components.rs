@@ -649,18 +649,14 @@ const RECORDING_IMPORTS: &str = r#"
 
 async fn functions_start_and_stop_recordings(backend: Backend) {
     let f = fixture(backend, Limits::default()).await;
-    let new = |name: &str| switchboard_store::rooms::NewRoom {
-        name: RoomName::new(name).unwrap(),
-        empty_timeout_s: 300,
-        max_participants: 0,
-        metadata: String::new(),
-        region: None,
-        record: false,
-    };
     let (room, _) = f
         .store
         .rooms()
-        .create(f.project, new("studio"), chrono::Utc::now())
+        .create(
+            f.project,
+            switchboard_store::rooms::NewRoom::named(RoomName::new("studio").unwrap()),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     // Start a recording of "studio" and log its id (or the error), then stop it,

@@ -28,6 +28,21 @@ pub struct NewRoom {
     pub record: bool,
 }
 
+impl NewRoom {
+    /// A room named `name` with the defaults: the default empty timeout, no
+    /// participant limit, no metadata or region, not recorded.
+    pub fn named(name: RoomName) -> Self {
+        Self {
+            name,
+            empty_timeout_s: switchboard_core::room::DEFAULT_EMPTY_TIMEOUT_S,
+            max_participants: 0,
+            metadata: String::new(),
+            region: None,
+            record: false,
+        }
+    }
+}
+
 /// A change to a room; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct RoomPatch {

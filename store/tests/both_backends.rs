@@ -16,14 +16,7 @@ async fn store(backend: Backend) -> (TestDb, Store) {
 }
 
 fn new_room(name: &str) -> NewRoom {
-    NewRoom {
-        name: RoomName::new(name).unwrap(),
-        empty_timeout_s: 300,
-        max_participants: 0,
-        metadata: String::new(),
-        region: None,
-        record: false,
-    }
+    NewRoom::named(RoomName::new(name).unwrap())
 }
 
 switchboard_store::on_both_backends!(

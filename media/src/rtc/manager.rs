@@ -12,7 +12,7 @@ use switchboard_core::directory::{
 use switchboard_core::event::{LeaveReason, RoomFinishReason};
 use switchboard_core::recording::{Recording, RecordingSpec, RecordingStatus};
 use switchboard_core::room::ParticipantPermissions;
-use switchboard_core::room::{ParticipantInfo, RoomLimits, DEFAULT_EMPTY_TIMEOUT_S};
+use switchboard_core::room::{ParticipantInfo, RoomLimits};
 use switchboard_core::token::{Claims, Grants};
 use switchboard_core::{Identity, NodeId, ProjectId, RecordingId, RoomName, TrackSid};
 use switchboard_recording::Storage;
@@ -258,14 +258,7 @@ impl RoomManager {
         {
             Some(r) => r,
             None if grants.room_create => {
-                let new = NewRoom {
-                    name: name.clone(),
-                    empty_timeout_s: DEFAULT_EMPTY_TIMEOUT_S,
-                    max_participants: 0,
-                    metadata: String::new(),
-                    region: None,
-                    record: false,
-                };
+                let new = NewRoom::named(name.clone());
                 match self
                     .store
                     .rooms()
