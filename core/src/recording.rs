@@ -199,6 +199,34 @@ pub struct RecordingFile {
     pub error: Option<String>,
 }
 
+/// A track file being uploaded to the bucket while it is written: what it
+/// takes to complete the upload if the node writing it is lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileUpload {
+    /// The file's name within the recording.
+    pub name: String,
+    /// The bucket's id for the multipart upload.
+    pub upload_id: String,
+    /// The parts uploaded so far, in order.
+    pub parts: Vec<UploadedPart>,
+}
+
+impl FileUpload {
+    /// Bytes of the file the parts hold.
+    pub fn bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.bytes).sum()
+    }
+}
+
+/// One part of a [`FileUpload`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedPart {
+    /// The bucket's ETag for it.
+    pub etag: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
 /// A recording resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Recording {

@@ -1,8 +1,9 @@
 //! Where recordings' files are kept: a local directory, one folder per
 //! project and recording (`ROOT/pr_.../rec_.../FILE`), where the media node
 //! writes them; and, when configured, an S3-compatible bucket they are
-//! uploaded to (multipart, through the `object_store` crate) once they are
-//! complete, under `PREFIX/pr_.../rec_.../FILE`.
+//! uploaded to (multipart, through the `object_store` crate) under
+//! `PREFIX/pr_.../rec_.../FILE`: track files while they are written
+//! ([`crate::live`]), the rest once complete.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,13 +40,23 @@ pub struct S3Config {
     /// Allow a plain-`http` endpoint (default false).
     #[serde(default)]
     pub allow_http: bool,
+    /// How often track files are uploaded while they are written, in
+    /// seconds: at most this much is lost with a node (default 5; 0 uploads
+    /// them only once complete).
+    #[serde(default = "default_live_upload_seconds")]
+    pub live_upload_seconds: u64,
+}
+
+fn default_live_upload_seconds() -> u64 {
+    5
 }
 
 #[derive(Debug, Clone)]
-struct Remote {
-    s3: Arc<AmazonS3>,
-    bucket: String,
+pub(crate) struct Remote {
+    pub(crate) s3: Arc<AmazonS3>,
+    pub(crate) bucket: String,
     prefix: String,
+    live_every: Option<Duration>,
 }
 
 /// Longest file name accepted.
@@ -127,6 +138,8 @@ impl Storage {
             s3: Arc::new(s3),
             bucket: config.bucket.clone(),
             prefix: config.prefix.trim_matches('/').to_owned(),
+            live_every: (config.live_upload_seconds > 0)
+                .then(|| Duration::from_secs(config.live_upload_seconds)),
         });
         Ok(storage)
     }
@@ -136,7 +149,16 @@ impl Storage {
         self.remote.is_some()
     }
 
-    fn key(
+    /// How often track files are uploaded while written; `None` if they are not.
+    pub fn live_upload_every(&self) -> Option<Duration> {
+        self.remote.as_ref()?.live_every
+    }
+
+    pub(crate) fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref()
+    }
+
+    pub(crate) fn key(
         remote: &Remote,
         project: ProjectId,
         recording: RecordingId,
@@ -150,7 +172,9 @@ impl Storage {
         }
     }
 
-    fn remote_error(remote: &Remote) -> impl Fn(object_store::Error) -> StorageError + '_ {
+    pub(crate) fn remote_error(
+        remote: &Remote,
+    ) -> impl Fn(object_store::Error) -> StorageError + '_ {
         move |source| StorageError::Remote {
             bucket: remote.bucket.clone(),
             source,

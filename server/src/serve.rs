@@ -158,6 +158,14 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     )?;
     let mut workers = webhooks.start();
     workers.push(heartbeat);
+    if recording_storage.is_remote() {
+        // Recordings a lost node was uploading end up with what reached the bucket.
+        workers.push(switchboard_recording::live::start_janitor(
+            store.clone(),
+            recording_storage.clone(),
+            Duration::from_secs(5),
+        ));
+    }
     workers.push(
         switchboard_billing::meter::Worker::new(
             store.clone(),

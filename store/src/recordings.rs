@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use switchboard_core::event::RoomRef;
-use switchboard_core::recording::{Recording, RecordingFile, RecordingSpec, RecordingStatus};
+use switchboard_core::recording::{
+    FileUpload, Recording, RecordingFile, RecordingSpec, RecordingStatus,
+};
 use switchboard_core::{Event, EventPayload, NodeId, ProjectId, RecordingId, RoomName};
 
 use crate::error::corrupt;
@@ -518,6 +520,70 @@ impl Recordings<'_> {
             self.0.publish_committed(std::slice::from_ref(e)).await;
         }
         Ok(event)
+    }
+
+    /// Saves the state of the uploads of files written to the bucket as they
+    /// grow, while the recording is open.
+    pub async fn save_uploads(
+        &self,
+        id: RecordingId,
+        uploads: &[FileUpload],
+    ) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "UPDATE recordings SET uploads = $1 WHERE id = $2 AND status IN {OPEN}"
+        ))
+        .bind(json(&uploads)?)
+        .bind(id.to_string())
+        .execute(self.0.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a recording's uploads: they were completed (or given up on).
+    pub async fn clear_uploads(&self, id: RecordingId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recordings SET uploads = NULL WHERE id = $1")
+            .bind(id.to_string())
+            .execute(self.0.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Ended recordings whose uploads were never completed (their node was
+    /// lost), at most `limit`, with those uploads.
+    pub async fn abandoned_uploads(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(ProjectId, Recording, Vec<FileUpload>)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS}, uploads FROM recordings \
+             WHERE uploads IS NOT NULL AND status NOT IN {OPEN} ORDER BY id LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let (project, rec) = decode(r)?;
+                let uploads: Vec<FileUpload> =
+                    serde_json::from_str(&r.try_get::<String, _>("uploads")?).map_err(corrupt)?;
+                Ok((project, rec, uploads))
+            })
+            .collect()
+    }
+
+    /// Records that a lost node's uploads were completed: the listed files
+    /// become `files` (their sizes what reached the bucket) and the uploads are forgotten.
+    pub async fn uploads_completed(
+        &self,
+        id: RecordingId,
+        files: &[RecordingFile],
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recordings SET files = $1, uploads = NULL WHERE id = $2")
+            .bind(json(&files)?)
+            .bind(id.to_string())
+            .execute(self.0.writer())
+            .await?;
+        Ok(())
     }
 
     /// Deletes an ended recording's row and returns it (its files are the caller's

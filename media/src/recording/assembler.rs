@@ -27,6 +27,7 @@ use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::codec::vp9::Vp9Packet;
 use rtc::rtp::packetizer::Depacketizer;
 
+use super::h264;
 use crate::sfu::keyframe::Codec;
 
 /// How many sequence numbers ahead of the next expected one are held.
@@ -40,6 +41,8 @@ const BACKWARDS_STEP_NS: u64 = 1_000_000;
 const MAX_JUMP_NS: u64 = 2_000_000_000;
 /// The gap assumed after the last frame of a track, when the track has only one frame.
 const DEFAULT_FRAME: Duration = Duration::from_millis(20);
+/// The largest frame kept: a publisher sending one endless frame is cut off here.
+pub const MAX_FRAME_BYTES: usize = 8 << 20;
 
 /// One RTP packet as the recorder needs it.
 #[derive(Debug, Clone)]
@@ -85,17 +88,28 @@ enum Unpacker {
     Opus,
     Vp8,
     Vp9,
+    H264,
 }
 
 impl Unpacker {
-    /// The codec bitstream in `payload`. A fresh depacketizer each time: rtc's
-    /// keep what earlier packets said (VP9's scalability structure grows with
-    /// every packet that carries one), which a publisher could grow without end.
-    fn depacketize(self, payload: &Bytes) -> Option<Bytes> {
-        match self {
-            Self::Opus => OpusPacket.depacketize(payload).ok(),
-            Self::Vp8 => Vp8Packet::default().depacketize(payload).ok(),
-            Self::Vp9 => Vp9Packet::default().depacketize(payload).ok(),
+    /// Appends the codec bitstream in `payload` to `frame`; `false` if the
+    /// payload cannot be read. VP8, VP9 and Opus take a fresh depacketizer
+    /// each time: rtc's keep what earlier packets said (VP9's scalability
+    /// structure grows with every packet that carries one), which a publisher
+    /// could grow without end. H.264's state lives with the frame.
+    fn unpack(self, payload: &Bytes, frame: &mut Partial) -> bool {
+        let bytes = match self {
+            Self::Opus => OpusPacket.depacketize(payload),
+            Self::Vp8 => Vp8Packet::default().depacketize(payload),
+            Self::Vp9 => Vp9Packet::default().depacketize(payload),
+            Self::H264 => return frame.h264.unpack(payload, &mut frame.data),
+        };
+        match bytes {
+            Ok(b) => {
+                frame.data.extend_from_slice(&b);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -105,6 +119,12 @@ impl Unpacker {
             // The S bit alone marks the start of any partition; a frame starts with partition 0.
             Self::Vp8 => Vp8Packet::default().is_partition_head(payload) && payload[0] & 0x07 == 0,
             Self::Vp9 => Vp9Packet::default().is_partition_head(payload),
+            // A fragmented unit's first packet, or any unfragmented one.
+            Self::H264 => match payload.first().map(|h| h & 0x1f) {
+                Some(28) => payload.get(1).is_some_and(|fu| fu & 0x80 != 0),
+                Some(_) => true,
+                None => false,
+            },
         }
     }
 }
@@ -118,6 +138,8 @@ struct Partial {
     /// Whether every packet of it so far arrived, starting with its first.
     whole: bool,
     data: Vec<u8>,
+    /// H.264: the fragmented unit being put back together.
+    h264: h264::Unpacker,
 }
 
 /// Reorders and reassembles one track (see the module docs).
@@ -156,7 +178,7 @@ pub struct Assembler {
 impl Assembler {
     /// Whether tracks of `codec` can be recorded.
     pub fn supports(codec: Codec) -> bool {
-        matches!(codec, Codec::Opus | Codec::Vp8 | Codec::Vp9)
+        matches!(codec, Codec::Opus | Codec::Vp8 | Codec::Vp9 | Codec::H264)
     }
 
     /// An assembler for `codec` at `clock_rate` Hz; `None` for codecs that cannot be recorded yet.
@@ -165,7 +187,8 @@ impl Assembler {
             Codec::Opus => Unpacker::Opus,
             Codec::Vp8 => Unpacker::Vp8,
             Codec::Vp9 => Unpacker::Vp9,
-            Codec::H264 | Codec::Av1 | Codec::Other => return None,
+            Codec::H264 => Unpacker::H264,
+            Codec::Av1 | Codec::Other => return None,
         };
         Some(Self {
             codec,
@@ -346,14 +369,16 @@ impl Assembler {
                 keyframe: self.codec.is_keyframe(&p.payload),
                 whole: head,
                 data: Vec::new(),
+                h264: h264::Unpacker::default(),
             });
         }
         let Some(partial) = self.partial.as_mut() else {
             return;
         };
-        match self.unpacker.depacketize(&p.payload) {
-            Some(bytes) => partial.data.extend_from_slice(&bytes),
-            None => partial.whole = false,
+        if partial.data.len() + p.payload.len() > MAX_FRAME_BYTES
+            || !self.unpacker.unpack(&p.payload, partial)
+        {
+            partial.whole = false;
         }
         if !self.is_video() || p.marker {
             self.close_partial(false);
@@ -362,9 +387,20 @@ impl Assembler {
 
     /// Ends the frame being put together; `lost_tail` if packets after it went missing.
     fn close_partial(&mut self, lost_tail: bool) {
-        let Some(f) = self.partial.take() else { return };
+        let Some(mut f) = self.partial.take() else {
+            return;
+        };
         // Video: without its marker a frame's last packets may be what was lost.
-        let whole = f.whole && !(lost_tail && self.is_video());
+        let whole = f.whole && !(lost_tail && self.is_video()) && !f.h264.in_fragment();
+        // H.264 is judged on what arrived: a file can only start at an IDR
+        // picture that brings its parameter sets.
+        let starts = match self.codec {
+            Codec::H264 => {
+                f.keyframe = h264::is_idr(&f.data);
+                h264::starts_stream(&f.data)
+            }
+            _ => f.keyframe,
+        };
         if !whole || f.data.is_empty() {
             self.counts.dropped_frames += 1;
             if self.is_video() {
@@ -374,7 +410,7 @@ impl Assembler {
             return;
         }
         if self.need_keyframe {
-            if !f.keyframe {
+            if !starts {
                 self.counts.dropped_frames += 1;
                 self.keyframe_wanted = true;
                 return;
@@ -706,9 +742,76 @@ mod tests {
         assert!(frames.windows(2).all(|w| w[0].pts_ns < w[1].pts_ns));
     }
 
+    fn h264(seq: u16, ts: u32, marker: bool, payload: &[u8]) -> RtpIn {
+        RtpIn {
+            seq,
+            timestamp: ts,
+            marker,
+            payload: Bytes::copy_from_slice(payload),
+        }
+    }
+
+    /// STAP-A with an SPS and a PPS (contents do not matter here).
+    const PARAMETER_SETS: &[u8] = &[0x78, 0, 3, 0x67, 0x42, 0x00, 0, 2, 0x68, 0xce];
+
+    #[test]
+    fn h264_frames_start_at_an_idr_with_its_parameter_sets() {
+        let t0 = Instant::now();
+        let mut a = Assembler::new(Codec::H264, 90_000).unwrap();
+        // An IDR alone (its parameter sets were sent before the recording began): not a start.
+        a.push(t0, h264(1, 0, true, &[0x65, 1, 2]));
+        assert!(a.pop().is_none());
+        assert!(a.wants_keyframe());
+        // Parameter sets and an IDR in two fragments, then a P frame.
+        a.push(t0, h264(2, 3000, false, PARAMETER_SETS));
+        a.push(t0, h264(3, 3000, false, &[0x7c, 0x85, 1, 2]));
+        a.push(t0, h264(4, 3000, true, &[0x7c, 0x45, 3]));
+        a.push(t0, h264(5, 6000, true, &[0x41, 9]));
+        let frames = drain(&mut a);
+        assert_eq!(frames.len(), 2);
+        assert!(frames[0].keyframe && !frames[1].keyframe);
+        let units: Vec<&[u8]> = h264::nal_units(&frames[0].data).collect();
+        assert_eq!(
+            units,
+            [&[0x67, 0x42, 0][..], &[0x68, 0xce], &[0x65, 1, 2, 3]]
+        );
+        assert_eq!(frames[1].pts_ns, 33_333_333);
+    }
+
+    #[test]
+    fn an_h264_frame_missing_a_fragment_is_dropped() {
+        let t0 = Instant::now();
+        let mut a = Assembler::new(Codec::H264, 90_000).unwrap();
+        a.push(t0, h264(1, 0, false, PARAMETER_SETS));
+        a.push(t0, h264(2, 0, true, &[0x65, 1]));
+        // The fragment's end never comes, though the marker does.
+        a.push(t0, h264(3, 3000, false, &[0x7c, 0x81, 1]));
+        a.push(t0, h264(4, 3000, true, &[0x06, 1]));
+        a.push(t0, h264(5, 6000, true, &[0x41, 9]));
+        assert_eq!(drain(&mut a).len(), 1, "only the IDR");
+        assert_eq!(a.counts().dropped_frames, 2);
+        assert!(a.wants_keyframe());
+    }
+
+    #[test]
+    fn an_endless_frame_is_cut_off() {
+        let t0 = Instant::now();
+        let mut a = Assembler::new(Codec::H264, 90_000).unwrap();
+        a.push(t0, h264(0, 0, false, PARAMETER_SETS));
+        a.push(t0, h264(1, 0, false, &[0x7c, 0x85, 0]));
+        let mut chunk = vec![0u8; 1200];
+        chunk[..2].copy_from_slice(&[0x7c, 0x05]); // a middle fragment
+        for seq in 2..8000u16 {
+            a.push(t0, h264(seq, 0, false, &chunk));
+        }
+        a.push(t0, h264(8000, 0, true, &[0x7c, 0x45, 0]));
+        assert!(a.pop().is_none());
+        assert_eq!(a.counts().dropped_frames, 1);
+    }
+
     #[test]
     fn codecs_without_a_recorder_are_refused() {
-        assert!(Assembler::new(Codec::H264, 90_000).is_none());
+        assert!(Assembler::new(Codec::Av1, 90_000).is_none());
         assert!(Assembler::new(Codec::Other, 8_000).is_none());
     }
 }

@@ -1,10 +1,11 @@
-//! Track files: one track's frames in a WebM file (libwebm's muxer, through
-//! the `webm` crate), written as they come.
+//! Track files: one track's frames, written as they come, in WebM for Opus,
+//! VP8 and VP9 (libwebm's muxer, through the `webm` crate) and in Matroska for
+//! H.264 ([`super::matroska`]).
 //!
-//! Clusters and the segment are written with unknown sizes first and patched
-//! when they close, so a file cut off by a crash still plays up to its last
-//! frame on disk. Writes go straight to the file, not through a buffer, so a
-//! killed process loses nothing it had written.
+//! Clusters and the segment are written with unknown sizes first (and WebM's
+//! patched when they close), so a file cut off by a crash still plays up to
+//! its last frame on disk. Writes go straight to the file, not through a
+//! buffer, so a killed process loses nothing it had written.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -18,14 +19,24 @@ use webm::mux::{
 };
 
 use super::assembler::Frame;
+use super::h264;
+use super::matroska::MatroskaFile;
 use crate::sfu::keyframe::Codec;
 
-/// The MIME type of the files written.
-pub const CONTENT_TYPE_AUDIO: &str = "audio/webm";
-/// The MIME type of video track files.
-pub const CONTENT_TYPE_VIDEO: &str = "video/webm";
-/// The file name extension.
-pub const EXTENSION: &str = "webm";
+/// The name of the file a track of `codec` with id `sid` is written to.
+pub fn file_name(sid: impl std::fmt::Display, codec: Codec) -> String {
+    let extension = if codec == Codec::H264 { "mkv" } else { "webm" };
+    format!("{sid}.{extension}")
+}
+
+/// The MIME type of a track file of `codec`.
+pub fn content_type(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Opus => "audio/webm",
+        Codec::H264 => "video/x-matroska",
+        _ => "video/webm",
+    }
+}
 
 /// Why a track file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -41,16 +52,54 @@ pub enum ContainerError {
     /// The muxer refused (its cause, if the file system gave one).
     #[error("the WebM muxer failed{}", .0.as_deref().map(|c| format!(": {c}")).unwrap_or_default())]
     Muxer(Option<String>),
-    /// The codec has no WebM mapping.
-    #[error("{0:?} cannot be written to WebM")]
+    /// The Matroska writer failed.
+    #[error("the Matroska writer failed: {0}")]
+    Matroska(#[from] super::matroska::MatroskaError),
+    /// The codec cannot be recorded.
+    #[error("{0:?} cannot be written to a track file")]
     Codec(Codec),
+    /// An H.264 track's first frame lacks its parameter sets.
+    #[error("the first H.264 frame has no SPS and PPS to describe the stream")]
+    NoParameterSets,
 }
 
-/// The file under the muxer: counts its size and keeps the last I/O error,
-/// which the muxer itself reduces to "failed".
+/// How much of a track file is on disk and where it last changed, read by
+/// the live upload while the writer thread writes.
+#[derive(Debug)]
+pub struct Written {
+    size: AtomicU64,
+    changed_from: AtomicU64,
+}
+
+impl Written {
+    fn new() -> Self {
+        Self {
+            size: AtomicU64::new(0),
+            changed_from: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::SeqCst)
+    }
+
+    /// The lowest offset written since the last call (`u64::MAX` for none).
+    pub fn take_changed_from(&self) -> u64 {
+        self.changed_from.swap(u64::MAX, Ordering::SeqCst)
+    }
+
+    /// Puts back a change taken by [`Written::take_changed_from`] but not uploaded.
+    pub fn restore_changed_from(&self, from: u64) {
+        self.changed_from.fetch_min(from, Ordering::SeqCst);
+    }
+}
+
+/// The file under the muxer: counts its size, notes where it changed, and
+/// keeps the last I/O error, which the muxer itself reduces to "failed".
 struct Counted {
     file: File,
-    size: Arc<AtomicU64>,
+    written: Arc<Written>,
     error: Arc<Mutex<Option<String>>>,
 }
 
@@ -68,7 +117,10 @@ impl Write for Counted {
         let r = self.file.write(buf);
         let r = self.note(r)?;
         if let Ok(pos) = self.file.stream_position() {
-            self.size.fetch_max(pos, Ordering::Relaxed);
+            // Size first: a live upload that sees the change sees the bytes too.
+            self.written.size.fetch_max(pos, Ordering::SeqCst);
+            let start = pos.saturating_sub(r as u64);
+            self.written.changed_from.fetch_min(start, Ordering::SeqCst);
         }
         Ok(r)
     }
@@ -93,8 +145,9 @@ enum Track {
 
 enum State {
     /// Waiting for the first frame (video needs its dimensions).
-    Open(Writer<Counted>),
-    Writing(Segment<Counted>, Track),
+    Open(Counted),
+    WebM(Segment<Counted>, Track),
+    Matroska(MatroskaFile<Counted>),
     Done,
 }
 
@@ -102,14 +155,14 @@ enum State {
 pub struct TrackFile {
     codec: Codec,
     state: State,
-    size: Arc<AtomicU64>,
+    written: Arc<Written>,
     error: Arc<Mutex<Option<String>>>,
 }
 
 impl TrackFile {
     /// Creates the file at `path` for a track of `codec`.
     pub fn create(path: &Path, codec: Codec) -> Result<Self, ContainerError> {
-        if !matches!(codec, Codec::Opus | Codec::Vp8 | Codec::Vp9) {
+        if !matches!(codec, Codec::Opus | Codec::Vp8 | Codec::Vp9 | Codec::H264) {
             return Err(ContainerError::Codec(codec));
         }
         let file = File::create(path).map_err(|source| ContainerError::Io {
@@ -121,33 +174,29 @@ impl TrackFile {
 
     /// A track file writing to `file` (any file: the tests use `/dev/full`).
     pub fn on(file: File, codec: Codec) -> Self {
-        let size = Arc::new(AtomicU64::new(0));
+        let written = Arc::new(Written::new());
         let error = Arc::new(Mutex::new(None));
         let counted = Counted {
             file,
-            size: size.clone(),
+            written: written.clone(),
             error: error.clone(),
         };
         Self {
             codec,
-            state: State::Open(Writer::new(counted)),
-            size,
+            state: State::Open(counted),
+            written,
             error,
         }
     }
 
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
-        self.size.load(Ordering::Relaxed)
+        self.written.size()
     }
 
-    /// The MIME type of this file.
-    pub fn content_type(&self) -> &'static str {
-        if self.codec == Codec::Opus {
-            CONTENT_TYPE_AUDIO
-        } else {
-            CONTENT_TYPE_VIDEO
-        }
+    /// What is written and where it changed, for a live upload to follow.
+    pub fn written(&self) -> Arc<Written> {
+        self.written.clone()
     }
 
     fn failed(&self) -> ContainerError {
@@ -157,23 +206,44 @@ impl TrackFile {
     /// Appends a frame (the first of a video track must be a keyframe).
     pub fn write(&mut self, frame: &Frame) -> Result<(), ContainerError> {
         if let State::Open(_) = self.state {
-            let State::Open(writer) = std::mem::replace(&mut self.state, State::Done) else {
+            let State::Open(file) = std::mem::replace(&mut self.state, State::Done) else {
                 return Err(self.failed());
             };
-            self.state = self.begin(writer, frame)?;
+            self.state = self.begin(file, frame)?;
         }
-        let State::Writing(segment, track) = &mut self.state else {
-            return Err(self.failed());
-        };
-        let written = match track {
-            Track::Audio(t) => segment.add_frame(*t, &frame.data, frame.pts_ns, true),
-            Track::Video(t) => segment.add_frame(*t, &frame.data, frame.pts_ns, frame.keyframe),
+        let written = match &mut self.state {
+            State::WebM(segment, Track::Audio(t)) => {
+                segment.add_frame(*t, &frame.data, frame.pts_ns, true)
+            }
+            State::WebM(segment, Track::Video(t)) => {
+                segment.add_frame(*t, &frame.data, frame.pts_ns, frame.keyframe)
+            }
+            State::Matroska(file) => return file.write(frame).map_err(|e| self.io_cause(e)),
+            State::Open(_) | State::Done => return Err(self.failed()),
         };
         written.map_err(|_| self.failed())
     }
 
-    fn begin(&self, writer: Writer<Counted>, first: &Frame) -> Result<State, ContainerError> {
+    /// A Matroska error, with the file system's cause when there was one.
+    fn io_cause(&self, e: super::matroska::MatroskaError) -> ContainerError {
+        match self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(cause) => ContainerError::Io {
+                what: "the track file".into(),
+                source: std::io::Error::other(cause),
+            },
+            None => e.into(),
+        }
+    }
+
+    fn begin(&self, file: Counted, first: &Frame) -> Result<State, ContainerError> {
+        if self.codec == Codec::H264 {
+            let config =
+                h264::decoder_config(&first.data).ok_or(ContainerError::NoParameterSets)?;
+            let file = MatroskaFile::start(file, &config).map_err(|e| self.io_cause(e))?;
+            return Ok(State::Matroska(file));
+        }
         let fail = |_| self.failed();
+        let writer = Writer::new(file);
         let builder = SegmentBuilder::new(writer)
             .and_then(|b| b.set_mode(SegmentMode::File))
             .and_then(|b| b.set_writing_app("Switchboard"))
@@ -201,16 +271,19 @@ impl TrackFile {
             }
             other => return Err(ContainerError::Codec(other)),
         };
-        Ok(State::Writing(builder.build(), track))
+        Ok(State::WebM(builder.build(), track))
     }
 
     /// Writes the index and the duration (`duration_ns`), and closes the file.
     pub fn finish(mut self, duration_ns: u64) -> Result<u64, ContainerError> {
         match std::mem::replace(&mut self.state, State::Done) {
-            State::Writing(segment, _) => {
+            State::WebM(segment, _) => {
                 // The muxer counts the duration in its timecode unit, milliseconds.
                 let ms = duration_ns.div_ceil(1_000_000).max(1);
                 segment.finalize(Some(ms)).map_err(|_| self.failed())?;
+            }
+            State::Matroska(file) => {
+                file.finish(duration_ns).map_err(|e| self.io_cause(e))?;
             }
             // Nothing was written: an empty file says so.
             State::Open(_) | State::Done => {}
@@ -351,9 +424,57 @@ mod tests {
     }
 
     #[test]
-    fn only_webm_codecs_are_taken() {
+    fn changes_are_noted_from_the_lowest_offset_written() {
         let dir = tempfile::tempdir().unwrap();
-        let err = TrackFile::create(&dir.path().join("x.webm"), Codec::H264);
-        assert!(matches!(err, Err(ContainerError::Codec(Codec::H264))));
+        let mut t = TrackFile::create(&dir.path().join("a.webm"), Codec::Opus).unwrap();
+        let w = t.written();
+        assert_eq!(
+            w.take_changed_from(),
+            0,
+            "a new file changed from its start"
+        );
+        assert_eq!(w.take_changed_from(), u64::MAX, "and nothing since");
+        for i in 0..50u64 {
+            let frame = Frame {
+                pts_ns: i * 20_000_000,
+                keyframe: true,
+                data: vec![0xfc, 0xff, 0xfe],
+            };
+            t.write(&frame).unwrap();
+        }
+        let before = w.size();
+        assert!(before > 0);
+        let appended = w.take_changed_from();
+        assert!(appended < before, "{appended} < {before}");
+        w.restore_changed_from(7);
+        assert_eq!(w.take_changed_from(), 7);
+        // Finishing goes back to patch the header.
+        let size = t.finish(1_000_000_000).unwrap();
+        assert!(w.take_changed_from() < 100);
+        assert_eq!(w.size(), size);
+    }
+
+    #[test]
+    fn codecs_without_a_container_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = TrackFile::create(&dir.path().join("x"), Codec::Av1);
+        assert!(matches!(err, Err(ContainerError::Codec(Codec::Av1))));
+        assert_eq!(file_name("TR_a", Codec::H264), "TR_a.mkv");
+        assert_eq!(content_type(Codec::Opus), "audio/webm");
+    }
+
+    #[test]
+    fn an_h264_track_without_parameter_sets_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = TrackFile::create(&dir.path().join("x.mkv"), Codec::H264).unwrap();
+        let idr = Frame {
+            pts_ns: 0,
+            keyframe: true,
+            data: vec![0, 0, 0, 2, 0x65, 1],
+        };
+        assert!(matches!(
+            t.write(&idr),
+            Err(ContainerError::NoParameterSets)
+        ));
     }
 }

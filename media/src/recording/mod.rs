@@ -1,5 +1,6 @@
 //! Recording rooms on the media node (`tracks` mode): each selected track,
-//! as received, to its own WebM file, with a manifest to line them up.
+//! as received, to its own file (WebM, or Matroska for H.264), with a
+//! manifest to line them up.
 //!
 //! A [`Recorder`] is attached to a live room. For each track it selects it
 //! adds a down-track whose output is a [`TrackSink`] instead of a peer
@@ -10,10 +11,14 @@
 //! puts packets back in order and into frames ([`assembler`]) and appends
 //! them to the track's file ([`container`]); a task saves its progress and
 //! ends the recording in the store with `recording.finished` or
-//! `recording.failed`.
+//! `recording.failed`. With a bucket, track files are uploaded while they
+//! grow ([`live`]).
 
 pub mod assembler;
 pub mod container;
+pub mod h264;
+mod live;
+pub mod matroska;
 mod recorder;
 pub mod writer;
 

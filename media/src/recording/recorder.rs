@@ -20,6 +20,7 @@ use switchboard_store::Store;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::assembler::{Assembler, RtpIn};
+use super::live::LiveUploads;
 use super::writer::{Input, NewTrack, Report, Writer};
 use crate::sfu::downtrack::{DownTrack, Output};
 use crate::sfu::engine::codec_for;
@@ -228,9 +229,7 @@ impl Recorder {
         let new = NewTrack {
             slot,
             participant,
-            path: self
-                .dir
-                .join(format!("{}.{}", info.sid, super::container::EXTENSION)),
+            path: self.dir.join(super::container::file_name(info.sid, codec)),
             track,
             codec,
             clock_rate: codec_params.rtp_codec.clock_rate,
@@ -298,8 +297,12 @@ async fn supervise(
     let dir = storage.dir(project, id);
     let location = storage.location(project, id);
     let mut started_at = None;
+    let mut live = LiveUploads::new(&storage);
     while let Some(report) = reports.recv().await {
         match report {
+            Report::FileOpened { name, written } => {
+                live.open(&storage, project, id, &name, written).await;
+            }
             Report::Started { at } => {
                 started_at = Some(at);
                 if let Err(e) = store.recordings().activate(id, at).await {
@@ -310,6 +313,7 @@ async fn supervise(
                 if let Err(e) = store.recordings().progress(id, &files, duration_ms).await {
                     tracing::warn!(recording = %id, error = %e, "cannot save the recording's progress");
                 }
+                live.tick(&store, id).await;
             }
             Report::Done {
                 mut files,
@@ -354,8 +358,13 @@ async fn supervise(
                         Err(e) => error = Some(format!("the composite could not be made: {e}")),
                     }
                 }
-                let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-                if let Err(e) = storage.upload(project, id, &names).await {
+                let uploaded = live.complete(&store, id).await;
+                let rest: Vec<&str> = files
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .filter(|n| !uploaded.iter().any(|u| u == n))
+                    .collect();
+                if let Err(e) = storage.upload(project, id, &rest).await {
                     let e = format!("the files could not be uploaded ({e}); what was not is kept on the media node");
                     tracing::error!(recording = %id, error = %e, "upload failed");
                     error.get_or_insert(e);

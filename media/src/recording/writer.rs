@@ -19,7 +19,7 @@ use switchboard_core::recording::RecordingFile;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::assembler::{Assembler, RtpIn};
-use super::container::{TrackFile, EXTENSION};
+use super::container::{self, TrackFile, Written};
 use crate::sfu::downtrack::DownTrack;
 use crate::sfu::keyframe::Codec;
 
@@ -72,6 +72,13 @@ pub enum Report {
     Started {
         /// When.
         at: DateTime<Utc>,
+    },
+    /// A track's file was created, for a live upload to follow.
+    FileOpened {
+        /// Its name within the recording.
+        name: String,
+        /// What is written to it.
+        written: Arc<Written>,
     },
     /// The files so far and the recording's length so far.
     Progress {
@@ -216,12 +223,8 @@ impl Writer {
             self.skipped.push((t.track, why));
             return;
         };
-        let name = format!("{}.{EXTENSION}", t.track.sid);
-        let content_type = if t.codec == Codec::Opus {
-            super::container::CONTENT_TYPE_AUDIO
-        } else {
-            super::container::CONTENT_TYPE_VIDEO
-        };
+        let name = container::file_name(t.track.sid, t.codec);
+        let content_type = container::content_type(t.codec);
         self.order.push(t.slot);
         self.tracks.insert(
             t.slot,
@@ -281,7 +284,13 @@ impl Writer {
                 t.first_frame = Some(now);
                 t.meta.start_offset_ms = now.duration_since(start).as_millis() as u64;
                 match TrackFile::create(&t.path, t.codec) {
-                    Ok(f) => t.file = Some(f),
+                    Ok(f) => {
+                        let _ = self.reports.send(Report::FileOpened {
+                            name: t.meta.name.clone(),
+                            written: f.written(),
+                        });
+                        t.file = Some(f);
+                    }
                     Err(e) => {
                         self.error = Some(format!("track {}: {e}", t.meta.name));
                         return;
@@ -332,7 +341,7 @@ impl Writer {
 /// Why a track of `mime` is not recorded.
 pub fn unsupported(mime: Option<&str>) -> String {
     format!(
-        "{} tracks cannot be recorded yet (Opus, VP8 and VP9 can)",
+        "{} tracks cannot be recorded yet (Opus, VP8, VP9 and H.264 can)",
         mime.unwrap_or("codec-less")
     )
 }
