@@ -160,6 +160,10 @@ prefixed_id!(
     /// Identifies one run of a server process (a node) from start to stop.
     NodeId, "nd_", "node"
 );
+prefixed_id!(
+    /// Identifies a dashboard user (an account owner who signs in with email and password).
+    UserId, "usr_", "user"
+);
 
 #[cfg(test)]
 mod tests {

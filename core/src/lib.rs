@@ -44,6 +44,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{Event, EventPayload};
 pub use id::{
     AttemptId, DeliveryId, EventId, FunctionId, FunctionJobId, InvocationId, NodeId,
-    ParticipantSid, ProjectId, RecordingId, RoomSid, TrackSid, WebhookId,
+    ParticipantSid, ProjectId, RecordingId, RoomSid, TrackSid, UserId, WebhookId,
 };
 pub use name::{Identity, NameError, RoomName};

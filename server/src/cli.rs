@@ -23,6 +23,9 @@ enum Command {
     /// Manage projects.
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Manage dashboard users.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -65,6 +68,12 @@ enum ProjectCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a dashboard user (or reset one's password) in one or more projects.
+    Create(crate::user::CreateArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum BillingCommand {
     /// Report a period's usage to Stripe now, before the period closes.
     Settle(crate::billing::SettleArgs),
@@ -102,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(ProjectCommand::Suspend(args)) => crate::project::suspend(args).await,
         Command::Project(ProjectCommand::Resume(args)) => crate::project::resume(args).await,
         Command::Billing(BillingCommand::Settle(args)) => crate::billing::settle(args).await,
+        Command::User(UserCommand::Create(args)) => crate::user::create(args).await,
         Command::Token(TokenCommand::Create(args)) => crate::token::create(args),
         Command::Functions(FunctionsCommand::Deploy(args)) => crate::functions::deploy(args).await,
         Command::Loadtest(args) => crate::loadtest::run(args).await,

@@ -10,6 +10,7 @@ mod loadtest;
 mod project;
 mod serve;
 mod token;
+mod user;
 
 use std::process::ExitCode;
 

@@ -50,9 +50,12 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         .await
         .context("cannot migrate the database")?;
     let dev_project = if dev {
-        Some(seed_dev_project(&store).await?)
+        let project = seed_dev_project(&store).await?;
+        seed_dev_user(&store, project).await?;
+        Some(project)
     } else {
         retire_dev_key(&store).await?;
+        retire_dev_user(&store).await?;
         None
     };
 
@@ -257,7 +260,14 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         key_id: DEV_KEY_ID.into(),
         secret: DEV_KEY_SECRET.into(),
     });
-    let mut extra = switchboard_media::http::router(rooms.clone(), demo);
+    let dashboard = switchboard_dashboard::Dashboard::new(
+        store.clone(),
+        rooms.clone(),
+        clock.clone(),
+        state.config.plans.clone(),
+        public_url.starts_with("https://"),
+    );
+    let mut extra = switchboard_media::http::router(rooms.clone(), demo).merge(dashboard.router());
     if let Some(routes) = stripe_webhooks {
         extra = extra.merge(routes);
     }
@@ -267,6 +277,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     if let Some(project) = dev_project {
         println!("Dev mode: project {project}, API key `{DEV_KEY_ID}`, secret `{DEV_KEY_SECRET}`");
         println!("  first call: curl -u {DEV_KEY_ID}:{DEV_KEY_SECRET} -X POST {public_url}/v1/rooms -d '{{\"name\":\"hello\"}}'");
+        println!("  dashboard  {public_url}/dashboard   (sign in as {DEV_USER_EMAIL}, password `{DEV_USER_PASSWORD}`)");
     }
     println!("  REST API   {public_url}/v1   (OpenAPI at {public_url}/v1/openapi.json)");
     println!(
@@ -335,6 +346,43 @@ async fn seed_dev_project(store: &Store) -> anyhow::Result<switchboard_core::Pro
         .insert(project.id, DEV_KEY_ID, DEV_KEY_SECRET, "dev mode key", now)
         .await?;
     Ok(project.id)
+}
+
+/// The dev user: signs in to the dev project's dashboard in dev mode.
+pub const DEV_USER_EMAIL: &str = "dev@switchboard.local";
+/// The dev user's password, printed at start.
+pub const DEV_USER_PASSWORD: &str = "switchboard-dev";
+
+/// Makes sure the dev user exists, signs in with the dev password and belongs to `project`.
+async fn seed_dev_user(store: &Store, project: switchboard_core::ProjectId) -> anyhow::Result<()> {
+    let hash = switchboard_dashboard::password::hash(DEV_USER_PASSWORD)?;
+    let now = chrono::Utc::now();
+    let user = match store.users().by_email(DEV_USER_EMAIL).await? {
+        Some((user, old)) => {
+            if !switchboard_dashboard::password::verify(DEV_USER_PASSWORD, &old) {
+                store.users().set_password(user.id, &hash).await?;
+            }
+            user
+        }
+        None => store.users().create(DEV_USER_EMAIL, &hash, now).await?,
+    };
+    store.users().add_to_project(user.id, project, now).await?;
+    Ok(())
+}
+
+/// Outside dev mode the well-known dev password must not sign anyone in.
+async fn retire_dev_user(store: &Store) -> anyhow::Result<()> {
+    if let Some((user, old)) = store.users().by_email(DEV_USER_EMAIL).await? {
+        if switchboard_dashboard::password::verify(DEV_USER_PASSWORD, &old) {
+            let random = switchboard_store::api_keys::generate_secret();
+            let hash = switchboard_dashboard::password::hash(&random[..32])?;
+            store.users().set_password(user.id, &hash).await?;
+            tracing::warn!(
+                "dev mode is off: the dev dashboard user's password was replaced by a random one"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Outside dev mode the well-known dev secret must not open anything.

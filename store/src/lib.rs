@@ -38,6 +38,7 @@ pub mod sealing;
 pub mod stripe;
 pub mod testing;
 pub mod usage;
+pub mod users;
 pub mod webhooks;
 
 pub use db::{Backend, Store};

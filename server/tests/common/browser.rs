@@ -124,6 +124,8 @@ impl Driver {
             "goog:chromeOptions".into(),
             json!({ "binary": "/usr/bin/chromium", "args": args }),
         );
+        // Keeps the console, for tests that fail on its errors.
+        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         let client = ClientBuilder::rustls()
             .expect("rustls client")
             .capabilities(caps)
@@ -132,6 +134,7 @@ impl Driver {
             .expect("start Chromium through chromedriver");
         Browser {
             client,
+            driver: self.url.clone(),
             _profile: profile,
         }
     }
@@ -147,6 +150,8 @@ impl Drop for Driver {
 /// One browser.
 pub struct Browser {
     pub client: Client,
+    /// chromedriver's URL, for what WebDriver has no command for.
+    driver: String,
     _profile: tempfile::TempDir,
 }
 
@@ -168,6 +173,43 @@ impl Browser {
             panic!("browser script failed: {err}");
         }
         out.get("ok").cloned().unwrap_or(Value::Null)
+    }
+
+    /// The console's errors since the last call (chromedriver's browser log, level SEVERE).
+    pub async fn console_errors(&self) -> Vec<String> {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("a session")
+            .expect("a session id");
+        let log: Value = reqwest::Client::new()
+            .post(format!("{}/session/{session}/se/log", self.driver))
+            .json(&json!({ "type": "browser" }))
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .expect("a JSON log");
+        log["value"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Saves a screenshot of the page as `target/screenshots/NAME.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
     /// Closes the browser.

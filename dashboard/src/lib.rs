@@ -1,0 +1,161 @@
+//! Switchboard's web dashboard for account owners.
+//!
+//! Server-rendered HTML (maud) at `/dashboard`: sign in with email and
+//! password ([`session`], [`password`], [`limiter`]), then, for each project
+//! the user belongs to, its live numbers ([`pages::overview`]), live rooms
+//! and their participants ([`pages::rooms`]) and API keys
+//! ([`pages::keys`]). Every form is a plain HTML form carrying a CSRF token;
+//! the one script ([`assets/live.js`]) only refreshes live parts from a
+//! server-sent event stream. A project a user does not belong to answers
+//! 404 on every URL, the same as one that does not exist.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use switchboard_core::billing::PlanBook;
+use switchboard_core::directory::ParticipantDirectory;
+use switchboard_core::{Clock, ProjectId};
+use switchboard_store::projects::Project;
+use switchboard_store::Store;
+
+pub mod error;
+pub mod layout;
+pub mod limiter;
+pub mod pages;
+pub mod password;
+pub mod session;
+
+use error::PageError;
+use session::SignedIn;
+
+/// What the dashboard's pages need.
+#[derive(Clone)]
+pub struct Dashboard {
+    store: Store,
+    directory: Arc<dyn ParticipantDirectory>,
+    clock: Arc<dyn Clock>,
+    plans: Arc<PlanBook>,
+    limiter: Arc<limiter::Limiter>,
+    secure_cookies: bool,
+}
+
+impl Dashboard {
+    /// A dashboard over `store`, acting on live rooms through `directory`;
+    /// its cookies are `Secure` when `secure_cookies` (the server is reached over HTTPS).
+    pub fn new(
+        store: Store,
+        directory: Arc<dyn ParticipantDirectory>,
+        clock: Arc<dyn Clock>,
+        plans: PlanBook,
+        secure_cookies: bool,
+    ) -> Self {
+        Self {
+            store,
+            directory,
+            clock,
+            plans: Arc::new(plans),
+            limiter: Arc::default(),
+            secure_cookies,
+        }
+    }
+
+    /// The routes, all under `/dashboard`.
+    pub fn router(self) -> Router {
+        use pages::{keys, login, overview, rooms};
+        let project = "/dashboard/projects/{project}";
+        Router::new()
+            .route("/dashboard", get(home))
+            .route("/dashboard/", get(home))
+            .route("/dashboard/assets/dashboard.css", get(css))
+            .route("/dashboard/assets/live.js", get(script))
+            .route("/dashboard/login", get(login::form).post(login::submit))
+            .route("/dashboard/logout", post(login::logout))
+            .route(project, get(overview::page))
+            .route(
+                &format!("{project}/keys"),
+                get(keys::page).post(keys::create),
+            )
+            .route(
+                &format!("{project}/keys/{{key}}/revoke"),
+                post(keys::revoke),
+            )
+            .route(&format!("{project}/rooms"), get(rooms::list))
+            .route(&format!("{project}/rooms/live"), get(rooms::live))
+            .route(&format!("{project}/rooms/{{room}}"), get(rooms::page))
+            .route(&format!("{project}/rooms/{{room}}/end"), post(rooms::end))
+            .route(
+                &format!("{project}/rooms/{{room}}/participants/{{identity}}/remove"),
+                post(rooms::remove),
+            )
+            .route(
+                &format!(
+                    "{project}/rooms/{{room}}/participants/{{identity}}/tracks/{{track}}/mute"
+                ),
+                post(rooms::mute),
+            )
+            .layer(axum::middleware::map_response(security_headers))
+            .with_state(self)
+    }
+
+    /// The project `id` if `user` belongs to it; [`PageError::NotFound`] otherwise.
+    async fn member(&self, who: &SignedIn, id: &str) -> Result<Project, PageError> {
+        let id: ProjectId = id.parse().map_err(|_| PageError::NotFound)?;
+        if !self.store.users().is_member(who.user.id, id).await? {
+            return Err(PageError::NotFound);
+        }
+        self.store
+            .projects()
+            .get(id)
+            .await?
+            .ok_or(PageError::NotFound)
+    }
+}
+
+/// `/dashboard`: the user's project, or a list when there are several.
+async fn home(State(d): State<Dashboard>, who: SignedIn) -> Result<Response, PageError> {
+    let projects = d.store.users().projects(who.user.id).await?;
+    if let [only] = projects.as_slice() {
+        return Ok(Redirect::to(&layout::project_path(only)).into_response());
+    }
+    Ok(pages::project_list(&who, &projects).into_response())
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../assets/dashboard.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../assets/live.js"),
+    )
+}
+
+/// No inline code, no framing, nothing cached: pages hold secrets (a new key's) and live data.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+             img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}

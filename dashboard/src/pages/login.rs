@@ -1,0 +1,181 @@
+//! Signing in and out.
+//!
+//! A wrong address and a wrong password get the same answer in the same
+//! time (an unknown address is checked against a decoy hash). Failures are
+//! limited per address and per client IP ([`crate::limiter`]); a limited
+//! client is told how long to wait.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Form, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::CsrfOnly;
+use crate::error::PageError;
+use crate::session::{self, SignedIn, COOKIE, LIFETIME, LOGIN_CSRF_COOKIE};
+use crate::{layout, password, Dashboard};
+
+/// The sign-in form's fields.
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    email: String,
+    password: String,
+    csrf: String,
+}
+
+/// The client's address, when the server knows it.
+pub struct ClientIp(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+fn login_page(csrf: &str, email: &str, error: Option<&str>) -> Markup {
+    layout::shell(
+        "Sign in",
+        html! {
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form method="post" action="/dashboard/login" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="email" { "Email" }
+                input id="email" type="email" name="email" value=(email) autocomplete="username" required;
+                label for="password" { "Password" }
+                input id="password" type="password" name="password" autocomplete="current-password" required;
+                p { button type="submit" { "Sign in" } }
+            }
+        },
+    )
+}
+
+/// A fresh sign-in form, with its CSRF cookie.
+fn fresh_form(
+    d: &Dashboard,
+    jar: CookieJar,
+    status: StatusCode,
+    email: &str,
+    error: Option<&str>,
+) -> Response {
+    let token = session::new_token();
+    let cookie = session::cookie(LOGIN_CSRF_COOKIE, token.clone(), d.secure_cookies);
+    (status, jar.add(cookie), login_page(&token, email, error)).into_response()
+}
+
+/// `GET /dashboard/login`.
+pub async fn form(State(d): State<Dashboard>, jar: CookieJar) -> Response {
+    fresh_form(&d, jar, StatusCode::OK, "", None)
+}
+
+/// `POST /dashboard/login`.
+pub async fn submit(
+    State(d): State<Dashboard>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    Form(c): Form<Credentials>,
+) -> Result<Response, PageError> {
+    let expected = jar
+        .get(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    if !session::tokens_match(&expected, &c.csrf) {
+        return Ok(fresh_form(
+            &d,
+            jar,
+            StatusCode::FORBIDDEN,
+            &c.email,
+            Some("This form expired. Sign in again."),
+        ));
+    }
+    let email = c.email.trim().to_lowercase();
+    let keys = [
+        format!("email:{email}"),
+        format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()),
+    ];
+    let now = Instant::now();
+    if let Some(wait) = keys.iter().filter_map(|k| d.limiter.wait(k, now)).max() {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let msg = format!("Too many failed sign-ins. Try again in {minutes} min.");
+        return Ok(fresh_form(
+            &d,
+            jar,
+            StatusCode::TOO_MANY_REQUESTS,
+            &c.email,
+            Some(&msg),
+        ));
+    }
+    let found = d.store.users().by_email(&email).await?;
+    let hash = found
+        .as_ref()
+        .map_or_else(|| password::decoy().to_owned(), |(_, h)| h.clone());
+    let given = c.password;
+    let ok = tokio::task::spawn_blocking(move || password::verify(&given, &hash))
+        .await
+        .unwrap_or(false);
+    let user = match found {
+        Some((user, _)) if ok => user,
+        _ => {
+            for k in &keys {
+                d.limiter.failed(k, now);
+            }
+            tracing::info!(email = %email, "dashboard sign-in refused");
+            return Ok(fresh_form(
+                &d,
+                jar,
+                StatusCode::UNAUTHORIZED,
+                &c.email,
+                Some("Wrong email or password."),
+            ));
+        }
+    };
+    d.limiter.succeeded(&keys[0]);
+    let (token, csrf) = (session::new_token(), session::new_token());
+    let now = d.clock.now();
+    d.store
+        .users()
+        .start_session(
+            user.id,
+            &session::token_hash(&token),
+            &csrf,
+            now,
+            now + LIFETIME,
+        )
+        .await?;
+    tracing::info!(user = %user.id, "signed in to the dashboard");
+    let jar = jar
+        .remove(session::removal(LOGIN_CSRF_COOKIE))
+        .add(session::cookie(COOKIE, token, d.secure_cookies));
+    Ok((jar, Redirect::to("/dashboard")).into_response())
+}
+
+/// `POST /dashboard/logout`.
+pub async fn logout(
+    State(d): State<Dashboard>,
+    who: SignedIn,
+    jar: CookieJar,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    who.check_csrf(&f.csrf)?;
+    d.store
+        .users()
+        .end_session(&who.token_hash, d.clock.now())
+        .await?;
+    Ok((
+        jar.remove(session::removal(COOKIE)),
+        Redirect::to("/dashboard/login"),
+    )
+        .into_response())
+}

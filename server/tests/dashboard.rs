@@ -1,0 +1,590 @@
+//! The dashboard end to end: an owner signs in with headless Chromium,
+//! creates an API key, watches a room appear while the load tester runs in
+//! it and removes a participant, with a screenshot of each page under
+//! `target/screenshots/` and no console error; and a user of another project
+//! tries every dashboard URL and form of the first project and gets nothing.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::browser::{isolated, Driver};
+use common::metering::loadtest_command;
+use common::{send, Server};
+use fantoccini::Locator;
+use reqwest::{Method, StatusCode};
+use switchboard_store::Backend;
+
+const DEV_EMAIL: &str = "dev@switchboard.local";
+const DEV_PASSWORD: &str = "switchboard-dev";
+
+/// The dev project's id.
+async fn dev_project(s: &Server) -> String {
+    let (_, p) = send(s.dev(Method::GET, "/v1/project")).await;
+    p["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls `check` every 200 ms for up to `secs` seconds.
+async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
+    isolated(
+        "an_owner_signs_in_creates_a_key_and_acts_on_a_live_room",
+        || async {
+            let s = Server::start(Backend::Sqlite).await;
+            let project = dev_project(&s).await;
+            let driver = Driver::start().await;
+            let b = driver.browser().await;
+            let c = &b.client;
+
+            // Signed out, the dashboard sends you to sign in; a wrong password is refused.
+            c.goto(&format!("{}/dashboard", s.base)).await.unwrap();
+            assert!(c
+                .current_url()
+                .await
+                .unwrap()
+                .path()
+                .ends_with("/dashboard/login"));
+            b.screenshot("dashboard-sign-in").await;
+            let sign_in = |password: &'static str| async move {
+                let email = c
+                    .wait()
+                    .at_most(Duration::from_secs(10))
+                    .for_element(Locator::Css("#email"))
+                    .await
+                    .unwrap();
+                email.clear().await.unwrap();
+                email.send_keys(DEV_EMAIL).await.unwrap();
+                c.wait()
+                    .at_most(Duration::from_secs(10))
+                    .for_element(Locator::Css("#password"))
+                    .await
+                    .unwrap()
+                    .send_keys(password)
+                    .await
+                    .unwrap();
+                c.wait()
+                    .at_most(Duration::from_secs(10))
+                    .for_element(Locator::Css("form button[type=submit]"))
+                    .await
+                    .unwrap()
+                    .click()
+                    .await
+                    .unwrap();
+            };
+            sign_in("not the password").await;
+            let alert = c
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css("[role=alert]"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(alert, "Wrong email or password.");
+            // The 401 of that answer is the only thing the console has to say.
+            let errors = b.console_errors().await;
+            assert!(
+                errors.iter().all(|e| e.contains("401")),
+                "console errors: {errors:?}"
+            );
+            sign_in(DEV_PASSWORD).await;
+            eventually("the overview after signing in", 10, || async {
+                c.current_url().await.unwrap().path() != "/dashboard/login"
+            })
+            .await;
+            let url = c.current_url().await.unwrap();
+            assert_eq!(url.path(), format!("/dashboard/projects/{project}"));
+            let h1 = c
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css("h1"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(h1, "Overview");
+            b.screenshot("dashboard-overview").await;
+
+            // An API key: created, its secret shown once, and it works.
+            c.wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::LinkText("API keys"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            c.wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css("#description"))
+                .await
+                .unwrap()
+                .send_keys("from the dashboard")
+                .await
+                .unwrap();
+            c.wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css("main form button[type=submit]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let secret = c
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css("#new-secret"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let key_id = c
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css(".notice code"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            b.screenshot("dashboard-keys").await;
+            let res = s
+                .http
+                .get(format!("{}/v1/project", s.base))
+                .basic_auth(&key_id, Some(&secret))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "the new key works");
+            c.goto(&format!("{}/dashboard/projects/{project}/keys", s.base))
+                .await
+                .unwrap();
+            let page = c.source().await.unwrap();
+            assert!(!page.contains(&secret), "the secret is shown only once");
+            assert!(page.contains(&key_id));
+
+            // The rooms page is open when the load tester starts: the room appears without a reload.
+            c.wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::LinkText("Rooms"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let mut load = loadtest_command(&s, "busy", 2, 1, "300000", 30)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            eventually("the room to appear live", 15, || async {
+                c.find_all(Locator::Css("#live-rooms a"))
+                    .await
+                    .unwrap()
+                    .len()
+                    == 1
+            })
+            .await;
+            eventually("its three participants", 15, || async {
+                let cells = c.find_all(Locator::Css("#live-rooms td")).await.unwrap();
+                match cells.get(1) {
+                    Some(count) => count.text().await.unwrap_or_default() == "3",
+                    None => false,
+                }
+            })
+            .await;
+            b.screenshot("dashboard-rooms").await;
+
+            // Its page lists the participants; one is removed and is gone.
+            c.wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::LinkText("busy"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let rows = c.find_all(Locator::Css("tr[data-identity]")).await.unwrap();
+            assert_eq!(rows.len(), 3);
+            let victim = rows[0].attr("data-identity").await.unwrap().unwrap();
+            b.screenshot("dashboard-room").await;
+            rows[0]
+                .find(Locator::Css("button.danger"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let gone = format!("tr[data-identity='{victim}']");
+            let room_page = format!("{}/dashboard/projects/{project}/rooms/busy", s.base);
+            eventually(
+                "the participant to be gone from the room page",
+                10,
+                || async {
+                    if c.find_all(Locator::Css(&gone)).await.unwrap().is_empty() {
+                        return true;
+                    }
+                    c.goto(&room_page).await.unwrap();
+                    false
+                },
+            )
+            .await;
+            let (_, list) = send(s.dev(Method::GET, "/v1/rooms/busy/participants")).await;
+            let left: Vec<&str> = list["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["identity"].as_str().unwrap())
+                .collect();
+            assert!(
+                !left.contains(&victim.as_str()),
+                "{victim} is still in {left:?}"
+            );
+
+            // Ending the room closes it for everyone.
+            c.wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css("form[action$='/end'] button"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            assert!(c.current_url().await.unwrap().path().ends_with("/rooms"));
+            let (st, _) = send(s.dev(Method::GET, "/v1/rooms/busy")).await;
+            assert_eq!(st, StatusCode::NOT_FOUND);
+            let _ = load.kill();
+            let _ = load.wait();
+
+            let errors = b.console_errors().await;
+            assert!(errors.is_empty(), "console errors: {errors:?}");
+
+            // Signing out ends the session.
+            c.wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css("form.signout button"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            c.goto(&format!("{}/dashboard/projects/{project}", s.base))
+                .await
+                .unwrap();
+            assert!(c
+                .current_url()
+                .await
+                .unwrap()
+                .path()
+                .ends_with("/dashboard/login"));
+            b.close().await;
+        },
+    );
+}
+
+/// A browser without a browser: cookies kept by hand, forms posted with the CSRF token.
+struct Session<'a> {
+    s: &'a Server,
+    cookies: HashMap<String, String>,
+    csrf: String,
+}
+
+impl<'a> Session<'a> {
+    fn new(s: &'a Server) -> Self {
+        Self {
+            s,
+            cookies: HashMap::new(),
+            csrf: String::new(),
+        }
+    }
+
+    fn keep(&mut self, res: &reqwest::Response) {
+        for v in res.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let pair = v.split(';').next().unwrap();
+            let (k, val) = pair.split_once('=').unwrap();
+            assert!(
+                v.contains("HttpOnly") && v.contains("SameSite=Strict"),
+                "{v}"
+            );
+            if val.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), val.to_owned());
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// GETs `path` (no redirects followed); returns the status and the body.
+    async fn get(&mut self, path: &str) -> (StatusCode, String) {
+        let res = no_redirects()
+            .get(format!("{}{path}", self.s.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&res);
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        if let Some(token) = hidden_csrf(&body) {
+            self.csrf = token;
+        }
+        (status, body)
+    }
+
+    /// POSTs a form (the CSRF token added unless `fields` has one).
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let mut form: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        if !fields.iter().any(|(k, _)| *k == "csrf") {
+            form.push(("csrf".into(), self.csrf.clone()));
+        }
+        let res = no_redirects()
+            .post(format!("{}{path}", self.s.base))
+            .header("cookie", self.cookie_header())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&res);
+        let status = res.status();
+        (status, res.text().await.unwrap())
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) -> StatusCode {
+        self.get("/dashboard/login").await;
+        self.post(
+            "/dashboard/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+        .0
+    }
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn hidden_csrf(body: &str) -> Option<String> {
+    let at = body.find(r#"name="csrf" value=""#)? + r#"name="csrf" value=""#.len();
+    Some(body[at..].split('"').next()?.to_owned())
+}
+
+#[tokio::test]
+async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
+    let s = Server::start(Backend::Sqlite).await;
+    let dev = dev_project(&s).await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&serde_json::json!({ "name": "private" })),
+    )
+    .await;
+    let (other, _, _) = s.create_project("other");
+    let mut cmd = s.command();
+    cmd.args([
+        "user",
+        "create",
+        "Eve@Example.com",
+        "--project",
+        &other,
+        "--password-stdin",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "eve's long password").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let mut eve = Session::new(&s);
+    assert_eq!(
+        eve.sign_in("eve@example.com", "eve's long password").await,
+        StatusCode::SEE_OTHER
+    );
+    // Her own project is hers.
+    let (st, _) = eve.get("/dashboard").await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (st, body) = eve.get(&format!("/dashboard/projects/{other}")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(body.contains("other"));
+
+    // Every page and form of the dev project: not found, and nothing changes.
+    let base = format!("/dashboard/projects/{dev}");
+    for path in [
+        base.clone(),
+        format!("{base}/keys"),
+        format!("{base}/rooms"),
+        format!("{base}/rooms/live"),
+        format!("{base}/rooms/private"),
+    ] {
+        let (st, body) = eve.get(&path).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            !body.contains("private") && !body.contains("devkey"),
+            "{path} leaks: {body}"
+        );
+    }
+    let track = "TR_00000000000000000000000000";
+    for (path, fields) in [
+        (
+            format!("{base}/keys"),
+            vec![("description", "eve was here")],
+        ),
+        (format!("{base}/keys/devkey/revoke"), vec![]),
+        (format!("{base}/rooms/private/end"), vec![]),
+        (
+            format!("{base}/rooms/private/participants/someone/remove"),
+            vec![],
+        ),
+        (
+            format!("{base}/rooms/private/participants/someone/tracks/{track}/mute"),
+            vec![("muted", "true")],
+        ),
+    ] {
+        let (st, _) = eve.post(&path, &fields).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, keys) = send(s.dev(Method::GET, "/v1/api_keys")).await;
+    assert!(!keys.to_string().contains("eve was here"), "{keys}");
+    let (st, _) = send(s.dev(Method::GET, "/v1/rooms/private")).await;
+    assert_eq!(st, StatusCode::OK, "the room is still there");
+
+    // Garbage in paths and forms: clear refusals, never a server error.
+    for path in [
+        "/dashboard/projects/nonsense",
+        "/dashboard/projects/%00",
+        "/dashboard/projects/prj_x/keys",
+    ] {
+        let (st, _) = eve.get(path).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
+    }
+    let keys_path = format!("/dashboard/projects/{other}/keys");
+    let (st, _) = eve.post(&keys_path, &[("csrf", "forged")]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "a forged CSRF token");
+    let (st, _) = eve
+        .post(&keys_path, &[("description", &"x".repeat(201))])
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "too long a description is refused on the page"
+    );
+    let res = no_redirects()
+        .post(format!("{}{keys_path}", s.base))
+        .header("cookie", eve.cookie_header())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("%%%&&&=")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+
+    // Signed out, the session no longer opens anything.
+    let (st, _) = eve.post("/dashboard/logout", &[]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (st, _) = eve.get(&format!("/dashboard/projects/{other}")).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "back to sign in");
+}
+
+#[tokio::test]
+async fn sign_ins_are_limited_and_forms_need_their_token() {
+    let s = Server::start(Backend::Sqlite).await;
+    // The sign-in form's own CSRF token is required.
+    let mut anon = Session::new(&s);
+    anon.get("/dashboard/login").await;
+    let (st, _) = anon
+        .post(
+            "/dashboard/login",
+            &[
+                ("email", DEV_EMAIL),
+                ("password", DEV_PASSWORD),
+                ("csrf", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Five wrong passwords, then even the right one waits.
+    let mut mallory = Session::new(&s);
+    for _ in 0..5 {
+        assert_eq!(
+            mallory.sign_in(DEV_EMAIL, "wrong password").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (st, body) = {
+        mallory.get("/dashboard/login").await;
+        mallory
+            .post(
+                "/dashboard/login",
+                &[("email", DEV_EMAIL), ("password", DEV_PASSWORD)],
+            )
+            .await
+    };
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    assert!(body.contains("Try again in"), "{body}");
+    // An unknown address is refused like a wrong password.
+    let mut nobody = Session::new(&s);
+    let (st, _) = {
+        nobody.get("/dashboard/login").await;
+        nobody
+            .post(
+                "/dashboard/login",
+                &[("email", "nobody@x"), ("password", "whatever it is")],
+            )
+            .await
+    };
+    assert_eq!(
+        st,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the client's address is limited too"
+    );
+
+    // Pages send the security headers.
+    let res = reqwest::get(format!("{}/dashboard/login", s.base))
+        .await
+        .unwrap();
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+}
