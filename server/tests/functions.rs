@@ -35,11 +35,11 @@ fn build_example() -> PathBuf {
         .exists()
     {
         let st = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund"])
+            .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)
             .status()
             .expect("run npm (Node.js) to install componentize-js");
-        assert!(st.success(), "npm install failed in {}", dir.display());
+        assert!(st.success(), "npm ci failed in {}", dir.display());
     }
     let st = Command::new("npm")
         .args(["run", "build"])
