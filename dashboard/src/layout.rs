@@ -15,17 +15,29 @@ pub enum Section {
     Overview,
     /// Live rooms and their participants.
     Rooms,
+    /// Recordings and their files.
+    Recordings,
+    /// Functions, their versions and invocations.
+    Functions,
     /// API keys.
     Keys,
 }
 
 impl Section {
-    const ALL: [Section; 3] = [Section::Overview, Section::Rooms, Section::Keys];
+    const ALL: [Section; 5] = [
+        Section::Overview,
+        Section::Rooms,
+        Section::Recordings,
+        Section::Functions,
+        Section::Keys,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Section::Overview => "Overview",
             Section::Rooms => "Rooms",
+            Section::Recordings => "Recordings",
+            Section::Functions => "Functions",
             Section::Keys => "API keys",
         }
     }
@@ -34,6 +46,8 @@ impl Section {
         match self {
             Section::Overview => "",
             Section::Rooms => "/rooms",
+            Section::Recordings => "/recordings",
+            Section::Functions => "/functions",
             Section::Keys => "/keys",
         }
     }

@@ -3,7 +3,9 @@
 //! Server-rendered HTML (maud) at `/dashboard`: sign in with email and
 //! password ([`session`], [`password`], [`limiter`]), then, for each project
 //! the user belongs to, its live numbers ([`pages::overview`]), live rooms
-//! and their participants ([`pages::rooms`]) and API keys
+//! and their participants ([`pages::rooms`]), recordings
+//! ([`pages::recordings`]), functions with their
+//! versions and invocation logs ([`pages::functions`]) and API keys
 //! ([`pages::keys`]). Every form is a plain HTML form carrying a CSRF token;
 //! the one script ([`assets/live.js`]) only refreshes live parts from a
 //! server-sent event stream. A project a user does not belong to answers
@@ -41,6 +43,7 @@ pub struct Dashboard {
     plans: Arc<PlanBook>,
     limiter: Arc<limiter::Limiter>,
     secure_cookies: bool,
+    recording_storage: Option<switchboard_recording::Storage>,
 }
 
 impl Dashboard {
@@ -60,12 +63,19 @@ impl Dashboard {
             plans: Arc::new(plans),
             limiter: Arc::default(),
             secure_cookies,
+            recording_storage: None,
         }
+    }
+
+    /// Where recordings' files are, so their pages can serve them.
+    pub fn with_recording_storage(mut self, storage: switchboard_recording::Storage) -> Self {
+        self.recording_storage = Some(storage);
+        self
     }
 
     /// The routes, all under `/dashboard`.
     pub fn router(self) -> Router {
-        use pages::{keys, login, overview, rooms};
+        use pages::{functions, keys, login, overview, recordings, rooms};
         let project = "/dashboard/projects/{project}";
         Router::new()
             .route("/dashboard", get(home))
@@ -96,6 +106,28 @@ impl Dashboard {
                     "{project}/rooms/{{room}}/participants/{{identity}}/tracks/{{track}}/mute"
                 ),
                 post(rooms::mute),
+            )
+            .route(&format!("{project}/recordings"), get(recordings::list))
+            .route(
+                &format!("{project}/recordings/{{id}}"),
+                get(recordings::page),
+            )
+            .route(
+                &format!("{project}/recordings/{{id}}/files/{{name}}"),
+                get(recordings::file),
+            )
+            .route(
+                &format!("{project}/recordings/{{id}}/delete"),
+                post(recordings::delete),
+            )
+            .route(&format!("{project}/functions"), get(functions::list))
+            .route(
+                &format!("{project}/functions/{{name}}"),
+                get(functions::page),
+            )
+            .route(
+                &format!("{project}/functions/{{name}}/activate"),
+                post(functions::activate),
             )
             .layer(axum::middleware::map_response(security_headers))
             .with_state(self)
@@ -145,7 +177,8 @@ async fn security_headers(mut res: Response) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
-             img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+             img-src 'self' data:; media-src 'self' http: https:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(

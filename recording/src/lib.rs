@@ -5,12 +5,13 @@
 //! [`storage::Storage`], so neither knows where the bytes live. [`control`]
 //! starts and stops recordings for the REST API and functions alike;
 //! [`composite`] mixes a recording's track files into one MP4 with ffmpeg.
-//! [`live`] uploads track files to the bucket while they grow, and completes
+//! [`serve`] reads a file back over HTTP. [`live`] uploads track files to the bucket while they grow, and completes
 //! the uploads of a node that was lost.
 
 pub mod composite;
 pub mod control;
 pub mod live;
+pub mod serve;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;

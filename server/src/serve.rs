@@ -247,7 +247,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         store: store.clone(),
         directory: rooms.clone(),
         recorders: rooms.clone(),
-        recording_storage: Some(recording_storage),
+        recording_storage: Some(recording_storage.clone()),
         functions: Some(functions),
         clock: clock.clone(),
         config: Arc::new(ApiConfig {
@@ -266,7 +266,8 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         clock.clone(),
         state.config.plans.clone(),
         public_url.starts_with("https://"),
-    );
+    )
+    .with_recording_storage(recording_storage.clone());
     let mut extra = switchboard_media::http::router(rooms.clone(), demo).merge(dashboard.router());
     if let Some(routes) = stripe_webhooks {
         extra = extra.merge(routes);

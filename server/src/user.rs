@@ -15,7 +15,7 @@ use crate::config::Storage;
 pub struct CreateArgs {
     /// The address the user signs in with.
     email: String,
-    /// A project the user belongs to (`prj_...`); repeat for several.
+    /// A project the user belongs to (`pr_...`); repeat for several.
     #[arg(long = "project", required = true)]
     projects: Vec<ProjectId>,
     /// Read the password from the first line of standard input instead of

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::browser::{isolated, Driver};
 use common::metering::loadtest_command;
-use common::{send, Server};
+use common::{logging_component, send, Server};
 use fantoccini::Locator;
 use reqwest::{Method, StatusCode};
 use switchboard_store::Backend;
@@ -23,6 +23,17 @@ const DEV_PASSWORD: &str = "switchboard-dev";
 async fn dev_project(s: &Server) -> String {
     let (_, p) = send(s.dev(Method::GET, "/v1/project")).await;
     p["id"].as_str().unwrap().to_owned()
+}
+
+/// Deploys the function `watcher`, which logs each `room.*` event it sees.
+async fn deploy_watcher(s: &Server) {
+    let (st, body) = send(
+        s.dev(Method::POST, "/v1/functions/watcher/versions?events=room.*")
+            .header("content-type", "application/wasm")
+            .body(logging_component()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
 }
 
 /// Polls `check` every 200 ms for up to `secs` seconds.
@@ -45,6 +56,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
         || async {
             let s = Server::start(Backend::Sqlite).await;
             let project = dev_project(&s).await;
+            deploy_watcher(&s).await;
             let driver = Driver::start().await;
             let b = driver.browser().await;
             let c = &b.client;
@@ -210,6 +222,14 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             })
             .await;
             b.screenshot("dashboard-rooms").await;
+            let (st, rec) = send(
+                s.dev(Method::POST, "/v1/rooms/busy/recordings")
+                    .json(&serde_json::json!({ "mode": "tracks" })),
+            )
+            .await;
+            assert_eq!(st, StatusCode::CREATED, "{rec}");
+            let recording = rec["id"].as_str().unwrap().to_owned();
+            tokio::time::sleep(Duration::from_secs(2)).await;
 
             // Its page lists the participants; one is removed and is gone.
             c.wait()
@@ -266,11 +286,95 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .click()
                 .await
                 .unwrap();
-            assert!(c.current_url().await.unwrap().path().ends_with("/rooms"));
+            eventually("the rooms list after ending the room", 10, || async {
+                c.current_url().await.unwrap().path().ends_with("/rooms")
+            })
+            .await;
             let (st, _) = send(s.dev(Method::GET, "/v1/rooms/busy")).await;
             assert_eq!(st, StatusCode::NOT_FOUND);
             let _ = load.kill();
             let _ = load.wait();
+
+            // The recording ended with the room: its page lists its files, which download.
+            let wait = Duration::from_secs(10);
+            let link = c
+                .wait()
+                .at_most(wait)
+                .for_element(Locator::LinkText("Recordings"));
+            link.await.unwrap().click().await.unwrap();
+            let recording_page = format!(
+                "{}/dashboard/projects/{project}/recordings/{recording}",
+                s.base
+            );
+            eventually("the recording to end", 30, || async {
+                c.goto(&recording_page).await.unwrap();
+                let page = c.source().await.unwrap();
+                page.contains("finished") || page.contains("failed")
+            })
+            .await;
+            let (_, rec) = send(s.dev(Method::GET, &format!("/v1/recordings/{recording}"))).await;
+            assert_eq!(rec["status"], "finished", "{rec}");
+            let sizes: Vec<u64> = rec["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["size_bytes"].as_u64().unwrap())
+                .collect();
+            let fetched = b
+                .run(
+                    "const sizes = [];\n\
+                     for (const a of document.querySelectorAll('a[download]')) {\n\
+                       const r = await fetch(a.href);\n\
+                       if (!r.ok) throw new Error(a.href + ' answered ' + r.status);\n\
+                       sizes.push((await r.arrayBuffer()).byteLength);\n\
+                     }\n\
+                     return sizes;",
+                    vec![],
+                )
+                .await;
+            let fetched: Vec<u64> = serde_json::from_value(fetched).unwrap();
+            assert_eq!(fetched, sizes, "the files download whole");
+            b.screenshot("dashboard-recording").await;
+            let delete = c
+                .find(Locator::Css("form[action$='/delete'] button"))
+                .await
+                .unwrap();
+            delete.click().await.unwrap();
+            eventually("the recording to be deleted", 10, || async {
+                let (st, _) =
+                    send(s.dev(Method::GET, &format!("/v1/recordings/{recording}"))).await;
+                st == StatusCode::NOT_FOUND
+            })
+            .await;
+
+            // The function saw the room start and end: its invocations show what it logged.
+            let wait = Duration::from_secs(10);
+            let link = c
+                .wait()
+                .at_most(wait)
+                .for_element(Locator::LinkText("Functions"));
+            link.await.unwrap().click().await.unwrap();
+            let link = c
+                .wait()
+                .at_most(wait)
+                .for_element(Locator::LinkText("watcher"));
+            link.await.unwrap().click().await.unwrap();
+            let function_page =
+                format!("{}/dashboard/projects/{project}/functions/watcher", s.base);
+            eventually("the function's invocations", 15, || async {
+                if c.source().await.unwrap().contains("saw an event") {
+                    return true;
+                }
+                c.goto(&function_page).await.unwrap();
+                false
+            })
+            .await;
+            let outcome = c
+                .find(Locator::Css("tr.invocation td:nth-child(4)"))
+                .await
+                .unwrap();
+            assert_eq!(outcome.text().await.unwrap(), "ok");
+            b.screenshot("dashboard-function").await;
 
             let errors = b.console_errors().await;
             assert!(errors.is_empty(), "console errors: {errors:?}");
@@ -284,6 +388,14 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .click()
                 .await
                 .unwrap();
+            eventually("the sign-in page after signing out", 10, || async {
+                c.current_url()
+                    .await
+                    .unwrap()
+                    .path()
+                    .ends_with("/dashboard/login")
+            })
+            .await;
             c.goto(&format!("{}/dashboard/projects/{project}", s.base))
                 .await
                 .unwrap();
@@ -409,6 +521,14 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
             .json(&serde_json::json!({ "name": "private" })),
     )
     .await;
+    deploy_watcher(&s).await;
+    let (st, rec) = send(
+        s.dev(Method::POST, "/v1/rooms/private/recordings")
+            .json(&serde_json::json!({ "mode": "tracks" })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{rec}");
+    let recording = rec["id"].as_str().unwrap().to_owned();
     let (other, _, _) = s.create_project("other");
     let mut cmd = s.command();
     cmd.args([
@@ -454,11 +574,16 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
         format!("{base}/rooms"),
         format!("{base}/rooms/live"),
         format!("{base}/rooms/private"),
+        format!("{base}/functions"),
+        format!("{base}/functions/watcher"),
+        format!("{base}/recordings"),
+        format!("{base}/recordings/{recording}"),
+        format!("{base}/recordings/{recording}/files/manifest.json"),
     ] {
         let (st, body) = eve.get(&path).await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
         assert!(
-            !body.contains("private") && !body.contains("devkey"),
+            !body.contains("private") && !body.contains("devkey") && !body.contains("watcher"),
             "{path} leaks: {body}"
         );
     }
@@ -478,6 +603,11 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
             format!("{base}/rooms/private/participants/someone/tracks/{track}/mute"),
             vec![("muted", "true")],
         ),
+        (
+            format!("{base}/functions/watcher/activate"),
+            vec![("version", "1")],
+        ),
+        (format!("{base}/recordings/{recording}/delete"), vec![]),
     ] {
         let (st, _) = eve.post(&path, &fields).await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
@@ -486,6 +616,8 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
     assert!(!keys.to_string().contains("eve was here"), "{keys}");
     let (st, _) = send(s.dev(Method::GET, "/v1/rooms/private")).await;
     assert_eq!(st, StatusCode::OK, "the room is still there");
+    let (st, _) = send(s.dev(Method::GET, &format!("/v1/recordings/{recording}"))).await;
+    assert_eq!(st, StatusCode::OK, "the recording is still there");
 
     // Garbage in paths and forms: clear refusals, never a server error.
     for path in [

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::browser::{isolated, Driver};
-use common::{expect_error, send, Server};
+use common::{expect_error, logging_component, send, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use switchboard_store::Backend;
@@ -213,28 +213,6 @@ where
     panic!("condition not met in 10 s");
 }
 
-/// A WAT component that allows every join and logs each event it sees.
-fn wat_component() -> Vec<u8> {
-    let wat = r#"(module
-      (import "switchboard:functions/host@0.1.0" "log" (func $log (param i32 i32 i32)))
-      (memory (export "memory") 1)
-      (global $heap (mut i32) (i32.const 4096))
-      (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-        (local $p i32)
-        (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
-        (global.set $heap (i32.add (local.get $p) (local.get 3)))
-        (local.get $p))
-      (data (i32.const 16) "saw an event")
-      (func (export "switchboard:functions/handler@0.1.0#on-joining")
-        (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
-        (i32.store8 (i32.const 256) (i32.const 0)) (i32.const 256))
-      (func (export "switchboard:functions/handler@0.1.0#on-event")
-        (param i32 i32 i32 i32 i64 i32 i32 i32 i32 i32 i32 i32) (result i32)
-        (call $log (i32.const 1) (i32.const 16) (i32.const 12))
-        (i32.store8 (i32.const 512) (i32.const 0)) (i32.const 512)))"#;
-    switchboard_functions::testing::component_from_wat(wat, "function").unwrap()
-}
-
 fn upload(s: &Server, name: &str, events: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
     s.dev(
         Method::POST,
@@ -268,7 +246,7 @@ switchboard_store::on_both_backends!(
 /// Events logged just before a `kill -9` still run the handler after the restart.
 async fn async_handlers_run_on_every_event_across_kill_9(backend: Backend) {
     let mut s = Server::start(backend).await;
-    let (st, _) = send(upload(&s, "watcher", "room.*", wat_component())).await;
+    let (st, _) = send(upload(&s, "watcher", "room.*", logging_component())).await;
     assert_eq!(st, StatusCode::CREATED);
     for i in 0..20 {
         let (st, _) = send(
@@ -324,19 +302,19 @@ async fn functions_are_managed_over_rest(backend: Backend) {
     .await;
     assert!(msg.contains("core WebAssembly module"), "{msg}");
     expect_error(
-        upload(&s, "gate", "room.nope", wat_component()),
+        upload(&s, "gate", "room.nope", logging_component()),
         StatusCode::BAD_REQUEST,
         "invalid_event_types",
     )
     .await;
     expect_error(
-        upload(&s, "gate", "", wat_component()),
+        upload(&s, "gate", "", logging_component()),
         StatusCode::BAD_REQUEST,
         "invalid_event_types",
     )
     .await;
     expect_error(
-        upload(&s, "Bad%20Name", "room.*", wat_component()),
+        upload(&s, "Bad%20Name", "room.*", logging_component()),
         StatusCode::BAD_REQUEST,
         "invalid_name",
     )
@@ -362,7 +340,7 @@ async fn functions_are_managed_over_rest(backend: Backend) {
         &s,
         "gate",
         "participant.joining,room.*",
-        wat_component(),
+        logging_component(),
     ))
     .await;
     assert_eq!(st, StatusCode::CREATED, "{v1}");
@@ -372,7 +350,7 @@ async fn functions_are_managed_over_rest(backend: Backend) {
         json!(["participant.joining", "room.*"])
     );
     assert_eq!(v1["version"]["digest"].as_str().unwrap().len(), 64);
-    let (st, v2) = send(upload(&s, "gate", "room.*", wat_component())).await;
+    let (st, v2) = send(upload(&s, "gate", "room.*", logging_component())).await;
     assert_eq!(st, StatusCode::CREATED, "{v2}");
     assert_eq!(v2["function"]["active_version"], 2);
     let (_, versions) = send(s.dev(Method::GET, "/v1/functions/gate/versions")).await;

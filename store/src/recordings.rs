@@ -292,6 +292,22 @@ impl Recordings<'_> {
         rows.iter().map(|r| decode(r).map(|(_, r)| r)).collect()
     }
 
+    /// The `limit` newest recordings of `project`, newest first.
+    pub async fn recent(
+        &self,
+        project: ProjectId,
+        limit: u32,
+    ) -> Result<Vec<Recording>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE project_id = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(project.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter().map(|r| decode(r).map(|(_, r)| r)).collect()
+    }
+
     /// The recordings of the room named `room` that have not ended.
     pub async fn list_open(
         &self,

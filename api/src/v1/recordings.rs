@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::recording::{Recording, RecordingSpec, RecordingStatus};
+use switchboard_core::recording::{Recording, RecordingSpec};
 use switchboard_core::{ProjectId, RecordingId};
-use tower::ServiceExt;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -409,9 +408,7 @@ fn file_of<'a>(
 /// How long the bucket's presigned URL behind an API-key download lives.
 const BUCKET_URL_TTL: Duration = Duration::from_secs(300);
 
-/// Serves a listed file of `rec`: from the local disk (with range support)
-/// while it is there, else by redirecting to the bucket with a URL presigned
-/// for `ttl` (the bucket honours ranges itself).
+/// Serves a listed file of `rec` (see `switchboard_recording::serve`).
 async fn serve(
     state: &AppState,
     project: ProjectId,
@@ -420,48 +417,18 @@ async fn serve(
     ttl: Duration,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let listed = file_of(rec, name)?;
+    use switchboard_recording::serve::{file, ServeError};
     let storage = state.recording_storage.as_ref().ok_or_else(|| {
         ApiError::not_found("file_not_found", "this server keeps no recording files")
     })?;
-    let path = storage
-        .path(project, rec.id, name)
-        .map_err(|e| ApiError::bad_request("invalid_file_name", e.to_string()))?;
-    if !path.exists() {
-        let url = storage
-            .presigned_url(project, rec.id, name, ttl)
-            .await
-            .map_err(ApiError::internal)?;
-        if let Some(url) = url {
-            return Ok(axum::response::Redirect::temporary(&url).into_response());
-        }
-        return Err(ApiError::not_found(
-            "file_not_found",
-            format!(
-                "file `{name}` of recording `{}` is no longer stored",
-                rec.id
-            ),
-        ));
-    }
-    let mut response = tower_http::services::ServeFile::new(&path)
-        .oneshot(request)
+    file(storage, project, rec, name, ttl, request)
         .await
-        .map_err(ApiError::internal)?
-        .into_response();
-    // Audio-only WebM is `audio/webm`, which no extension tells.
-    if response.status().is_success() {
-        if let Ok(v) = axum::http::HeaderValue::from_str(&listed.content_type) {
-            response
-                .headers_mut()
-                .insert(axum::http::header::CONTENT_TYPE, v);
-        }
-    }
-    if rec.status == RecordingStatus::Active {
-        // Still growing: clients must not cache it.
-        response.headers_mut().insert(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-store"),
-        );
-    }
-    Ok(response)
+        .map_err(|e| match e {
+            ServeError::NotListed { .. } | ServeError::Gone { .. } => {
+                ApiError::not_found("file_not_found", e.to_string())
+            }
+            ServeError::BadName(e) => ApiError::bad_request("invalid_file_name", e.to_string()),
+            ServeError::Storage(e) => ApiError::internal(e),
+            ServeError::Io(e) => ApiError::internal(e),
+        })
 }

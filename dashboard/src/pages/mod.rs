@@ -7,9 +7,11 @@ use switchboard_store::projects::Project;
 use crate::layout;
 use crate::session::SignedIn;
 
+pub mod functions;
 pub mod keys;
 pub mod login;
 pub mod overview;
+pub mod recordings;
 pub mod rooms;
 
 /// A form that carries nothing but its CSRF token.

@@ -267,3 +267,25 @@ pub async fn expect_error(req: RequestBuilder, status: StatusCode, code: &str) -
     assert!(!message.is_empty());
     message
 }
+
+/// A WAT component that allows every join and logs each event it sees.
+pub fn logging_component() -> Vec<u8> {
+    let wat = r#"(module
+      (import "switchboard:functions/host@0.1.0" "log" (func $log (param i32 i32 i32)))
+      (memory (export "memory") 1)
+      (global $heap (mut i32) (i32.const 4096))
+      (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+        (local $p i32)
+        (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+        (global.set $heap (i32.add (local.get $p) (local.get 3)))
+        (local.get $p))
+      (data (i32.const 16) "saw an event")
+      (func (export "switchboard:functions/handler@0.1.0#on-joining")
+        (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+        (i32.store8 (i32.const 256) (i32.const 0)) (i32.const 256))
+      (func (export "switchboard:functions/handler@0.1.0#on-event")
+        (param i32 i32 i32 i32 i64 i32 i32 i32 i32 i32 i32 i32) (result i32)
+        (call $log (i32.const 1) (i32.const 16) (i32.const 12))
+        (i32.store8 (i32.const 512) (i32.const 0)) (i32.const 512)))"#;
+    switchboard_functions::testing::component_from_wat(wat, "function").unwrap()
+}
