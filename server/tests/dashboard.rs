@@ -25,6 +25,38 @@ async fn dev_project(s: &Server) -> String {
     p["id"].as_str().unwrap().to_owned()
 }
 
+/// axe-core's source, installed with npm on first use (before the test enters
+/// its network namespace, where the registry is out of reach).
+fn axe_source() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/a11y");
+    let file = dir.join("node_modules/axe-core/axe.min.js");
+    if !file.exists() {
+        let st = std::process::Command::new("npm")
+            .args(["ci", "--silent", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("run npm (Node.js) to install axe-core");
+        assert!(st.success(), "npm ci failed in {}", dir.display());
+    }
+    std::fs::read_to_string(&file).expect("axe-core's axe.min.js")
+}
+
+/// Checks the page with axe-core against WCAG 2 A and AA (labels, contrast,
+/// names, landmarks...) and saves its screenshot as `NAME.png`.
+async fn check_page(b: &common::browser::Browser, axe: &str, name: &str) {
+    let script = format!(
+        "{axe}\nconst r = await axe.run(document, {{ runOnly: ['wcag2a', 'wcag2aa'] }});\n\
+         return r.violations.map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', '));"
+    );
+    let violations = b.run(&script, vec![]).await;
+    assert_eq!(
+        violations.as_array().map(Vec::len),
+        Some(0),
+        "{name} is not accessible: {violations:#}"
+    );
+    b.screenshot(name).await;
+}
+
 /// Deploys the function `watcher`, which logs each `room.*` event it sees.
 async fn deploy_watcher(s: &Server) {
     let (st, body) = send(
@@ -51,6 +83,7 @@ where
 
 #[test]
 fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
+    let axe = axe_source();
     isolated(
         "an_owner_signs_in_creates_a_key_and_acts_on_a_live_room",
         || async {
@@ -69,7 +102,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .unwrap()
                 .path()
                 .ends_with("/dashboard/login"));
-            b.screenshot("dashboard-sign-in").await;
+            check_page(&b, &axe, "dashboard-sign-in").await;
             let sign_in = |password: &'static str| async move {
                 let email = c
                     .wait()
@@ -130,7 +163,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .await
                 .unwrap();
             assert_eq!(h1, "Overview");
-            b.screenshot("dashboard-overview").await;
+            check_page(&b, &axe, "dashboard-overview").await;
 
             // An API key: created, its secret shown once, and it works.
             c.wait()
@@ -175,7 +208,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .text()
                 .await
                 .unwrap();
-            b.screenshot("dashboard-keys").await;
+            check_page(&b, &axe, "dashboard-keys").await;
             let res = s
                 .http
                 .get(format!("{}/v1/project", s.base))
@@ -221,7 +254,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 }
             })
             .await;
-            b.screenshot("dashboard-rooms").await;
+            check_page(&b, &axe, "dashboard-rooms").await;
             let (st, rec) = send(
                 s.dev(Method::POST, "/v1/rooms/busy/recordings")
                     .json(&serde_json::json!({ "mode": "tracks" })),
@@ -243,7 +276,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             let rows = c.find_all(Locator::Css("tr[data-identity]")).await.unwrap();
             assert_eq!(rows.len(), 3);
             let victim = rows[0].attr("data-identity").await.unwrap().unwrap();
-            b.screenshot("dashboard-room").await;
+            check_page(&b, &axe, "dashboard-room").await;
             rows[0]
                 .find(Locator::Css("button.danger"))
                 .await
@@ -334,7 +367,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .await;
             let fetched: Vec<u64> = serde_json::from_value(fetched).unwrap();
             assert_eq!(fetched, sizes, "the files download whole");
-            b.screenshot("dashboard-recording").await;
+            check_page(&b, &axe, "dashboard-recording").await;
             let delete = c
                 .find(Locator::Css("form[action$='/delete'] button"))
                 .await
@@ -374,7 +407,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .await
                 .unwrap();
             assert_eq!(outcome.text().await.unwrap(), "ok");
-            b.screenshot("dashboard-function").await;
+            check_page(&b, &axe, "dashboard-function").await;
 
             let errors = b.console_errors().await;
             assert!(errors.is_empty(), "console errors: {errors:?}");
