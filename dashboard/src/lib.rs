@@ -42,6 +42,8 @@ pub struct Dashboard {
     clock: Arc<dyn Clock>,
     plans: Arc<PlanBook>,
     limiter: Arc<limiter::Limiter>,
+    /// Password checks running at once (argon2 is slow and memory-hungry on purpose).
+    password_checks: Arc<tokio::sync::Semaphore>,
     secure_cookies: bool,
     recording_storage: Option<switchboard_recording::Storage>,
 }
@@ -62,6 +64,7 @@ impl Dashboard {
             clock,
             plans: Arc::new(plans),
             limiter: Arc::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
             secure_cookies,
             recording_storage: None,
         }

@@ -48,13 +48,29 @@ impl Limiter {
                     .is_some_and(|t| now.saturating_duration_since(*t) < WINDOW)
             });
             if map.len() >= MAX_KEYS {
-                map.clear();
+                // Still full of live keys: drop the tenth whose last failure is oldest.
+                let mut last: Vec<Instant> =
+                    map.values().filter_map(|t| t.back().copied()).collect();
+                last.sort_unstable();
+                if let Some(&cut) = last.get(MAX_KEYS / 10) {
+                    map.retain(|_, t| t.back().is_some_and(|t| *t > cut));
+                }
             }
         }
         let times = map.entry(key.to_owned()).or_default();
         times.push_back(now);
         if times.len() > MAX_FAILURES {
             times.pop_front();
+        }
+    }
+
+    /// Takes back `key`'s failure counted at `at` (an attempt that succeeded).
+    pub fn forgive(&self, key: &str, at: Instant) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(times) = map.get_mut(key) {
+            if let Some(i) = times.iter().rposition(|t| *t == at) {
+                times.remove(i);
+            }
         }
     }
 
@@ -88,5 +104,14 @@ mod tests {
         assert!(l.wait("ann@x", t0 + WINDOW).is_some());
         l.succeeded("ann@x");
         assert_eq!(l.wait("ann@x", t0 + WINDOW), None);
+        // A failure counted ahead of a check that then succeeds is taken back.
+        let t1 = t0 + WINDOW * 3;
+        for i in 0..MAX_FAILURES as u32 - 1 {
+            l.failed("ip:x", t1 + Duration::from_millis(u64::from(i)));
+        }
+        l.failed("ip:x", t1 + WINDOW / 2);
+        assert!(l.wait("ip:x", t1 + WINDOW / 2).is_some());
+        l.forgive("ip:x", t1 + WINDOW / 2);
+        assert_eq!(l.wait("ip:x", t1 + WINDOW / 2), None);
     }
 }

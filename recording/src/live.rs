@@ -16,6 +16,7 @@
 //! The price is sending the growing last part again each time: half a part
 //! (2.5 MiB) per track per interval on average.
 
+use std::collections::HashMap;
 use std::io::SeekFrom;
 use std::path::PathBuf;
 
@@ -182,11 +183,21 @@ impl LiveUpload {
     }
 }
 
+/// Times the janitor tries a recording's uploads before giving up on them
+/// (a part's ETag the lost node never saved makes its upload impossible to complete).
+pub const MAX_ATTEMPTS: u32 = 10;
+
 /// Completes the uploads of ended recordings whose node was lost before it
 /// could (see the module docs), and lists each file at the size the bucket
-/// holds. Returns how many recordings were settled; one the bucket refuses
-/// is tried again on the next call.
-pub async fn complete_abandoned(store: &Store, storage: &Storage) -> Result<usize, StoreError> {
+/// holds. Returns how many recordings were settled. One the bucket refuses
+/// is tried again on the next call, counted in `attempts`; after
+/// [`MAX_ATTEMPTS`] its files that did not complete are listed with the
+/// reason and its uploads are forgotten.
+pub async fn complete_abandoned(
+    store: &Store,
+    storage: &Storage,
+    attempts: &mut HashMap<RecordingId, u32>,
+) -> Result<usize, StoreError> {
     if !storage.is_remote() {
         return Ok(0);
     }
@@ -197,12 +208,24 @@ pub async fn complete_abandoned(store: &Store, storage: &Storage) -> Result<usiz
             store.recordings().clear_uploads(rec.id).await?;
             continue;
         }
+        let tries = attempts.entry(rec.id).or_insert(0);
+        *tries += 1;
+        let last_try = *tries >= MAX_ATTEMPTS;
         let mut done = true;
         for upload in &uploads {
+            let listed = rec.files.iter_mut().find(|f| f.name == upload.name);
             match storage.complete_upload(project, rec.id, upload).await {
                 Ok(()) => {
-                    if let Some(f) = rec.files.iter_mut().find(|f| f.name == upload.name) {
+                    if let Some(f) = listed {
                         f.size_bytes = upload.bytes();
+                    }
+                }
+                Err(e) if last_try => {
+                    tracing::error!(recording = %rec.id, file = %upload.name, error = %e, "giving up on a lost node's upload");
+                    if let Some(f) = listed {
+                        f.error = Some(format!(
+                            "its node was lost and the bucket would not complete its upload: {e}"
+                        ));
                     }
                 }
                 Err(e) => {
@@ -216,7 +239,8 @@ pub async fn complete_abandoned(store: &Store, storage: &Storage) -> Result<usiz
                 .recordings()
                 .uploads_completed(rec.id, &rec.files)
                 .await?;
-            tracing::info!(recording = %rec.id, files = uploads.len(), "completed a lost node's uploads");
+            attempts.remove(&rec.id);
+            tracing::info!(recording = %rec.id, files = uploads.len(), "settled a lost node's uploads");
             settled += 1;
         }
     }
@@ -230,8 +254,9 @@ pub fn start_janitor(
     every: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut attempts = HashMap::new();
         loop {
-            if let Err(e) = complete_abandoned(&store, &storage).await {
+            if let Err(e) = complete_abandoned(&store, &storage, &mut attempts).await {
                 tracing::warn!(error = %e, "cannot look for a lost node's uploads; will try again");
             }
             tokio::time::sleep(every).await;

@@ -3,6 +3,7 @@
 //! as muxers do, arrive byte for byte; and the uploads of a node lost
 //! mid-file are completed by whoever finds them, with what it had sent.
 
+use std::collections::HashMap;
 use std::io::{Seek, SeekFrom, Write};
 
 use chrono::Utc;
@@ -143,7 +144,12 @@ async fn a_lost_nodes_uploads_are_completed_with_what_it_sent() {
     drop(live);
 
     // Another server finds it: the object is what was sent, listed at that size.
-    assert_eq!(complete_abandoned(&store, &storage).await.unwrap(), 1);
+    assert_eq!(
+        complete_abandoned(&store, &storage, &mut HashMap::new())
+            .await
+            .unwrap(),
+        1
+    );
     let object = bucket.object(format!("sb/{project}/{}/{name}", rec.id));
     assert!(std::fs::read(&object).unwrap() == pattern(0, 6 * MIB));
     let rec = store
@@ -154,7 +160,111 @@ async fn a_lost_nodes_uploads_are_completed_with_what_it_sent() {
         .unwrap();
     assert_eq!(rec.files[0].size_bytes, 6 * MIB as u64);
     // Settled once.
-    assert_eq!(complete_abandoned(&store, &storage).await.unwrap(), 0);
+    assert_eq!(
+        complete_abandoned(&store, &storage, &mut HashMap::new())
+            .await
+            .unwrap(),
+        0
+    );
+
+    // A lost node whose saved parts the bucket cannot complete the upload
+    // with: the recording cannot be deleted meanwhile, and after a few tries
+    // the file is listed with the reason and the recording settles.
+    let room = RoomRef {
+        sid: RoomSid::new(),
+        name: RoomName::new("studio").unwrap(),
+    };
+    let rec = store
+        .recordings()
+        .create(project, room, RecordingSpec::all_tracks(), now)
+        .await
+        .unwrap();
+    storage.create_dir(project, rec.id).unwrap();
+    let path = storage.path(project, rec.id, name).unwrap();
+    std::fs::write(&path, pattern(0, MIB)).unwrap();
+    let mut live = storage
+        .begin_live(project, rec.id, name)
+        .await
+        .unwrap()
+        .unwrap();
+    live.sync(0, MIB as u64).await.unwrap();
+    let mut state = live.state().clone();
+    // A part the bucket never got (s3rver does not check ETags, but it does need the parts).
+    let phantom = switchboard_core::recording::UploadedPart {
+        etag: "\"never-sent\"".into(),
+        bytes: MIB as u64,
+    };
+    state.parts.push(phantom);
+    store
+        .recordings()
+        .save_uploads(rec.id, &[state])
+        .await
+        .unwrap();
+    let mut listed = vec![rec_file(name, MIB as u64)];
+    store
+        .recordings()
+        .fail(
+            rec.id,
+            "lost".into(),
+            Some(listed.clone()),
+            Some(1_000),
+            now,
+        )
+        .await
+        .unwrap();
+    let mut attempts = HashMap::new();
+    for _ in 1..switchboard_recording::live::MAX_ATTEMPTS {
+        assert_eq!(
+            complete_abandoned(&store, &storage, &mut attempts)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+    assert!(matches!(
+        store.recordings().delete(project, rec.id).await,
+        Err(switchboard_store::StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        complete_abandoned(&store, &storage, &mut attempts)
+            .await
+            .unwrap(),
+        1
+    );
+    let got = store
+        .recordings()
+        .get(project, rec.id)
+        .await
+        .unwrap()
+        .unwrap();
+    listed[0].error = got.files[0].error.clone();
+    assert!(
+        listed[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("would not complete"),
+        "{got:?}"
+    );
+    assert!(store
+        .recordings()
+        .delete(project, rec.id)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+fn rec_file(name: &str, bytes: u64) -> RecordingFile {
+    RecordingFile {
+        name: name.into(),
+        content_type: "video/webm".into(),
+        participant: None,
+        track: None,
+        start_offset_ms: 0,
+        duration_ms: 1_000,
+        size_bytes: bytes,
+        error: None,
+    }
 }
 
 #[tokio::test]

@@ -36,6 +36,12 @@ impl Store {
 const COLUMNS: &str = "id, project_id, room_sid, room_name, spec, status, error, progress, \
                        created_at, started_at, ended_at, duration_ms, files";
 
+fn uploads_pending_message(id: RecordingId) -> String {
+    format!(
+        "recording `{id}` still has uploads its lost node left open; they are being completed, so try again in a minute"
+    )
+}
+
 /// Statuses a recording can still leave.
 const OPEN: &str = "('starting', 'active', 'stopping', 'processing')";
 
@@ -555,6 +561,16 @@ impl Recordings<'_> {
         Ok(())
     }
 
+    /// Whether a lost node's uploads of recording `id` are still to be completed
+    /// (its files are not all in the bucket yet, so it cannot be deleted).
+    pub async fn uploads_pending(&self, id: RecordingId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT 1 AS one FROM recordings WHERE id = $1 AND uploads IS NOT NULL AND status NOT IN ('starting', 'active', 'stopping', 'processing')")
+            .bind(id.to_string())
+            .fetch_optional(self.0.reader())
+            .await?;
+        Ok(row.map(|_| uploads_pending_message(id)))
+    }
+
     /// Forgets a recording's uploads: they were completed (or given up on).
     pub async fn clear_uploads(&self, id: RecordingId) -> Result<(), StoreError> {
         sqlx::query("UPDATE recordings SET uploads = NULL WHERE id = $1")
@@ -618,11 +634,16 @@ impl Recordings<'_> {
                 rec.status.as_str()
             )));
         }
-        sqlx::query("DELETE FROM recordings WHERE project_id = $1 AND id = $2")
-            .bind(project.to_string())
-            .bind(id.to_string())
-            .execute(self.0.writer())
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM recordings WHERE project_id = $1 AND id = $2 AND uploads IS NULL",
+        )
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .execute(self.0.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(uploads_pending_message(id)));
+        }
         Ok(Some(rec))
     }
 }

@@ -255,6 +255,9 @@ async fn delete_recording(
             ),
         ));
     }
+    if let Some(why) = state.store.recordings().uploads_pending(id).await? {
+        return Err(ApiError::conflict("recording_in_progress", why));
+    }
     // Files first: if that fails, the recording is still there to delete again.
     if let Some(storage) = &state.recording_storage {
         storage

@@ -45,6 +45,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// The client a sign-in is limited by: its IPv4 address, or its IPv6 /64
+/// (one host usually has a whole /64 to pick addresses from).
+fn client_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        None => String::new(),
+    }
+}
+
 fn login_page(csrf: &str, email: &str, error: Option<&str>) -> Markup {
     layout::shell(
         "Sign in",
@@ -101,10 +117,7 @@ pub async fn submit(
         ));
     }
     let email = c.email.trim().to_lowercase();
-    let keys = [
-        format!("email:{email}"),
-        format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()),
-    ];
+    let keys = [format!("email:{email}"), format!("ip:{}", client_key(ip))];
     let now = Instant::now();
     if let Some(wait) = keys.iter().filter_map(|k| d.limiter.wait(k, now)).max() {
         let minutes = wait.as_secs().div_ceil(60).max(1);
@@ -117,20 +130,26 @@ pub async fn submit(
             Some(&msg),
         ));
     }
+    // Counted as a failure before the check, so attempts in flight at once
+    // cannot all slip under the limit; a success takes it back.
+    for k in &keys {
+        d.limiter.failed(k, now);
+    }
     let found = d.store.users().by_email(&email).await?;
     let hash = found
         .as_ref()
         .map_or_else(|| password::decoy().to_owned(), |(_, h)| h.clone());
     let given = c.password;
-    let ok = tokio::task::spawn_blocking(move || password::verify(&given, &hash))
-        .await
-        .unwrap_or(false);
+    let ok = {
+        // Each check takes 19 MiB and a core for a moment: a few at a time.
+        let _permit = d.password_checks.acquire().await;
+        tokio::task::spawn_blocking(move || password::verify(&given, &hash))
+            .await
+            .unwrap_or(false)
+    };
     let user = match found {
         Some((user, _)) if ok => user,
         _ => {
-            for k in &keys {
-                d.limiter.failed(k, now);
-            }
             tracing::info!(email = %email, "dashboard sign-in refused");
             return Ok(fresh_form(
                 &d,
@@ -142,6 +161,7 @@ pub async fn submit(
         }
     };
     d.limiter.succeeded(&keys[0]);
+    d.limiter.forgive(&keys[1], now);
     let (token, csrf) = (session::new_token(), session::new_token());
     let now = d.clock.now();
     d.store
@@ -178,4 +198,21 @@ pub async fn logout(
         Redirect::to("/dashboard/login"),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_limited_by_address_or_ipv6_slash_64() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(Some(v4)), "192.0.2.7");
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(client_key(Some(a)), client_key(Some(b)));
+        assert_eq!(client_key(Some(a)), "2001:db8:1:2::/64");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(Some(mapped)), "192.0.2.7");
+    }
 }

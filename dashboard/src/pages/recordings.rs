@@ -185,6 +185,9 @@ pub async fn delete(
             "This recording is still running: stop it and wait for it to finish before deleting it.".into(),
         ));
     }
+    if let Some(why) = d.store.recordings().uploads_pending(rec.id).await? {
+        return Err(PageError::Refused(why));
+    }
     // Files first: if that fails, the recording is still there to delete again.
     if let Some(storage) = &d.recording_storage {
         storage.remove(project.id, rec.id).await.map_err(|e| {

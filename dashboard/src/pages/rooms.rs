@@ -103,14 +103,11 @@ pub async fn live(
         |(d, who, project, last)| async move {
             loop {
                 tokio::time::sleep(REFRESH).await;
-                // Someone removed from the project stops seeing it.
-                if !d
-                    .store
-                    .users()
-                    .is_member(who.user.id, project.id)
-                    .await
-                    .unwrap_or(false)
-                {
+                // Signing out, the session expiring or leaving the project ends the stream.
+                let now = d.clock.now();
+                let session = d.store.users().session(&who.token_hash, now).await;
+                let member = d.store.users().is_member(who.user.id, project.id).await;
+                if !matches!(session, Ok(Some(_))) || !member.unwrap_or(false) {
                     return None;
                 }
                 let Ok(rooms) = live_rooms(&d, &project).await else {

@@ -362,7 +362,9 @@ impl Assembler {
             return; // Padding.
         }
         if self.partial.is_none() {
-            let head = self.unpacker.is_frame_head(&p.payload);
+            // After a loss a video frame may be missing its start (or depend on
+            // a frame lost whole): it is not whole, and a keyframe is asked for.
+            let head = self.unpacker.is_frame_head(&p.payload) && !(lost_before && self.is_video());
             self.partial = Some(Partial {
                 timestamp: p.timestamp,
                 arrived,
@@ -752,7 +754,7 @@ mod tests {
     }
 
     /// STAP-A with an SPS and a PPS (contents do not matter here).
-    const PARAMETER_SETS: &[u8] = &[0x78, 0, 3, 0x67, 0x42, 0x00, 0, 2, 0x68, 0xce];
+    const PARAMETER_SETS: &[u8] = &[0x78, 0, 4, 0x67, 0x42, 0x00, 0x1e, 0, 2, 0x68, 0xce];
 
     #[test]
     fn h264_frames_start_at_an_idr_with_its_parameter_sets() {
@@ -773,7 +775,7 @@ mod tests {
         let units: Vec<&[u8]> = h264::nal_units(&frames[0].data).collect();
         assert_eq!(
             units,
-            [&[0x67, 0x42, 0][..], &[0x68, 0xce], &[0x65, 1, 2, 3]]
+            [&[0x67, 0x42, 0, 0x1e][..], &[0x68, 0xce], &[0x65, 1, 2, 3]]
         );
         assert_eq!(frames[1].pts_ns, 33_333_333);
     }

@@ -124,18 +124,9 @@ pub fn is_idr(frame: &[u8]) -> bool {
 }
 
 /// Whether a file can start with this frame: an IDR picture with the
-/// parameter sets it needs.
+/// parameter sets a track header is made of.
 pub fn starts_stream(frame: &[u8]) -> bool {
-    let (mut idr, mut sps, mut pps) = (false, false, false);
-    for n in nal_units(frame) {
-        match nal_type(n) {
-            IDR => idr = true,
-            SPS => sps = true,
-            PPS => pps = true,
-            _ => {}
-        }
-    }
-    idr && sps && pps
+    is_idr(frame) && decoder_config(frame).is_some()
 }
 
 /// What a track file's header says about an H.264 stream.
@@ -276,6 +267,12 @@ mod tests {
         push_nal(&mut frame, PPS);
         push_nal(&mut frame, &[0x41, 1]); // a P slice
         assert!(!is_idr(&frame) && !starts_stream(&frame));
+        // An SPS too short to name a profile cannot start a file.
+        let mut frame = Vec::new();
+        push_nal(&mut frame, &[0x67]);
+        push_nal(&mut frame, PPS);
+        push_nal(&mut frame, &[0x65, 1]);
+        assert!(is_idr(&frame) && !starts_stream(&frame));
         // A broken SPS still gives a configuration, without a size.
         let mut frame = Vec::new();
         push_nal(&mut frame, &[0x67, 0x42, 0xc0, 0x0d, 0xff]);

@@ -83,8 +83,12 @@ impl LiveUploads {
             return;
         }
         self.last_sync = Instant::now();
-        for live in &mut self.files {
-            match live.sync().await {
+        for i in 0..self.files.len() {
+            let result = self.files[i].sync().await;
+            // Saved after each file, so a node lost mid-tick leaves the ETags of what it sent.
+            self.save(store, id).await;
+            let live = &mut self.files[i];
+            match result {
                 Ok(()) => live.failures = 0,
                 Err(e) => {
                     // The next interval sends it again; the bucket keeps what it had.
@@ -98,6 +102,9 @@ impl LiveUploads {
                 }
             }
         }
+    }
+
+    async fn save(&self, store: &Store, id: RecordingId) {
         let states: Vec<_> = self
             .files
             .iter()
