@@ -594,9 +594,26 @@ async fn media_ports_come_from_the_range_and_running_out_is_a_clear_refusal() {
     let mut joined = false;
     for _ in 0..50 {
         let mut dave = connect(&s, &token(&s, "ports", "dave", json!({}), 60).await).await;
-        if next(&mut dave).await["type"] == "join" {
-            joined = true;
-            break;
+        // Until her ports are back, Dave is refused like Carol was: try again.
+        let first = loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), dave.next())
+                .await
+                .expect("a message in time")
+                .expect("socket open")
+                .unwrap();
+            if !matches!(msg, Message::Ping(_) | Message::Pong(_)) {
+                break msg;
+            }
+        };
+        match first {
+            Message::Text(t) => {
+                let m: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_eq!(m["type"], "join", "{m}");
+                joined = true;
+                break;
+            }
+            Message::Close(Some(f)) => assert_eq!(f.reason.as_str(), "media_ports_exhausted"),
+            other => panic!("unexpected frame {other:?}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
