@@ -19,16 +19,19 @@ pub enum Section {
     Recordings,
     /// Functions, their versions and invocations.
     Functions,
+    /// Webhook endpoints and their deliveries.
+    Webhooks,
     /// API keys.
     Keys,
 }
 
 impl Section {
-    const ALL: [Section; 5] = [
+    const ALL: [Section; 6] = [
         Section::Overview,
         Section::Rooms,
         Section::Recordings,
         Section::Functions,
+        Section::Webhooks,
         Section::Keys,
     ];
 
@@ -38,6 +41,7 @@ impl Section {
             Section::Rooms => "Rooms",
             Section::Recordings => "Recordings",
             Section::Functions => "Functions",
+            Section::Webhooks => "Webhooks",
             Section::Keys => "API keys",
         }
     }
@@ -48,6 +52,7 @@ impl Section {
             Section::Rooms => "/rooms",
             Section::Recordings => "/recordings",
             Section::Functions => "/functions",
+            Section::Webhooks => "/webhooks",
             Section::Keys => "/keys",
         }
     }

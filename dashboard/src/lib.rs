@@ -4,7 +4,8 @@
 //! password ([`session`], [`password`], [`limiter`]), then, for each project
 //! the user belongs to, its live numbers ([`pages::overview`]), live rooms
 //! and their participants ([`pages::rooms`]), recordings
-//! ([`pages::recordings`]), functions with their
+//! ([`pages::recordings`]), webhook endpoints and deliveries
+//! ([`pages::webhooks`]), functions with their
 //! versions and invocation logs ([`pages::functions`]) and API keys
 //! ([`pages::keys`]). Every form is a plain HTML form carrying a CSRF token;
 //! the one script ([`assets/live.js`]) only refreshes live parts from a
@@ -46,6 +47,7 @@ pub struct Dashboard {
     password_checks: Arc<tokio::sync::Semaphore>,
     secure_cookies: bool,
     recording_storage: Option<switchboard_recording::Storage>,
+    webhook_policy: switchboard_core::webhook::AddressPolicy,
 }
 
 impl Dashboard {
@@ -67,7 +69,14 @@ impl Dashboard {
             password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
             secure_cookies,
             recording_storage: None,
+            webhook_policy: switchboard_core::webhook::AddressPolicy::STRICT,
         }
+    }
+
+    /// Which webhook URLs new endpoints may have (the API's policy).
+    pub fn with_webhook_policy(mut self, policy: switchboard_core::webhook::AddressPolicy) -> Self {
+        self.webhook_policy = policy;
+        self
     }
 
     /// Where recordings' files are, so their pages can serve them.
@@ -78,7 +87,7 @@ impl Dashboard {
 
     /// The routes, all under `/dashboard`.
     pub fn router(self) -> Router {
-        use pages::{functions, keys, login, overview, recordings, rooms};
+        use pages::{functions, keys, login, overview, recordings, rooms, webhooks};
         let project = "/dashboard/projects/{project}";
         Router::new()
             .route("/dashboard", get(home))
@@ -131,6 +140,23 @@ impl Dashboard {
             .route(
                 &format!("{project}/functions/{{name}}/activate"),
                 post(functions::activate),
+            )
+            .route(
+                &format!("{project}/webhooks"),
+                get(webhooks::list).post(webhooks::create),
+            )
+            .route(&format!("{project}/webhooks/{{id}}"), get(webhooks::page))
+            .route(
+                &format!("{project}/webhooks/{{id}}/enabled"),
+                post(webhooks::set_enabled),
+            )
+            .route(
+                &format!("{project}/webhooks/{{id}}/replay"),
+                post(webhooks::replay),
+            )
+            .route(
+                &format!("{project}/webhooks/{{id}}/deliveries/{{delivery}}/retry"),
+                post(webhooks::retry),
             )
             .layer(axum::middleware::map_response(security_headers))
             .with_state(self)

@@ -267,7 +267,8 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         state.config.plans.clone(),
         public_url.starts_with("https://"),
     )
-    .with_recording_storage(recording_storage.clone());
+    .with_recording_storage(recording_storage.clone())
+    .with_webhook_policy(webhook_policy);
     let mut extra = switchboard_media::http::router(rooms.clone(), demo).merge(dashboard.router());
     if let Some(routes) = stripe_webhooks {
         extra = extra.merge(routes);

@@ -409,6 +409,79 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             assert_eq!(outcome.text().await.unwrap(), "ok");
             check_page(&b, &axe, "dashboard-function").await;
 
+            // A webhook endpoint (to a port nobody listens on), the room's events
+            // replayed to it, their failed deliveries listed, one retried.
+            let wait = Duration::from_secs(10);
+            let link = c
+                .wait()
+                .at_most(wait)
+                .for_element(Locator::LinkText("Webhooks"));
+            link.await.unwrap().click().await.unwrap();
+            let url = c
+                .wait()
+                .at_most(wait)
+                .for_element(Locator::Css("#url"))
+                .await
+                .unwrap();
+            url.send_keys("http://127.0.0.1:9/hook").await.unwrap();
+            let events = c.find(Locator::Css("#events")).await.unwrap();
+            events.clear().await.unwrap();
+            events.send_keys("room.*").await.unwrap();
+            c.find(Locator::Css("main form button[type=submit]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let secret = c
+                .wait()
+                .at_most(wait)
+                .for_element(Locator::Css("#new-secret"))
+                .await
+                .unwrap();
+            assert!(secret.text().await.unwrap().starts_with("whsec_"));
+            let endpoint = c
+                .wait()
+                .at_most(wait)
+                .for_element(Locator::LinkText("http://127.0.0.1:9/hook"));
+            endpoint.await.unwrap().click().await.unwrap();
+            let since = c
+                .wait()
+                .at_most(wait)
+                .for_element(Locator::Css("#since"))
+                .await
+                .unwrap();
+            let hour_ago =
+                (chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M");
+            since.send_keys(&hour_ago.to_string()).await.unwrap();
+            c.find(Locator::Css("form[action$='/replay'] button"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let hook_page = c.current_url().await.unwrap().to_string();
+            eventually("failed attempts to be listed", 30, || async {
+                let listed = c.find_all(Locator::Css("tr.delivery")).await.unwrap();
+                let page = c.source().await.unwrap();
+                if listed.len() >= 2 && page.contains("no answer") {
+                    return true;
+                }
+                c.goto(&hook_page).await.unwrap();
+                false
+            })
+            .await;
+            check_page(&b, &axe, "dashboard-webhook").await;
+            let retry = c
+                .find(Locator::Css("form[action$='/retry'] button"))
+                .await
+                .unwrap();
+            retry.click().await.unwrap();
+            eventually("the endpoint's page after a retry", 10, || async {
+                c.current_url().await.unwrap().as_str() == hook_page
+            })
+            .await;
+
             let errors = b.console_errors().await;
             assert!(errors.is_empty(), "console errors: {errors:?}");
 
@@ -562,6 +635,16 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
     .await;
     assert_eq!(st, StatusCode::CREATED, "{rec}");
     let recording = rec["id"].as_str().unwrap().to_owned();
+    let (st, hook) = send(
+        s.dev(Method::POST, "/v1/webhooks")
+            .json(&serde_json::json!({
+                "url": "http://127.0.0.1:9/hook",
+                "events": ["room.*"],
+            })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{hook}");
+    let hook = hook["id"].as_str().unwrap().to_owned();
     let (other, _, _) = s.create_project("other");
     let mut cmd = s.command();
     cmd.args([
@@ -612,6 +695,8 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
         format!("{base}/recordings"),
         format!("{base}/recordings/{recording}"),
         format!("{base}/recordings/{recording}/files/manifest.json"),
+        format!("{base}/webhooks"),
+        format!("{base}/webhooks/{hook}"),
     ] {
         let (st, body) = eve.get(&path).await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
@@ -641,6 +726,22 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
             vec![("version", "1")],
         ),
         (format!("{base}/recordings/{recording}/delete"), vec![]),
+        (
+            format!("{base}/webhooks"),
+            vec![("url", "http://127.0.0.1:9/eve"), ("events", "*")],
+        ),
+        (
+            format!("{base}/webhooks/{hook}/enabled"),
+            vec![("enabled", "false")],
+        ),
+        (
+            format!("{base}/webhooks/{hook}/replay"),
+            vec![("since", "2020-01-01 00:00")],
+        ),
+        (
+            format!("{base}/webhooks/{hook}/deliveries/whd_00000000000000000000000000/retry"),
+            vec![],
+        ),
     ] {
         let (st, _) = eve.post(&path, &fields).await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
@@ -651,6 +752,9 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
     assert_eq!(st, StatusCode::OK, "the room is still there");
     let (st, _) = send(s.dev(Method::GET, &format!("/v1/recordings/{recording}"))).await;
     assert_eq!(st, StatusCode::OK, "the recording is still there");
+    let (_, hooks) = send(s.dev(Method::GET, "/v1/webhooks")).await;
+    assert_eq!(hooks["data"].as_array().unwrap().len(), 1, "{hooks}");
+    assert_eq!(hooks["data"][0]["enabled"], true, "{hooks}");
 
     // Garbage in paths and forms: clear refusals, never a server error.
     for path in [
