@@ -91,6 +91,18 @@ pub fn segment(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 
+impl<'a> Nav<'a> {
+    /// The navigation of `project`'s `section`, as `who` sees it.
+    pub fn new(who: &'a crate::session::SignedIn, project: &'a Project, section: Section) -> Self {
+        Self {
+            user: &who.user,
+            csrf: &who.csrf,
+            project,
+            section,
+        }
+    }
+}
+
 /// The `/dashboard/projects/{id}` prefix of a project's pages.
 pub fn project_path(project: &Project) -> String {
     format!("/dashboard/projects/{}", project.id)

@@ -57,6 +57,20 @@ async fn check_page(b: &common::browser::Browser, axe: &str, name: &str) {
     b.screenshot(name).await;
 }
 
+/// The element `locator` finds, waiting up to 10 s for it (pages load after clicks).
+async fn find(c: &fantoccini::Client, locator: Locator<'_>) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(locator)
+        .await
+        .unwrap_or_else(|e| panic!("no {locator:?} on the page: {e}"))
+}
+
+/// Clicks what `locator` finds, once it is there.
+async fn click(c: &fantoccini::Client, locator: Locator<'_>) {
+    find(c, locator).await.click().await.unwrap();
+}
+
 /// Deploys the function `watcher`, which logs each `room.*` event it sees.
 async fn deploy_watcher(s: &Server) {
     let (st, body) = send(
@@ -104,38 +118,19 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .ends_with("/dashboard/login"));
             check_page(&b, &axe, "dashboard-sign-in").await;
             let sign_in = |password: &'static str| async move {
-                let email = c
-                    .wait()
-                    .at_most(Duration::from_secs(10))
-                    .for_element(Locator::Css("#email"))
-                    .await
-                    .unwrap();
+                let email = find(c, Locator::Css("#email")).await;
                 email.clear().await.unwrap();
                 email.send_keys(DEV_EMAIL).await.unwrap();
-                c.wait()
-                    .at_most(Duration::from_secs(10))
-                    .for_element(Locator::Css("#password"))
+                find(c, Locator::Css("#password"))
                     .await
-                    .unwrap()
                     .send_keys(password)
                     .await
                     .unwrap();
-                c.wait()
-                    .at_most(Duration::from_secs(10))
-                    .for_element(Locator::Css("form button[type=submit]"))
-                    .await
-                    .unwrap()
-                    .click()
-                    .await
-                    .unwrap();
+                click(c, Locator::Css("form button[type=submit]")).await;
             };
             sign_in("not the password").await;
-            let alert = c
-                .wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::Css("[role=alert]"))
+            let alert = find(c, Locator::Css("[role=alert]"))
                 .await
-                .unwrap()
                 .text()
                 .await
                 .unwrap();
@@ -153,58 +148,25 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             .await;
             let url = c.current_url().await.unwrap();
             assert_eq!(url.path(), format!("/dashboard/projects/{project}"));
-            let h1 = c
-                .wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::Css("h1"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let h1 = find(c, Locator::Css("h1")).await.text().await.unwrap();
             assert_eq!(h1, "Overview");
             check_page(&b, &axe, "dashboard-overview").await;
 
             // An API key: created, its secret shown once, and it works.
-            c.wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::LinkText("API keys"))
+            click(c, Locator::LinkText("API keys")).await;
+            find(c, Locator::Css("#description"))
                 .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
-            c.wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::Css("#description"))
-                .await
-                .unwrap()
                 .send_keys("from the dashboard")
                 .await
                 .unwrap();
-            c.wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::Css("main form button[type=submit]"))
+            click(c, Locator::Css("main form button[type=submit]")).await;
+            let secret = find(c, Locator::Css("#new-secret"))
                 .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
-            let secret = c
-                .wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::Css("#new-secret"))
-                .await
-                .unwrap()
                 .text()
                 .await
                 .unwrap();
-            let key_id = c
-                .wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::Css(".notice code"))
+            let key_id = find(c, Locator::Css(".notice code"))
                 .await
-                .unwrap()
                 .text()
                 .await
                 .unwrap();
@@ -225,14 +187,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             assert!(page.contains(&key_id));
 
             // The rooms page is open when the load tester starts: the room appears without a reload.
-            c.wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::LinkText("Rooms"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(c, Locator::LinkText("Rooms")).await;
             let mut load = loadtest_command(&s, "busy", 2, 1, "300000", 30)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -265,14 +220,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             tokio::time::sleep(Duration::from_secs(2)).await;
 
             // Its page lists the participants; one is removed and is gone.
-            c.wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::LinkText("busy"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(c, Locator::LinkText("busy")).await;
             let rows = c.find_all(Locator::Css("tr[data-identity]")).await.unwrap();
             assert_eq!(rows.len(), 3);
             let victim = rows[0].attr("data-identity").await.unwrap().unwrap();
@@ -311,14 +259,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             );
 
             // Ending the room closes it for everyone.
-            c.wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::Css("form[action$='/end'] button"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(c, Locator::Css("form[action$='/end'] button")).await;
             eventually("the rooms list after ending the room", 10, || async {
                 c.current_url().await.unwrap().path().ends_with("/rooms")
             })
@@ -329,12 +270,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             let _ = load.wait();
 
             // The recording ended with the room: its page lists its files, which download.
-            let wait = Duration::from_secs(10);
-            let link = c
-                .wait()
-                .at_most(wait)
-                .for_element(Locator::LinkText("Recordings"));
-            link.await.unwrap().click().await.unwrap();
+            click(c, Locator::LinkText("Recordings")).await;
             let recording_page = format!(
                 "{}/dashboard/projects/{project}/recordings/{recording}",
                 s.base
@@ -381,17 +317,8 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             .await;
 
             // The function saw the room start and end: its invocations show what it logged.
-            let wait = Duration::from_secs(10);
-            let link = c
-                .wait()
-                .at_most(wait)
-                .for_element(Locator::LinkText("Functions"));
-            link.await.unwrap().click().await.unwrap();
-            let link = c
-                .wait()
-                .at_most(wait)
-                .for_element(Locator::LinkText("watcher"));
-            link.await.unwrap().click().await.unwrap();
+            click(c, Locator::LinkText("Functions")).await;
+            click(c, Locator::LinkText("watcher")).await;
             let function_page =
                 format!("{}/dashboard/projects/{project}/functions/watcher", s.base);
             eventually("the function's invocations", 15, || async {
@@ -411,18 +338,8 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
 
             // A webhook endpoint (to a port nobody listens on), the room's events
             // replayed to it, their failed deliveries listed, one retried.
-            let wait = Duration::from_secs(10);
-            let link = c
-                .wait()
-                .at_most(wait)
-                .for_element(Locator::LinkText("Webhooks"));
-            link.await.unwrap().click().await.unwrap();
-            let url = c
-                .wait()
-                .at_most(wait)
-                .for_element(Locator::Css("#url"))
-                .await
-                .unwrap();
+            click(c, Locator::LinkText("Webhooks")).await;
+            let url = find(c, Locator::Css("#url")).await;
             url.send_keys("http://127.0.0.1:9/hook").await.unwrap();
             let events = c.find(Locator::Css("#events")).await.unwrap();
             events.clear().await.unwrap();
@@ -433,24 +350,10 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .click()
                 .await
                 .unwrap();
-            let secret = c
-                .wait()
-                .at_most(wait)
-                .for_element(Locator::Css("#new-secret"))
-                .await
-                .unwrap();
+            let secret = find(c, Locator::Css("#new-secret")).await;
             assert!(secret.text().await.unwrap().starts_with("whsec_"));
-            let endpoint = c
-                .wait()
-                .at_most(wait)
-                .for_element(Locator::LinkText("http://127.0.0.1:9/hook"));
-            endpoint.await.unwrap().click().await.unwrap();
-            let since = c
-                .wait()
-                .at_most(wait)
-                .for_element(Locator::Css("#since"))
-                .await
-                .unwrap();
+            click(c, Locator::LinkText("http://127.0.0.1:9/hook")).await;
+            let since = find(c, Locator::Css("#since")).await;
             let hour_ago =
                 (chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M");
             since.send_keys(&hour_ago.to_string()).await.unwrap();
@@ -486,14 +389,7 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             assert!(errors.is_empty(), "console errors: {errors:?}");
 
             // Signing out ends the session.
-            c.wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::Css("form.signout button"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(c, Locator::Css("form.signout button")).await;
             eventually("the sign-in page after signing out", 10, || async {
                 c.current_url()
                     .await

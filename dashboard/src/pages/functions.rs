@@ -25,12 +25,7 @@ pub async fn list(
     let project = d.member(&who, &project).await?;
     let functions = d.store.functions().list(project.id, None, 500).await?;
     let base = layout::project_path(&project);
-    let nav = Nav {
-        user: &who.user,
-        csrf: &who.csrf,
-        project: &project,
-        section: Section::Functions,
-    };
+    let nav = Nav::new(&who, &project, Section::Functions);
     let body = html! {
         @if functions.is_empty() {
             p { "No function yet. Deploy one with " code { "switchboard functions deploy" } " or "
@@ -83,12 +78,7 @@ pub async fn page(
         layout::project_path(&project),
         layout::segment(&f.name)
     );
-    let nav = Nav {
-        user: &who.user,
-        csrf: &who.csrf,
-        project: &project,
-        section: Section::Functions,
-    };
+    let nav = Nav::new(&who, &project, Section::Functions);
     let body = html! {
         h2 { "Versions" }
         div.table-wrap {

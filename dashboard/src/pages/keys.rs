@@ -40,12 +40,7 @@ async fn render(
 ) -> Result<Markup, PageError> {
     let keys = d.store.api_keys().list(project.id).await?;
     let base = layout::project_path(project);
-    let nav = Nav {
-        user: &who.user,
-        csrf: &who.csrf,
-        project,
-        section: Section::Keys,
-    };
+    let nav = Nav::new(who, project, Section::Keys);
     let body = html! {
         @match &flash {
             Flash::Created { id, secret } => {

@@ -85,12 +85,7 @@ pub async fn page(
     let prices = d.plans.price_list(plan.as_deref(), period);
     let plan_name = prices.map_or("none", |p| p.name.as_str());
 
-    let nav = Nav {
-        user: &who.user,
-        csrf: &who.csrf,
-        project: &project,
-        section: Section::Overview,
-    };
+    let nav = Nav::new(&who, &project, Section::Overview);
     let body = html! {
         div.cards {
             div.card { p.value { (rooms.len()) } p.label { "rooms live now" } }

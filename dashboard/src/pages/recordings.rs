@@ -36,12 +36,7 @@ pub async fn list(
 ) -> Result<Markup, PageError> {
     let project = d.member(&who, &project).await?;
     let recordings = d.store.recordings().recent(project.id, RECENT).await?;
-    let nav = Nav {
-        user: &who.user,
-        csrf: &who.csrf,
-        project: &project,
-        section: Section::Recordings,
-    };
+    let nav = Nav::new(&who, &project, Section::Recordings);
     let body = html! {
         @if recordings.is_empty() { p { "No recording yet." } }
         div.table-wrap {
@@ -93,12 +88,7 @@ pub async fn page(
     let project = d.member(&who, &project).await?;
     let rec = find(&d, &project, &id).await?;
     let base = recording_path(&project, rec.id);
-    let nav = Nav {
-        user: &who.user,
-        csrf: &who.csrf,
-        project: &project,
-        section: Section::Recordings,
-    };
+    let nav = Nav::new(&who, &project, Section::Recordings);
     let body = html! {
         p { "Room " strong { (rec.room.name) } ", " (rec.spec.mode.as_str()) " mode, " (status(&rec)) ", "
             (human_duration((rec.duration_ms / 1000) as i64)) "." }

@@ -68,12 +68,7 @@ pub async fn list(
     let project = d.member(&who, &project).await?;
     let rooms = live_rooms(&d, &project).await?;
     let base = layout::project_path(&project);
-    let nav = Nav {
-        user: &who.user,
-        csrf: &who.csrf,
-        project: &project,
-        section: Section::Rooms,
-    };
+    let nav = Nav::new(&who, &project, Section::Rooms);
     let body = html! {
         p.muted { "Updates live." }
         div.table-wrap {
@@ -166,12 +161,7 @@ pub async fn page(
         layout::project_path(&project),
         layout::segment(room.name.as_str())
     );
-    let nav = Nav {
-        user: &who.user,
-        csrf: &who.csrf,
-        project: &project,
-        section: Section::Rooms,
-    };
+    let nav = Nav::new(&who, &project, Section::Rooms);
     let body = html! {
         p { "Live for " (human_duration((now - room.created_at).num_seconds()))
             ", region " (room.region.as_deref().unwrap_or("any"))

@@ -56,12 +56,7 @@ async fn render_list(
 ) -> Result<Markup, PageError> {
     let hooks = d.store.webhooks().list(project.id, None, 500).await?;
     let base = endpoints_path(project);
-    let nav = Nav {
-        user: &who.user,
-        csrf: &who.csrf,
-        project,
-        section: Section::Webhooks,
-    };
+    let nav = Nav::new(who, project, Section::Webhooks);
     let body = html! {
         @match &flash {
             Flash::Created { id, secret } => {
@@ -201,12 +196,7 @@ pub async fn page(
     let ids: Vec<DeliveryId> = deliveries.iter().map(|x| x.id).collect();
     let attempts: HashMap<DeliveryId, Vec<_>> = d.store.deliveries().attempts(&ids).await?;
     let base = format!("{}/{}", endpoints_path(&project), hook.id);
-    let nav = Nav {
-        user: &who.user,
-        csrf: &who.csrf,
-        project: &project,
-        section: Section::Webhooks,
-    };
+    let nav = Nav::new(&who, &project, Section::Webhooks);
     let body = html! {
         p { "Events: " (hook.events.patterns().join(", ")) ". "
             @if hook.enabled { "Enabled." } @else { strong.error-text { "Disabled" } @if let Some(why) = &hook.disabled_reason { ": " (why) } "." } }
