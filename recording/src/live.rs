@@ -21,6 +21,7 @@ use std::io::SeekFrom;
 use std::path::PathBuf;
 
 use object_store::multipart::{MultipartStore, PartId};
+use object_store::ObjectStore;
 use switchboard_core::recording::{FileUpload, RecordingStatus, UploadedPart};
 use switchboard_core::{ProjectId, RecordingId};
 use switchboard_store::{Store, StoreError};
@@ -71,24 +72,53 @@ impl Storage {
     }
 
     /// Completes an upload a lost node left open, so what it sent becomes the
-    /// file in the bucket. An upload the bucket no longer knows (completed
-    /// before, or expired) counts as done.
+    /// file in the bucket; returns the file's size there (`None` if there is
+    /// no file: the upload was gone). An upload the bucket no longer knows
+    /// (completed before, or expired) counts as done.
+    ///
+    /// The node may have died after the bucket took a new copy of the last
+    /// part but before it saved that copy's ETag: the bucket then refuses
+    /// the parts as saved, and the upload is completed without its last part
+    /// (losing at most one part's worth of the end, not the whole file).
     pub async fn complete_upload(
         &self,
         project: ProjectId,
         recording: RecordingId,
         upload: &FileUpload,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<u64>, StorageError> {
         let Some(remote) = self.remote() else {
-            return Ok(());
+            return Ok(None);
         };
         let key = Self::key(remote, project, recording, &upload.name);
-        match complete(remote, &key, upload).await {
-            Err(StorageError::Remote {
-                source: object_store::Error::NotFound { .. },
-                ..
-            }) => Ok(()),
-            other => other,
+        let gone = |e: &StorageError| {
+            matches!(
+                e,
+                StorageError::Remote {
+                    source: object_store::Error::NotFound { .. },
+                    ..
+                }
+            )
+        };
+        let mut result = complete(remote, &key, upload).await;
+        if let Err(e) = &result {
+            if !gone(e) && upload.parts.len() > 1 {
+                tracing::warn!(key = %key, error = %e, "the bucket refused the parts as saved; completing without the last one");
+                let mut shorter = upload.clone();
+                shorter.parts.pop();
+                result = complete(remote, &key, &shorter).await;
+            }
+        }
+        match result {
+            Err(e) if gone(&e) => {}
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        // The size the bucket holds, which is what was listed as sent unless
+        // a part's copy was cut off when the node died.
+        match remote.s3.head(&key).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(Storage::remote_error(remote)(source)),
         }
     }
 }
@@ -215,9 +245,17 @@ pub async fn complete_abandoned(
         for upload in &uploads {
             let listed = rec.files.iter_mut().find(|f| f.name == upload.name);
             match storage.complete_upload(project, rec.id, upload).await {
-                Ok(()) => {
+                Ok(size) => {
                     if let Some(f) = listed {
-                        f.size_bytes = upload.bytes();
+                        match size {
+                            Some(size) => f.size_bytes = size,
+                            None => {
+                                f.error = Some(
+                                    "its node was lost and the bucket no longer has its upload"
+                                        .into(),
+                                );
+                            }
+                        }
                     }
                 }
                 Err(e) if last_try => {

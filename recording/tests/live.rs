@@ -194,7 +194,7 @@ async fn a_lost_nodes_uploads_are_completed_with_what_it_sent() {
         etag: "\"never-sent\"".into(),
         bytes: MIB as u64,
     };
-    state.parts.push(phantom);
+    state.parts.insert(0, phantom);
     store
         .recordings()
         .save_uploads(rec.id, &[state])
