@@ -394,15 +394,10 @@ impl Assembler {
         };
         // Video: without its marker a frame's last packets may be what was lost.
         let whole = f.whole && !(lost_tail && self.is_video()) && !f.h264.in_fragment();
-        // H.264 is judged on what arrived: a file can only start at an IDR
-        // picture that brings its parameter sets.
-        let starts = match self.codec {
-            Codec::H264 => {
-                f.keyframe = h264::is_idr(&f.data);
-                h264::starts_stream(&f.data)
-            }
-            _ => f.keyframe,
-        };
+        // H.264 is judged on what arrived, not on its first packet.
+        if self.codec == Codec::H264 {
+            f.keyframe = h264::is_idr(&f.data);
+        }
         if !whole || f.data.is_empty() {
             self.counts.dropped_frames += 1;
             if self.is_video() {
@@ -412,6 +407,9 @@ impl Assembler {
             return;
         }
         if self.need_keyframe {
+            // An H.264 file can only start at an IDR picture that brings its
+            // parameter sets; looked at only while waiting for a start.
+            let starts = f.keyframe && (self.codec != Codec::H264 || h264::starts_stream(&f.data));
             if !starts {
                 self.counts.dropped_frames += 1;
                 self.keyframe_wanted = true;
