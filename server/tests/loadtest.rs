@@ -94,9 +94,10 @@ async fn one_publisher_to_fifty_subscribers_loses_under_one_percent() {
     let _one = ONE_AT_A_TIME.lock().await;
     let s = Server::start(Backend::Sqlite).await;
     healthy_run(&s, "fanout", 1, 50).await;
-    // Every simulated participant left when the run ended.
+    // Every simulated participant left when the run ended (within 20 s: on a
+    // loaded machine the last leave was once seen after 5).
     let mut left = Value::Null;
-    for _ in 0..50 {
+    for _ in 0..200 {
         left = send(s.dev(Method::GET, "/v1/rooms/fanout/participants"))
             .await
             .1;
