@@ -409,7 +409,89 @@ async fn rooms_add_up_over_whole_days_and_the_hours_around_them(backend: Backend
     }
 }
 
+async fn finished_rooms_list_their_sessions_and_open_ones_count_up_to_now(backend: Backend) {
+    let f = fixture(backend).await;
+    let (ann, bob) = (f.who("ann"), f.who("bob"));
+    f.join("2026-11-10T10:00:00Z", &ann, None).await;
+    f.join("2026-11-10T10:00:30Z", &bob, None).await;
+    f.leave("2026-11-10T10:01:00Z", &ann).await;
+    f.leave("2026-11-10T10:02:00Z", &bob).await;
+    // A second incarnation of the room, with Ann still in it.
+    let first = f.room.clone();
+    let mut g = f;
+    g.room = RoomRef {
+        sid: RoomSid::new(),
+        name: first.name.clone(),
+    };
+    let again = g.who("ann");
+    g.join("2026-11-10T11:00:00Z", &again, None).await;
+    g.worker.catch_up().await.unwrap();
+
+    let since = t("2026-11-01T00:00:00Z");
+    let finished = g
+        .store
+        .usage()
+        .finished_rooms(g.project, since, 10)
+        .await
+        .unwrap();
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    let room = &finished[0];
+    assert_eq!(room.room_sid, first.sid.to_string());
+    assert_eq!(room.room_name, "standup");
+    assert_eq!(room.first_joined_at, t("2026-11-10T10:00:00Z"));
+    assert_eq!(room.last_left_at, t("2026-11-10T10:02:00Z"));
+    assert_eq!((room.sessions, room.identities), (2, 2));
+    assert_eq!(room.billed_us, 150 * S);
+    // Sessions joined before `since` are not looked at: only Bob's is counted.
+    let later = t("2026-11-10T10:00:10Z");
+    let partial = g
+        .store
+        .usage()
+        .finished_rooms(g.project, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(partial.len(), 1);
+    assert_eq!((partial[0].sessions, partial[0].billed_us), (1, 90 * S));
+
+    let filter = SessionFilter {
+        room_sid: Some(first.sid.to_string()),
+        ..SessionFilter::default()
+    };
+    let sessions = g
+        .store
+        .usage()
+        .sessions(g.project, &filter, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(sessions.iter().all(|s| s.room_sid == first.sid.to_string()));
+
+    // Ann's open session counts up to now, in the hours it spans.
+    let (from, to) = (t("2026-11-10T00:00:00Z"), t("2026-11-11T00:00:00Z"));
+    let now = t("2026-11-10T12:30:00Z");
+    let report = g
+        .store
+        .usage()
+        .report(g.project, from, to, None, 0)
+        .await
+        .unwrap();
+    let open = report.open_usage(from, to, now);
+    let hours: Vec<(DateTime<Utc>, i64)> = open.iter().map(|o| (o.hour, o.quantity)).collect();
+    assert_eq!(
+        hours,
+        vec![
+            (t("2026-11-10T11:00:00Z"), 3600 * S),
+            (t("2026-11-10T12:00:00Z"), 1800 * S)
+        ]
+    );
+    assert_eq!(
+        report.totals(from, to, now)[&Meter::ParticipantMinutesAudio],
+        150 * S + 5400 * S
+    );
+}
+
 on_both_backends!(
+    finished_rooms_list_their_sessions_and_open_ones_count_up_to_now,
     rooms_add_up_over_whole_days_and_the_hours_around_them,
     sessions_are_metered_to_the_microsecond_as_audio_or_video,
     a_session_across_a_period_boundary_is_split_where_it_crosses,

@@ -89,11 +89,90 @@ pub struct Report {
     pub open: Vec<Session>,
 }
 
+/// What an open session has used in one hour, counted up to a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenUsage {
+    /// The meter.
+    pub meter: Meter,
+    /// The hour's first instant.
+    pub hour: DateTime<Utc>,
+    /// The session's room.
+    pub room_name: String,
+    /// Microseconds.
+    pub quantity: i64,
+}
+
+impl Report {
+    /// What the open sessions have used in `[from, to)` up to `now`, by
+    /// meter, hour and room: the part of the usage the ledger does not hold yet.
+    pub fn open_usage(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<OpenUsage> {
+        use switchboard_core::usage::{at_micros, micros};
+        let (from, to) = (micros(from), micros(to).min(micros(now)));
+        let mut out = Vec::new();
+        for s in &self.open {
+            let span = Span::new(micros(s.joined_at).max(from), to);
+            let meter = if s.video {
+                Meter::ParticipantMinutesVideo
+            } else {
+                Meter::ParticipantMinutesAudio
+            };
+            for (hour, us) in span.by_hour() {
+                out.push(OpenUsage {
+                    meter,
+                    hour: at_micros(hour),
+                    room_name: s.room_name.clone(),
+                    quantity: us,
+                });
+            }
+        }
+        out
+    }
+
+    /// Usage by meter in `[from, to)` up to `now`: closed sessions and other
+    /// sources from the ledger, open sessions counted up to `now`.
+    pub fn totals(&self, from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> Totals {
+        let mut totals = Totals::new();
+        for h in &self.hourly {
+            *totals.entry(h.meter).or_default() += h.quantity;
+        }
+        for o in self.open_usage(from, to, now) {
+            *totals.entry(o.meter).or_default() += o.quantity;
+        }
+        totals
+    }
+}
+
+/// A room incarnation whose sessions have all ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedRoom {
+    /// The room incarnation.
+    pub room_sid: String,
+    /// The room's name.
+    pub room_name: String,
+    /// When its first session joined.
+    pub first_joined_at: DateTime<Utc>,
+    /// When its last session left.
+    pub last_left_at: DateTime<Utc>,
+    /// Participant sessions it had.
+    pub sessions: i64,
+    /// Distinct identities among them.
+    pub identities: i64,
+    /// Microseconds billed over all its sessions.
+    pub billed_us: i64,
+}
+
 /// Which sessions to list.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
     /// Only sessions in the room of this name.
     pub room: Option<String>,
+    /// Only sessions in this room incarnation.
+    pub room_sid: Option<String>,
     /// Only sessions still open at or after this time.
     pub from: Option<DateTime<Utc>>,
     /// Only sessions that joined before this time.
@@ -704,18 +783,57 @@ impl Usage<'_> {
              AND ($3 = 0 OR left_at IS NULL OR left_at > $3) \
              AND ($4 = 0 OR joined_at < $4) \
              AND ($5 = '' OR id < $5) \
-             ORDER BY id DESC LIMIT $6"
+             AND ($6 = '' OR room_sid = $6) \
+             ORDER BY id DESC LIMIT $7"
         ))
         .bind(project.to_string())
         .bind(filter.room.clone().unwrap_or_default())
         .bind(filter.from.map_or(0, to_micros))
         .bind(filter.to.map_or(0, to_micros))
         .bind(before.map(|b| b.to_string()).unwrap_or_default())
+        .bind(filter.room_sid.clone().unwrap_or_default())
         .bind(i64::from(limit))
         .fetch_all(self.0.reader())
         .await?
         .iter()
         .map(decode_session)
+        .collect()
+    }
+
+    /// Up to `limit` room incarnations of `project` with a session joined
+    /// since `since` and none still open, the most recently ended first.
+    pub async fn finished_rooms(
+        &self,
+        project: ProjectId,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<FinishedRoom>, StoreError> {
+        sqlx::query(
+            "SELECT room_sid, MIN(room_name) AS room_name, MIN(joined_at) AS first_joined_at, \
+                    MAX(left_at) AS last_left_at, COUNT(*) AS sessions, \
+                    COUNT(DISTINCT identity) AS identities, \
+                    CAST(COALESCE(SUM(billed_us), 0) AS BIGINT) AS billed_us \
+             FROM usage_sessions WHERE project_id = $1 AND joined_at >= $2 \
+             GROUP BY room_sid HAVING COUNT(*) = COUNT(left_at) \
+             ORDER BY MAX(left_at) DESC, room_sid LIMIT $3",
+        )
+        .bind(project.to_string())
+        .bind(to_micros(since))
+        .bind(i64::from(limit))
+        .fetch_all(self.0.reader())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(FinishedRoom {
+                room_sid: r.try_get("room_sid")?,
+                room_name: r.try_get("room_name")?,
+                first_joined_at: from_micros(r.try_get("first_joined_at")?)?,
+                last_left_at: from_micros(r.try_get("last_left_at")?)?,
+                sessions: r.try_get("sessions")?,
+                identities: r.try_get("identities")?,
+                billed_us: r.try_get("billed_us")?,
+            })
+        })
         .collect()
     }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::billing::{invoice, Invoice};
 use switchboard_core::usage::{micros, Granularity, Meter, Period, Span, HOUR_US};
 use switchboard_core::{NodeId, ParticipantSid};
-use switchboard_store::usage::{Report, Session, SessionFilter, Totals};
+use switchboard_store::usage::{Report, SessionFilter};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -142,29 +142,6 @@ fn end_of_hour(now: DateTime<Utc>) -> DateTime<Utc> {
     Granularity::Hour.bucket(now) + Duration::hours(1)
 }
 
-/// What open sessions have used in `[from, to)` so far, by meter, hour and room.
-fn open_usage(
-    open: &[Session],
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Vec<(Meter, i64, String, i64)> {
-    let (from, to) = (micros(from), micros(to).min(micros(now)));
-    let mut out = Vec::new();
-    for s in open {
-        let span = Span::new(micros(s.joined_at).max(from), to);
-        let meter = if s.video {
-            Meter::ParticipantMinutesVideo
-        } else {
-            Meter::ParticipantMinutesAudio
-        };
-        for (hour, us) in span.by_hour() {
-            out.push((meter, hour, s.room_name.clone(), us));
-        }
-    }
-    out
-}
-
 /// Usage by meter, bucket and room.
 #[utoipa::path(get, path = "/v1/usage", tag = "usage", params(UsageQuery),
     responses((status = 200, body = UsageReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -198,16 +175,17 @@ async fn get_usage(
         ).to_lowercase()));
     }
     let only = parse_meter(q.meter.as_deref())?;
-    let Report {
-        hourly,
-        rooms,
-        open,
-    } = state
+    let report = state
         .store
         .usage()
         .report(caller.project_id, from, to, only, ROOMS_PER_METER)
         .await?;
-    let live = open_usage(&open, from, to, now);
+    let live = report.open_usage(from, to, now);
+    let Report {
+        hourly,
+        rooms,
+        open,
+    } = report;
 
     let meters: Vec<Meter> = only.map_or_else(|| Meter::ALL.to_vec(), |m| vec![m]);
     let report = meters
@@ -222,10 +200,9 @@ async fn get_usage(
                 .filter(|r| r.meter == meter)
                 .map(|r| (r.room_name.clone(), r.quantity))
                 .collect();
-            for (_, hour, room, us) in live.iter().filter(|l| l.0 == meter) {
-                let hour = switchboard_core::usage::at_micros(*hour);
-                *by_bucket.entry(granularity.bucket(hour)).or_default() += us;
-                *by_room.entry(room.clone()).or_default() += us;
+            for l in live.iter().filter(|l| l.meter == meter) {
+                *by_bucket.entry(granularity.bucket(l.hour)).or_default() += l.quantity;
+                *by_room.entry(l.room_name.clone()).or_default() += l.quantity;
             }
             let total: i64 = by_bucket.values().sum();
             let mut rooms: Vec<RoomQuantity> = by_room
@@ -335,6 +312,7 @@ async fn list_sessions(
         room: q.room,
         from: q.from,
         to: q.to,
+        ..SessionFilter::default()
     };
     let mut sessions = state
         .store
@@ -417,15 +395,11 @@ async fn billing_preview(
         ));
     }
     let usage = state.store.usage();
-    let report = usage.report(caller.project_id, start, end, None, 0).await?;
-    let mut totals = Totals::new();
-    for h in &report.hourly {
-        *totals.entry(h.meter).or_default() += h.quantity;
-    }
+    let totals = usage
+        .report(caller.project_id, start, end, None, 0)
+        .await?
+        .totals(start, end, now);
     let running = now < end;
-    for (meter, _, _, us) in open_usage(&report.open, start, end, now) {
-        *totals.entry(meter).or_default() += us;
-    }
     let plan = usage.plan(caller.project_id).await?;
     let list = state
         .config
