@@ -100,6 +100,24 @@ pub struct ParticipantInfo {
     pub permissions: ParticipantPermissions,
     /// Tracks it publishes.
     pub tracks: Vec<TrackInfo>,
+    /// How its connection is doing, once measured (every few seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionStats>,
+}
+
+/// A participant's connection, measured over the last few seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionStats {
+    /// Quality, scored from loss and round trip as the SDK reports it.
+    pub quality: crate::signal::ConnectionQuality,
+    /// Media it sends to the server, bits per second.
+    pub publish_bps: u64,
+    /// Media the server sends it, bits per second.
+    pub subscribe_bps: u64,
+    /// Packets lost per thousand, the worse of what it sends and what it receives.
+    pub loss_per_mille: u32,
+    /// Round trip to it in milliseconds, once measured.
+    pub rtt_ms: Option<u32>,
 }
 
 /// A room as the media tier needs it to run: identity plus limits.

@@ -158,7 +158,7 @@ pub struct SpeakerLevel {
 }
 
 /// How well a participant's connection carries media.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionQuality {
     /// Under 2% loss and under 300 ms round trip.

@@ -1,6 +1,7 @@
 //! A room's observer: a task that, while the room lives, tells its
 //! participants who is speaking (every 250 ms, on change) and how everyone's
-//! connection is doing (every 3 s, on change), and at that pace shares each
+//! connection is doing (every 3 s, on change; the measures are kept on each
+//! participant for the API and the dashboard), and at that pace shares each
 //! subscriber's bandwidth estimate among the video it receives.
 
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ use switchboard_core::ParticipantSid;
 use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
 
 use super::participant::{lock, Participant};
-use super::quality::{score, Sample};
+use super::quality::{measure, Sample};
 use super::room::Room;
 use super::speakers::SpeakerDetector;
 use crate::sfu::allocation::video_share;
@@ -58,7 +59,9 @@ pub async fn run(room: Weak<Room>) {
             let (sample, estimate_bps) = sample(p).await;
             share_bandwidth(p, estimate_bps);
             let previous = samples.insert(p.sid, sample).unwrap_or_default();
-            let quality = score(&previous, &sample);
+            let stats = measure(&previous, &sample);
+            p.set_connection(stats);
+            let quality = stats.quality;
             if qualities.insert(p.sid, quality) != Some(quality) {
                 updates.push(QualityUpdate {
                     sid: p.sid,
@@ -107,10 +110,13 @@ fn share_bandwidth(p: &Participant, estimate_bps: u64) {
     }
 }
 
-/// Reads loss, round trip and connectivity from both of the participant's peer
-/// connections, and the send-side bandwidth estimate of its subscriber connection.
+/// Reads loss, round trip, bytes and connectivity from both of the participant's
+/// peer connections, and the send-side bandwidth estimate of its subscriber connection.
 async fn sample(p: &Participant) -> (Sample, u64) {
-    let mut s = Sample::default();
+    let mut s = Sample {
+        at: Some(Instant::now()),
+        ..Sample::default()
+    };
     let mut estimate_bps = 0.0f64;
     for (pc, sending) in [(&p.publisher, false), (&p.subscriber, true)] {
         let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
@@ -120,12 +126,14 @@ async fn sample(p: &Participant) -> (Sample, u64) {
                 // bound after its last change reads 0, so take the largest.
                 RTCStatsReportEntry::OutboundRtp(o) if sending => {
                     estimate_bps = estimate_bps.max(o.target_bitrate);
+                    s.bytes_out += o.sent_rtp_stream_stats.bytes_sent;
                 }
                 RTCStatsReportEntry::Transport(t) => {
                     s.connected |= t.dtls_state
                         == rtc::peer_connection::transport::RTCDtlsTransportState::Connected;
                 }
                 RTCStatsReportEntry::InboundRtp(i) => {
+                    s.bytes_in += i.bytes_received;
                     let r = &i.received_rtp_stream_stats;
                     s.received += r.packets_received;
                     s.lost += u64::try_from(r.packets_lost).unwrap_or(0);

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use switchboard_core::event::{LeaveReason, ParticipantRef, TrackKind, TrackSource};
 use switchboard_core::room::{
-    ParticipantInfo, ParticipantPermissions, ParticipantState, TrackInfo,
+    ConnectionStats, ParticipantInfo, ParticipantPermissions, ParticipantState, TrackInfo,
 };
 use switchboard_core::token::Grants;
 use switchboard_core::{Identity, ParticipantSid, TrackSid};
@@ -100,6 +100,8 @@ pub struct Participant {
     pub data_out: Mutex<Option<DataChannels>>,
     /// What it may publish, shared by its tracks' receivers.
     pub budget: Arc<PublishBudget>,
+    /// Its connection as last measured by the room's observer.
+    connection: Mutex<Option<ConnectionStats>>,
 }
 
 /// Locks a std mutex, recovering from poisoning (a panicked holder left consistent data or none).
@@ -144,6 +146,7 @@ impl Participant {
             subscriptions: Mutex::new(HashMap::new()),
             data_out: Mutex::new(None),
             budget: Arc::new(PublishBudget::new(limits)),
+            connection: Mutex::new(None),
         })
     }
 
@@ -172,7 +175,13 @@ impl Participant {
             joined_at: self.joined_at,
             permissions: profile.permissions,
             tracks,
+            connection: *lock(&self.connection),
         }
+    }
+
+    /// Keeps the connection's latest measures.
+    pub fn set_connection(&self, stats: ConnectionStats) {
+        *lock(&self.connection) = Some(stats);
     }
 
     /// Current permissions.
