@@ -23,16 +23,19 @@ pub enum Section {
     Webhooks,
     /// API keys.
     Keys,
+    /// Meters per day, the invoice so far, the Stripe link.
+    Usage,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Overview,
         Section::Rooms,
         Section::Recordings,
         Section::Functions,
         Section::Webhooks,
         Section::Keys,
+        Section::Usage,
     ];
 
     fn label(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Section {
             Section::Functions => "Functions",
             Section::Webhooks => "Webhooks",
             Section::Keys => "API keys",
+            Section::Usage => "Usage",
         }
     }
 
@@ -54,6 +58,7 @@ impl Section {
             Section::Functions => "/functions",
             Section::Webhooks => "/webhooks",
             Section::Keys => "/keys",
+            Section::Usage => "/usage",
         }
     }
 }

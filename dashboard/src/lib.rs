@@ -5,9 +5,10 @@
 //! the user belongs to, its live numbers ([`pages::overview`]), live rooms
 //! and their participants ([`pages::rooms`]), recordings
 //! ([`pages::recordings`]), webhook endpoints and deliveries
-//! ([`pages::webhooks`]), functions with their
-//! versions and invocation logs ([`pages::functions`]) and API keys
-//! ([`pages::keys`]). Every form is a plain HTML form carrying a CSRF token;
+//! ([`pages::webhooks`]), functions with their versions and invocation logs
+//! ([`pages::functions`]), API keys ([`pages::keys`]), and usage with the
+//! invoice so far and the Stripe link ([`pages::usage`]). Every form is a
+//! plain HTML form carrying a CSRF token;
 //! the one script ([`assets/live.js`]) only refreshes live parts from a
 //! server-sent event stream. A project a user does not belong to answers
 //! 404 on every URL, the same as one that does not exist.
@@ -48,6 +49,10 @@ pub struct Dashboard {
     secure_cookies: bool,
     recording_storage: Option<switchboard_recording::Storage>,
     webhook_policy: switchboard_core::webhook::AddressPolicy,
+    /// The currency Stripe bills in, when this server bills through Stripe.
+    stripe_currency: Option<String>,
+    /// Checks new function versions; none when the server runs no function host.
+    functions: Option<Arc<dyn switchboard_core::function::FunctionRunner>>,
 }
 
 impl Dashboard {
@@ -70,6 +75,8 @@ impl Dashboard {
             secure_cookies,
             recording_storage: None,
             webhook_policy: switchboard_core::webhook::AddressPolicy::STRICT,
+            stripe_currency: None,
+            functions: None,
         }
     }
 
@@ -85,9 +92,24 @@ impl Dashboard {
         self
     }
 
+    /// Usage is billed through Stripe in `currency` (ISO code).
+    pub fn with_stripe(mut self, currency: &str) -> Self {
+        self.stripe_currency = Some(currency.to_owned());
+        self
+    }
+
+    /// Function versions uploaded from the dashboard are checked by `runner`.
+    pub fn with_functions(
+        mut self,
+        runner: Arc<dyn switchboard_core::function::FunctionRunner>,
+    ) -> Self {
+        self.functions = Some(runner);
+        self
+    }
+
     /// The routes, all under `/dashboard`.
     pub fn router(self) -> Router {
-        use pages::{functions, keys, login, overview, recordings, rooms, webhooks};
+        use pages::{functions, keys, login, overview, recordings, rooms, usage, webhooks};
         let project = "/dashboard/projects/{project}";
         Router::new()
             .route("/dashboard", get(home))
@@ -109,6 +131,14 @@ impl Dashboard {
             .route(&format!("{project}/rooms/live"), get(rooms::live))
             .route(&format!("{project}/rooms/{{room}}"), get(rooms::page))
             .route(&format!("{project}/rooms/{{room}}/end"), post(rooms::end))
+            .route(
+                &format!("{project}/rooms/{{room}}/participants/live"),
+                get(rooms::live_participants),
+            )
+            .route(
+                &format!("{project}/finished-rooms/{{sid}}"),
+                get(rooms::finished),
+            )
             .route(
                 &format!("{project}/rooms/{{room}}/participants/{{identity}}/remove"),
                 post(rooms::remove),
@@ -132,7 +162,12 @@ impl Dashboard {
                 &format!("{project}/recordings/{{id}}/delete"),
                 post(recordings::delete),
             )
-            .route(&format!("{project}/functions"), get(functions::list))
+            .route(
+                &format!("{project}/functions"),
+                get(functions::list).post(functions::upload).layer(
+                    axum::extract::DefaultBodyLimit::max(functions::MAX_COMPONENT + (64 << 10)),
+                ),
+            )
             .route(
                 &format!("{project}/functions/{{name}}"),
                 get(functions::page),
@@ -145,7 +180,10 @@ impl Dashboard {
                 &format!("{project}/webhooks"),
                 get(webhooks::list).post(webhooks::create),
             )
-            .route(&format!("{project}/webhooks/{{id}}"), get(webhooks::page))
+            .route(
+                &format!("{project}/webhooks/{{id}}"),
+                get(webhooks::page).post(webhooks::edit),
+            )
             .route(
                 &format!("{project}/webhooks/{{id}}/enabled"),
                 post(webhooks::set_enabled),
@@ -158,6 +196,7 @@ impl Dashboard {
                 &format!("{project}/webhooks/{{id}}/deliveries/{{delivery}}/retry"),
                 post(webhooks::retry),
             )
+            .route(&format!("{project}/usage"), get(usage::page))
             .layer(axum::middleware::map_response(security_headers))
             .with_state(self)
     }

@@ -221,6 +221,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         .start(),
     );
     let mut stripe_webhooks = None;
+    let stripe_currency = file.stripe.as_ref().map(|s| s.currency.clone());
     if let Some(stripe) = file.stripe.clone() {
         if let Some(secret) = &stripe.webhook_secret {
             stripe_webhooks = Some(
@@ -248,7 +249,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         directory: rooms.clone(),
         recorders: rooms.clone(),
         recording_storage: Some(recording_storage.clone()),
-        functions: Some(functions),
+        functions: Some(functions.clone()),
         clock: clock.clone(),
         config: Arc::new(ApiConfig {
             media_url,
@@ -260,7 +261,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         key_id: DEV_KEY_ID.into(),
         secret: DEV_KEY_SECRET.into(),
     });
-    let dashboard = switchboard_dashboard::Dashboard::new(
+    let mut dashboard = switchboard_dashboard::Dashboard::new(
         store.clone(),
         rooms.clone(),
         clock.clone(),
@@ -268,7 +269,11 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         public_url.starts_with("https://"),
     )
     .with_recording_storage(recording_storage.clone())
-    .with_webhook_policy(webhook_policy);
+    .with_webhook_policy(webhook_policy)
+    .with_functions(functions);
+    if let Some(currency) = &stripe_currency {
+        dashboard = dashboard.with_stripe(currency);
+    }
     let mut extra = switchboard_media::http::router(rooms.clone(), demo).merge(dashboard.router());
     if let Some(routes) = stripe_webhooks {
         extra = extra.merge(routes);

@@ -1,23 +1,23 @@
 //! The dashboard end to end: an owner signs in with headless Chromium,
-//! creates an API key, watches a room appear while the load tester runs in
-//! it and removes a participant, with a screenshot of each page under
-//! `target/screenshots/` and no console error; and a user of another project
-//! tries every dashboard URL and form of the first project and gets nothing.
+//! uploads a function, creates an API key, watches a room appear while the
+//! load tester runs in it with each participant's connection measured,
+//! removes a participant, finds the room in the history once it ends, reads
+//! the usage and invoice, and edits a webhook endpoint, with a screenshot of
+//! each page under `target/screenshots/` and no console error; and a user of
+//! another project tries every dashboard URL and form of the first project
+//! and gets nothing.
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::browser::{isolated, Driver};
-use common::metering::loadtest_command;
+use common::dashboard::{no_redirects, Session, DEV_EMAIL, DEV_PASSWORD};
+use common::metering::{loadtest, loadtest_command};
 use common::{logging_component, send, Server};
 use fantoccini::Locator;
 use reqwest::{Method, StatusCode};
 use switchboard_store::Backend;
-
-const DEV_EMAIL: &str = "dev@switchboard.local";
-const DEV_PASSWORD: &str = "switchboard-dev";
 
 /// The dev project's id.
 async fn dev_project(s: &Server) -> String {
@@ -42,19 +42,41 @@ fn axe_source() -> String {
 }
 
 /// Checks the page with axe-core against WCAG 2 A and AA (labels, contrast,
-/// names, landmarks...) and saves its screenshot as `NAME.png`.
+/// names, landmarks...) on a phone's screen and on a desktop's, checks that
+/// it fits the phone's width (wide tables scroll on their own), and saves its
+/// screenshots as `NAME-phone.png` and `NAME.png`.
 async fn check_page(b: &common::browser::Browser, axe: &str, name: &str) {
     let script = format!(
         "{axe}\nconst r = await axe.run(document, {{ runOnly: ['wcag2a', 'wcag2aa'] }});\n\
          return r.violations.map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', '));"
     );
-    let violations = b.run(&script, vec![]).await;
-    assert_eq!(
-        violations.as_array().map(Vec::len),
-        Some(0),
-        "{name} is not accessible: {violations:#}"
-    );
-    b.screenshot(name).await;
+    for (screen, width, height) in [("phone", 390, 844), ("desktop", 1280, 900)] {
+        b.client.set_window_size(width, height).await.unwrap();
+        if screen == "phone" {
+            let overflow = b
+                .run(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+                    vec![],
+                )
+                .await;
+            assert!(
+                overflow.as_i64().unwrap_or(1) <= 0,
+                "{name} is {overflow} px wider than a phone's screen"
+            );
+        }
+        let violations = b.run(&script, vec![]).await;
+        assert_eq!(
+            violations.as_array().map(Vec::len),
+            Some(0),
+            "{name} on a {screen} is not accessible: {violations:#}"
+        );
+        let file = if screen == "phone" {
+            format!("{name}-phone")
+        } else {
+            name.to_owned()
+        };
+        b.screenshot(&file).await;
+    }
 }
 
 /// The element `locator` finds, waiting up to 10 s for it (pages load after clicks).
@@ -103,7 +125,6 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
         || async {
             let s = Server::start(Backend::Sqlite).await;
             let project = dev_project(&s).await;
-            deploy_watcher(&s).await;
             let driver = Driver::start().await;
             let b = driver.browser().await;
             let c = &b.client;
@@ -151,6 +172,36 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             let h1 = find(c, Locator::Css("h1")).await.text().await.unwrap();
             assert_eq!(h1, "Overview");
             check_page(&b, &axe, "dashboard-overview").await;
+
+            // A function uploaded from its page, to watch the room's events.
+            let wasm = s.dir().join("watcher.wasm");
+            std::fs::write(&wasm, logging_component()).unwrap();
+            click(c, Locator::LinkText("Functions")).await;
+            find(c, Locator::Css("#function-name"))
+                .await
+                .send_keys("watcher")
+                .await
+                .unwrap();
+            let events = find(c, Locator::Css("#function-events")).await;
+            events.clear().await.unwrap();
+            events.send_keys("room.*").await.unwrap();
+            find(c, Locator::Css("#function-component"))
+                .await
+                .send_keys(wasm.to_str().unwrap())
+                .await
+                .unwrap();
+            check_page(&b, &axe, "dashboard-functions").await;
+            click(c, Locator::Css("#upload button[type=submit]")).await;
+            eventually("the uploaded function's page", 10, || async {
+                c.current_url()
+                    .await
+                    .unwrap()
+                    .path()
+                    .ends_with("/functions/watcher")
+            })
+            .await;
+            let (_, function) = send(s.dev(Method::GET, "/v1/functions/watcher")).await;
+            assert_eq!(function["active_version"], 1, "{function}");
 
             // An API key: created, its secret shown once, and it works.
             click(c, Locator::LinkText("API keys")).await;
@@ -219,19 +270,63 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             let recording = rec["id"].as_str().unwrap().to_owned();
             tokio::time::sleep(Duration::from_secs(2)).await;
 
-            // Its page lists the participants; one is removed and is gone.
+            // Its page lists the participants with their connections, measured
+            // live; one is removed and is gone.
             click(c, Locator::LinkText("busy")).await;
-            let rows = c.find_all(Locator::Css("tr[data-identity]")).await.unwrap();
-            assert_eq!(rows.len(), 3);
-            let victim = rows[0].attr("data-identity").await.unwrap().unwrap();
-            check_page(&b, &axe, "dashboard-room").await;
-            rows[0]
-                .find(Locator::Css("button.danger"))
-                .await
+            let identities: Vec<String> = serde_json::from_value(
+                b.run(
+                    "return [...document.querySelectorAll('tr[data-identity]')].map(r => r.dataset.identity);",
+                    vec![],
+                )
+                .await,
+            )
+            .unwrap();
+            assert_eq!(identities.len(), 3, "{identities:?}");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let connections: Vec<String> = loop {
+                let cells = b
+                    .run(
+                        "return [...document.querySelectorAll('td.connection')].map(td => td.textContent);",
+                        vec![],
+                    )
+                    .await;
+                let cells: Vec<String> = serde_json::from_value(cells).unwrap();
+                if cells.len() == 3
+                    && cells.iter().all(|t| t.contains("% loss"))
+                    && cells.iter().any(|t| !t.contains("sends 0 bps"))
+                {
+                    break cells;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "connections not measured: {cells:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            assert!(
+                connections.iter().all(|t| ["excellent", "good", "poor"]
+                    .iter()
+                    .any(|q| t.starts_with(q))),
+                "{connections:?}"
+            );
+            let (_, listed) = send(s.dev(Method::GET, "/v1/rooms/busy/participants")).await;
+            let sending = listed["data"]
+                .as_array()
                 .unwrap()
-                .click()
-                .await
-                .unwrap();
+                .iter()
+                .filter(|p| p["connection"]["publish_bps"].as_u64().unwrap_or(0) > 100_000)
+                .count();
+            assert_eq!(sending, 2, "two publishers send 300 kbps video: {listed}");
+            check_page(&b, &axe, "dashboard-room").await;
+            let victim = identities[0].clone();
+            // Clicked from a script, so a live refresh of the rows cannot come in between.
+            b.run(
+                &format!(
+                    "document.querySelector(\"tr[data-identity='{victim}'] button.danger\").click(); return true;"
+                ),
+                vec![],
+            )
+            .await;
             let gone = format!("tr[data-identity='{victim}']");
             let room_page = format!("{}/dashboard/projects/{project}/rooms/busy", s.base);
             eventually(
@@ -316,6 +411,61 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             })
             .await;
 
+            // The room is in the history with its sessions, once they are metered.
+            let rooms_page = format!("{}/dashboard/projects/{project}/rooms", s.base);
+            eventually("the finished room to be listed", 20, || async {
+                c.goto(&rooms_page).await.unwrap();
+                !c.find_all(Locator::Css("#finished-rooms a"))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            })
+            .await;
+            check_page(&b, &axe, "dashboard-rooms-finished").await;
+            click(c, Locator::Css("#finished-rooms a")).await;
+            let sessions = find(c, Locator::Css("#sessions")).await;
+            let rows = sessions.find_all(Locator::Css("tr.session")).await.unwrap();
+            assert!(rows.len() >= 3, "{} sessions", rows.len());
+            let text = sessions.text().await.unwrap();
+            assert!(!text.contains("still in"), "{text}");
+            assert!(text.contains(&victim), "{text}");
+            check_page(&b, &axe, "dashboard-finished-room").await;
+
+            // Usage and billing: today's participant-minutes, the invoice as the API has it.
+            click(c, Locator::LinkText("Usage")).await;
+            let today: Vec<String> = serde_json::from_value(
+                b.run(
+                    "return [...document.querySelectorAll('#usage-days tbody tr:first-child > *')].map(td => td.textContent);",
+                    vec![],
+                )
+                .await,
+            )
+            .unwrap();
+            assert_eq!(
+                today[0],
+                chrono::Utc::now().format("%Y-%m-%d").to_string(),
+                "{today:?}"
+            );
+            assert!(
+                today[1] != "0.0 min" || today[2] != "0.0 min",
+                "participant-minutes today: {today:?}"
+            );
+            let (_, preview) = send(s.dev(Method::GET, "/v1/billing/preview")).await;
+            let cents = preview["invoice"]["total_cents"].as_i64().unwrap();
+            let total = find(c, Locator::Css("#invoice-total"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(total, format!("{}.{:02} USD", cents / 100, cents % 100));
+            let stripe = find(c, Locator::Css("#stripe-state"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert!(stripe.contains("does not bill through Stripe"), "{stripe}");
+            check_page(&b, &axe, "dashboard-usage").await;
+
             // The function saw the room start and end: its invocations show what it logged.
             click(c, Locator::LinkText("Functions")).await;
             click(c, Locator::LinkText("watcher")).await;
@@ -385,6 +535,40 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             })
             .await;
 
+            // The endpoint edited: a bad URL is refused with what was typed kept, a good edit saved.
+            let errors = b.console_errors().await;
+            assert!(errors.is_empty(), "console errors: {errors:?}");
+            let url = find(c, Locator::Css("#url")).await;
+            url.clear().await.unwrap();
+            url.send_keys("not a url").await.unwrap();
+            click(c, Locator::Css("#edit button[type=submit]")).await;
+            find(c, Locator::Css("[role=alert]")).await;
+            let kept = find(c, Locator::Css("#url"))
+                .await
+                .prop("value")
+                .await
+                .unwrap();
+            assert_eq!(kept.as_deref(), Some("not a url"));
+            // The 400 of that answer is the only thing the console has to say.
+            let errors = b.console_errors().await;
+            assert!(
+                errors.iter().all(|e| e.contains("400")),
+                "console errors: {errors:?}"
+            );
+            let url = find(c, Locator::Css("#url")).await;
+            url.clear().await.unwrap();
+            url.send_keys("http://127.0.0.1:9/edited").await.unwrap();
+            let events = find(c, Locator::Css("#events")).await;
+            events.clear().await.unwrap();
+            events.send_keys("room.finished").await.unwrap();
+            click(c, Locator::Css("#edit button[type=submit]")).await;
+            eventually("the edit to be saved", 10, || async {
+                let (_, hooks) = send(s.dev(Method::GET, "/v1/webhooks")).await;
+                hooks["data"][0]["url"] == "http://127.0.0.1:9/edited"
+                    && hooks["data"][0]["events"] == serde_json::json!(["room.finished"])
+            })
+            .await;
+
             let errors = b.console_errors().await;
             assert!(errors.is_empty(), "console errors: {errors:?}");
 
@@ -412,112 +596,14 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
     );
 }
 
-/// A browser without a browser: cookies kept by hand, forms posted with the CSRF token.
-struct Session<'a> {
-    s: &'a Server,
-    cookies: HashMap<String, String>,
-    csrf: String,
-}
-
-impl<'a> Session<'a> {
-    fn new(s: &'a Server) -> Self {
-        Self {
-            s,
-            cookies: HashMap::new(),
-            csrf: String::new(),
-        }
-    }
-
-    fn keep(&mut self, res: &reqwest::Response) {
-        for v in res.headers().get_all("set-cookie") {
-            let v = v.to_str().unwrap();
-            let pair = v.split(';').next().unwrap();
-            let (k, val) = pair.split_once('=').unwrap();
-            assert!(
-                v.contains("HttpOnly") && v.contains("SameSite=Strict"),
-                "{v}"
-            );
-            if val.is_empty() {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_owned(), val.to_owned());
-            }
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    /// GETs `path` (no redirects followed); returns the status and the body.
-    async fn get(&mut self, path: &str) -> (StatusCode, String) {
-        let res = no_redirects()
-            .get(format!("{}{path}", self.s.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.keep(&res);
-        let status = res.status();
-        let body = res.text().await.unwrap();
-        if let Some(token) = hidden_csrf(&body) {
-            self.csrf = token;
-        }
-        (status, body)
-    }
-
-    /// POSTs a form (the CSRF token added unless `fields` has one).
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-        let mut form: Vec<(String, String)> = fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        if !fields.iter().any(|(k, _)| *k == "csrf") {
-            form.push(("csrf".into(), self.csrf.clone()));
-        }
-        let res = no_redirects()
-            .post(format!("{}{path}", self.s.base))
-            .header("cookie", self.cookie_header())
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        self.keep(&res);
-        let status = res.status();
-        (status, res.text().await.unwrap())
-    }
-
-    async fn sign_in(&mut self, email: &str, password: &str) -> StatusCode {
-        self.get("/dashboard/login").await;
-        self.post(
-            "/dashboard/login",
-            &[("email", email), ("password", password)],
-        )
-        .await
-        .0
-    }
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn hidden_csrf(body: &str) -> Option<String> {
-    let at = body.find(r#"name="csrf" value=""#)? + r#"name="csrf" value=""#.len();
-    Some(body[at..].split('"').next()?.to_owned())
-}
-
 #[tokio::test]
 async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
     let s = Server::start(Backend::Sqlite).await;
     let dev = dev_project(&s).await;
+    // A room that ran and finished, for the history pages.
+    loadtest(&s, "gone", 1, 0, "0", 2).await;
+    let (_, sessions) = send(s.dev(Method::GET, "/v1/usage/sessions")).await;
+    let finished_sid = sessions["data"][0]["room_sid"].as_str().unwrap().to_owned();
     send(
         s.dev(Method::POST, "/v1/rooms")
             .json(&serde_json::json!({ "name": "private" })),
@@ -593,14 +679,31 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
         format!("{base}/recordings/{recording}/files/manifest.json"),
         format!("{base}/webhooks"),
         format!("{base}/webhooks/{hook}"),
+        format!("{base}/usage"),
+        format!("{base}/usage?period=2026-01"),
+        format!("{base}/finished-rooms/{finished_sid}"),
+        format!("{base}/rooms/private/participants/live"),
     ] {
         let (st, body) = eve.get(&path).await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
         assert!(
-            !body.contains("private") && !body.contains("devkey") && !body.contains("watcher"),
+            !body.contains("private")
+                && !body.contains("devkey")
+                && !body.contains("watcher")
+                && !body.contains("gone"),
             "{path} leaks: {body}"
         );
     }
+    // Her own project's pages do not show the dev project's finished room either.
+    let (st, body) = eve
+        .get(&format!(
+            "/dashboard/projects/{other}/finished-rooms/{finished_sid}"
+        ))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(!body.contains("gone"), "{body}");
+    let (_, body) = eve.get(&format!("/dashboard/projects/{other}/rooms")).await;
+    assert!(!body.contains("gone"), "{body}");
     let track = "TR_00000000000000000000000000";
     for (path, fields) in [
         (
@@ -638,10 +741,21 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
             format!("{base}/webhooks/{hook}/deliveries/whd_00000000000000000000000000/retry"),
             vec![],
         ),
+        (
+            format!("{base}/webhooks/{hook}"),
+            vec![("url", "http://127.0.0.1:9/eve"), ("events", "*")],
+        ),
     ] {
         let (st, _) = eve.post(&path, &fields).await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
     }
+    // Uploading a version of the dev project's function, to its URL or as her own.
+    let (st, _) = eve
+        .upload(&format!("{base}/functions"), "watcher", logging_component())
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, versions) = send(s.dev(Method::GET, "/v1/functions/watcher/versions")).await;
+    assert_eq!(versions["data"].as_array().unwrap().len(), 1, "{versions}");
     let (_, keys) = send(s.dev(Method::GET, "/v1/api_keys")).await;
     assert!(!keys.to_string().contains("eve was here"), "{keys}");
     let (st, _) = send(s.dev(Method::GET, "/v1/rooms/private")).await;
@@ -651,6 +765,10 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
     let (_, hooks) = send(s.dev(Method::GET, "/v1/webhooks")).await;
     assert_eq!(hooks["data"].as_array().unwrap().len(), 1, "{hooks}");
     assert_eq!(hooks["data"][0]["enabled"], true, "{hooks}");
+    assert_eq!(
+        hooks["data"][0]["url"], "http://127.0.0.1:9/hook",
+        "{hooks}"
+    );
 
     // Garbage in paths and forms: clear refusals, never a server error.
     for path in [
@@ -681,6 +799,48 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
         .await
         .unwrap();
     assert!(res.status().is_client_error(), "{}", res.status());
+
+    // Garbage uploads and periods: a page saying what is wrong, never a server error.
+    let functions_path = format!("/dashboard/projects/{other}/functions");
+    let (st, body) = eve
+        .upload(&functions_path, "mine", b"not wasm at all".to_vec())
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("The component was refused"), "{body}");
+    let (st, body) = eve
+        .upload(&functions_path, "Bad Name", logging_component())
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("Function names are"), "{body}");
+    let (st, _) = eve.upload(&functions_path, "mine", Vec::new()).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "no file chosen");
+    let res = no_redirects()
+        .post(format!("{}{functions_path}", s.base))
+        .header("cookie", eve.cookie_header())
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nunterminated")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "a cut-off upload");
+    let (st, body) = eve
+        .upload(&functions_path, "mine", logging_component())
+        .await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{body}");
+    for period in ["2026-13", "yesterday", "9999-01", "%00"] {
+        let (st, body) = eve
+            .get(&format!(
+                "/dashboard/projects/{other}/usage?period={period}"
+            ))
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{period}: {body}");
+    }
+    let (st, _) = eve
+        .get(&format!(
+            "/dashboard/projects/{other}/finished-rooms/nonsense"
+        ))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
 
     // Signed out, the session no longer opens anything.
     let (st, _) = eve.post("/dashboard/logout", &[]).await;

@@ -22,6 +22,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use axum::response::IntoResponse;
+use common::dashboard::{Session, DEV_EMAIL, DEV_PASSWORD};
 use common::metering::{loadtest, loadtest_command, settled, total};
 use common::{send, Server};
 use futures::StreamExt;
@@ -474,6 +475,36 @@ async fn usage_is_billed_through_stripe_once_and_webhooks_suspend_projects() {
     );
     assert_eq!(items["minimum"].len(), 1);
     assert_eq!(items["minimum"][0]["amount"].as_i64(), Some(top_up));
+    // The dashboard's usage page shows the same link, reports and invoice.
+    let mut owner = Session::new(&s);
+    assert_eq!(
+        owner.sign_in(DEV_EMAIL, DEV_PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+    let (st, page) = owner
+        .get(&format!("/dashboard/projects/{dev_project}/usage"))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        page.contains(&format!("Linked to customer <code>{a_customer}</code>")),
+        "{page}"
+    );
+    assert!(
+        page.contains(a_sent["subscription_id"].as_str().unwrap()),
+        "{page}"
+    );
+    assert!(
+        page.contains(audio_items[0]["id"].as_str().unwrap()),
+        "{page}"
+    );
+    let (_, preview) = send(s.dev(Method::GET, "/v1/billing/preview")).await;
+    let total = preview["invoice"]["total_cents"].as_i64().unwrap();
+    let shown = format!(
+        "<td id=\"invoice-total\">{}.{:02} USD</td>",
+        total / 100,
+        total % 100
+    );
+    assert!(page.contains(&shown), "{shown} in {page}");
     // The given project used nothing: only its minimum, billed to the given customer.
     let b_items = stripe.our_items(&given).await;
     assert_eq!(b_items.keys().collect::<Vec<_>>(), ["minimum"]);
@@ -570,6 +601,13 @@ async fn usage_is_billed_through_stripe_once_and_webhooks_suspend_projects() {
     assert_eq!(
         account(&s, DEV).await["suspension"]["reason"],
         "payment_failed"
+    );
+    let (_, page) = owner
+        .get(&format!("/dashboard/projects/{dev_project}/usage"))
+        .await;
+    assert!(
+        page.contains("New joins are refused since") && page.contains("payment_failed"),
+        "{page}"
     );
     let (st, v) = send(
         s.dev(Method::POST, "/v1/rooms")

@@ -1,11 +1,15 @@
-//! A project's functions: each one's versions (activate one, which rolls
-//! back to an older one), and its latest invocations with what they logged,
+//! A project's functions: upload a version (a new function or a new
+//! version of one), each one's versions (activate one, which rolls back to
+//! an older one), and its latest invocations with what they logged,
 //! failures and error lines set apart.
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Multipart, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
+use switchboard_core::function::{check_name, RunnerError, Triggers};
+use switchboard_store::functions::NewVersion;
+use switchboard_store::projects::Project;
 
 use super::csrf_field;
 use crate::error::PageError;
@@ -15,6 +19,35 @@ use crate::Dashboard;
 
 /// Invocations shown on a function's page.
 const INVOCATIONS: u32 = 50;
+/// The largest component uploaded (the API's limit).
+pub const MAX_COMPONENT: usize = 32 << 20;
+
+/// The upload form; `name` is fixed (hidden) on a function's own page.
+fn upload_form(who: &SignedIn, project: &Project, name: Option<&str>, events: &str) -> Markup {
+    html! {
+        form #upload method="post" enctype="multipart/form-data"
+            action={ (layout::project_path(project)) "/functions" } {
+            (csrf_field(who))
+            @match name {
+                Some(n) => { input type="hidden" name="name" value=(n); },
+                None => {
+                    label for="function-name" { "Name (lower case letters, digits, - and _)" }
+                    input id="function-name" type="text" name="name" required maxlength="64";
+                },
+            }
+            label for="function-events" { "Runs on (comma-separated: participant.joining, room.*, ...)" }
+            input id="function-events" type="text" name="events" required value=(events);
+            label for="function-component" { "WebAssembly component (.wasm, up to 32 MiB)" }
+            input id="function-component" type="file" name="component" accept=".wasm,application/wasm" required;
+            p {
+                input id="function-activate" type="checkbox" name="activate" value="true" checked;
+                " "
+                label.inline for="function-activate" { "Make it the active version" }
+            }
+            p { button type="submit" { "Upload" } }
+        }
+    }
+}
 
 /// `GET /dashboard/projects/{project}/functions`.
 pub async fn list(
@@ -28,10 +61,10 @@ pub async fn list(
     let nav = Nav::new(&who, &project, Section::Functions);
     let body = html! {
         @if functions.is_empty() {
-            p { "No function yet. Deploy one with " code { "switchboard functions deploy" } " or "
+            p { "No function yet. Upload one below, or deploy one with "
                 code { "POST /v1/functions/{name}/versions" } "." }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table {
                     thead { tr {
                         th scope="col" { "Function" } th scope="col" { "Active version" }
@@ -50,8 +83,124 @@ pub async fn list(
                 }
             }
         }
+        h2 { "Upload a function" }
+        (upload_form(&who, &project, None, "room.*"))
     };
     Ok(layout::page("Functions", &nav, body))
+}
+
+/// An error message as a sentence: capitalised, with a full stop.
+fn sentence(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    }
+}
+
+/// What the upload form sent.
+#[derive(Debug, Default)]
+struct Upload {
+    csrf: String,
+    name: String,
+    events: String,
+    activate: bool,
+    component: Vec<u8>,
+}
+
+/// Reads the upload form, refusing a component over [`MAX_COMPONENT`].
+async fn read_upload(mut form: Multipart) -> Result<Upload, PageError> {
+    let garbled = |e: axum::extract::multipart::MultipartError| {
+        PageError::Refused(format!(
+            "The upload could not be read ({}); choose the file again and resend the form.",
+            e.body_text()
+        ))
+    };
+    let mut upload = Upload::default();
+    while let Some(mut field) = form.next_field().await.map_err(garbled)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "component" {
+            while let Some(chunk) = field.chunk().await.map_err(garbled)? {
+                if upload.component.len() + chunk.len() > MAX_COMPONENT {
+                    return Err(PageError::Refused(
+                        "A component is at most 32 MiB; build it in release mode and strip it."
+                            .into(),
+                    ));
+                }
+                upload.component.extend_from_slice(&chunk);
+            }
+            continue;
+        }
+        let text = field.text().await.map_err(garbled)?;
+        match name.as_str() {
+            "csrf" => upload.csrf = text,
+            "name" => upload.name = text.trim().to_owned(),
+            "events" => upload.events = text,
+            "activate" => upload.activate = text == "true",
+            _ => {}
+        }
+    }
+    Ok(upload)
+}
+
+/// `POST /dashboard/projects/{project}/functions`: a new version from the upload form.
+pub async fn upload(
+    State(d): State<Dashboard>,
+    who: SignedIn,
+    Path(project): Path<String>,
+    form: Multipart,
+) -> Result<Response, PageError> {
+    let project = d.member(&who, &project).await?;
+    let upload = read_upload(form).await?;
+    who.check_csrf(&upload.csrf)?;
+    let runner = d.functions.as_ref().ok_or_else(|| {
+        PageError::Refused("This server runs no function host, so it takes no functions.".into())
+    })?;
+    check_name(&upload.name).map_err(|e| PageError::Refused(sentence(&e)))?;
+    let events: Vec<String> = upload
+        .events
+        .split(',')
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    let triggers = Triggers::parse(events).map_err(|e| PageError::Refused(sentence(&e)))?;
+    if upload.component.is_empty() {
+        return Err(PageError::Refused(
+            "Choose the component's .wasm file to upload.".into(),
+        ));
+    }
+    let digest = runner.check(&upload.component).await.map_err(|e| match e {
+        RunnerError::Rejected(m) | RunnerError::BadEvent(m) => {
+            PageError::Refused(format!("The component was refused: {m}"))
+        }
+        RunnerError::Internal(m) => {
+            tracing::error!(project = %project.id, error = %m, "function check failed");
+            PageError::Refused("The function host failed to check the component; try again.".into())
+        }
+    })?;
+    let (function, version) = d
+        .store
+        .functions()
+        .deploy(
+            project.id,
+            &upload.name,
+            NewVersion {
+                digest,
+                triggers,
+                component: upload.component,
+                activate: upload.activate,
+            },
+            d.clock.now(),
+        )
+        .await?;
+    tracing::info!(project = %project.id, function = %function.name, version = version.version, user = %who.user.id, "function version uploaded from the dashboard");
+    Ok(Redirect::to(&format!(
+        "{}/functions/{}",
+        layout::project_path(&project),
+        layout::segment(&function.name)
+    ))
+    .into_response())
 }
 
 /// `GET /dashboard/projects/{project}/functions/{name}`.
@@ -79,9 +228,14 @@ pub async fn page(
         layout::segment(&f.name)
     );
     let nav = Nav::new(&who, &project, Section::Functions);
+    let latest_events = versions
+        .iter()
+        .max_by_key(|v| v.version)
+        .map(|v| v.triggers.to_list().join(", "))
+        .unwrap_or_default();
     let body = html! {
         h2 { "Versions" }
-        div.table-wrap {
+        div.table-wrap tabindex="0" {
             table {
                 thead { tr {
                     th scope="col" { "Version" } th scope="col" { "Runs on" } th scope="col" { "Size" }
@@ -110,9 +264,11 @@ pub async fn page(
                 }
             }
         }
+        h2 { "Upload a new version" }
+        (upload_form(&who, &project, Some(&f.name), &latest_events))
         h2 { "Latest invocations" }
         @if invocations.is_empty() { p { "It has not run yet." } }
-        div.table-wrap {
+        div.table-wrap tabindex="0" {
             table {
                 thead { tr {
                     th scope="col" { "When" } th scope="col" { "Version" } th scope="col" { "Trigger" }

@@ -60,7 +60,7 @@ async fn render(
             p { button type="submit" { "Create key" } }
         }
         h2 { "Keys" }
-        div.table-wrap {
+        div.table-wrap tabindex="0" {
             table {
                 thead { tr {
                     th scope="col" { "Key id" } th scope="col" { "Description" }

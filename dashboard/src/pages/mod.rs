@@ -13,6 +13,7 @@ pub mod login;
 pub mod overview;
 pub mod recordings;
 pub mod rooms;
+pub mod usage;
 pub mod webhooks;
 
 /// A form that carries nothing but its CSRF token.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use maud::{html, Markup};
 use switchboard_core::usage::{Meter, Period};
 
+use super::usage::start_of_day;
 use crate::error::PageError;
 use crate::layout::{self, Nav, Section};
 use crate::session::SignedIn;
@@ -17,7 +18,7 @@ const DAYS: usize = 30;
 /// Microseconds in a minute (participant meters count microseconds).
 const MINUTE_US: f64 = 60_000_000.0;
 
-/// Participant usage, from the hourly ledger (sessions count once they end).
+/// Participant usage: closed sessions from the hourly ledger, open ones up to now.
 struct Usage {
     today: i64,
     /// This period, per participant meter.
@@ -31,12 +32,6 @@ const METERS: [Meter; 2] = [
     Meter::ParticipantMinutesAudio,
     Meter::ParticipantMinutesVideo,
 ];
-
-fn start_of_day(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map_or(t, |d| d.and_utc())
-}
 
 /// `GET /dashboard/projects/{project}`.
 pub async fn page(
@@ -64,19 +59,29 @@ pub async fn page(
         days: [0; DAYS],
         first_day,
     };
-    for h in report.hourly.iter().filter(|h| METERS.contains(&h.meter)) {
-        if let Ok(i) = usize::try_from((h.hour - first_day).num_days()) {
+    let hours = report
+        .hourly
+        .iter()
+        .map(|h| (h.meter, h.hour, h.quantity))
+        .chain(
+            report
+                .open_usage(from, now, now)
+                .into_iter()
+                .map(|o| (o.meter, o.hour, o.quantity)),
+        );
+    for (meter, hour, quantity) in hours.filter(|(m, _, _)| METERS.contains(m)) {
+        if let Ok(i) = usize::try_from((hour - first_day).num_days()) {
             if let Some(day) = usage.days.get_mut(i) {
-                *day += h.quantity;
+                *day += quantity;
             }
         }
-        if h.hour >= today {
-            usage.today += h.quantity;
+        if hour >= today {
+            usage.today += quantity;
         }
-        if h.hour >= period.start() {
+        if hour >= period.start() {
             for (m, q) in &mut usage.period {
-                if *m == h.meter {
-                    *q += h.quantity;
+                if *m == meter {
+                    *q += quantity;
                 }
             }
         }
@@ -93,7 +98,7 @@ pub async fn page(
             div.card { p.value { (minutes(usage.today)) } p.label { "participant-minutes today" } }
         }
         h2 { "This period (" (period) "), plan " (plan_name) }
-        div.table-wrap {
+        div.table-wrap tabindex="0" {
             table {
                 thead { tr { th scope="col" { "Meter" } th scope="col" { "Used" } th scope="col" { "Included" } } }
                 tbody {
@@ -108,7 +113,7 @@ pub async fn page(
                 }
             }
         }
-        p.muted { "Minutes count once a participant leaves; live sessions show in the counts above." }
+        p { a href={ (layout::project_path(&project)) "/usage" } { "Usage per day and the invoice so far" } }
         h2 { "Participant-minutes per day, last " (DAYS) " days" }
         (chart(&usage))
     };

@@ -39,7 +39,7 @@ pub async fn list(
     let nav = Nav::new(&who, &project, Section::Recordings);
     let body = html! {
         @if recordings.is_empty() { p { "No recording yet." } }
-        div.table-wrap {
+        div.table-wrap tabindex="0" {
             table {
                 thead { tr {
                     th scope="col" { "Recording" } th scope="col" { "Room" } th scope="col" { "Mode" }
@@ -95,7 +95,7 @@ pub async fn page(
         @if let Some(e) = &rec.error { p.error role="alert" { (e) } }
         h2 { "Files" }
         @if rec.files.is_empty() { p { "No file yet." } }
-        div.table-wrap {
+        div.table-wrap tabindex="0" {
             table {
                 thead { tr {
                     th scope="col" { "File" } th scope="col" { "Whose" } th scope="col" { "Starts at" }

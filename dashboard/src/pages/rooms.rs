@@ -1,7 +1,8 @@
-//! A project's live rooms: the list (refreshed within a second through a
-//! server-sent event stream), each room's participants and tracks, and the
-//! actions an owner takes on them: mute a track, remove a participant, end
-//! the room.
+//! A project's rooms: the live list (refreshed within a second through a
+//! server-sent event stream), each live room's participants with their
+//! tracks and connection, the actions an owner takes on them (mute a track,
+//! remove a participant, end the room), and the history of finished rooms
+//! with their sessions and minutes.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -14,10 +15,14 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use switchboard_core::directory::DirectoryError;
 use switchboard_core::event::RoomFinishReason;
-use switchboard_core::room::Room;
-use switchboard_core::{Identity, RoomName, TrackSid};
+use switchboard_core::room::{ParticipantInfo, Room};
+use switchboard_core::signal::ConnectionQuality;
+use switchboard_core::usage::Meter;
+use switchboard_core::{Identity, RoomName, RoomSid, TrackSid};
 use switchboard_store::projects::Project;
+use switchboard_store::usage::{FinishedRoom, SessionFilter};
 
+use super::usage::quantity;
 use super::{csrf_field, human_duration, CsrfOnly};
 use crate::error::PageError;
 use crate::layout::{self, Nav, Section};
@@ -28,6 +33,12 @@ use crate::Dashboard;
 const REFRESH: Duration = Duration::from_secs(1);
 /// Most rooms listed.
 const MAX_ROOMS: u32 = 500;
+/// Finished rooms are listed from sessions joined this many days back.
+const HISTORY_DAYS: i64 = 30;
+/// Most finished rooms listed.
+const MAX_FINISHED: u32 = 50;
+/// Most sessions listed on a finished room's page.
+const MAX_SESSIONS: u32 = 100;
 
 /// The rows of the live rooms table.
 fn rows(project: &Project, rooms: &[Room], now: chrono::DateTime<chrono::Utc>) -> Markup {
@@ -67,23 +78,115 @@ pub async fn list(
 ) -> Result<Markup, PageError> {
     let project = d.member(&who, &project).await?;
     let rooms = live_rooms(&d, &project).await?;
+    let now = d.clock.now();
+    let finished: Vec<FinishedRoom> = d
+        .store
+        .usage()
+        .finished_rooms(
+            project.id,
+            now - chrono::Duration::days(HISTORY_DAYS),
+            MAX_FINISHED + rooms.len() as u32,
+        )
+        .await?
+        .into_iter()
+        // A live room emptied of everyone is waiting out its empty timeout, not finished.
+        .filter(|f| !rooms.iter().any(|r| r.sid.to_string() == f.room_sid))
+        .take(MAX_FINISHED as usize)
+        .collect();
     let base = layout::project_path(&project);
     let nav = Nav::new(&who, &project, Section::Rooms);
     let body = html! {
         p.muted { "Updates live." }
-        div.table-wrap {
+        div.table-wrap tabindex="0" {
             table {
                 thead { tr {
                     th scope="col" { "Room" } th scope="col" { "Participants" }
                     th scope="col" { "Live for" } th scope="col" { "Region" }
                 } }
                 tbody id="live-rooms" data-live={ (base) "/rooms/live" } {
-                    (rows(&project, &rooms, d.clock.now()))
+                    (rows(&project, &rooms, now))
+                }
+            }
+        }
+        h2 { "Finished rooms, last " (HISTORY_DAYS) " days" }
+        @if finished.is_empty() { p { "No room has finished yet." } }
+        @else {
+            div.table-wrap tabindex="0" {
+                table #finished-rooms {
+                    thead { tr {
+                        th scope="col" { "Room" } th scope="col" { "Ended" } th scope="col" { "Lasted" }
+                        th scope="col" { "Sessions" } th scope="col" { "Participants" } th scope="col" { "Participant-minutes" }
+                    } }
+                    tbody {
+                        @for f in &finished {
+                            tr {
+                                td { a href={ (base) "/finished-rooms/" (layout::segment(&f.room_sid)) } { (f.room_name) } }
+                                td { (f.last_left_at.format("%Y-%m-%d %H:%M")) }
+                                td { (human_duration((f.last_left_at - f.first_joined_at).num_seconds())) }
+                                td { (f.sessions) }
+                                td { (f.identities) }
+                                td { (quantity(Meter::ParticipantMinutesAudio, f.billed_us)) }
+                            }
+                        }
+                    }
                 }
             }
         }
     };
     Ok(layout::page("Rooms", &nav, body))
+}
+
+/// `GET /dashboard/projects/{project}/finished-rooms/{room_sid}`: a finished room's sessions.
+pub async fn finished(
+    State(d): State<Dashboard>,
+    who: SignedIn,
+    Path((project, sid)): Path<(String, String)>,
+) -> Result<Markup, PageError> {
+    let project = d.member(&who, &project).await?;
+    let sid: RoomSid = sid.parse().map_err(|_| PageError::NotFound)?;
+    let filter = SessionFilter {
+        room_sid: Some(sid.to_string()),
+        ..SessionFilter::default()
+    };
+    let sessions = d
+        .store
+        .usage()
+        .sessions(project.id, &filter, None, MAX_SESSIONS)
+        .await?;
+    let Some(name) = sessions.first().map(|s| s.room_name.clone()) else {
+        return Err(PageError::NotFound);
+    };
+    let billed: i64 = sessions.iter().filter_map(|s| s.billed_us).sum();
+    let now = d.clock.now();
+    let nav = Nav::new(&who, &project, Section::Rooms);
+    let body = html! {
+        p { "Room incarnation " code { (sid) } ": " (sessions.len()) " sessions"
+            @if sessions.len() as u32 == MAX_SESSIONS { " (the latest " (MAX_SESSIONS) ")" }
+            ", " (quantity(Meter::ParticipantMinutesAudio, billed)) " billed." }
+        div.table-wrap tabindex="0" {
+            table #sessions {
+                thead { tr {
+                    th scope="col" { "Identity" } th scope="col" { "Joined" } th scope="col" { "Left" }
+                    th scope="col" { "Stayed" } th scope="col" { "Billed" } th scope="col" { "Meter" } th scope="col" { "Why it left" }
+                } }
+                tbody {
+                    @for s in &sessions {
+                        @let meter = if s.video { Meter::ParticipantMinutesVideo } else { Meter::ParticipantMinutesAudio };
+                        tr.session {
+                            td { (s.identity) }
+                            td { (s.joined_at.format("%Y-%m-%d %H:%M:%S")) }
+                            td { @match s.left_at { Some(t) => (t.format("%H:%M:%S")), None => "still in" } }
+                            td { (human_duration((s.left_at.unwrap_or(now) - s.joined_at).num_seconds())) }
+                            td { @match s.billed_us { Some(us) => (quantity(meter, us)), None => "open" } }
+                            td { (meter.as_str()) }
+                            td { (s.leave_reason.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout::page(&format!("Finished room {name}"), &nav, body))
 }
 
 /// `GET /dashboard/projects/{project}/rooms/live`: the table's rows whenever they change.
@@ -93,30 +196,143 @@ pub async fn live(
     Path(project): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
     let project = d.member(&who, &project).await?;
+    Ok(updates(d, who, project, |d, _, project| async move {
+        let rooms = live_rooms(&d, &project).await?;
+        Ok(rows(&project, &rooms, d.clock.now()).into_string())
+    }))
+}
+
+/// `GET .../rooms/{room}/participants/live`: the room's participant rows whenever they change.
+pub async fn live_participants(
+    State(d): State<Dashboard>,
+    who: SignedIn,
+    Path((project, room)): Path<(String, String)>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
+    let project = d.member(&who, &project).await?;
+    let name = room_name(&room)?;
+    Ok(updates(d, who, project, move |d, who, project| {
+        let name = name.clone();
+        async move {
+            let participants = d
+                .directory
+                .list(project.id, &name)
+                .await
+                .map_err(directory_error)?;
+            let base = room_path(&project, &name);
+            Ok(participant_rows(&who, &base, &participants).into_string())
+        }
+    }))
+}
+
+/// A stream of `render`'s HTML, sent whenever it changes (looked at every
+/// [`REFRESH`]), until the session ends or the user leaves the project.
+fn updates<F, Fut>(
+    d: Dashboard,
+    who: SignedIn,
+    project: Project,
+    render: F,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
+where
+    F: Fn(Dashboard, SignedIn, Project) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<String, PageError>> + Send,
+{
     let stream = futures::stream::unfold(
-        (d, who, project, String::new()),
-        |(d, who, project, last)| async move {
+        (d, who, project, String::new(), render),
+        |(d, who, project, last, render)| async move {
             loop {
                 tokio::time::sleep(REFRESH).await;
-                // Signing out, the session expiring or leaving the project ends the stream.
                 let now = d.clock.now();
                 let session = d.store.users().session(&who.token_hash, now).await;
                 let member = d.store.users().is_member(who.user.id, project.id).await;
                 if !matches!(session, Ok(Some(_))) || !member.unwrap_or(false) {
                     return None;
                 }
-                let Ok(rooms) = live_rooms(&d, &project).await else {
+                // A failure (a node not answering) keeps what is shown until the next look.
+                let Ok(html) = render(d.clone(), who.clone(), project.clone()).await else {
                     continue;
                 };
-                let html = rows(&project, &rooms, d.clock.now()).into_string();
                 if html != last {
                     let event = Event::default().data(html.clone());
-                    return Some((Ok(event), (d, who, project, html)));
+                    return Some((Ok(event), (d, who, project, html, render)));
                 }
             }
         },
     );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// The `/dashboard/projects/{id}/rooms/{name}` path of a room.
+fn room_path(project: &Project, room: &RoomName) -> String {
+    format!(
+        "{}/rooms/{}",
+        layout::project_path(project),
+        layout::segment(room.as_str())
+    )
+}
+
+/// Bits per second for people: `840 kbps`, `2.1 Mbps`.
+fn bitrate(bps: u64) -> String {
+    match bps {
+        0..=999 => format!("{bps} bps"),
+        1_000..=999_999 => format!("{} kbps", bps / 1000),
+        _ => format!("{:.1} Mbps", bps as f64 / 1e6),
+    }
+}
+
+/// The rows of a live room's participants table.
+fn participant_rows(who: &SignedIn, base: &str, participants: &[ParticipantInfo]) -> Markup {
+    html! {
+        @if participants.is_empty() { tr { td colspan="6" { "Nobody is connected." } } }
+        @for p in participants {
+            tr data-identity=(p.identity) {
+                td { (p.identity) @if !p.name.is_empty() { br; span.muted { (p.name) } } }
+                td { (format!("{:?}", p.state).to_lowercase()) }
+                td { (p.joined_at.format("%H:%M:%S UTC")) }
+                td.connection {
+                    @match &p.connection {
+                        None => span.muted { "measuring" },
+                        Some(c) => {
+                            @let quality = format!("{:?}", c.quality).to_lowercase();
+                            @if matches!(c.quality, ConnectionQuality::Poor | ConnectionQuality::Lost) {
+                                strong.error-text.quality { (quality) }
+                            } @else { span.quality { (quality) } }
+                            br;
+                            span.bitrate { "sends " (bitrate(c.publish_bps)) ", receives " (bitrate(c.subscribe_bps)) }
+                            br;
+                            span.loss { (format!("{:.1}", f64::from(c.loss_per_mille) / 10.0)) "% loss" }
+                            @if let Some(rtt) = c.rtt_ms { ", " (rtt) " ms round trip" }
+                        },
+                    }
+                }
+                td {
+                    @if p.tracks.is_empty() { span.muted { "none" } }
+                    ul {
+                        @for t in &p.tracks {
+                            li {
+                                (format!("{:?}", t.kind).to_lowercase()) " "
+                                (t.mime_type.as_deref().unwrap_or(""))
+                                @if t.muted { " (muted)" }
+                                " "
+                                form.inline method="post" action={ (base) "/participants/" (layout::segment(p.identity.as_str())) "/tracks/" (t.sid) "/mute" } {
+                                    (csrf_field(who))
+                                    input type="hidden" name="muted" value=(if t.muted { "false" } else { "true" });
+                                    button.quiet type="submit" aria-label={ (if t.muted { "Unmute " } else { "Mute " }) (p.identity) "'s " (format!("{:?}", t.kind).to_lowercase()) } {
+                                        (if t.muted { "Unmute" } else { "Mute" })
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                td {
+                    form.inline method="post" action={ (base) "/participants/" (layout::segment(p.identity.as_str())) "/remove" } {
+                        (csrf_field(who))
+                        button.danger type="submit" aria-label={ "Remove " (p.identity) } { "Remove" }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn room_name(name: &str) -> Result<RoomName, PageError> {
@@ -156,58 +372,22 @@ pub async fn page(
         .await
         .map_err(directory_error)?;
     let now = d.clock.now();
-    let base = format!(
-        "{}/rooms/{}",
-        layout::project_path(&project),
-        layout::segment(room.name.as_str())
-    );
+    let base = room_path(&project, &room.name);
     let nav = Nav::new(&who, &project, Section::Rooms);
     let body = html! {
         p { "Live for " (human_duration((now - room.created_at).num_seconds()))
             ", region " (room.region.as_deref().unwrap_or("any"))
             @if room.record { ", recorded" } "." }
-        h2 { "Participants (" (participants.len()) ")" }
-        @if participants.is_empty() { p { "Nobody is connected." } }
-        div.table-wrap {
+        h2 { "Participants" }
+        p.muted { "Updates live; connections are measured every 3 seconds." }
+        div.table-wrap tabindex="0" {
             table {
                 thead { tr {
                     th scope="col" { "Identity" } th scope="col" { "State" } th scope="col" { "Joined" }
-                    th scope="col" { "Tracks" } th scope="col" { span.muted { "Actions" } }
+                    th scope="col" { "Connection" } th scope="col" { "Tracks" } th scope="col" { span.muted { "Actions" } }
                 } }
-                tbody {
-                    @for p in &participants {
-                        tr data-identity=(p.identity) {
-                            td { (p.identity) @if !p.name.is_empty() { br; span.muted { (p.name) } } }
-                            td { (format!("{:?}", p.state).to_lowercase()) }
-                            td { (human_duration((now - p.joined_at).num_seconds())) " ago" }
-                            td {
-                                @if p.tracks.is_empty() { span.muted { "none" } }
-                                ul {
-                                    @for t in &p.tracks {
-                                        li {
-                                            (format!("{:?}", t.kind).to_lowercase()) " "
-                                            (t.mime_type.as_deref().unwrap_or(""))
-                                            @if t.muted { " (muted)" }
-                                            " "
-                                            form.inline method="post" action={ (base) "/participants/" (layout::segment(p.identity.as_str())) "/tracks/" (t.sid) "/mute" } {
-                                                (csrf_field(&who))
-                                                input type="hidden" name="muted" value=(if t.muted { "false" } else { "true" });
-                                                button.quiet type="submit" aria-label={ (if t.muted { "Unmute " } else { "Mute " }) (p.identity) "'s " (format!("{:?}", t.kind).to_lowercase()) } {
-                                                    (if t.muted { "Unmute" } else { "Mute" })
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            td {
-                                form.inline method="post" action={ (base) "/participants/" (layout::segment(p.identity.as_str())) "/remove" } {
-                                    (csrf_field(&who))
-                                    button.danger type="submit" aria-label={ "Remove " (p.identity) } { "Remove" }
-                                }
-                            }
-                        }
-                    }
+                tbody #participants data-live={ (base) "/participants/live" } {
+                    (participant_rows(&who, &base, &participants))
                 }
             }
         }
@@ -236,12 +416,7 @@ pub async fn remove(
         .await
         .map_err(directory_error)?;
     tracing::info!(project = %project.id, room = %room, participant = %identity, user = %who.user.id, "participant removed from the dashboard");
-    Ok(Redirect::to(&format!(
-        "{}/rooms/{}",
-        layout::project_path(&project),
-        layout::segment(room.as_str())
-    ))
-    .into_response())
+    Ok(Redirect::to(&room_path(&project, &room)).into_response())
 }
 
 /// The mute form's fields.
@@ -266,12 +441,7 @@ pub async fn mute(
         .mute_track(project.id, &room, &identity, track, form.muted)
         .await
         .map_err(directory_error)?;
-    Ok(Redirect::to(&format!(
-        "{}/rooms/{}",
-        layout::project_path(&project),
-        layout::segment(room.as_str())
-    ))
-    .into_response())
+    Ok(Redirect::to(&room_path(&project, &room)).into_response())
 }
 
 /// `POST .../rooms/{room}/end`.

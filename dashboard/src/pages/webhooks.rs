@@ -1,6 +1,6 @@
 //! A project's webhook endpoints: create one (its signing secret shown
-//! once), turn one on or off, and each one's recent deliveries with every
-//! attempt's status and response, with retry and replay.
+//! once), edit one, turn one on or off, and each one's recent deliveries
+//! with every attempt's status and response, with retry and replay.
 
 use std::collections::HashMap;
 
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use switchboard_core::webhook::EventTypes;
 use switchboard_core::{DeliveryId, WebhookId};
 use switchboard_store::projects::Project;
-use switchboard_store::webhooks::{NewWebhook, WebhookPatch};
+use switchboard_store::webhooks::{NewWebhook, Webhook, WebhookPatch};
 
 use super::{csrf_field, CsrfOnly};
 use crate::error::PageError;
@@ -36,6 +36,28 @@ pub struct NewEndpoint {
     events: String,
     #[serde(default)]
     description: String,
+}
+
+impl NewEndpoint {
+    /// The URL, event types and description, or why they cannot be.
+    fn check(&self, d: &Dashboard) -> Result<(String, EventTypes, String), String> {
+        let url = self.url.trim();
+        d.webhook_policy.check_url(url).map_err(|e| e.to_string())?;
+        let patterns: Vec<String> = self
+            .events
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let events = EventTypes::new(patterns).map_err(|e| e.to_string())?;
+        let description = self.description.trim();
+        if description.chars().count() > 512 || description.chars().any(char::is_control) {
+            return Err(
+                "A description is at most 512 characters, without control characters.".into(),
+            );
+        }
+        Ok((url.to_owned(), events, description.to_owned()))
+    }
 }
 
 enum Flash {
@@ -81,7 +103,7 @@ async fn render_list(
         }
         h2 { "Endpoints" }
         @if hooks.is_empty() { p { "No endpoint yet." } }
-        div.table-wrap {
+        div.table-wrap tabindex="0" {
             table {
                 thead { tr {
                     th scope="col" { "URL" } th scope="col" { "Events" } th scope="col" { "State" }
@@ -123,35 +145,18 @@ pub async fn create(
 ) -> Result<Markup, PageError> {
     let project = d.member(&who, &project).await?;
     who.check_csrf(&form.csrf)?;
-    let refuse = |why: String| render_list(&d, &who, &project, Flash::Error(why));
-    if let Err(e) = d.webhook_policy.check_url(form.url.trim()) {
-        return refuse(e.to_string()).await;
-    }
-    let patterns: Vec<String> = form
-        .events
-        .split(',')
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect();
-    let events = match EventTypes::new(patterns) {
-        Ok(e) => e,
-        Err(e) => return refuse(e.to_string()).await,
+    let (url, events, description) = match form.check(&d) {
+        Ok(fields) => fields,
+        Err(why) => return render_list(&d, &who, &project, Flash::Error(why)).await,
     };
-    let description = form.description.trim();
-    if description.chars().count() > 512 || description.chars().any(char::is_control) {
-        return refuse(
-            "A description is at most 512 characters, without control characters.".into(),
-        )
-        .await;
-    }
     let (hook, secret) = d
         .store
         .webhooks()
         .create(
             project.id,
             NewWebhook {
-                url: form.url.trim().to_owned(),
-                description: description.to_owned(),
+                url,
+                description,
                 events,
                 enabled: true,
             },
@@ -188,6 +193,61 @@ pub async fn page(
         .get(project.id, webhook_id(&id)?)
         .await?
         .ok_or(PageError::NotFound)?;
+    render_page(&d, &who, &project, &hook, None).await
+}
+
+/// `POST /dashboard/projects/{project}/webhooks/{id}`: the edit form.
+pub async fn edit(
+    State(d): State<Dashboard>,
+    who: SignedIn,
+    Path((project, id)): Path<(String, String)>,
+    Form(form): Form<NewEndpoint>,
+) -> Result<Response, PageError> {
+    let project = d.member(&who, &project).await?;
+    who.check_csrf(&form.csrf)?;
+    let id = webhook_id(&id)?;
+    let hook = d
+        .store
+        .webhooks()
+        .get(project.id, id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let (url, events, description) = match form.check(&d) {
+        Ok(fields) => fields,
+        Err(why) => {
+            // Shown with what was typed, so nothing is lost.
+            let typed = Webhook {
+                url: form.url.clone(),
+                description: form.description.clone(),
+                ..hook
+            };
+            let page = render_page(&d, &who, &project, &typed, Some((why, form.events))).await?;
+            return Ok((axum::http::StatusCode::BAD_REQUEST, page).into_response());
+        }
+    };
+    let patch = WebhookPatch {
+        url: Some(url),
+        description: Some(description),
+        events: Some(events),
+        enabled: None,
+    };
+    d.store
+        .webhooks()
+        .update(project.id, id, patch, d.clock.now())
+        .await?
+        .ok_or(PageError::NotFound)?;
+    tracing::info!(project = %project.id, webhook = %id, user = %who.user.id, "webhook edited from the dashboard");
+    Ok(Redirect::to(&format!("{}/{id}", endpoints_path(&project))).into_response())
+}
+
+/// An endpoint's page; `refused` is an edit refused and the events as typed.
+async fn render_page(
+    d: &Dashboard,
+    who: &SignedIn,
+    project: &Project,
+    hook: &Webhook,
+    refused: Option<(String, String)>,
+) -> Result<Markup, PageError> {
     let deliveries = d
         .store
         .deliveries()
@@ -195,26 +255,42 @@ pub async fn page(
         .await?;
     let ids: Vec<DeliveryId> = deliveries.iter().map(|x| x.id).collect();
     let attempts: HashMap<DeliveryId, Vec<_>> = d.store.deliveries().attempts(&ids).await?;
-    let base = format!("{}/{}", endpoints_path(&project), hook.id);
-    let nav = Nav::new(&who, &project, Section::Webhooks);
+    let base = format!("{}/{}", endpoints_path(project), hook.id);
+    let nav = Nav::new(who, project, Section::Webhooks);
+    let events = match &refused {
+        Some((_, typed)) => typed.clone(),
+        None => hook.events.patterns().join(", "),
+    };
     let body = html! {
+        @if let Some((why, _)) = &refused { p.error role="alert" { (why) } }
         p { "Events: " (hook.events.patterns().join(", ")) ". "
             @if hook.enabled { "Enabled." } @else { strong.error-text { "Disabled" } @if let Some(why) = &hook.disabled_reason { ": " (why) } "." } }
         form method="post" action={ (base) "/enabled" } {
-            (csrf_field(&who))
+            (csrf_field(who))
             input type="hidden" name="enabled" value=(if hook.enabled { "false" } else { "true" });
             button.quiet type="submit" { (if hook.enabled { "Disable" } else { "Enable" }) }
         }
+        h2 { "Edit" }
+        form #edit method="post" action=(base) {
+            (csrf_field(who))
+            label for="url" { "URL" }
+            input id="url" type="text" name="url" required value=(hook.url);
+            label for="events" { "Events (comma-separated, `*` for all)" }
+            input id="events" type="text" name="events" value=(events);
+            label for="hook-description" { "Description" }
+            input id="hook-description" type="text" name="description" maxlength="512" value=(hook.description);
+            p { button type="submit" { "Save" } }
+        }
         h2 { "Replay" }
         form method="post" action={ (base) "/replay" } {
-            (csrf_field(&who))
+            (csrf_field(who))
             label for="since" { "Send again every event since (UTC, YYYY-MM-DD HH:MM)" }
             input id="since" type="text" name="since" required placeholder="2026-11-30 09:00";
             p { button type="submit" { "Replay" } }
         }
         h2 { "Recent deliveries" }
         @if deliveries.is_empty() { p { "Nothing was delivered yet." } }
-        div.table-wrap {
+        div.table-wrap tabindex="0" {
             table {
                 thead { tr {
                     th scope="col" { "Event" } th scope="col" { "Status" } th scope="col" { "Attempts" }
@@ -240,7 +316,7 @@ pub async fn page(
                             }
                             td {
                                 form.inline method="post" action={ (base) "/deliveries/" (x.id) "/retry" } {
-                                    (csrf_field(&who))
+                                    (csrf_field(who))
                                     button.quiet type="submit" aria-label={ "Retry delivery " (x.id) } { "Retry" }
                                 }
                             }
