@@ -73,14 +73,21 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
 }
 
+/// Room for a multipart form's other fields and boundaries around a component.
+pub const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
+
 /// The largest body a request may carry: a function component upload takes
-/// up to 32 MiB, everything else [`MAX_BODY_BYTES`].
+/// up to 32 MiB (the dashboard's form a little more), everything else
+/// [`MAX_BODY_BYTES`].
 pub(crate) fn body_limit(method: &axum::http::Method, path: &str) -> usize {
-    let upload = method == axum::http::Method::POST
-        && path.starts_with("/v1/functions/")
-        && path.ends_with("/versions");
-    if upload {
-        switchboard_core::function::MAX_COMPONENT_BYTES
+    use switchboard_core::function::MAX_COMPONENT_BYTES;
+    if method != axum::http::Method::POST {
+        return MAX_BODY_BYTES;
+    }
+    if path.starts_with("/v1/functions/") && path.ends_with("/versions") {
+        MAX_COMPONENT_BYTES
+    } else if path.starts_with("/dashboard/projects/") && path.ends_with("/functions") {
+        MAX_COMPONENT_BYTES + MULTIPART_OVERHEAD_BYTES
     } else {
         MAX_BODY_BYTES
     }

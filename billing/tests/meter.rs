@@ -423,9 +423,19 @@ async fn finished_rooms_list_their_sessions_and_open_ones_count_up_to_now(backen
         sid: RoomSid::new(),
         name: first.name.clone(),
     };
-    let again = g.who("ann");
+    let (again, visitor) = (g.who("ann"), g.who("vic"));
     g.join("2026-11-10T11:00:00Z", &again, None).await;
+    g.join("2026-11-10T11:10:00Z", &visitor, None).await;
+    g.leave("2026-11-10T11:20:00Z", &visitor).await;
     g.worker.catch_up().await.unwrap();
+    // Ann's open session, joined before `since`, still keeps her room off the list.
+    let after_ann = t("2026-11-10T11:05:00Z");
+    let live = g
+        .store
+        .usage()
+        .finished_rooms(g.project, after_ann, 10)
+        .await;
+    assert_eq!(live.unwrap().len(), 0);
 
     let since = t("2026-11-01T00:00:00Z");
     let finished = g
@@ -485,8 +495,8 @@ async fn finished_rooms_list_their_sessions_and_open_ones_count_up_to_now(backen
         ]
     );
     assert_eq!(
-        report.totals(from, to, now)[&Meter::ParticipantMinutesAudio],
-        150 * S + 5400 * S
+        report.totals_with_open(from, to, now)[&Meter::ParticipantMinutesAudio],
+        150 * S + 600 * S + 5400 * S
     );
 }
 

@@ -164,9 +164,9 @@ impl Dashboard {
             )
             .route(
                 &format!("{project}/functions"),
-                get(functions::list).post(functions::upload).layer(
-                    axum::extract::DefaultBodyLimit::max(functions::MAX_COMPONENT + (64 << 10)),
-                ),
+                get(functions::list)
+                    .post(functions::upload)
+                    .layer(axum::extract::DefaultBodyLimit::max(functions::MAX_FORM)),
             )
             .route(
                 &format!("{project}/functions/{{name}}"),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::browser::{isolated, Driver};
 use common::dashboard::{no_redirects, Session, DEV_EMAIL, DEV_PASSWORD};
-use common::metering::{loadtest, loadtest_command};
+use common::metering::{loadtest, loadtest_command, settled};
 use common::{logging_component, send, Server};
 use fantoccini::Locator;
 use reqwest::{Method, StatusCode};
@@ -88,8 +88,15 @@ async fn find(c: &fantoccini::Client, locator: Locator<'_>) -> fantoccini::eleme
         .unwrap_or_else(|e| panic!("no {locator:?} on the page: {e}"))
 }
 
-/// Clicks what `locator` finds, once it is there.
+/// Clicks what `locator` finds, once it is there (found again if a live
+/// refresh replaced it in between).
 async fn click(c: &fantoccini::Client, locator: Locator<'_>) {
+    for _ in 0..4 {
+        if find(c, locator).await.click().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     find(c, locator).await.click().await.unwrap();
 }
 
@@ -270,6 +277,17 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             let recording = rec["id"].as_str().unwrap().to_owned();
             tokio::time::sleep(Duration::from_secs(2)).await;
 
+            // The overview counts the live participants' minutes so far.
+            let overview = format!("{}/dashboard/projects/{project}", s.base);
+            eventually("today's minutes to count the live room", 15, || async {
+                c.goto(&overview).await.unwrap();
+                let cards = c.find_all(Locator::Css(".card .value")).await.unwrap();
+                let today = cards[2].text().await.unwrap();
+                today != "0.0"
+            })
+            .await;
+            click(c, Locator::LinkText("Rooms")).await;
+
             // Its page lists the participants with their connections, measured
             // live; one is removed and is gone.
             click(c, Locator::LinkText("busy")).await;
@@ -309,14 +327,18 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                     .any(|q| t.starts_with(q))),
                 "{connections:?}"
             );
-            let (_, listed) = send(s.dev(Method::GET, "/v1/rooms/busy/participants")).await;
-            let sending = listed["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|p| p["connection"]["publish_bps"].as_u64().unwrap_or(0) > 100_000)
-                .count();
-            assert_eq!(sending, 2, "two publishers send 300 kbps video: {listed}");
+            // The API has the same measures: both publishers send their 300 kbps.
+            eventually("both publishers' bitrates in the API", 15, || async {
+                let (_, listed) = send(s.dev(Method::GET, "/v1/rooms/busy/participants")).await;
+                let sending = listed["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| p["connection"]["publish_bps"].as_u64().unwrap_or(0) > 100_000)
+                    .count();
+                sending == 2
+            })
+            .await;
             check_page(&b, &axe, "dashboard-room").await;
             let victim = identities[0].clone();
             // Clicked from a script, so a live refresh of the rows cannot come in between.
@@ -549,6 +571,12 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .await
                 .unwrap();
             assert_eq!(kept.as_deref(), Some("not a url"));
+            let kept_events = find(c, Locator::Css("#events"))
+                .await
+                .prop("value")
+                .await
+                .unwrap();
+            assert_eq!(kept_events.as_deref(), Some("room.*"));
             // The 400 of that answer is the only thing the console has to say.
             let errors = b.console_errors().await;
             assert!(
@@ -602,6 +630,7 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
     let dev = dev_project(&s).await;
     // A room that ran and finished, for the history pages.
     loadtest(&s, "gone", 1, 0, "0", 2).await;
+    settled(&s, 1).await;
     let (_, sessions) = send(s.dev(Method::GET, "/v1/usage/sessions")).await;
     let finished_sid = sessions["data"][0]["room_sid"].as_str().unwrap().to_owned();
     send(
@@ -627,7 +656,7 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
     .await;
     assert_eq!(st, StatusCode::CREATED, "{hook}");
     let hook = hook["id"].as_str().unwrap().to_owned();
-    let (other, _, _) = s.create_project("other");
+    let (other, other_key, other_secret) = s.create_project("other");
     let mut cmd = s.command();
     cmd.args([
         "user",
@@ -749,7 +778,7 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
         let (st, _) = eve.post(&path, &fields).await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
     }
-    // Uploading a version of the dev project's function, to its URL or as her own.
+    // Uploading a version of the dev project's function to its project's URL.
     let (st, _) = eve
         .upload(&format!("{base}/functions"), "watcher", logging_component())
         .await;
@@ -814,6 +843,45 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
     assert!(body.contains("Function names are"), "{body}");
     let (st, _) = eve.upload(&functions_path, "mine", Vec::new()).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "no file chosen");
+    // A component over the API's usual 1 MiB body limit reaches the check (and is refused by it).
+    let (st, body) = eve
+        .upload(&functions_path, "mine", vec![0x42; 2 << 20])
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("The component was refused"), "{body}");
+    // A forged token, or none before the file, is refused before the file is read.
+    let forged = reqwest::multipart::Form::new()
+        .text("csrf", "forged")
+        .text("name", "forged")
+        .text("events", "room.*")
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(logging_component()),
+        );
+    let res = no_redirects()
+        .post(format!("{}{functions_path}", s.base))
+        .header("cookie", eve.cookie_header())
+        .multipart(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let file_first = reqwest::multipart::Form::new()
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(logging_component()),
+        )
+        .text("csrf", eve.csrf.clone())
+        .text("name", "file-first")
+        .text("events", "room.*");
+    let res = no_redirects()
+        .post(format!("{}{functions_path}", s.base))
+        .header("cookie", eve.cookie_header())
+        .multipart(file_first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = no_redirects()
         .post(format!("{}{functions_path}", s.base))
         .header("cookie", eve.cookie_header())
@@ -827,6 +895,19 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
         .upload(&functions_path, "mine", logging_component())
         .await;
     assert_eq!(st, StatusCode::SEE_OTHER, "{body}");
+    let (st, other_functions) = send(
+        s.request(Method::GET, "/v1/functions")
+            .basic_auth(&other_key, Some(&other_secret)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let names: Vec<&str> = other_functions["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mine"], "only the good upload is stored");
     for period in ["2026-13", "yesterday", "9999-01", "%00"] {
         let (st, body) = eve
             .get(&format!(

@@ -135,7 +135,12 @@ impl Report {
 
     /// Usage by meter in `[from, to)` up to `now`: closed sessions and other
     /// sources from the ledger, open sessions counted up to `now`.
-    pub fn totals(&self, from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> Totals {
+    pub fn totals_with_open(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Totals {
         let mut totals = Totals::new();
         for h in &self.hourly {
             *totals.entry(h.meter).or_default() += h.quantity;
@@ -801,7 +806,8 @@ impl Usage<'_> {
     }
 
     /// Up to `limit` room incarnations of `project` with a session joined
-    /// since `since` and none still open, the most recently ended first.
+    /// since `since` and none still open (whenever it joined), the most
+    /// recently ended first; their counts cover the sessions joined since `since`.
     pub async fn finished_rooms(
         &self,
         project: ProjectId,
@@ -813,7 +819,9 @@ impl Usage<'_> {
                     MAX(left_at) AS last_left_at, COUNT(*) AS sessions, \
                     COUNT(DISTINCT identity) AS identities, \
                     CAST(COALESCE(SUM(billed_us), 0) AS BIGINT) AS billed_us \
-             FROM usage_sessions WHERE project_id = $1 AND joined_at >= $2 \
+             FROM usage_sessions s WHERE project_id = $1 AND joined_at >= $2 \
+               AND NOT EXISTS (SELECT 1 FROM usage_sessions o \
+                               WHERE o.room_sid = s.room_sid AND o.left_at IS NULL) \
              GROUP BY room_sid HAVING COUNT(*) = COUNT(left_at) \
              ORDER BY MAX(left_at) DESC, room_sid LIMIT $3",
         )

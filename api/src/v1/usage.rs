@@ -398,7 +398,7 @@ async fn billing_preview(
     let totals = usage
         .report(caller.project_id, start, end, None, 0)
         .await?
-        .totals(start, end, now);
+        .totals_with_open(start, end, now);
     let running = now < end;
     let plan = usage.plan(caller.project_id).await?;
     let list = state

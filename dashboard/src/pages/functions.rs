@@ -20,7 +20,9 @@ use crate::Dashboard;
 /// Invocations shown on a function's page.
 const INVOCATIONS: u32 = 50;
 /// The largest component uploaded (the API's limit).
-pub const MAX_COMPONENT: usize = 32 << 20;
+pub const MAX_COMPONENT: usize = switchboard_core::function::MAX_COMPONENT_BYTES;
+/// The largest upload form: the component, the other fields and the boundaries.
+pub const MAX_FORM: usize = MAX_COMPONENT + 64 * 1024;
 
 /// The upload form; `name` is fixed (hidden) on a function's own page.
 fn upload_form(who: &SignedIn, project: &Project, name: Option<&str>, events: &str) -> Markup {
@@ -102,15 +104,16 @@ fn sentence(e: &dyn std::fmt::Display) -> String {
 /// What the upload form sent.
 #[derive(Debug, Default)]
 struct Upload {
-    csrf: String,
     name: String,
     events: String,
     activate: bool,
     component: Vec<u8>,
 }
 
-/// Reads the upload form, refusing a component over [`MAX_COMPONENT`].
-async fn read_upload(mut form: Multipart) -> Result<Upload, PageError> {
+/// Reads the upload form of `who`'s session: its CSRF token must come first
+/// (browsers send fields in the form's order), before a byte of the
+/// component is read; a component over [`MAX_COMPONENT`] is refused.
+async fn read_upload(who: &SignedIn, mut form: Multipart) -> Result<Upload, PageError> {
     let garbled = |e: axum::extract::multipart::MultipartError| {
         PageError::Refused(format!(
             "The upload could not be read ({}); choose the file again and resend the form.",
@@ -118,28 +121,39 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, PageError> {
         ))
     };
     let mut upload = Upload::default();
+    let mut csrf_checked = false;
     while let Some(mut field) = form.next_field().await.map_err(garbled)? {
         let name = field.name().unwrap_or_default().to_owned();
-        if name == "component" {
-            while let Some(chunk) = field.chunk().await.map_err(garbled)? {
-                if upload.component.len() + chunk.len() > MAX_COMPONENT {
-                    return Err(PageError::Refused(
-                        "A component is at most 32 MiB; build it in release mode and strip it."
-                            .into(),
-                    ));
-                }
-                upload.component.extend_from_slice(&chunk);
-            }
+        if name == "csrf" {
+            let text = field.text().await.map_err(garbled)?;
+            who.check_csrf(&text)?;
+            csrf_checked = true;
             continue;
         }
-        let text = field.text().await.map_err(garbled)?;
+        if !csrf_checked {
+            return Err(PageError::Csrf);
+        }
         match name.as_str() {
-            "csrf" => upload.csrf = text,
-            "name" => upload.name = text.trim().to_owned(),
-            "events" => upload.events = text,
-            "activate" => upload.activate = text == "true",
+            "component" => {
+                while let Some(chunk) = field.chunk().await.map_err(garbled)? {
+                    if upload.component.len() + chunk.len() > MAX_COMPONENT {
+                        return Err(PageError::Refused(
+                            "A component is at most 32 MiB; build it in release mode and strip it."
+                                .into(),
+                        ));
+                    }
+                    upload.component.extend_from_slice(&chunk);
+                }
+            }
+            "name" => upload.name = field.text().await.map_err(garbled)?.trim().to_owned(),
+            "events" => upload.events = field.text().await.map_err(garbled)?,
+            "activate" => upload.activate = field.text().await.map_err(garbled)? == "true",
+            // Another field: skipped unread, so it cannot be made to fill memory.
             _ => {}
         }
+    }
+    if !csrf_checked {
+        return Err(PageError::Csrf);
     }
     Ok(upload)
 }
@@ -152,10 +166,12 @@ pub async fn upload(
     form: Multipart,
 ) -> Result<Response, PageError> {
     let project = d.member(&who, &project).await?;
-    let upload = read_upload(form).await?;
-    who.check_csrf(&upload.csrf)?;
+    let upload = read_upload(&who, form).await?;
     let runner = d.functions.as_ref().ok_or_else(|| {
-        PageError::Refused("This server runs no function host, so it takes no functions.".into())
+        PageError::Refused(
+            "This server runs no function host, so it takes no functions; deploy to a server that runs them."
+                .into(),
+        )
     })?;
     check_name(&upload.name).map_err(|e| PageError::Refused(sentence(&e)))?;
     let events: Vec<String> = upload

@@ -70,9 +70,12 @@ pub async fn page(
                 .map(|o| (o.meter, o.hour, o.quantity)),
         );
     for (meter, hour, quantity) in hours.filter(|(m, _, _)| METERS.contains(m)) {
-        if let Ok(i) = usize::try_from((hour - first_day).num_days()) {
-            if let Some(day) = usage.days.get_mut(i) {
-                *day += quantity;
+        // Hours of the period before the chart's first day are not in the chart.
+        if hour >= first_day {
+            if let Ok(i) = usize::try_from((hour - first_day).num_days()) {
+                if let Some(day) = usage.days.get_mut(i) {
+                    *day += quantity;
+                }
             }
         }
         if hour >= today {

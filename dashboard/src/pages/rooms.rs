@@ -162,7 +162,7 @@ pub async fn finished(
     let body = html! {
         p { "Room incarnation " code { (sid) } ": " (sessions.len()) " sessions"
             @if sessions.len() as u32 == MAX_SESSIONS { " (the latest " (MAX_SESSIONS) ")" }
-            ", " (quantity(Meter::ParticipantMinutesAudio, billed)) " billed." }
+            ", " (quantity(Meter::ParticipantMinutesAudio, billed)) " billed over these sessions." }
         div.table-wrap tabindex="0" {
             table #sessions {
                 thead { tr {
@@ -186,7 +186,11 @@ pub async fn finished(
             }
         }
     };
-    Ok(layout::page(&format!("Finished room {name}"), &nav, body))
+    Ok(layout::page(
+        &format!("Sessions of room {name}"),
+        &nav,
+        body,
+    ))
 }
 
 /// `GET /dashboard/projects/{project}/rooms/live`: the table's rows whenever they change.
@@ -198,11 +202,16 @@ pub async fn live(
     let project = d.member(&who, &project).await?;
     Ok(updates(d, who, project, |d, _, project| async move {
         let rooms = live_rooms(&d, &project).await?;
-        Ok(rows(&project, &rooms, d.clock.now()).into_string())
+        Ok(Frame::whole(
+            rows(&project, &rooms, d.clock.now()).into_string(),
+        ))
     }))
 }
 
-/// `GET .../rooms/{room}/participants/live`: the room's participant rows whenever they change.
+/// `GET .../rooms/{room}/participants/live`: the room's participant rows when
+/// someone joins, leaves or changes tracks, and only the connection cells when
+/// just the measures change (so buttons are not replaced under the pointer).
+/// Ends when the room does.
 pub async fn live_participants(
     State(d): State<Dashboard>,
     who: SignedIn,
@@ -219,13 +228,51 @@ pub async fn live_participants(
                 .await
                 .map_err(directory_error)?;
             let base = room_path(&project, &name);
-            Ok(participant_rows(&who, &base, &participants).into_string())
+            let unmeasured: Vec<ParticipantInfo> = participants
+                .iter()
+                .cloned()
+                .map(|p| ParticipantInfo {
+                    connection: None,
+                    ..p
+                })
+                .collect();
+            Ok(Frame {
+                key: participant_rows(&who, &base, &unmeasured).into_string(),
+                whole: participant_rows(&who, &base, &participants).into_string(),
+                parts: participants
+                    .iter()
+                    .map(|p| connection_cell(p).into_string())
+                    .collect(),
+            })
         }
     }))
 }
 
-/// A stream of `render`'s HTML, sent whenever it changes (looked at every
-/// [`REFRESH`]), until the session ends or the user leaves the project.
+/// What a live element shows now.
+struct Frame {
+    /// Changes when the element must be replaced whole.
+    key: String,
+    /// The element's new content.
+    whole: String,
+    /// Elements with ids, replaced one by one when only they changed.
+    parts: String,
+}
+
+impl Frame {
+    /// Content that is always replaced whole.
+    fn whole(html: String) -> Self {
+        Self {
+            key: html.clone(),
+            whole: html,
+            parts: String::new(),
+        }
+    }
+}
+
+/// A stream of `render`'s frames, looked at every [`REFRESH`]: the whole
+/// content when its key changes (a default event), else the parts when they
+/// change (a `parts` event); until the session ends, the user leaves the
+/// project, or what is shown is gone.
 fn updates<F, Fut>(
     d: Dashboard,
     who: SignedIn,
@@ -234,11 +281,12 @@ fn updates<F, Fut>(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
 where
     F: Fn(Dashboard, SignedIn, Project) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<String, PageError>> + Send,
+    Fut: std::future::Future<Output = Result<Frame, PageError>> + Send,
 {
+    let shown = (String::new(), String::new());
     let stream = futures::stream::unfold(
-        (d, who, project, String::new(), render),
-        |(d, who, project, last, render)| async move {
+        (d, who, project, shown, render),
+        |(d, who, project, (key, parts), render)| async move {
             loop {
                 tokio::time::sleep(REFRESH).await;
                 let now = d.clock.now();
@@ -247,14 +295,21 @@ where
                 if !matches!(session, Ok(Some(_))) || !member.unwrap_or(false) {
                     return None;
                 }
-                // A failure (a node not answering) keeps what is shown until the next look.
-                let Ok(html) = render(d.clone(), who.clone(), project.clone()).await else {
+                let frame = match render(d.clone(), who.clone(), project.clone()).await {
+                    Ok(frame) => frame,
+                    Err(PageError::NotFound) => return None,
+                    // A node not answering: what is shown stays until the next look.
+                    Err(_) => continue,
+                };
+                let event = if frame.key != key {
+                    Event::default().data(frame.whole)
+                } else if frame.parts != parts {
+                    Event::default().event("parts").data(frame.parts.clone())
+                } else {
                     continue;
                 };
-                if html != last {
-                    let event = Event::default().data(html.clone());
-                    return Some((Ok(event), (d, who, project, html, render)));
-                }
+                let shown = (frame.key, frame.parts);
+                return Some((Ok(event), (d, who, project, shown, render)));
             }
         },
     );
@@ -279,6 +334,28 @@ fn bitrate(bps: u64) -> String {
     }
 }
 
+/// A participant's connection measures, as a cell the live stream replaces by its id.
+fn connection_cell(p: &ParticipantInfo) -> Markup {
+    html! {
+        td.connection id={ "connection-" (p.sid) } {
+            @match &p.connection {
+                None => span.muted { "measuring" },
+                Some(c) => {
+                    @let quality = format!("{:?}", c.quality).to_lowercase();
+                    @if matches!(c.quality, ConnectionQuality::Poor | ConnectionQuality::Lost) {
+                        strong.error-text.quality { (quality) }
+                    } @else { span.quality { (quality) } }
+                    br;
+                    span.bitrate { "sends " (bitrate(c.publish_bps)) ", receives " (bitrate(c.subscribe_bps)) }
+                    br;
+                    span.loss { (format!("{:.1}", f64::from(c.loss_per_mille) / 10.0)) "% loss" }
+                    @if let Some(rtt) = c.rtt_ms { ", " (rtt) " ms round trip" }
+                },
+            }
+        }
+    }
+}
+
 /// The rows of a live room's participants table.
 fn participant_rows(who: &SignedIn, base: &str, participants: &[ParticipantInfo]) -> Markup {
     html! {
@@ -288,22 +365,7 @@ fn participant_rows(who: &SignedIn, base: &str, participants: &[ParticipantInfo]
                 td { (p.identity) @if !p.name.is_empty() { br; span.muted { (p.name) } } }
                 td { (format!("{:?}", p.state).to_lowercase()) }
                 td { (p.joined_at.format("%H:%M:%S UTC")) }
-                td.connection {
-                    @match &p.connection {
-                        None => span.muted { "measuring" },
-                        Some(c) => {
-                            @let quality = format!("{:?}", c.quality).to_lowercase();
-                            @if matches!(c.quality, ConnectionQuality::Poor | ConnectionQuality::Lost) {
-                                strong.error-text.quality { (quality) }
-                            } @else { span.quality { (quality) } }
-                            br;
-                            span.bitrate { "sends " (bitrate(c.publish_bps)) ", receives " (bitrate(c.subscribe_bps)) }
-                            br;
-                            span.loss { (format!("{:.1}", f64::from(c.loss_per_mille) / 10.0)) "% loss" }
-                            @if let Some(rtt) = c.rtt_ms { ", " (rtt) " ms round trip" }
-                        },
-                    }
-                }
+                (connection_cell(p))
                 td {
                     @if p.tracks.is_empty() { span.muted { "none" } }
                     ul {

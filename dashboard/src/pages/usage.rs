@@ -97,9 +97,9 @@ pub async fn page(
     let current = Period::containing(now);
     let period = match q.period.as_deref().filter(|p| !p.is_empty()) {
         None => current,
-        Some(p) => p.parse::<Period>().map_err(|e| {
+        Some(p) => p.parse::<Period>().map_err(|_| {
             PageError::Refused(format!(
-                "{e}. Write the period as year and month, such as {current}."
+                "That is not a billing period: write it as year and month, such as {current}."
             ))
         })?,
     };
@@ -129,7 +129,7 @@ pub async fn page(
             .entry(o.meter)
             .or_default() += o.quantity;
     }
-    let totals = report.totals(start, end, now);
+    let totals = report.totals_with_open(start, end, now);
     let plan = d.store.usage().plan(project.id).await?;
     let preview = d
         .plans

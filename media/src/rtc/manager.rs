@@ -402,7 +402,7 @@ impl ParticipantDirectory for RoomManager {
                 r.participants()
                     .iter()
                     .filter(|p| !p.grants.recorder)
-                    .map(|p| p.info())
+                    .map(|p| p.info_with_connection())
                     .collect()
             })
             .unwrap_or_default();
@@ -419,7 +419,7 @@ impl ParticipantDirectory for RoomManager {
         Ok(self
             .live(project, room)
             .and_then(|r| r.find(identity.as_str()))
-            .map(|p| p.info()))
+            .map(|p| p.info_with_connection()))
     }
 
     async fn remove(

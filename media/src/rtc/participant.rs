@@ -158,7 +158,7 @@ impl Participant {
         }
     }
 
-    /// The participant as the API and other participants see it.
+    /// The participant as other participants see it.
     pub fn info(&self) -> ParticipantInfo {
         let profile = lock(&self.profile);
         let mut tracks: Vec<TrackInfo> = lock(&self.published)
@@ -175,7 +175,17 @@ impl Participant {
             joined_at: self.joined_at,
             permissions: profile.permissions,
             tracks,
+            connection: None,
+        }
+    }
+
+    /// [`Self::info`] with the connection's latest measures, for the owner's
+    /// API and dashboard (other participants get the quality alone, in
+    /// `connection_quality` messages).
+    pub fn info_with_connection(&self) -> ParticipantInfo {
+        ParticipantInfo {
             connection: *lock(&self.connection),
+            ..self.info()
         }
     }
 

@@ -17,10 +17,12 @@ pub struct Session<'a> {
     s: &'a Server,
     /// The cookies set so far.
     pub cookies: HashMap<String, String>,
-    csrf: String,
+    /// The CSRF token of the last page read.
+    pub csrf: String,
 }
 
 impl<'a> Session<'a> {
+    /// A signed-out session on `s`.
     pub fn new(s: &'a Server) -> Self {
         Self {
             s,
@@ -46,6 +48,7 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The `Cookie` header of the cookies kept.
     pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()
@@ -120,6 +123,7 @@ impl<'a> Session<'a> {
         (status, res.text().await.unwrap())
     }
 
+    /// Signs in through the form; the status of the answer (303 when it worked).
     pub async fn sign_in(&mut self, email: &str, password: &str) -> StatusCode {
         self.get("/dashboard/login").await;
         self.post(
