@@ -63,6 +63,19 @@ pub struct PublishedTrack {
 /// Receive statistics per track sid, filled by the subscriber connection.
 pub type Received = Arc<Mutex<HashMap<String, Arc<Mutex<StreamStats>>>>>;
 
+/// Names received tracks by their SSRC or track id, for servers whose own
+/// ids (rewritten per subscriber) are not the publisher's.
+#[derive(Debug, Default)]
+pub struct TrackNameMap {
+    /// Name by the SSRC a track arrives with.
+    pub by_ssrc: HashMap<u32, String>,
+    /// Name by the track id of its `a=msid` line.
+    pub by_track: HashMap<String, String>,
+}
+
+/// A [`TrackNameMap`] shared with the connection's handler.
+pub type TrackNames = Arc<Mutex<TrackNameMap>>;
+
 /// A joined participant.
 pub struct SimParticipant {
     /// Its identity.
@@ -78,15 +91,33 @@ pub struct SimParticipant {
     stop: watch::Sender<bool>,
 }
 
-enum PcEvent {
+/// What a peer connection tells its participant's signaling.
+pub(crate) enum PcEvent {
     Candidate(Target, RTCIceCandidateInit),
     State(Target, RTCPeerConnectionState),
 }
 
-struct Handler {
+/// A peer connection's event handler: candidates and states to the
+/// signaling, received tracks measured into `tracks`.
+pub(crate) struct Handler {
     target: Target,
     events: mpsc::UnboundedSender<PcEvent>,
-    tracks: Option<(Received, Epoch)>,
+    tracks: Option<(Received, Epoch, Option<TrackNames>)>,
+}
+
+impl Handler {
+    /// A handler of `target`'s connection; with `tracks`, it measures what it receives.
+    pub(crate) fn new(
+        target: Target,
+        events: mpsc::UnboundedSender<PcEvent>,
+        tracks: Option<(Received, Epoch, Option<TrackNames>)>,
+    ) -> Self {
+        Self {
+            target,
+            events,
+            tracks,
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -102,15 +133,33 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        if let Some((received, epoch)) = &self.tracks {
-            tokio::spawn(measure(track, received.clone(), *epoch));
+        if let Some((received, epoch, names)) = &self.tracks {
+            tokio::spawn(measure(track, received.clone(), *epoch, names.clone()));
         }
     }
 }
 
-/// Reads one received track until it ends, recording each stamped packet.
-async fn measure(track: Arc<dyn TrackRemote>, received: Received, epoch: Epoch) {
-    let sid = track.track_id().await.to_string();
+/// Reads one received track until it ends, recording each stamped packet
+/// under its track id, or the name `names` gives it.
+async fn measure(
+    track: Arc<dyn TrackRemote>,
+    received: Received,
+    epoch: Epoch,
+    names: Option<TrackNames>,
+) {
+    let mut sid = track.track_id().await.to_string();
+    if let Some(names) = names {
+        let ssrcs = track.ssrcs().await;
+        let names = names.lock().unwrap_or_else(|p| p.into_inner());
+        let named = names
+            .by_track
+            .get(&sid)
+            .or_else(|| ssrcs.iter().find_map(|s| names.by_ssrc.get(s)));
+        match named {
+            Some(name) => sid = name.clone(),
+            None => tracing::warn!(track = %sid, ?ssrcs, "a received track matches no publisher's"),
+        }
+    }
     let stats = received
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -176,7 +225,7 @@ impl SimParticipant {
             Arc::new(Handler {
                 target: Target::Subscriber,
                 events: pc_tx.clone(),
-                tracks: Some((received.clone(), epoch)),
+                tracks: Some((received.clone(), epoch, None)),
             }),
         )
         .await
@@ -365,7 +414,7 @@ impl SimParticipant {
 }
 
 /// A local RTP track for `kind`, with a fresh SSRC, carrying the SFU's codec.
-fn local_track(
+pub(crate) fn local_track(
     identity: &str,
     kind: TrackKind,
     mime: &str,
@@ -405,7 +454,8 @@ async fn format_of(track: &TrackLocalStaticRTP, mime: &str) -> StreamFormat {
     StreamFormat { payload_type, ssrc }
 }
 
-async fn send_audio(
+/// Sends `bps` of synthetic Opus on `track` until `stop`; returns the packets sent.
+pub(crate) async fn send_audio(
     track: Arc<TrackLocalStaticRTP>,
     bps: u32,
     epoch: Epoch,
@@ -428,7 +478,9 @@ async fn send_audio(
     source.sent()
 }
 
-async fn send_video(
+/// Sends `bps` of synthetic VP8 on `track` until `stop`, with a keyframe
+/// whenever one is asked for; returns the packets sent.
+pub(crate) async fn send_video(
     track: Arc<TrackLocalStaticRTP>,
     bps: u32,
     epoch: Epoch,

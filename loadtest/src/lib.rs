@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod janus;
 pub mod report;
 pub mod stats;
 pub mod synth;
@@ -53,10 +54,36 @@ pub enum LoadtestError {
     Config(String),
 }
 
+/// Which server a run loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Server {
+    /// A Switchboard media node, through its API and signaling.
+    #[default]
+    Switchboard,
+    /// A Janus VideoRoom, through Janus's HTTP API (`url` is `http://host:port/janus`).
+    Janus,
+}
+
+impl std::str::FromStr for Server {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "switchboard" => Ok(Self::Switchboard),
+            "janus" => Ok(Self::Janus),
+            other => Err(format!(
+                "`{other}` is not a server the load tester drives: use switchboard or janus"
+            )),
+        }
+    }
+}
+
 /// One run's parameters.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The server's HTTP base URL (`http://host:port`).
+    /// Which server it loads.
+    pub server: Server,
+    /// The server's HTTP base URL (`http://host:port`, or Janus's `http://host:port/janus`).
     pub url: String,
     /// API key id that signs the tokens.
     pub api_key: String,
@@ -151,16 +178,14 @@ async fn token(
 /// Runs one load test and reports what the subscribers measured.
 pub async fn run(config: Config) -> Result<Report, LoadtestError> {
     config.check()?;
+    if config.server == Server::Janus {
+        return run_janus(config).await;
+    }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| LoadtestError::Api(e.to_string()))?;
-    let rtc = RtcConfig {
-        bind_ip: config.bind_ip,
-        // The simulated publishers are the media's source: their stack reports it.
-        relay_sender_reports: false,
-        ..RtcConfig::default()
-    };
+    let rtc = rtc_config(&config);
     let epoch = Epoch::start();
     let spec = PublishSpec {
         video_bps: config.video_bitrate,
@@ -221,12 +246,99 @@ pub async fn run(config: Config) -> Result<Report, LoadtestError> {
     tokio::time::sleep(DRAIN).await;
     let elapsed = measured_from.elapsed();
 
-    let report = Report::build(&config, elapsed, &tracks, &subscribers);
+    let received: Vec<_> = subscribers
+        .iter()
+        .map(|(s, started)| (s.received.clone(), *started))
+        .collect();
+    let report = Report::build(&config, elapsed, &tracks, &received);
     for p in publishers {
         p.leave().await;
     }
     for (s, _) in subscribers {
         s.leave().await;
     }
+    Ok(report)
+}
+
+/// The peers' WebRTC settings for a run.
+fn rtc_config(config: &Config) -> RtcConfig {
+    RtcConfig {
+        bind_ip: config.bind_ip,
+        // The simulated publishers are the media's source: their stack reports it.
+        relay_sender_reports: false,
+        ..RtcConfig::default()
+    }
+}
+
+/// [`run`] against a Janus VideoRoom: the same participants, media and measures.
+async fn run_janus(config: Config) -> Result<Report, LoadtestError> {
+    let rtc = rtc_config(&config);
+    let epoch = Epoch::start();
+    let spec = PublishSpec {
+        video_bps: config.video_bitrate,
+        audio_bps: config.audio_bitrate,
+    };
+    let room = janus::JanusRoom::create(&config.url, config.publishers).await?;
+    let run_id = &ulid::Ulid::new().to_string()[20..];
+
+    let joins = (0..config.publishers).map(|i| {
+        let (room, rtc) = (&room, &rtc);
+        async move {
+            janus::JanusParticipant::publish(room, format!("lt-pub-{run_id}-{i}"), rtc, spec).await
+        }
+    });
+    let mut publishers = Vec::with_capacity(config.publishers);
+    for p in futures::future::join_all(joins).await {
+        publishers.push(p?.0);
+    }
+    for p in &mut publishers {
+        p.start_media(spec, epoch);
+    }
+    let feeds: Vec<u64> = publishers.iter().filter_map(|p| p.feed).collect();
+    tracing::info!(publishers = publishers.len(), "publishers sending to Janus");
+
+    let gate = Arc::new(Semaphore::new(config.join_concurrency));
+    let joins = (0..config.subscribers).map(|i| {
+        let (room, rtc, gate, feeds) = (&room, &rtc, gate.clone(), &feeds);
+        async move {
+            let _permit = gate.acquire_owned().await;
+            let started_us = epoch.now_us();
+            let identity = format!("lt-sub-{run_id}-{i}");
+            let p = janus::JanusParticipant::subscribe(room, identity, rtc, feeds, epoch).await?;
+            Ok::<_, LoadtestError>((p, started_us))
+        }
+    });
+    let mut subscribers = Vec::with_capacity(config.subscribers);
+    for s in futures::future::join_all(joins).await {
+        subscribers.push(s?);
+    }
+    tracing::info!(subscribers = subscribers.len(), "subscribers joined Janus");
+
+    let measured_from = Instant::now();
+    tokio::time::sleep(config.duration).await;
+    let mut tracks = Vec::new();
+    for p in &mut publishers {
+        let identity = p.identity.clone();
+        tracks.extend(
+            p.stop_media()
+                .await
+                .into_iter()
+                .map(|t| (identity.clone(), t)),
+        );
+    }
+    tokio::time::sleep(DRAIN).await;
+    let elapsed = measured_from.elapsed();
+    let received: Vec<_> = subscribers
+        .iter()
+        .map(|(s, started)| (s.received.clone(), *started))
+        .collect();
+    let report = Report::build(&config, elapsed, &tracks, &received);
+    for p in publishers {
+        p.leave().await;
+    }
+    for (s, _) in subscribers {
+        s.leave().await;
+    }
+    room.destroy().await;
     Ok(report)
 }

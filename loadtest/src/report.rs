@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use switchboard_core::event::TrackKind;
 
-use crate::client::{PublishedTrack, SimParticipant};
+use crate::client::{PublishedTrack, Received};
 use crate::stats::{aggregate, StreamStats, StreamSummary};
 use crate::Config;
 
@@ -81,17 +81,17 @@ impl Percentiles {
 }
 
 impl Report {
-    /// Sums up what `subscribers` (each with the time its join started) received of `tracks`.
+    /// Sums up what `subscribers` (what each received, with the time its join started) received of `tracks`.
     pub fn build(
         config: &Config,
         measured: Duration,
         tracks: &[(String, PublishedTrack)],
-        subscribers: &[(SimParticipant, u64)],
+        subscribers: &[(Received, u64)],
     ) -> Self {
         let snapshot: Vec<(u64, Vec<(String, StreamStats)>)> = subscribers
             .iter()
-            .map(|(s, started)| {
-                let received = s.received.lock().unwrap_or_else(|p| p.into_inner());
+            .map(|(received, started)| {
+                let received = received.lock().unwrap_or_else(|p| p.into_inner());
                 let streams = received
                     .iter()
                     .map(|(sid, st)| {

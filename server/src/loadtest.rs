@@ -10,15 +10,18 @@ use clap::Args;
 /// Arguments of `switchboard loadtest`.
 #[derive(Debug, Args)]
 pub struct LoadtestArgs {
-    /// The server's HTTP URL.
+    /// The server to load: `switchboard`, or `janus` (a Janus VideoRoom, for comparison).
+    #[arg(long, default_value = "switchboard")]
+    server: switchboard_loadtest::Server,
+    /// The server's HTTP URL (for Janus, its API's, such as `http://127.0.0.1:8088/janus`).
     #[arg(long, default_value = "http://127.0.0.1:7880")]
     url: String,
-    /// API key id that signs the participants' tokens.
+    /// API key id that signs the participants' tokens (Switchboard only).
     #[arg(long, env = "SWITCHBOARD_API_KEY")]
-    api_key: String,
+    api_key: Option<String>,
     /// Its secret.
     #[arg(long, env = "SWITCHBOARD_API_SECRET", hide_env_values = true)]
-    api_secret: String,
+    api_secret: Option<String>,
     /// Room to load (created by the first join if missing).
     #[arg(long, default_value = "loadtest")]
     room: String,
@@ -54,10 +57,20 @@ pub struct LoadtestArgs {
 /// Runs the load test and prints its report.
 pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     crate::config::init_logging_with(None, "error,switchboard_loadtest=info");
+    let (api_key, api_secret) = match (args.server, args.api_key, args.api_secret) {
+        (switchboard_loadtest::Server::Janus, key, secret) => {
+            (key.unwrap_or_default(), secret.unwrap_or_default())
+        }
+        (_, Some(key), Some(secret)) => (key, secret),
+        _ => anyhow::bail!(
+            "give --api-key and --api-secret (or SWITCHBOARD_API_KEY and SWITCHBOARD_API_SECRET):              they sign the simulated participants' tokens"
+        ),
+    };
     let config = switchboard_loadtest::Config {
+        server: args.server,
         url: args.url,
-        api_key: args.api_key,
-        api_secret: args.api_secret,
+        api_key,
+        api_secret,
         room: args.room,
         publishers: args.publishers,
         subscribers: args.subscribers,

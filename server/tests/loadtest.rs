@@ -1,6 +1,7 @@
 //! `switchboard loadtest` against a real server on loopback: simulated
 //! WebRTC publishers and subscribers, synthetic Opus + VP8, loss measured
-//! per track at every subscriber.
+//! per track at every subscriber; and the same against a real Janus
+//! VideoRoom (Debian's `janus`, configured as `bench/janus`).
 
 mod common;
 
@@ -202,4 +203,124 @@ async fn bad_options_and_bad_credentials_are_refused_clearly() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// Janus with `bench/janus`'s configuration on a free port, killed when dropped.
+struct Janus {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Janus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The interface and IPv4 address of the default route: Janus gathers no
+/// candidate on loopback.
+fn host_interface() -> (String, String) {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "route", "get", "1.1.1.1"])
+        .output()
+        .expect("run ip (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let after = |key: &str| {
+        let mut words = text.split_whitespace();
+        words.find(|w| *w == key);
+        words
+            .next()
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+            .to_owned()
+    };
+    (after("dev"), after("src"))
+}
+
+async fn start_janus(interface: &str) -> Janus {
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/janus");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for file in [
+        "janus.jcfg",
+        "janus.plugin.videoroom.jcfg",
+        "janus.transport.http.jcfg",
+    ] {
+        let text = std::fs::read_to_string(config.join(file)).unwrap();
+        let text = text.replace("port = 18088", &format!("port = {port}"));
+        std::fs::write(dir.path().join(file), text).unwrap();
+    }
+    let child = std::process::Command::new("janus")
+        .arg("-F")
+        .arg(dir.path())
+        .arg("-C")
+        .arg(dir.path().join("janus.jcfg"))
+        .args(["-E", interface, "-o"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start janus (apt-get install janus)");
+    let janus = Janus {
+        child,
+        url: format!("http://127.0.0.1:{port}/janus"),
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("{}/info", janus.url)).await {
+            if r.status().is_success() {
+                return janus;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("Janus did not answer at {}", janus.url);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_janus_videoroom_is_loaded_and_measured_like_switchboard() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = Server::start(Backend::Sqlite).await;
+    let (interface, ip) = host_interface();
+    let janus = start_janus(&interface).await;
+    let janus_args = ["--server", "janus", "--url", &janus.url, "--bind-ip", &ip];
+    let load = ["--publishers", "2", "--subscribers", "3"];
+    let media = ["--video-bitrate", "500k", "--audio", "--duration", "6s"];
+    let out = raw(
+        &s,
+        &[&janus_args[..], &load, &media, &["--json", "-"]].concat(),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadtest against Janus failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    assert_healthy(&r, 2, 3, 500_000.0);
+    // Each track is named by its Janus feed and mid, and every subscriber matched it.
+    for t in r["tracks"].as_array().unwrap() {
+        let sid = t["track_sid"].as_str().unwrap();
+        let (feed, mid) = sid.split_once(':').unwrap_or_else(|| panic!("{sid}"));
+        assert!(feed.parse::<u64>().is_ok() && !mid.is_empty(), "{sid}");
+    }
+
+    // Something that is not Janus, or no Janus at all, is refused clearly.
+    for (url, says) in [
+        (format!("{}/v1", s.base), "Janus"),
+        ("http://127.0.0.1:9/janus".to_owned(), "cannot reach"),
+    ] {
+        let args = ["--server", "janus", "--url", &url, "--duration", "1s"];
+        let out = raw(&s, &args).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{url}: {err}");
+    }
+    let out = raw(&s, &["--server", "mediasoup"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("use switchboard or janus"), "{err}");
 }
