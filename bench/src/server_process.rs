@@ -9,24 +9,8 @@ use anyhow::{bail, Context};
 
 /// CPU seconds from `/proc/PID/stat` fields utime+stime (own) or cutime+cstime (reaped children).
 pub fn cpu_seconds(pid: &str, children: bool) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name, which may hold spaces.
-    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state); utime is field 14, cutime field 16.
-    let first = if children { 16 } else { 14 };
-    let ticks: f64 = fields[first - 3].parse::<f64>()? + fields[first - 2].parse::<f64>()?;
-    Ok(ticks / clock_ticks())
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    switchboard_loadtest::cpu::cpu_seconds(pid, children)
+        .with_context(|| format!("cannot read the CPU time of process {pid} from /proc"))
 }
 
 /// A server process, killed when dropped.

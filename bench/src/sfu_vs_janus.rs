@@ -5,9 +5,11 @@
 //!
 //! For each load and server it records what the subscribers received
 //! (packets per second, loss, p50/p99 publisher-to-subscriber latency, join
-//! time), the server process's CPU time (from `/proc/PID/stat`) and its peak
-//! resident memory (sampled from `/proc/PID/status`), and derives CPU
-//! seconds per million forwarded packets. Prints the JSON document and writes
+//! time), the server process's CPU time (from `/proc/PID/stat`: over the whole
+//! run, and over the steady part, with everyone joined, that the load tester
+//! reads itself) and its peak resident memory (sampled from
+//! `/proc/PID/status`), and derives CPU seconds per million delivered
+//! packets in the steady part. Prints the JSON document and writes
 //! the markdown table to `--table`.
 
 mod server_process;
@@ -192,7 +194,8 @@ fn run_load(
         .args(["--publishers", &publishers.to_string()])
         .args(["--subscribers", &subscribers.to_string()])
         .args(["--video-bitrate", &args.video_bitrate, "--audio"])
-        .args(["--duration", &args.duration, "--json"])
+        .args(["--duration", &args.duration])
+        .args(["--server-pid", &pid, "--json"])
         .arg(out_file.path())
         .stdout(Stdio::null())
         .status()?;
@@ -206,7 +209,6 @@ fn run_load(
     }
     let report: Value = serde_json::from_str(&std::fs::read_to_string(out_file.path())?)?;
     let total = &report["total"];
-    let measured_s = report["measured_s"].as_f64().unwrap_or(0.0);
     let packets = total["packets"].as_f64().unwrap_or(0.0);
     Ok(json!({
         "server": target.name,
@@ -214,7 +216,7 @@ fn run_load(
         "ok": true,
         "publishers": publishers,
         "subscribers": subscribers,
-        "delivered_packets_per_s": packets / measured_s.max(f64::MIN_POSITIVE),
+        "delivered_packets_per_s": report["received_packets_per_s"],
         "delivered_mbps": report["received_mbps"],
         "loss_pct": total["loss_pct"],
         "missing_streams": report["missing_streams"],
@@ -225,6 +227,7 @@ fn run_load(
         "server_cpu_s": cpu,
         "server_cpu_pct": cpu / wall * 100.0,
         "server_cpu_s_per_million_packets": cpu * 1e6 / packets.max(1.0),
+        "steady": report["server_cpu"],
         "server_peak_rss_mib": peak_rss_mib,
         "wall_s": wall,
     }))
@@ -249,7 +252,7 @@ fn table(rows: &[(String, Value, Value)], doc: &Value) -> String {
         doc["benchmark"].as_str().unwrap_or_default()
     ));
     out.push_str(
-        "| load (pub x sub) | server | delivered pkt/s | loss | p50 / p99 latency | CPU s per M packets | peak RSS | join p50 |\n\
+        "| load (pub x sub) | server | delivered pkt/s | loss | p50 / p99 latency | CPU s per M packets (steady) | peak RSS | join p50 |\n\
          | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for (load, sb, janus) in rows {
@@ -268,7 +271,7 @@ fn table(rows: &[(String, Value, Value)], doc: &Value) -> String {
                 num(r, "loss_pct"),
                 num(r, "latency_p50_ms"),
                 num(r, "latency_p99_ms"),
-                num(r, "server_cpu_s_per_million_packets"),
+                num(&r["steady"], "seconds_per_million_packets"),
                 num(r, "server_peak_rss_mib"),
                 r["join_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
             ));
@@ -279,8 +282,8 @@ fn table(rows: &[(String, Value, Value)], doc: &Value) -> String {
                 num(sb, "delivered_packets_per_s") / num(janus, "delivered_packets_per_s"),
                 num(sb, "latency_p50_ms") / num(janus, "latency_p50_ms"),
                 num(sb, "latency_p99_ms") / num(janus, "latency_p99_ms"),
-                num(sb, "server_cpu_s_per_million_packets")
-                    / num(janus, "server_cpu_s_per_million_packets"),
+                num(&sb["steady"], "seconds_per_million_packets")
+                    / num(&janus["steady"], "seconds_per_million_packets"),
                 num(sb, "server_peak_rss_mib") / num(janus, "server_peak_rss_mib"),
                 sb["join_ms"]["p50"].as_f64().unwrap_or(f64::NAN)
                     / janus["join_ms"]["p50"].as_f64().unwrap_or(f64::NAN),

@@ -350,15 +350,7 @@ impl SimParticipant {
 
     /// Starts sending synthetic media on every published track.
     pub fn start_media(&mut self, spec: PublishSpec, epoch: Epoch) {
-        for (_, kind, track) in &self.sources {
-            let stop = self.stop.subscribe();
-            let track = track.clone();
-            let handle = match kind {
-                TrackKind::Audio => tokio::spawn(send_audio(track, spec.audio_bps, epoch, stop)),
-                TrackKind::Video => tokio::spawn(send_video(track, spec.video_bps, epoch, stop)),
-            };
-            self.senders.push(handle);
-        }
+        self.senders = start_senders(&self.sources, spec, epoch, &self.stop);
     }
 
     /// Waits until the server announced every track this participant sends
@@ -413,6 +405,26 @@ impl SimParticipant {
     }
 }
 
+/// Starts a sender of synthetic media on each of `sources` (until `stop`);
+/// each returns the packets it sent.
+pub(crate) fn start_senders(
+    sources: &[(String, TrackKind, Arc<TrackLocalStaticRTP>)],
+    spec: PublishSpec,
+    epoch: Epoch,
+    stop: &watch::Sender<bool>,
+) -> Vec<tokio::task::JoinHandle<u32>> {
+    sources
+        .iter()
+        .map(|(_, kind, track)| {
+            let (stop, track) = (stop.subscribe(), track.clone());
+            match kind {
+                TrackKind::Audio => tokio::spawn(send_audio(track, spec.audio_bps, epoch, stop)),
+                TrackKind::Video => tokio::spawn(send_video(track, spec.video_bps, epoch, stop)),
+            }
+        })
+        .collect()
+}
+
 /// A local RTP track for `kind`, with a fresh SSRC, carrying the SFU's codec.
 pub(crate) fn local_track(
     identity: &str,
@@ -455,7 +467,7 @@ async fn format_of(track: &TrackLocalStaticRTP, mime: &str) -> StreamFormat {
 }
 
 /// Sends `bps` of synthetic Opus on `track` until `stop`; returns the packets sent.
-pub(crate) async fn send_audio(
+async fn send_audio(
     track: Arc<TrackLocalStaticRTP>,
     bps: u32,
     epoch: Epoch,
@@ -480,7 +492,7 @@ pub(crate) async fn send_audio(
 
 /// Sends `bps` of synthetic VP8 on `track` until `stop`, with a keyframe
 /// whenever one is asked for; returns the packets sent.
-pub(crate) async fn send_video(
+async fn send_video(
     track: Arc<TrackLocalStaticRTP>,
     bps: u32,
     epoch: Epoch,

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
-use crate::client::{local_track, send_audio, send_video, Handler, PcEvent, PublishedTrack};
+use crate::client::{local_track, start_senders, Handler, PcEvent, PublishedTrack};
 use crate::client::{PublishSpec, Received, TrackNames};
 use crate::clock::Epoch;
 use crate::LoadtestError;
@@ -551,14 +551,7 @@ impl JanusParticipant {
 
     /// Starts sending synthetic media on every published track.
     pub fn start_media(&mut self, spec: PublishSpec, epoch: Epoch) {
-        for (_, kind, track) in &self.sources {
-            let stop = self.stop.subscribe();
-            let track = track.clone();
-            self.senders.push(match kind {
-                TrackKind::Audio => tokio::spawn(send_audio(track, spec.audio_bps, epoch, stop)),
-                TrackKind::Video => tokio::spawn(send_video(track, spec.video_bps, epoch, stop)),
-            });
-        }
+        self.senders = start_senders(&self.sources, spec, epoch, &self.stop);
     }
 
     /// Stops sending and returns what each track sent.

@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod cpu;
 pub mod janus;
 pub mod report;
 pub mod stats;
@@ -105,6 +106,8 @@ pub struct Config {
     pub bind_ip: IpAddr,
     /// Most subscribers joining at the same time.
     pub join_concurrency: usize,
+    /// The server's process id, to read its CPU time while media flows (same machine only).
+    pub server_pid: Option<u32>,
 }
 
 impl Config {
@@ -231,11 +234,69 @@ pub async fn run(config: Config) -> Result<Report, LoadtestError> {
     }
     tracing::info!(subscribers = subscribers.len(), "subscribers joined");
 
+    let received: Vec<_> = subscribers
+        .iter()
+        .map(|(s, started)| (s.received.clone(), *started))
+        .collect();
+    let report = measure(&config, &mut publishers, &received).await;
+    for p in publishers {
+        p.leave().await;
+    }
+    for (s, _) in subscribers {
+        s.leave().await;
+    }
+    Ok(report)
+}
+
+/// A simulated publisher, on whichever server.
+#[async_trait::async_trait]
+trait Publisher: Send {
+    /// Who it is.
+    fn identity(&self) -> &str;
+    /// Stops sending; what each of its tracks sent.
+    async fn stop_media(&mut self) -> Vec<client::PublishedTrack>;
+}
+
+#[async_trait::async_trait]
+impl Publisher for SimParticipant {
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+    async fn stop_media(&mut self) -> Vec<client::PublishedTrack> {
+        SimParticipant::stop_media(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Publisher for janus::JanusParticipant {
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+    async fn stop_media(&mut self) -> Vec<client::PublishedTrack> {
+        janus::JanusParticipant::stop_media(self).await
+    }
+}
+
+/// Lets media flow for the run's duration, stops the publishers, lets the
+/// tail drain, and sums up what the subscribers received.
+async fn measure<P: Publisher>(
+    config: &Config,
+    publishers: &mut [P],
+    subscribers: &[(client::Received, u64)],
+) -> Report {
     let measured_from = Instant::now();
+    let server_cpu = || {
+        config
+            .server_pid
+            .and_then(|pid| cpu::cpu_seconds(&pid.to_string(), false))
+    };
+    let cpu_before = server_cpu();
     tokio::time::sleep(config.duration).await;
+    // Everyone joined and sending: what the server spends here is forwarding.
+    let steady = cpu_before.zip(server_cpu()).map(|(a, b)| b - a);
     let mut tracks = Vec::new();
-    for p in &mut publishers {
-        let identity = p.identity.clone();
+    for p in publishers.iter_mut() {
+        let identity = p.identity().to_owned();
         tracks.extend(
             p.stop_media()
                 .await
@@ -244,20 +305,10 @@ pub async fn run(config: Config) -> Result<Report, LoadtestError> {
         );
     }
     tokio::time::sleep(DRAIN).await;
-    let elapsed = measured_from.elapsed();
-
-    let received: Vec<_> = subscribers
-        .iter()
-        .map(|(s, started)| (s.received.clone(), *started))
-        .collect();
-    let report = Report::build(&config, elapsed, &tracks, &received);
-    for p in publishers {
-        p.leave().await;
-    }
-    for (s, _) in subscribers {
-        s.leave().await;
-    }
-    Ok(report)
+    let mut report = Report::build(config, measured_from.elapsed(), &tracks, subscribers);
+    report.server_cpu =
+        steady.map(|cpu_s| report::ServerCpu::over(cpu_s, config.duration, &report));
+    report
 }
 
 /// The peers' WebRTC settings for a run.
@@ -314,25 +365,11 @@ async fn run_janus(config: Config) -> Result<Report, LoadtestError> {
     }
     tracing::info!(subscribers = subscribers.len(), "subscribers joined Janus");
 
-    let measured_from = Instant::now();
-    tokio::time::sleep(config.duration).await;
-    let mut tracks = Vec::new();
-    for p in &mut publishers {
-        let identity = p.identity.clone();
-        tracks.extend(
-            p.stop_media()
-                .await
-                .into_iter()
-                .map(|t| (identity.clone(), t)),
-        );
-    }
-    tokio::time::sleep(DRAIN).await;
-    let elapsed = measured_from.elapsed();
     let received: Vec<_> = subscribers
         .iter()
         .map(|(s, started)| (s.received.clone(), *started))
         .collect();
-    let report = Report::build(&config, elapsed, &tracks, &received);
+    let report = measure(&config, &mut publishers, &received).await;
     for p in publishers {
         p.leave().await;
     }

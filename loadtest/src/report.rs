@@ -34,6 +34,37 @@ pub struct Report {
     pub total: StreamSummary,
     /// Payload bitrate the subscribers received altogether.
     pub received_mbps: f64,
+    /// Packets per second the subscribers received altogether.
+    pub received_packets_per_s: f64,
+    /// What the server spent while everyone was joined and media flowed (with `--server-pid`).
+    pub server_cpu: Option<ServerCpu>,
+}
+
+/// The server's CPU time over the steady part of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerCpu {
+    /// CPU seconds spent.
+    pub seconds: f64,
+    /// Over how long.
+    pub window_s: f64,
+    /// Share of one core.
+    pub core_pct: f64,
+    /// CPU seconds per million packets delivered in that time.
+    pub seconds_per_million_packets: f64,
+}
+
+impl ServerCpu {
+    /// `seconds` of CPU over `window`, against the packets `report` says were delivered per second.
+    pub fn over(seconds: f64, window: Duration, report: &Report) -> Self {
+        let window_s = window.as_secs_f64();
+        let packets = report.received_packets_per_s * window_s;
+        Self {
+            seconds,
+            window_s,
+            core_pct: seconds / window_s.max(f64::MIN_POSITIVE) * 100.0,
+            seconds_per_million_packets: seconds * 1e6 / packets.max(1.0),
+        }
+    }
 }
 
 /// One published track.
@@ -143,6 +174,7 @@ impl Report {
             })
             .collect();
         let received_mbps = all_summaries.iter().map(|s| s.bitrate_kbps).sum::<f64>() / 1000.0;
+        let received_packets_per_s = all_summaries.iter().map(|s| s.packets_per_s).sum();
         Self {
             publishers: config.publishers,
             subscribers: config.subscribers,
@@ -154,6 +186,8 @@ impl Report {
             missing_streams,
             total: aggregate(&all_summaries, &all_latency),
             received_mbps,
+            received_packets_per_s,
+            server_cpu: None,
         }
     }
 }

@@ -92,6 +92,11 @@ impl StreamStats {
             } else {
                 0.0
             },
+            packets_per_s: if span_s > 0.0 {
+                self.packets as f64 / span_s
+            } else {
+                0.0
+            },
             jitter_ms: self.jitter_us / 1000.0,
             latency_p50_ms: self.latency.quantile_ms(0.50),
             latency_p99_ms: self.latency.quantile_ms(0.99),
@@ -118,6 +123,8 @@ pub struct StreamSummary {
     pub loss_pct: f64,
     /// Received payload bitrate.
     pub bitrate_kbps: f64,
+    /// Packets received per second, from the first to the last.
+    pub packets_per_s: f64,
     /// RFC 3550 interarrival jitter.
     pub jitter_ms: f64,
     /// Median publisher-to-subscriber latency through the SFU.
@@ -204,6 +211,7 @@ pub fn aggregate(summaries: &[StreamSummary], latency: &StreamStats) -> StreamSu
         lost,
         loss_pct: loss_pct(lost, expected),
         bitrate_kbps: summaries.iter().map(|s| s.bitrate_kbps).sum::<f64>() / n,
+        packets_per_s: summaries.iter().map(|s| s.packets_per_s).sum::<f64>() / n,
         jitter_ms: summaries.iter().map(|s| s.jitter_ms).sum::<f64>() / n,
         latency_p50_ms: merged.latency_p50_ms,
         latency_p99_ms: merged.latency_p99_ms,

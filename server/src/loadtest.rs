@@ -49,6 +49,9 @@ pub struct LoadtestArgs {
     /// Most subscribers joining at once.
     #[arg(long, default_value_t = 10)]
     join_concurrency: usize,
+    /// The server's process id on this machine: its CPU time while media flows goes in the report.
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// Write the JSON summary to this file (`-` prints it instead of the table).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -79,6 +82,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         duration: args.duration,
         bind_ip: args.bind_ip,
         join_concurrency: args.join_concurrency,
+        server_pid: args.server_pid,
     };
     let report = switchboard_loadtest::run(config).await?;
     let json = serde_json::to_string_pretty(&report)?;

@@ -287,7 +287,17 @@ async fn a_janus_videoroom_is_loaded_and_measured_like_switchboard() {
     let s = Server::start(Backend::Sqlite).await;
     let (interface, ip) = host_interface();
     let janus = start_janus(&interface).await;
-    let janus_args = ["--server", "janus", "--url", &janus.url, "--bind-ip", &ip];
+    let pid = janus.child.id().to_string();
+    let janus_args = [
+        "--server",
+        "janus",
+        "--url",
+        &janus.url,
+        "--bind-ip",
+        &ip,
+        "--server-pid",
+        &pid,
+    ];
     let load = ["--publishers", "2", "--subscribers", "3"];
     let media = ["--video-bitrate", "500k", "--audio", "--duration", "6s"];
     let out = raw(
@@ -303,6 +313,16 @@ async fn a_janus_videoroom_is_loaded_and_measured_like_switchboard() {
     );
     let r: Value = serde_json::from_str(&stdout).unwrap();
     assert_healthy(&r, 2, 3, 500_000.0);
+    // Janus's CPU time while media flowed, per delivered packet.
+    let cpu = &r["server_cpu"];
+    assert!(cpu["seconds"].as_f64().unwrap() > 0.0, "{cpu}");
+    assert!(
+        cpu["seconds_per_million_packets"].as_f64().unwrap() > 0.0,
+        "{cpu}"
+    );
+    let pps = r["received_packets_per_s"].as_f64().unwrap();
+    // 2 publishers x 3 subscribers x (50 audio + about 55 video packets a second).
+    assert!((500.0..800.0).contains(&pps), "{pps} packets/s");
     // Each track is named by its Janus feed and mid, and every subscriber matched it.
     for t in r["tracks"].as_array().unwrap() {
         let sid = t["track_sid"].as_str().unwrap();
