@@ -263,14 +263,7 @@ impl SimParticipant {
 
         let mut sources = Vec::new();
         if let (Some(pc), Some(spec)) = (&publisher, publish) {
-            for (kind, bps, mime) in [
-                (TrackKind::Audio, spec.audio_bps, "audio/opus"),
-                (TrackKind::Video, spec.video_bps, "video/VP8"),
-            ] {
-                if bps == 0 {
-                    continue;
-                }
-                let track = local_track(&identity, kind, mime)?;
+            for (kind, track) in local_tracks(&identity, spec)? {
                 let cid = track.track_id().await.to_string();
                 let _ = out_tx.send(ClientMessage::AddTrack {
                     cid: cid.clone(),
@@ -425,8 +418,23 @@ pub(crate) fn start_senders(
         .collect()
 }
 
+/// The tracks `spec` publishes: Opus and VP8, each unless its bitrate is 0.
+pub(crate) fn local_tracks(
+    identity: &str,
+    spec: PublishSpec,
+) -> Result<Vec<(TrackKind, Arc<TrackLocalStaticRTP>)>, LoadtestError> {
+    [
+        (TrackKind::Audio, spec.audio_bps, "audio/opus"),
+        (TrackKind::Video, spec.video_bps, "video/VP8"),
+    ]
+    .into_iter()
+    .filter(|(_, bps, _)| *bps > 0)
+    .map(|(kind, _, mime)| Ok((kind, local_track(identity, kind, mime)?)))
+    .collect()
+}
+
 /// A local RTP track for `kind`, with a fresh SSRC, carrying the SFU's codec.
-pub(crate) fn local_track(
+fn local_track(
     identity: &str,
     kind: TrackKind,
     mime: &str,

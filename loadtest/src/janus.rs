@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
-use crate::client::{local_track, start_senders, Handler, PcEvent, PublishedTrack};
+use crate::client::{local_tracks, start_senders, Handler, PcEvent, PublishedTrack};
 use crate::client::{PublishSpec, Received, TrackNames};
 use crate::clock::Epoch;
 use crate::LoadtestError;
@@ -391,14 +391,7 @@ impl JanusParticipant {
             .await
             .map_err(rtc_error)?;
         let mut sources = Vec::new();
-        for (kind, bps, mime) in [
-            (TrackKind::Audio, spec.audio_bps, "audio/opus"),
-            (TrackKind::Video, spec.video_bps, "video/VP8"),
-        ] {
-            if bps == 0 {
-                continue;
-            }
-            let track = local_track(&identity, kind, mime)?;
+        for (kind, track) in local_tracks(&identity, spec)? {
             pc.add_track(track.clone()).await.map_err(rtc_error)?;
             sources.push((String::new(), kind, track));
         }

@@ -216,22 +216,15 @@ pub async fn run(config: Config) -> Result<Report, LoadtestError> {
     }
     tracing::info!(publishers = publishers.len(), "publishers sending");
 
-    let gate = Arc::new(Semaphore::new(config.join_concurrency));
-    let joins = (0..config.subscribers).map(|i| {
-        let (http, config, rtc, gate) = (&http, &config, &rtc, gate.clone());
+    let subscribers = join_subscribers(&config, epoch, |i| {
+        let (http, config, rtc) = (&http, &config, &rtc);
         async move {
-            let _permit = gate.acquire_owned().await;
             let identity = format!("lt-sub-{run_id}-{i}");
-            let started_us = epoch.now_us();
             let t = token(http, config, &identity, false).await?;
-            let p = SimParticipant::join(identity, &t.url, &t.token, rtc, None, epoch).await?;
-            Ok::<_, LoadtestError>((p, started_us))
+            SimParticipant::join(identity, &t.url, &t.token, rtc, None, epoch).await
         }
-    });
-    let mut subscribers = Vec::with_capacity(config.subscribers);
-    for s in futures::future::join_all(joins).await {
-        subscribers.push(s?);
-    }
+    })
+    .await?;
     tracing::info!(subscribers = subscribers.len(), "subscribers joined");
 
     let received: Vec<_> = subscribers
@@ -246,6 +239,30 @@ pub async fn run(config: Config) -> Result<Report, LoadtestError> {
         s.leave().await;
     }
     Ok(report)
+}
+
+/// Joins the run's subscribers with `join` (given each one's index), at most
+/// `join_concurrency` at a time; each comes with when its join started (µs on
+/// `epoch`), from which its join time is measured.
+async fn join_subscribers<P, F, Fut>(
+    config: &Config,
+    epoch: Epoch,
+    join: F,
+) -> Result<Vec<(P, u64)>, LoadtestError>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<P, LoadtestError>>,
+{
+    let gate = Arc::new(Semaphore::new(config.join_concurrency));
+    let joins = (0..config.subscribers).map(|i| {
+        let (gate, join) = (gate.clone(), &join);
+        async move {
+            let _permit = gate.acquire_owned().await;
+            let started_us = epoch.now_us();
+            Ok::<_, LoadtestError>((join(i).await?, started_us))
+        }
+    });
+    futures::future::join_all(joins).await.into_iter().collect()
 }
 
 /// A simulated publisher, on whichever server.
@@ -348,21 +365,12 @@ async fn run_janus(config: Config) -> Result<Report, LoadtestError> {
     let feeds: Vec<u64> = publishers.iter().filter_map(|p| p.feed).collect();
     tracing::info!(publishers = publishers.len(), "publishers sending to Janus");
 
-    let gate = Arc::new(Semaphore::new(config.join_concurrency));
-    let joins = (0..config.subscribers).map(|i| {
-        let (room, rtc, gate, feeds) = (&room, &rtc, gate.clone(), &feeds);
-        async move {
-            let _permit = gate.acquire_owned().await;
-            let started_us = epoch.now_us();
-            let identity = format!("lt-sub-{run_id}-{i}");
-            let p = janus::JanusParticipant::subscribe(room, identity, rtc, feeds, epoch).await?;
-            Ok::<_, LoadtestError>((p, started_us))
-        }
-    });
-    let mut subscribers = Vec::with_capacity(config.subscribers);
-    for s in futures::future::join_all(joins).await {
-        subscribers.push(s?);
-    }
+    let subscribers = join_subscribers(&config, epoch, |i| {
+        let (room, rtc, feeds) = (&room, &rtc, &feeds);
+        let identity = format!("lt-sub-{run_id}-{i}");
+        janus::JanusParticipant::subscribe(room, identity, rtc, feeds, epoch)
+    })
+    .await?;
     tracing::info!(subscribers = subscribers.len(), "subscribers joined Janus");
 
     let received: Vec<_> = subscribers
