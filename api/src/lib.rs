@@ -46,8 +46,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Settings the API needs beyond its collaborators.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// The WebSocket URL clients connect to with an access token.
-    pub media_url: String,
     /// Where webhook endpoints may point.
     pub webhook_policy: switchboard_core::webhook::AddressPolicy,
     /// The plans usage is priced by.
@@ -61,6 +59,8 @@ pub struct AppState {
     pub store: Store,
     /// Live participants on the media tier.
     pub directory: Arc<dyn ParticipantDirectory>,
+    /// Which media node hosts each room.
+    pub rooms_router: Arc<dyn switchboard_core::node::RoomRouter>,
     /// Recordings on the media tier.
     pub recorders: Arc<dyn switchboard_core::directory::RecordingDirectory>,
     /// Where recordings' files are kept, if this server can read them.
@@ -149,17 +149,30 @@ pub fn app_with(
         ));
     let spec = Arc::new(spec);
 
-    Router::new()
+    let api = Router::new()
         .merge(v1)
         .merge(v1::recordings::signed_router())
-        .merge(health::router())
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || {
                 let spec = spec.clone();
                 async move { axum::Json(spec.as_ref().clone()) }
             }),
-        )
+        );
+    served(api, state, extra)
+}
+
+/// A media-only node's HTTP application: health, metrics and `routes` (its
+/// signaling, WHIP/WHEP and SDK), without the REST API, under the same
+/// request ids, logging and fallbacks as [`app_with`].
+pub fn media_node_app(state: AppState, routes: Router) -> Router {
+    observability::prometheus();
+    served(Router::new(), state, routes)
+}
+
+/// `own` routes with health and `extra`, under the shared layers.
+fn served(own: Router<AppState>, state: AppState, extra: Router) -> Router {
+    own.merge(health::router())
         .with_state(state)
         .merge(extra)
         .route_layer(axum::middleware::from_fn(observability::record_metrics))

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 
 /// CPU seconds from `/proc/PID/stat` fields utime+stime (own) or cutime+cstime (reaped children).
 pub fn cpu_seconds(pid: &str, children: bool) -> anyhow::Result<f64> {
-    switchboard_loadtest::cpu::cpu_seconds(pid, children)
+    switchboard_media::load::cpu_seconds(pid, children)
         .with_context(|| format!("cannot read the CPU time of process {pid} from /proc"))
 }
 

@@ -4,7 +4,6 @@
 //!   and `participant.left` (and recordings) into sessions and rows of the
 //!   usage ledger, and closes the sessions of nodes that fell silent at their
 //!   last heartbeat.
-//! - [`heartbeat`]: the task that tells the database this node is alive.
 //! - [`stripe`]: customers, subscriptions, usage reports and webhooks of
 //!   Stripe, when configured.
 //!
@@ -12,6 +11,5 @@
 //! invoices) lives in `switchboard_core::usage` and `switchboard_core::billing`
 //! so the API can show it without depending on this crate.
 
-pub mod heartbeat;
 pub mod meter;
 pub mod stripe;

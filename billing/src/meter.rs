@@ -10,7 +10,7 @@ use switchboard_store::{Store, StoreError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::heartbeat;
+use switchboard_core::node::{DEAD_AFTER, HEARTBEAT_INTERVAL};
 
 /// Events metered in one transaction.
 const BATCH: u32 = 500;
@@ -27,8 +27,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            poll_interval: heartbeat::INTERVAL,
-            dead_after: heartbeat::DEAD_AFTER,
+            poll_interval: HEARTBEAT_INTERVAL,
+            dead_after: DEAD_AFTER,
         }
     }
 }

@@ -11,11 +11,13 @@ use switchboard_billing::meter::{Config, Worker};
 use switchboard_core::event::{
     LeaveReason, ParticipantRef, RoomRef, TrackKind, TrackRef, TrackSource,
 };
+use switchboard_core::node::NodeLoad;
 use switchboard_core::usage::{Meter, Period};
 use switchboard_core::{
     Clock, Event, EventPayload, Identity, ManualClock, NodeId, ParticipantSid, ProjectId, RoomName,
     RoomSid, TrackSid,
 };
+use switchboard_store::nodes::NodeRegistration;
 use switchboard_store::testing::TestDb;
 use switchboard_store::usage::{Session, SessionFilter};
 use switchboard_store::{on_both_backends, Backend, Store};
@@ -127,8 +129,8 @@ impl Fixture {
     async fn beat(&self, nodes: &[NodeId]) {
         for n in nodes {
             self.store
-                .usage()
-                .heartbeat(*n, self.clock.now())
+                .nodes()
+                .heartbeat(*n, &NodeLoad::default(), self.clock.now())
                 .await
                 .unwrap();
         }
@@ -277,7 +279,11 @@ async fn a_dead_nodes_sessions_end_at_its_last_heartbeat(backend: Backend) {
     let (dead, alive, stopped) = (NodeId::new(), NodeId::new(), NodeId::new());
     let start = f.clock.now();
     for n in [dead, alive, stopped] {
-        f.store.usage().register_node(n, start).await.unwrap();
+        f.store
+            .nodes()
+            .register(&NodeRegistration::local(n), start)
+            .await
+            .unwrap();
     }
     let (ann, bob, cat) = (f.who("ann"), f.who("bob"), f.who("cat"));
     f.join("2026-11-30T23:00:01Z", &ann, Some(dead)).await;

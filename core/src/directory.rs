@@ -6,7 +6,7 @@
 //! running, [`NoMediaTier`] answers truthfully that nobody is connected.
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::id::{ProjectId, RecordingId, TrackSid};
@@ -25,7 +25,7 @@ pub enum DirectoryError {
 }
 
 /// A change to a live participant.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParticipantUpdate {
     /// New metadata, up to 64 KiB.

@@ -19,6 +19,8 @@
 //!   point (event type patterns, the address policy against SSRF).
 //! - [`usage`] and [`billing`]: the meters, how usage is split into hours and
 //!   rounded, and the plans and invoice arithmetic applied to it.
+//! - [`node`]: the nodes of a deployment, their load, and the rule that
+//!   places a new room on one of them.
 //! - [`clock`]: wall-clock time behind a trait, so time-driven logic tests on
 //!   a manual clock.
 //!
@@ -33,6 +35,7 @@ pub mod event;
 pub mod function;
 pub mod id;
 pub mod name;
+pub mod node;
 pub mod recording;
 pub mod room;
 pub mod signal;

@@ -16,7 +16,6 @@
 
 pub mod client;
 pub mod clock;
-pub mod cpu;
 pub mod janus;
 pub mod report;
 pub mod stats;
@@ -305,7 +304,7 @@ async fn measure<P: Publisher>(
     let server_cpu = || {
         config
             .server_pid
-            .and_then(|pid| cpu::cpu_seconds(&pid.to_string(), false))
+            .and_then(|pid| switchboard_media::load::cpu_seconds(&pid.to_string(), false))
     };
     let cpu_before = server_cpu();
     tokio::time::sleep(config.duration).await;

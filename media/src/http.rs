@@ -224,6 +224,11 @@ pub(crate) async fn join_room(
             "room_not_found",
             format!("room `{room_name}` does not exist; create it with POST /v1/rooms or grant room_create"),
         )),
+        Err(RoomLookupError::Elsewhere(url)) => Err(error(
+            StatusCode::CONFLICT,
+            "room_on_another_node",
+            format!("room `{room_name}` is live on the node at {url}; ask POST /v1/tokens for its URL and connect there"),
+        )),
         Err(RoomLookupError::Store(e)) => {
             tracing::error!(error = %e, "room lookup failed");
             Err(error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "cannot reach the room registry"))

@@ -16,6 +16,7 @@
 //!   [`sfu::forwarder::Forwarder`] decides and rewrites it for one subscriber.
 //! - [`recording`]: recording tracks to files: a recorder subscribes to
 //!   tracks like a participant and writes each to its own WebM file.
+//! - [`load`]: what the node carries, reported with its heartbeats.
 //! - [`http`]: `/rtc`, `/sdk/switchboard.js` and the dev `/demo` page.
 //! - [`turn`]: the STUN/TURN servers handed to clients, with time-limited
 //!   TURN REST credentials.
@@ -30,6 +31,7 @@
 mod error;
 
 pub mod http;
+pub mod load;
 pub mod recording;
 pub mod rtc;
 pub mod sdp;

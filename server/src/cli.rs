@@ -29,6 +29,9 @@ enum Command {
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List the nodes of a deployment, or drain one.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Bill usage through Stripe.
     #[command(subcommand)]
     Billing(BillingCommand),
@@ -74,6 +77,14 @@ enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Show every running node: role, region, state, load and URL.
+    List(crate::node::ListArgs),
+    /// Send no new rooms to a node; its rooms go on until they finish.
+    Drain(crate::node::DrainArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum BillingCommand {
     /// Report a period's usage to Stripe now, before the period closes.
     Settle(crate::billing::SettleArgs),
@@ -110,6 +121,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Project(ProjectCommand::Suspend(args)) => crate::project::suspend(args).await,
         Command::Project(ProjectCommand::Resume(args)) => crate::project::resume(args).await,
+        Command::Node(NodeCommand::List(args)) => crate::node::list(args).await,
+        Command::Node(NodeCommand::Drain(args)) => crate::node::drain(args).await,
         Command::Billing(BillingCommand::Settle(args)) => crate::billing::settle(args).await,
         Command::User(UserCommand::Create(args)) => crate::user::create(args).await,
         Command::Token(TokenCommand::Create(args)) => crate::token::create(args),

@@ -34,6 +34,17 @@ pub struct ServeFlags {
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// NATS server shared by every node (`nats://127.0.0.1:4222`, with JetStream): carries
+    /// events between nodes and REST calls to the node hosting a room. Needed with several nodes.
+    #[arg(long, env = "SWITCHBOARD_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// What this process runs: `all` (the default: everything), `api` (REST, dashboard,
+    /// webhooks, functions, billing) or `media` (an SFU node). Split roles need --nats-url and PostgreSQL.
+    #[arg(long, env = "SWITCHBOARD_ROLE")]
+    pub role: Option<switchboard_core::node::NodeRole>,
+    /// Region this node is in, such as `eu-west`: rooms asked for there are placed on its nodes.
+    #[arg(long, env = "SWITCHBOARD_REGION")]
+    pub region: Option<switchboard_core::node::Region>,
     /// Local IP that media (UDP) sockets bind to.
     #[arg(long, env = "SWITCHBOARD_RTC_BIND_IP")]
     pub rtc_bind_ip: Option<std::net::IpAddr>,
@@ -151,6 +162,9 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub rtc_bind_ip: Option<std::net::IpAddr>,
     pub node_ip: Option<std::net::IpAddr>,
+    pub region: Option<switchboard_core::node::Region>,
+    pub nats_url: Option<String>,
+    pub role: Option<switchboard_core::node::NodeRole>,
     pub ice_servers: Option<Vec<String>>,
     pub max_publish_bitrate: Option<u32>,
     pub max_publish_packet_rate: Option<u32>,

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod functions;
 mod loadtest;
+mod node;
 mod project;
 mod serve;
 mod token;

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchboard_api::{ApiConfig, AppState};
+use switchboard_core::function::FunctionRunner;
+use switchboard_core::node::{NodeLoad, NodeRole, HEARTBEAT_INTERVAL};
 use switchboard_core::webhook::AddressPolicy;
 use switchboard_core::{NodeId, SystemClock};
-use switchboard_functions::FunctionHost;
+use switchboard_store::nodes::NodeRegistration;
 use switchboard_store::Store;
 use switchboard_webhooks::{RetrySchedule, WebhookConfig};
 use tokio::net::TcpListener;
@@ -49,6 +51,29 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         .migrate()
         .await
         .context("cannot migrate the database")?;
+    let nats = match flags.nats_url.clone().or(file.nats_url.clone()) {
+        Some(url) => Some(switchboard_cluster::connect(&url).await?),
+        None => None,
+    };
+    let role = flags.role.or(file.role).unwrap_or(NodeRole::All);
+    if role != NodeRole::All {
+        anyhow::ensure!(
+            nats.is_some(),
+            "--role {role} runs one part of a deployment: give every node --nats-url \
+             (a NATS server with JetStream) so the parts reach each other"
+        );
+        anyhow::ensure!(
+            store.backend() == switchboard_store::Backend::Postgres,
+            "--role {role} needs the PostgreSQL database every node shares \
+             (--database-url postgres://...); an SQLite file belongs to one process"
+        );
+    }
+    let store = match &nats {
+        Some(client) => store.with_bus(Arc::new(
+            switchboard_cluster::JetStreamBus::start(client.clone()).await?,
+        )),
+        None => store,
+    };
     let dev_project = if dev {
         let project = seed_dev_project(&store).await?;
         seed_dev_user(&store, project).await?;
@@ -69,7 +94,6 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{local}"))
         .trim_end_matches('/')
         .to_owned();
-    let media_url = format!("{}/rtc", public_url.replacen("http", "ws", 1));
 
     let mut rtc =
         RtcConfig {
@@ -123,15 +147,45 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     );
     let clock: Arc<dyn switchboard_core::Clock> = Arc::new(SystemClock);
     let node = NodeId::new();
-    let heartbeat = switchboard_billing::heartbeat::start(
+    let region = flags
+        .region
+        .clone()
+        .or(file.region.clone())
+        .unwrap_or_default();
+    let rooms = RoomManager::new(store.clone(), rtc, node, public_url.clone());
+    let load: switchboard_cluster::heartbeat::LoadSource = {
+        let (rooms, cpu) = (rooms.clone(), switchboard_media::load::CpuShare::new());
+        Arc::new(move || NodeLoad {
+            cpu: cpu.sample(),
+            ..rooms.load()
+        })
+    };
+    let heartbeat = switchboard_cluster::heartbeat::start(
         store.clone(),
         clock.clone(),
-        node,
-        switchboard_billing::heartbeat::INTERVAL,
+        NodeRegistration {
+            id: node,
+            role,
+            region: region.clone(),
+            url: public_url.clone(),
+        },
+        load,
+        HEARTBEAT_INTERVAL,
     )
     .await
     .context("cannot register this node")?;
-    let rooms = RoomManager::new(store.clone(), rtc, node);
+    tracing::info!(node_id = %node, %region, %role, "node registered");
+    if nats.is_none() {
+        rooms.set_standalone();
+    }
+    let directory = Arc::new(switchboard_cluster::ClusterDirectory::new(
+        store.clone(),
+        nats.clone(),
+        node,
+        public_url.clone(),
+        role.hosts_media()
+            .then(|| rooms.clone() as Arc<dyn switchboard_cluster::rpc::MediaTier>),
+    ));
     let spool = storage.data_dir.join("recordings");
     let recording_storage = match file.recordings.as_ref().and_then(|r| r.s3.as_ref()) {
         Some(s3) => switchboard_recording::Storage::with_s3(spool, s3)
@@ -159,9 +213,19 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             ..WebhookConfig::default()
         },
     )?;
-    let mut workers = webhooks.start();
-    workers.push(heartbeat);
-    if recording_storage.is_remote() {
+    let mut workers = vec![heartbeat];
+    if role.serves_api() {
+        workers.extend(webhooks.start());
+    }
+    if let Some(client) = nats.as_ref().filter(|_| role.hosts_media()) {
+        // Other nodes' REST calls on the rooms hosted here.
+        workers.push(
+            switchboard_cluster::rpc::serve(client.clone(), node, rooms.clone())
+                .await
+                .context("cannot subscribe to this node's NATS subject")?,
+        );
+    }
+    if role.serves_api() && recording_storage.is_remote() {
         // Recordings a lost node was uploading end up with what reached the bucket.
         workers.push(switchboard_recording::live::start_janitor(
             store.clone(),
@@ -169,60 +233,40 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             Duration::from_secs(5),
         ));
     }
-    workers.push(
-        switchboard_billing::meter::Worker::new(
-            store.clone(),
-            clock.clone(),
-            switchboard_billing::meter::Config::default(),
-        )
-        .start(),
-    );
-    let mut limits = switchboard_functions::Limits::default();
-    if let Some(ms) = flags
-        .function_join_deadline_ms
-        .or(file.function_join_deadline_ms)
-    {
-        limits.joining_deadline = Duration::from_millis(ms);
+    if role.serves_api() {
+        workers.push(
+            switchboard_billing::meter::Worker::new(
+                store.clone(),
+                clock.clone(),
+                switchboard_billing::meter::Config::default(),
+            )
+            .start(),
+        );
     }
-    if let Some(ms) = flags
-        .function_event_deadline_ms
-        .or(file.function_event_deadline_ms)
-    {
-        limits.event_deadline = Duration::from_millis(ms);
-    }
-    if let Some(mb) = flags.function_memory_mb.or(file.function_memory_mb) {
-        limits.memory_bytes = (mb as usize) << 20;
-    }
-    let cache_dir = flags
-        .function_cache_dir
-        .clone()
-        .or(file.function_cache_dir.clone())
-        .unwrap_or_else(|| std::env::temp_dir().join("switchboard-function-cache"));
-    let functions = FunctionHost::new(
-        switchboard_functions::Services::new(
-            store.clone(),
-            rooms.clone(),
-            rooms.clone(),
-            clock.clone(),
-        ),
-        limits,
-        Some(cache_dir),
+    let functions = start_functions(
+        FunctionSettings {
+            join_deadline_ms: flags
+                .function_join_deadline_ms
+                .or(file.function_join_deadline_ms),
+            event_deadline_ms: flags
+                .function_event_deadline_ms
+                .or(file.function_event_deadline_ms),
+            memory_mb: flags.function_memory_mb.or(file.function_memory_mb),
+            cache_dir: flags
+                .function_cache_dir
+                .clone()
+                .or(file.function_cache_dir.clone()),
+        },
+        role,
+        &store,
+        &rooms,
+        &directory,
+        &clock,
+        &mut workers,
     )?;
-    functions.warm_up();
-    rooms.set_join_gate(Arc::new(switchboard_functions::gate::FunctionGate::new(
-        functions.clone(),
-    )));
-    workers.extend(
-        switchboard_functions::worker::Worker::new(
-            functions.clone(),
-            store.clone(),
-            Duration::from_secs(1),
-        )
-        .start(),
-    );
     let mut stripe_webhooks = None;
     let stripe_currency = file.stripe.as_ref().map(|s| s.currency.clone());
-    if let Some(stripe) = file.stripe.clone() {
+    if let Some(stripe) = file.stripe.clone().filter(|_| role.serves_api()) {
         if let Some(secret) = &stripe.webhook_secret {
             stripe_webhooks = Some(
                 switchboard_billing::stripe::webhook::Receiver::new(
@@ -246,13 +290,23 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     }
     let state = AppState {
         store: store.clone(),
-        directory: rooms.clone(),
-        recorders: rooms.clone(),
+        directory: directory.clone(),
+        rooms_router: match &nats {
+            Some(_) => Arc::new(switchboard_cluster::Router::new(
+                store.clone(),
+                clock.clone(),
+            )) as Arc<dyn switchboard_core::node::RoomRouter>,
+            None => Arc::new(switchboard_cluster::router::SingleNode::new(
+                store.clone(),
+                clock.clone(),
+                node,
+            )),
+        },
+        recorders: directory.clone(),
         recording_storage: Some(recording_storage.clone()),
-        functions: Some(functions.clone()),
+        functions: functions.clone().map(|f| f as Arc<dyn FunctionRunner>),
         clock: clock.clone(),
         config: Arc::new(ApiConfig {
-            media_url,
             webhook_policy,
             plans,
         }),
@@ -263,22 +317,34 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     });
     let mut dashboard = switchboard_dashboard::Dashboard::new(
         store.clone(),
-        rooms.clone(),
+        directory.clone(),
         clock.clone(),
         state.config.plans.clone(),
         public_url.starts_with("https://"),
     )
     .with_recording_storage(recording_storage.clone())
-    .with_webhook_policy(webhook_policy)
-    .with_functions(functions);
+    .with_webhook_policy(webhook_policy);
+    if let Some(functions) = functions {
+        dashboard = dashboard.with_functions(functions);
+    }
     if let Some(currency) = &stripe_currency {
         dashboard = dashboard.with_stripe(currency);
     }
-    let mut extra = switchboard_media::http::router(rooms.clone(), demo).merge(dashboard.router());
-    if let Some(routes) = stripe_webhooks {
-        extra = extra.merge(routes);
-    }
-    let app = switchboard_api::app_with(state, extra, Some(switchboard_media::http::openapi()));
+    let media_routes = role
+        .hosts_media()
+        .then(|| switchboard_media::http::router(rooms.clone(), demo));
+    let app = if role.serves_api() {
+        let mut extra = dashboard.router();
+        if let Some(routes) = media_routes {
+            extra = extra.merge(routes);
+        }
+        if let Some(routes) = stripe_webhooks {
+            extra = extra.merge(routes);
+        }
+        switchboard_api::app_with(state, extra, Some(switchboard_media::http::openapi()))
+    } else {
+        switchboard_api::media_node_app(state, media_routes.unwrap_or_default())
+    };
 
     // The "listening on" line comes last: scripts and tests wait for it.
     if let Some(project) = dev_project {
@@ -286,12 +352,17 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         println!("  first call: curl -u {DEV_KEY_ID}:{DEV_KEY_SECRET} -X POST {public_url}/v1/rooms -d '{{\"name\":\"hello\"}}'");
         println!("  dashboard  {public_url}/dashboard   (sign in as {DEV_USER_EMAIL}, password `{DEV_USER_PASSWORD}`)");
     }
-    println!("  REST API   {public_url}/v1   (OpenAPI at {public_url}/v1/openapi.json)");
-    println!(
-        "  signaling  {}   (SDK at {public_url}/sdk/switchboard.js)",
-        media_url_for_banner(&public_url)
-    );
-    if dev {
+    if role.serves_api() {
+        println!("  REST API   {public_url}/v1   (OpenAPI at {public_url}/v1/openapi.json)");
+    }
+    if role.hosts_media() {
+        println!(
+            "  signaling  {}   (SDK at {public_url}/sdk/switchboard.js)",
+            media_url_for_banner(&public_url)
+        );
+    }
+    println!("  node       {node}, role {role}, region {region}");
+    if dev && role == NodeRole::All {
         println!("  demo       {public_url}/demo   (open it in two tabs)");
     }
     println!("  storage    {}", storage.describe());
@@ -480,4 +551,84 @@ fn ice_servers(flags: &[String], file: &[String]) -> anyhow::Result<Vec<IceServe
             })
         })
         .collect()
+}
+
+/// The function host's settings, from flags and the config file.
+#[cfg_attr(not(feature = "functions"), allow(dead_code))]
+struct FunctionSettings {
+    join_deadline_ms: Option<u64>,
+    event_deadline_ms: Option<u64>,
+    memory_mb: Option<u64>,
+    cache_dir: Option<std::path::PathBuf>,
+}
+
+/// Starts the function host with its join gate and workers (builds with the
+/// `functions` feature, the default).
+#[cfg(feature = "functions")]
+fn start_functions(
+    settings: FunctionSettings,
+    role: NodeRole,
+    store: &Store,
+    rooms: &Arc<RoomManager>,
+    directory: &Arc<switchboard_cluster::ClusterDirectory>,
+    clock: &Arc<dyn switchboard_core::Clock>,
+    workers: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<Option<Arc<switchboard_functions::FunctionHost>>> {
+    let mut limits = switchboard_functions::Limits::default();
+    if let Some(ms) = settings.join_deadline_ms {
+        limits.joining_deadline = Duration::from_millis(ms);
+    }
+    if let Some(ms) = settings.event_deadline_ms {
+        limits.event_deadline = Duration::from_millis(ms);
+    }
+    if let Some(mb) = settings.memory_mb {
+        limits.memory_bytes = (mb as usize) << 20;
+    }
+    let cache_dir = settings
+        .cache_dir
+        .unwrap_or_else(|| std::env::temp_dir().join("switchboard-function-cache"));
+    let functions = switchboard_functions::FunctionHost::new(
+        switchboard_functions::Services::new(
+            store.clone(),
+            directory.clone(),
+            directory.clone(),
+            clock.clone(),
+        ),
+        limits,
+        Some(cache_dir),
+    )?;
+    functions.warm_up();
+    if role.hosts_media() {
+        rooms.set_join_gate(Arc::new(switchboard_functions::gate::FunctionGate::new(
+            functions.clone(),
+        )));
+    }
+    if role.serves_api() {
+        // Asynchronous handlers of the event log run on the control plane.
+        workers.extend(
+            switchboard_functions::worker::Worker::new(
+                functions.clone(),
+                store.clone(),
+                Duration::from_secs(1),
+            )
+            .start(),
+        );
+    }
+    Ok(Some(functions))
+}
+
+/// Without the `functions` feature (the SFU benchmark's lean build), no
+/// function runs: joins are not gated and deploys are refused.
+#[cfg(not(feature = "functions"))]
+fn start_functions(
+    _: FunctionSettings,
+    _: NodeRole,
+    _: &Store,
+    _: &Arc<RoomManager>,
+    _: &Arc<switchboard_cluster::ClusterDirectory>,
+    _: &Arc<dyn switchboard_core::Clock>,
+    _: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<Option<Arc<dyn FunctionRunner>>> {
+    tracing::warn!("this build has no function host (built without the `functions` feature)");
+    Ok(None)
 }

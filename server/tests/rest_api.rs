@@ -635,7 +635,12 @@ async fn tokens_round_trip_and_expire(b: Backend) {
     })))
     .await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
-    assert!(t["url"].as_str().unwrap().starts_with("ws://"), "{t}");
+    // The node hosting the room: this one, the only node.
+    assert_eq!(
+        t["url"],
+        format!("{}/rtc", s.base.replacen("http://", "ws://", 1)),
+        "{t}"
+    );
     let token = t["token"].as_str().unwrap();
     let data = decode(token, "secret", 0).expect("verifies with the key's secret");
     assert_eq!(data.header.kid.as_deref(), Some("devkey"));
@@ -757,6 +762,26 @@ async fn bad_token_requests_are_refused(b: Backend) {
         "invalid_json",
     )
     .await;
+    for region in [json!("EU WEST"), json!(""), json!(["eu"]), json!("é")] {
+        let msg = expect_error(
+            post(json!({ "room": "r", "identity": "a", "region": region })),
+            bad,
+            "invalid_request",
+        )
+        .await;
+        assert!(msg.contains("region"), "{msg}");
+    }
+    // This server is a node of the region `local`: a room preferring
+    // `eu-west`, where no node is, still gets this one.
+    let (st, t) = send(post(
+        json!({ "room": "r", "identity": "a", "region": "eu-west" }),
+    ))
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    assert_eq!(
+        t["url"],
+        format!("{}/rtc", s.base.replacen("http://", "ws://", 1))
+    );
     expect_error(
         s.request(Method::POST, "/v1/tokens")
             .json(&json!({ "room": "r", "identity": "a" })),

@@ -31,6 +31,7 @@ pub mod deliveries;
 pub mod events;
 pub mod functions;
 pub mod idempotency;
+pub mod nodes;
 pub mod projects;
 pub mod recordings;
 pub mod rooms;

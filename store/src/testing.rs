@@ -80,6 +80,16 @@ impl TestDb {
         })
     }
 
+    /// Another handle on this PostgreSQL database, for a second process of
+    /// the same deployment; `None` on SQLite, which one process owns.
+    pub fn shared(&self) -> Option<TestDb> {
+        (self.backend == Backend::Postgres).then(|| TestDb {
+            url: self.url.clone(),
+            backend: self.backend,
+            _dir: None,
+        })
+    }
+
     /// A migrated store on this database.
     pub async fn store(&self) -> Result<Store, StoreError> {
         let (key, _) = MasterKey::generate();

@@ -188,7 +188,7 @@ pub struct SessionFilter {
 pub struct Usage<'a>(&'a Store);
 
 impl Store {
-    /// Metering: sessions, the usage ledger and node heartbeats.
+    /// Metering: sessions, the usage ledger, and the sessions of stopped and silent nodes.
     pub fn usage(&self) -> Usage<'_> {
         Usage(self)
     }
@@ -548,26 +548,6 @@ impl Usage<'_> {
         cursors::advance(&mut tx, CONSUMER, project, last).await?;
         tx.commit().await?;
         Ok(events.len())
-    }
-
-    /// Registers this process as node `node`, alive at `now`.
-    pub async fn register_node(&self, node: NodeId, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2)")
-            .bind(node.to_string())
-            .bind(to_micros(now))
-            .execute(self.0.writer())
-            .await?;
-        Ok(())
-    }
-
-    /// Records that `node` is alive at `now`.
-    pub async fn heartbeat(&self, node: NodeId, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE nodes SET heartbeat_at = $1 WHERE id = $2 AND stopped_at IS NULL")
-            .bind(to_micros(now))
-            .bind(node.to_string())
-            .execute(self.0.writer())
-            .await?;
-        Ok(())
     }
 
     /// Records that `node` stopped cleanly (its sessions were closed by their

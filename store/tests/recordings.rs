@@ -5,6 +5,7 @@ use chrono::{Duration, Utc};
 use switchboard_core::event::{RoomRef, TrackKind, TrackRef, TrackSource};
 use switchboard_core::recording::{RecordingFile, RecordingSpec, RecordingStatus};
 use switchboard_core::{EventPayload, NodeId, RoomName, RoomSid, TrackSid};
+use switchboard_store::nodes::NodeRegistration;
 use switchboard_store::testing::TestDb;
 use switchboard_store::{Backend, StoreError};
 
@@ -193,7 +194,11 @@ async fn a_lost_nodes_recordings_fail_with_the_files_they_saved(b: Backend) {
     let now = Utc::now();
     let project = store.projects().create("p", now).await.unwrap();
     let node = NodeId::new();
-    store.usage().register_node(node, now).await.unwrap();
+    store
+        .nodes()
+        .register(&NodeRegistration::local(node), now)
+        .await
+        .unwrap();
     let rec = store
         .recordings()
         .create(project.id, room(), RecordingSpec::all_tracks(), now)

@@ -123,17 +123,9 @@ fn check_limits(
 }
 
 fn check_region(region: &str) -> Result<(), ApiError> {
-    let ok = (1..=64).contains(&region.len())
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "region must be 1 to 64 characters of a-z, 0-9 and `-`, such as `eu-west`",
-        ))
-    }
+    switchboard_core::node::Region::new(region)
+        .map(drop)
+        .map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 async fn with_participant_count(

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use switchboard_core::node::{Region, RouteError};
 use switchboard_core::token::{self, Claims, Grants, DEFAULT_TTL_S, MAX_TOKEN_METADATA_BYTES};
 use switchboard_core::{Identity, RoomName};
 use utoipa::ToSchema;
@@ -39,6 +40,10 @@ pub struct CreateToken {
     pub grants: Option<Grants>,
     /// Lifetime in seconds, 1 to 86400 (default 21600).
     pub ttl_s: Option<u64>,
+    /// Region to host the room in when it has none of its own and is not
+    /// live yet, such as `eu-west` (usually the region nearest the user).
+    #[schema(value_type = Option<String>, example = "eu-west")]
+    pub region: Option<Region>,
 }
 
 /// A signed access token.
@@ -46,7 +51,7 @@ pub struct CreateToken {
 pub struct TokenResponse {
     /// The JWT.
     pub token: String,
-    /// The media URL to connect to with it.
+    /// The WebSocket URL of the media node that hosts the room, to connect to with the token.
     pub url: String,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
@@ -54,7 +59,8 @@ pub struct TokenResponse {
 
 /// Create an access token signed with the calling API key.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateToken,
-    responses((status = 201, body = TokenResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 201, body = TokenResponse), (status = 400, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "No media node can take the room")))]
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,6 +100,18 @@ async fn create_token(
         .signing_secret(&caller.key_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the API key was revoked"))?;
+    let node = state
+        .rooms_router
+        .route(caller.project_id, &req.room, req.region.as_ref())
+        .await
+        .map_err(|e| match e {
+            RouteError::NoNode(e) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_media_node",
+                e.to_string(),
+            ),
+            RouteError::Unavailable(e) => ApiError::internal(e),
+        })?;
     let now = state.clock.now();
     let mut claims = Claims::new(&caller.key_id, req.identity, grants, now, ttl_s);
     claims.name = req.name;
@@ -104,8 +122,35 @@ async fn create_token(
         StatusCode::CREATED,
         Json(TokenResponse {
             token,
-            url: state.config.media_url.clone(),
+            url: signaling_url(&node.url),
             expires_at,
         }),
     ))
+}
+
+/// The signaling WebSocket URL under a node's base URL.
+fn signaling_url(node_url: &str) -> String {
+    let ws = if let Some(rest) = node_url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = node_url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        node_url.to_owned()
+    };
+    format!("{}/rtc", ws.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_nodes_url_becomes_its_signaling_url() {
+        assert_eq!(
+            super::signaling_url("https://eu1.example.com/"),
+            "wss://eu1.example.com/rtc"
+        );
+        assert_eq!(
+            super::signaling_url("http://127.0.0.2:7880"),
+            "ws://127.0.0.2:7880/rtc"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use switchboard_core::directory::{
     DirectoryError, ParticipantDirectory, ParticipantUpdate, RecordingDirectory,
 };
 use switchboard_core::event::{LeaveReason, RoomFinishReason};
+use switchboard_core::node::{NodeLoad, DEAD_AFTER};
 use switchboard_core::recording::{Recording, RecordingSpec, RecordingStatus};
 use switchboard_core::room::ParticipantPermissions;
 use switchboard_core::room::{ParticipantInfo, RoomLimits};
@@ -31,6 +32,8 @@ pub enum RoomLookupError {
     NotFound,
     /// Storage failed.
     Store(StoreError),
+    /// The room is live on another node, reached at this URL.
+    Elsewhere(String),
 }
 
 /// Owns the live rooms of this node.
@@ -44,6 +47,11 @@ pub struct RoomManager {
     pub rtc: Arc<RtcConfig>,
     /// This process's node id, stamped on the sessions it hosts.
     pub node: NodeId,
+    /// The URL clients reach this node at.
+    pub url: String,
+    /// This node is the whole deployment (no NATS to reach others): a room
+    /// placed on another node is a leftover of an earlier process.
+    standalone: std::sync::atomic::AtomicBool,
     /// Decides who may join (the project's `participant.joining` hooks).
     gate: std::sync::RwLock<Arc<dyn JoinGate>>,
     /// Where recordings are written; none until set.
@@ -53,14 +61,16 @@ pub struct RoomManager {
 }
 
 impl RoomManager {
-    /// A manager with no rooms.
-    pub fn new(store: Store, rtc: RtcConfig, node: NodeId) -> Arc<Self> {
+    /// A manager with no rooms, for node `node` reached at `url`.
+    pub fn new(store: Store, rtc: RtcConfig, node: NodeId, url: String) -> Arc<Self> {
         Arc::new(Self {
             rooms: Mutex::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
             store,
             rtc: Arc::new(rtc),
             node,
+            url,
+            standalone: std::sync::atomic::AtomicBool::new(false),
             gate: std::sync::RwLock::new(Arc::new(OpenGate)),
             recordings: std::sync::RwLock::new(None),
             recordings_done: Mutex::new(Vec::new()),
@@ -249,6 +259,7 @@ impl RoomManager {
         if let Some(room) = self.live(project, name) {
             return Ok(room);
         }
+        self.claim_placement(project, name).await?;
         let stored = match self
             .store
             .rooms()
@@ -300,6 +311,54 @@ impl RoomManager {
         Ok(room)
     }
 
+    /// Marks this node as the whole deployment: it takes over any room placed elsewhere.
+    pub fn set_standalone(&self) {
+        self.standalone
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Makes this node the room's host in the registry, unless another live
+    /// node hosts it (the joiner was sent to the wrong node).
+    async fn claim_placement(
+        &self,
+        project: ProjectId,
+        name: &RoomName,
+    ) -> Result<(), RoomLookupError> {
+        let nodes = self.store.nodes();
+        let now = chrono::Utc::now();
+        let dead_after = chrono::Duration::from_std(DEAD_AFTER).unwrap_or(chrono::Duration::MAX);
+        let placed = nodes
+            .placement(project, name)
+            .await
+            .map_err(RoomLookupError::Store)?;
+        let replacing = match placed {
+            Some(n) if n.id == self.node => return Ok(()),
+            // The same URL is this node's previous process, restarted before its silence was noticed.
+            Some(n)
+                if n.is_alive(now, dead_after)
+                    && n.url != self.url
+                    && !self.standalone.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                return Err(RoomLookupError::Elsewhere(n.url))
+            }
+            Some(n) => Some(n.id),
+            None => None,
+        };
+        let winner = nodes
+            .place(project, name, self.node, replacing, now)
+            .await
+            .map_err(RoomLookupError::Store)?;
+        if winner == self.node {
+            return Ok(());
+        }
+        match nodes.get(winner).await.map_err(RoomLookupError::Store)? {
+            Some(n) => Err(RoomLookupError::Elsewhere(n.url)),
+            None => Err(RoomLookupError::Store(StoreError::Conflict(format!(
+                "room `{name}` was placed on unknown node {winner}"
+            )))),
+        }
+    }
+
     /// Called when a participant left: closes the room `empty_timeout_s` later if nobody came back.
     pub fn schedule_empty_close(self: &Arc<Self>, room: &Arc<Room>) {
         if !room.is_empty() || room.is_closed() {
@@ -312,7 +371,7 @@ impl RoomManager {
             if !room.is_empty() || room.generation() != generation || room.is_closed() {
                 return;
             }
-            manager.forget(&room);
+            manager.forget(&room).await;
             room.close(LeaveReason::RoomClosed).await;
             // Delete only this incarnation: the name may have been reused since.
             match manager.store.rooms().get(room.project, &room.name).await {
@@ -341,13 +400,26 @@ impl RoomManager {
         });
     }
 
-    fn forget(&self, room: &Arc<Room>) {
-        let mut rooms = lock(&self.rooms);
-        if rooms
-            .get(&(room.project, room.name.clone()))
-            .is_some_and(|r| Arc::ptr_eq(r, room))
+    /// Drops `room` from the live rooms and frees its placement on this node,
+    /// so its name may be placed anywhere next time.
+    async fn forget(&self, room: &Arc<Room>) {
         {
-            rooms.remove(&(room.project, room.name.clone()));
+            let mut rooms = lock(&self.rooms);
+            if rooms
+                .get(&(room.project, room.name.clone()))
+                .is_some_and(|r| Arc::ptr_eq(r, room))
+            {
+                rooms.remove(&(room.project, room.name.clone()));
+            }
+        }
+        if let Err(e) = self
+            .store
+            .nodes()
+            .unplace(room.project, &room.name, self.node)
+            .await
+        {
+            // The placement stays on this live node: harmless, the room comes back here.
+            tracing::warn!(room = %room.name, error = %e, "could not free the room's placement");
         }
     }
 
@@ -366,6 +438,22 @@ impl RoomManager {
                     .find(|p| p.sid == sid)
                     .map(|p| (r, p))
             })
+    }
+
+    /// What this node carries now, without the CPU share (the caller's to
+    /// measure): live rooms, their participants, the tracks published, and
+    /// the bitrate sent to subscribers as the observers last measured it.
+    pub fn load(&self) -> NodeLoad {
+        let mut load = NodeLoad::default();
+        for room in self.rooms().iter().filter(|r| !r.is_closed()) {
+            load.rooms += 1;
+            for p in room.participants() {
+                load.participants += 1;
+                load.tracks += u32::try_from(lock(&p.published).len()).unwrap_or(u32::MAX);
+                load.forwarded_bps += p.connection().map_or(0, |c| c.subscribe_bps);
+            }
+        }
+        load
     }
 
     /// Every live room (for metrics and shutdown).
@@ -484,7 +572,7 @@ impl ParticipantDirectory for RoomManager {
 
     async fn close_room(&self, project: ProjectId, room: &RoomName) -> Result<(), DirectoryError> {
         if let Some(r) = self.live(project, room) {
-            self.forget(&r);
+            self.forget(&r).await;
             for p in r.participants() {
                 p.signal(switchboard_core::signal::ServerMessage::Leave {
                     reason: "room_closed".into(),

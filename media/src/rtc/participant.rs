@@ -189,6 +189,11 @@ impl Participant {
         }
     }
 
+    /// The connection's latest measures, once measured.
+    pub fn connection(&self) -> Option<ConnectionStats> {
+        *lock(&self.connection)
+    }
+
     /// Keeps the connection's latest measures.
     pub fn set_connection(&self, stats: ConnectionStats) {
         *lock(&self.connection) = Some(stats);

@@ -56,6 +56,31 @@ impl Server {
         server
     }
 
+    /// Another node of this server's deployment: a second process on the
+    /// same PostgreSQL database, with the same master key, started with `args`.
+    pub fn sibling(&self, args: &[&str]) -> Server {
+        let db = self
+            .db
+            .shared()
+            .expect("several nodes share a PostgreSQL database");
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(
+            self.dir().join("master.key"),
+            data_dir.path().join("master.key"),
+        )
+        .expect("the first node's master key");
+        let mut server = Self {
+            base: String::new(),
+            banner: String::new(),
+            db,
+            data_dir,
+            child: None,
+            http: self.http.clone(),
+        };
+        server.spawn(args);
+        server
+    }
+
     /// A `switchboard` command pointed at this server's database and data directory.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(binary());

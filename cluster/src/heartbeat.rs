@@ -1,0 +1,50 @@
+//! This node's registration and heartbeat: the time until which its sessions
+//! are known to be live, and the load placement reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_core::node::NodeLoad;
+use switchboard_core::Clock;
+use switchboard_store::nodes::NodeRegistration;
+use switchboard_store::{Store, StoreError};
+use tokio::task::JoinHandle;
+
+/// Reads what this node carries now (zero on a node without media).
+pub type LoadSource = Arc<dyn Fn() -> NodeLoad + Send + Sync>;
+
+/// Registers `node` and records a heartbeat with its load every `interval`
+/// until the task is aborted.
+pub async fn start(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    node: NodeRegistration,
+    load: LoadSource,
+    interval: Duration,
+) -> Result<JoinHandle<()>, StoreError> {
+    store.nodes().register(&node, clock.now()).await?;
+    let span = tracing::info_span!("heartbeat", node_id = %node.id, region = %node.region);
+    Ok(tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut warned_dead = false;
+            loop {
+                tick.tick().await;
+                match store.nodes().heartbeat(node.id, &load(), clock.now()).await {
+                    Ok(true) => {}
+                    Ok(false) if !warned_dead => {
+                        warned_dead = true;
+                        tracing::error!(
+                            "this node was taken for dead (its heartbeats stopped for too long): \
+                             its sessions were closed and it gets no new rooms; restart it"
+                        );
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not record the heartbeat"),
+                }
+            }
+        },
+        span,
+    )))
+}

@@ -1,0 +1,167 @@
+//! Room placement over the node registry: the first token for a room places
+//! it on a media node; later ones find it there until that node dies.
+//!
+//! A room goes to its preferred region: the region it was created with, else
+//! the region of the dead node it was on, else the token's hint. Only when no
+//! node there can take it does it go to the least-loaded node elsewhere.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use switchboard_core::node::{
+    choose, superseded, Capacity, NodeInfo, PlacementRules, Region, RoomRouter, RouteError,
+    DEAD_AFTER,
+};
+use switchboard_core::{Clock, NodeId, ProjectId, RoomName};
+use switchboard_store::{Store, StoreError};
+
+/// Places rooms on the media nodes of the shared registry.
+#[derive(Clone)]
+pub struct Router {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    rules: PlacementRules,
+}
+
+impl Router {
+    /// A router with the default capacity and [`DEAD_AFTER`].
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            rules: PlacementRules {
+                dead_after: chrono::Duration::from_std(DEAD_AFTER).unwrap_or(chrono::Duration::MAX),
+                capacity: Capacity::default(),
+            },
+        }
+    }
+
+    /// The same router with another capacity per node.
+    pub fn with_capacity(mut self, capacity: Capacity) -> Self {
+        self.rules.capacity = capacity;
+        self
+    }
+
+    async fn route_inner(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        hint: Option<&Region>,
+    ) -> Result<NodeInfo, RouteError> {
+        let now = self.clock.now();
+        let nodes = self.store.nodes();
+        let placed = nodes.placement(project, room).await.map_err(unavailable)?;
+        let running = nodes.running().await.map_err(unavailable)?;
+        if let Some(node) = &placed {
+            // A draining node keeps the rooms it has until they finish.
+            if node.is_alive(now, self.rules.dead_after) && !superseded(node, &running) {
+                return Ok(node.clone());
+            }
+        }
+        // The room's own region, set when it was created, comes first; then
+        // the region of the dead node it was on, so a reconnect stays near;
+        // then the hint.
+        let stored_region = self
+            .store
+            .rooms()
+            .get(project, room)
+            .await
+            .map_err(unavailable)?
+            .and_then(|r| r.region)
+            .and_then(|r| Region::new(r).ok());
+        let regions: Vec<Region> = stored_region
+            .or_else(|| placed.as_ref().map(|n| n.region.clone()))
+            .or_else(|| hint.cloned())
+            .into_iter()
+            .collect();
+        // Regions are preferences: with no node free there, the room goes to
+        // the least-loaded node anywhere rather than nowhere.
+        let chosen = match choose(&running, &regions, now, &self.rules) {
+            Ok(node) => node,
+            Err(e) if !regions.is_empty() => {
+                tracing::info!(%project, room = %room, reason = %e, "placing the room outside its preferred region");
+                choose(&running, &[], now, &self.rules)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let winner = nodes
+            .place(project, room, chosen.id, placed.map(|n| n.id), now)
+            .await
+            .map_err(unavailable)?;
+        if winner == chosen.id {
+            tracing::info!(%project, room = %room, node_id = %winner, region = %chosen.region, "room placed");
+            return Ok(chosen.clone());
+        }
+        // Another API instance placed it first: go where it went.
+        match running.iter().find(|n| n.id == winner) {
+            Some(n) => Ok(n.clone()),
+            None => nodes
+                .get(winner)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| RouteError::Unavailable(format!("node {winner} vanished"))),
+        }
+    }
+}
+
+fn unavailable(e: StoreError) -> RouteError {
+    RouteError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl RoomRouter for Router {
+    async fn route(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        hint: Option<&Region>,
+    ) -> Result<NodeInfo, RouteError> {
+        self.route_inner(project, room, hint).await
+    }
+}
+
+/// The router of a deployment that is one node (no NATS to reach others):
+/// every room is on this node.
+#[derive(Clone)]
+pub struct SingleNode {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    node: NodeId,
+}
+
+impl SingleNode {
+    /// Routes every room to `node`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, node: NodeId) -> Self {
+        Self { store, clock, node }
+    }
+}
+
+#[async_trait]
+impl RoomRouter for SingleNode {
+    async fn route(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        _: Option<&Region>,
+    ) -> Result<NodeInfo, RouteError> {
+        let nodes = self.store.nodes();
+        // Take over what an earlier process of this deployment left placed.
+        let previous = nodes
+            .placement(project, room)
+            .await
+            .map_err(unavailable)?
+            .map(|n| n.id)
+            .filter(|id| *id != self.node);
+        nodes
+            .place(project, room, self.node, previous, self.clock.now())
+            .await
+            .map_err(unavailable)?;
+        nodes
+            .get(self.node)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                RouteError::Unavailable(format!("this node {} is not registered", self.node))
+            })
+    }
+}

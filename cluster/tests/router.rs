@@ -1,0 +1,218 @@
+//! Room placement over the node registry, on SQLite and PostgreSQL: region,
+//! load, draining, dead nodes, and two API instances placing the same room.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use switchboard_cluster::Router;
+use switchboard_core::node::{NodeLoad, NodeRole, Region, RoomRouter, RouteError};
+use switchboard_core::{Clock, ManualClock, NodeId, ProjectId, RoomName};
+use switchboard_store::nodes::NodeRegistration;
+use switchboard_store::rooms::NewRoom;
+use switchboard_store::testing::TestDb;
+use switchboard_store::{on_both_backends, Backend, Store};
+
+struct Cluster {
+    _db: TestDb,
+    store: Store,
+    clock: Arc<ManualClock>,
+    router: Router,
+    project: ProjectId,
+}
+
+impl Cluster {
+    async fn new(backend: Backend) -> Self {
+        let db = TestDb::new(backend).await.unwrap();
+        let store = db.store().await.unwrap();
+        let clock = Arc::new(ManualClock::new("2026-11-30T12:00:00Z".parse().unwrap()));
+        let project = store.projects().create("p", clock.now()).await.unwrap().id;
+        let router = Router::new(store.clone(), clock.clone());
+        Self {
+            _db: db,
+            store,
+            clock,
+            router,
+            project,
+        }
+    }
+
+    /// Registers a node with `role` in `region`, carrying `participants` at `cpu`.
+    async fn node(&self, role: NodeRole, region: &str, participants: u32, cpu: f32) -> NodeId {
+        let id = NodeId::new();
+        let registration = NodeRegistration {
+            id,
+            role,
+            region: Region::new(region).unwrap(),
+            url: format!("http://{id}.{region}.test"),
+        };
+        self.store
+            .nodes()
+            .register(&registration, self.clock.now())
+            .await
+            .unwrap();
+        self.report(id, participants, cpu).await;
+        id
+    }
+
+    async fn report(&self, id: NodeId, participants: u32, cpu: f32) {
+        let load = NodeLoad {
+            participants,
+            cpu,
+            ..NodeLoad::default()
+        };
+        assert!(self
+            .store
+            .nodes()
+            .heartbeat(id, &load, self.clock.now())
+            .await
+            .unwrap());
+    }
+
+    async fn route(&self, room: &str, hint: Option<&str>) -> Result<NodeId, RouteError> {
+        let hint = hint.map(|h| Region::new(h).unwrap());
+        self.router
+            .route(self.project, &RoomName::new(room).unwrap(), hint.as_ref())
+            .await
+            .map(|n| n.id)
+    }
+}
+
+async fn a_new_room_goes_to_the_least_loaded_node_of_its_region(b: Backend) {
+    let c = Cluster::new(b).await;
+    let eu_busy = c.node(NodeRole::Media, "eu-west", 40, 0.3).await;
+    let eu_idle = c.node(NodeRole::Media, "eu-west", 2, 0.05).await;
+    let us = c.node(NodeRole::Media, "us-east", 0, 0.0).await;
+    let _api = c.node(NodeRole::Api, "eu-west", 0, 0.0).await;
+
+    assert_eq!(c.route("standup", Some("eu-west")).await.unwrap(), eu_idle);
+    assert_eq!(c.route("town-hall", Some("us-east")).await.unwrap(), us);
+    // Once placed, a room stays where it is, whatever the load or the hint says.
+    c.report(eu_idle, 500, 0.8).await;
+    assert_eq!(c.route("standup", Some("us-east")).await.unwrap(), eu_idle);
+    assert_eq!(c.route("standup", None).await.unwrap(), eu_idle);
+    // The next new room in eu-west goes to the now less loaded node.
+    assert_eq!(c.route("retro", Some("eu-west")).await.unwrap(), eu_busy);
+    // A region without a node is a preference: the least-loaded node anywhere takes the room.
+    assert_eq!(c.route("faraway", Some("ap-south")).await.unwrap(), us);
+    // Without a hint, any region will do.
+    assert!([eu_busy, eu_idle, us].contains(&c.route("anywhere", None).await.unwrap()));
+}
+
+async fn a_rooms_own_region_beats_the_tokens_hint(b: Backend) {
+    let c = Cluster::new(b).await;
+    let eu = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
+    let _us = c.node(NodeRole::Media, "us-east", 0, 0.0).await;
+    let mut room = NewRoom::named(RoomName::new("board").unwrap());
+    room.region = Some("eu-west".into());
+    c.store
+        .rooms()
+        .create(c.project, room, c.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(c.route("board", Some("us-east")).await.unwrap(), eu);
+}
+
+async fn draining_and_overloaded_nodes_take_no_new_rooms_but_keep_theirs(b: Backend) {
+    let c = Cluster::new(b).await;
+    let first = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
+    let second = c.node(NodeRole::Media, "eu-west", 10, 0.1).await;
+    assert_eq!(c.route("kept", Some("eu-west")).await.unwrap(), first);
+    let drained = c.store.nodes().drain(first, c.clock.now()).await.unwrap();
+    assert!(drained.unwrap().draining_since.is_some());
+    assert_eq!(c.route("kept", Some("eu-west")).await.unwrap(), first);
+    assert_eq!(c.route("new", Some("eu-west")).await.unwrap(), second);
+    c.report(second, 10, 0.95).await;
+    let elsewhere = c.node(NodeRole::Media, "us-east", 0, 0.0).await;
+    assert_eq!(c.route("newer", Some("eu-west")).await.unwrap(), elsewhere);
+    c.report(elsewhere, 2_000, 0.1).await;
+    // With every node draining or full, the refusal says so.
+    let err = c.route("newest", Some("eu-west")).await.unwrap_err();
+    assert!(matches!(err, RouteError::NoNode(_)), "{err}");
+    assert!(err.to_string().contains("draining or full"), "{err}");
+    // Draining an unknown node says so.
+    assert!(c
+        .store
+        .nodes()
+        .drain(NodeId::new(), c.clock.now())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn a_dead_nodes_rooms_move_to_a_healthy_node_in_the_same_region(b: Backend) {
+    let c = Cluster::new(b).await;
+    let doomed = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
+    assert_eq!(c.route("call", Some("eu-west")).await.unwrap(), doomed);
+    let healthy = c.node(NodeRole::Media, "eu-west", 30, 0.2).await;
+    let _elsewhere = c.node(NodeRole::Media, "us-east", 0, 0.0).await;
+    // `doomed` stops beating; the others go on.
+    c.clock.advance(Duration::seconds(20));
+    c.report(healthy, 30, 0.2).await;
+    c.report(_elsewhere, 0, 0.0).await;
+    // The room was placed in eu-west by hint only; a reconnect without one
+    // still lands on the region of the node it was on.
+    assert_eq!(c.route("call", Some("eu-west")).await.unwrap(), healthy);
+    assert_eq!(c.route("call", None).await.unwrap(), healthy);
+}
+
+async fn two_api_instances_placing_one_room_agree(b: Backend) {
+    let c = Cluster::new(b).await;
+    let nodes = [
+        c.node(NodeRole::Media, "eu-west", 0, 0.0).await,
+        c.node(NodeRole::Media, "eu-west", 0, 0.0).await,
+    ];
+    let other = Router::new(c.store.clone(), c.clock.clone());
+    let room = RoomName::new("race").unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let router = if i % 2 == 0 {
+            c.router.clone()
+        } else {
+            other.clone()
+        };
+        let (room, project) = (room.clone(), c.project);
+        tasks.push(tokio::spawn(async move {
+            router.route(project, &room, None).await.map(|n| n.id)
+        }));
+        // Make the second node look less loaded half way, so a naive router would split.
+        if i == 3 {
+            c.report(nodes[0], 50, 0.5).await;
+        }
+    }
+    let mut placed = Vec::new();
+    for t in tasks {
+        placed.push(t.await.unwrap().unwrap());
+    }
+    assert!(placed.iter().all(|n| *n == placed[0]), "{placed:?}");
+}
+
+async fn a_room_that_finished_is_placed_afresh(b: Backend) {
+    let c = Cluster::new(b).await;
+    let busy = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
+    let room = RoomName::new("weekly").unwrap();
+    assert_eq!(c.route("weekly", None).await.unwrap(), busy);
+    let idle = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
+    c.report(busy, 100, 0.5).await;
+    // Another node's unplace leaves the placement alone.
+    c.store
+        .nodes()
+        .unplace(c.project, &room, idle)
+        .await
+        .unwrap();
+    assert_eq!(c.route("weekly", None).await.unwrap(), busy);
+    c.store
+        .nodes()
+        .unplace(c.project, &room, busy)
+        .await
+        .unwrap();
+    assert_eq!(c.route("weekly", None).await.unwrap(), idle);
+}
+
+on_both_backends!(
+    a_new_room_goes_to_the_least_loaded_node_of_its_region,
+    a_rooms_own_region_beats_the_tokens_hint,
+    draining_and_overloaded_nodes_take_no_new_rooms_but_keep_theirs,
+    a_dead_nodes_rooms_move_to_a_healthy_node_in_the_same_region,
+    two_api_instances_placing_one_room_agree,
+    a_room_that_finished_is_placed_afresh,
+);

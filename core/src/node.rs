@@ -1,0 +1,432 @@
+//! Nodes of a deployment, their load, and where a new room goes.
+//!
+//! Every `switchboard serve` process is a node. Media-capable nodes (role
+//! `all` or `media`) host rooms; each room lives on exactly one of them. The
+//! registry of nodes is kept in the database (see the store's `nodes`); this
+//! module holds the types and [`choose`], the placement rule, as a plain
+//! function over a snapshot of the registry so it tests without a cluster.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::{NodeId, ProjectId};
+use crate::name::RoomName;
+
+/// How often a node records that it is alive, with its load.
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Silence after which a node is taken for dead: it gets no new rooms, and
+/// its open sessions are closed at its last heartbeat.
+pub const DEAD_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// Control plane and media in one process (the single binary).
+    All,
+    /// Control plane only: REST, webhooks, functions, billing, dashboard.
+    Api,
+    /// An SFU node in a region.
+    Media,
+}
+
+impl NodeRole {
+    /// The role's name in flags, the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Api => "api",
+            Self::Media => "media",
+        }
+    }
+
+    /// Whether nodes of this role host rooms.
+    pub fn hosts_media(self) -> bool {
+        matches!(self, Self::All | Self::Media)
+    }
+
+    /// Whether nodes of this role serve the REST API and run the consumers.
+    pub fn serves_api(self) -> bool {
+        matches!(self, Self::All | Self::Api)
+    }
+}
+
+impl fmt::Display for NodeRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for NodeRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Self::All),
+            "api" => Ok(Self::Api),
+            "media" => Ok(Self::Media),
+            other => Err(format!(
+                "unknown role `{other}`; the roles are `all`, `api` and `media`"
+            )),
+        }
+    }
+}
+
+/// The longest region name accepted, in bytes.
+pub const MAX_REGION_BYTES: usize = 64;
+
+/// A region name such as `eu-west`: lowercase letters, digits and dashes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Region(String);
+
+/// Why a region name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("region `{0}` is not a region name: use 1 to {MAX_REGION_BYTES} lowercase letters, digits and dashes, such as `eu-west`")]
+pub struct RegionError(String);
+
+impl Region {
+    /// Validates `s` as a region name.
+    pub fn new(s: impl Into<String>) -> Result<Self, RegionError> {
+        let s = s.into();
+        let valid = !s.is_empty()
+            && s.len() <= MAX_REGION_BYTES
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if valid {
+            Ok(Self(s))
+        } else {
+            // Quote at most a short, printable prefix of what was given.
+            let shown: String = s.chars().filter(|c| !c.is_control()).take(40).collect();
+            Err(RegionError(shown))
+        }
+    }
+
+    /// The region's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Region {
+    /// The region of a node started without `--region`.
+    fn default() -> Self {
+        Self("local".into())
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Region {
+    type Err = RegionError;
+    fn from_str(s: &str) -> Result<Self, RegionError> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<String> for Region {
+    type Error = RegionError;
+    fn try_from(s: String) -> Result<Self, RegionError> {
+        Self::new(s)
+    }
+}
+
+impl From<Region> for String {
+    fn from(r: Region) -> String {
+        r.0
+    }
+}
+
+/// What a media node is carrying, as it last reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeLoad {
+    /// Live rooms.
+    pub rooms: u32,
+    /// Connected participants.
+    pub participants: u32,
+    /// Published tracks.
+    pub tracks: u32,
+    /// Media forwarded to subscribers, in bits per second.
+    pub forwarded_bps: u64,
+    /// The process's CPU use as a share of the machine (0.0 to 1.0).
+    pub cpu: f32,
+}
+
+/// A node as the registry holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node's id, new at every start.
+    pub id: NodeId,
+    /// What it runs.
+    pub role: NodeRole,
+    /// Where it is.
+    pub region: Region,
+    /// The URL clients reach it at (`https://...`); signaling is at `/rtc` under it.
+    pub url: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+    /// When it stopped, or was taken for dead and its sessions closed.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// When it was told to drain: it takes no new rooms since.
+    pub draining_since: Option<DateTime<Utc>>,
+    /// What it carried at its last heartbeat.
+    pub load: NodeLoad,
+}
+
+impl NodeInfo {
+    /// Whether the node has reported within `dead_after` of `now`.
+    pub fn is_alive(&self, now: DateTime<Utc>, dead_after: chrono::Duration) -> bool {
+        self.stopped_at.is_none() && now - self.heartbeat_at <= dead_after
+    }
+}
+
+/// Whether `node` was replaced by a later process at the same URL (it was
+/// restarted after a crash, before its silence was noticed): its rooms are gone.
+pub fn superseded(node: &NodeInfo, running: &[NodeInfo]) -> bool {
+    running
+        .iter()
+        .any(|n| n.id != node.id && n.url == node.url && n.started_at > node.started_at)
+}
+
+/// Past these, a node takes no new rooms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capacity {
+    /// Share of the machine's CPU.
+    pub max_cpu: f32,
+    /// Connected participants.
+    pub max_participants: u32,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            max_cpu: 0.85,
+            max_participants: 2_000,
+        }
+    }
+}
+
+/// Where a new room may go, and how fresh a node must be.
+#[derive(Debug, Clone, Copy)]
+pub struct PlacementRules {
+    /// Silence after which a node is taken for dead.
+    pub dead_after: chrono::Duration,
+    /// When a node counts as overloaded.
+    pub capacity: Capacity,
+}
+
+/// Why no node could take a room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    /// No healthy media node is in the region (or allowed regions).
+    #[error(
+        "no media node in {0} can take a new room: none is running, or all are draining or full"
+    )]
+    NoNode(String),
+}
+
+/// The healthy media node with the most room to spare among those in
+/// `regions` (any region when empty), preferring `regions` in their order:
+/// the first region with a node that can take the room wins.
+///
+/// Draining, overloaded, silent and API-only nodes are never chosen. Among
+/// the rest, the least loaded wins; ties go to the lowest id, so every API
+/// instance picks the same node from the same registry.
+pub fn choose<'a>(
+    nodes: &'a [NodeInfo],
+    regions: &[Region],
+    now: DateTime<Utc>,
+    rules: &PlacementRules,
+) -> Result<&'a NodeInfo, PlacementError> {
+    let fits = |n: &&NodeInfo| {
+        n.role.hosts_media()
+            && n.draining_since.is_none()
+            && n.is_alive(now, rules.dead_after)
+            && n.load.cpu < rules.capacity.max_cpu
+            && n.load.participants < rules.capacity.max_participants
+    };
+    let least_loaded = |candidates: Vec<&'a NodeInfo>| {
+        candidates.into_iter().min_by(|a, b| {
+            load_score(&a.load, &rules.capacity)
+                .total_cmp(&load_score(&b.load, &rules.capacity))
+                .then_with(|| a.id.cmp(&b.id))
+        })
+    };
+    if regions.is_empty() {
+        return least_loaded(nodes.iter().filter(fits).collect())
+            .ok_or_else(|| PlacementError::NoNode("any region".into()));
+    }
+    for region in regions {
+        let here = nodes
+            .iter()
+            .filter(fits)
+            .filter(|n| &n.region == region)
+            .collect();
+        if let Some(node) = least_loaded(here) {
+            return Ok(node);
+        }
+    }
+    let names: Vec<&str> = regions.iter().map(Region::as_str).collect();
+    Err(PlacementError::NoNode(format!(
+        "region {}",
+        names.join(" or ")
+    )))
+}
+
+/// Why a room could not be given a node.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// No node can take it.
+    #[error(transparent)]
+    NoNode(#[from] PlacementError),
+    /// The registry could not be read or written.
+    #[error("the node registry is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Finds the media node of a room, placing the room first if it has none.
+#[async_trait::async_trait]
+pub trait RoomRouter: Send + Sync + 'static {
+    /// The node that hosts (or will host) `room` of `project`; `hint` is the
+    /// region asked for when the room has none of its own.
+    async fn route(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        hint: Option<&Region>,
+    ) -> Result<NodeInfo, RouteError>;
+}
+
+/// How full a node is, 0.0 (idle) to 1.0 (at capacity): the larger of its
+/// CPU and participant shares, so a node busy on either counts as busy.
+fn load_score(load: &NodeLoad, capacity: &Capacity) -> f32 {
+    let participants = load.participants as f32 / capacity.max_participants.max(1) as f32;
+    let cpu = load.cpu / capacity.max_cpu.max(f32::EPSILON);
+    participants.max(cpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn node(region: &str, participants: u32, cpu: f32) -> NodeInfo {
+        NodeInfo {
+            id: NodeId::new(),
+            role: NodeRole::Media,
+            region: Region::new(region).unwrap(),
+            url: format!("http://{region}.example"),
+            started_at: at(0),
+            heartbeat_at: at(100),
+            stopped_at: None,
+            draining_since: None,
+            load: NodeLoad {
+                participants,
+                cpu,
+                ..NodeLoad::default()
+            },
+        }
+    }
+
+    fn rules() -> PlacementRules {
+        PlacementRules {
+            dead_after: chrono::Duration::seconds(15),
+            capacity: Capacity::default(),
+        }
+    }
+
+    fn regions(names: &[&str]) -> Vec<Region> {
+        names.iter().map(|n| Region::new(*n).unwrap()).collect()
+    }
+
+    #[test]
+    fn the_least_loaded_node_of_the_region_is_chosen() {
+        let nodes = vec![
+            node("eu-west", 10, 0.1),
+            node("eu-west", 3, 0.05),
+            node("us-east", 0, 0.0),
+        ];
+        let chosen = choose(&nodes, &regions(&["eu-west"]), at(105), &rules()).unwrap();
+        assert_eq!(chosen.id, nodes[1].id);
+        // Busy on CPU counts as busy even with few participants.
+        let nodes = vec![node("eu-west", 1, 0.7), node("eu-west", 50, 0.1)];
+        let chosen = choose(&nodes, &regions(&["eu-west"]), at(105), &rules()).unwrap();
+        assert_eq!(chosen.id, nodes[1].id);
+    }
+
+    #[test]
+    fn draining_silent_overloaded_and_api_nodes_are_never_chosen() {
+        let mut draining = node("eu-west", 0, 0.0);
+        draining.draining_since = Some(at(50));
+        let mut silent = node("eu-west", 0, 0.0);
+        silent.heartbeat_at = at(80);
+        let overloaded_cpu = node("eu-west", 0, 0.9);
+        let full = node("eu-west", 2_000, 0.1);
+        let mut api = node("eu-west", 0, 0.0);
+        api.role = NodeRole::Api;
+        let busy_but_fine = node("eu-west", 1_500, 0.5);
+        let mut nodes = vec![draining, silent, overloaded_cpu, full, api];
+        assert_eq!(
+            choose(&nodes, &regions(&["eu-west"]), at(105), &rules()),
+            Err(PlacementError::NoNode("region eu-west".into()))
+        );
+        nodes.push(busy_but_fine);
+        let chosen = choose(&nodes, &regions(&["eu-west"]), at(105), &rules()).unwrap();
+        assert_eq!(chosen.id, nodes[5].id);
+    }
+
+    #[test]
+    fn regions_are_tried_in_order_and_none_means_any() {
+        let nodes = vec![node("us-east", 5, 0.1), node("eu-west", 9, 0.2)];
+        let chosen = choose(
+            &nodes,
+            &regions(&["ap-south", "eu-west"]),
+            at(105),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(chosen.region.as_str(), "eu-west");
+        let chosen = choose(&nodes, &[], at(105), &rules()).unwrap();
+        assert_eq!(chosen.region.as_str(), "us-east");
+        assert_eq!(
+            choose(&nodes, &regions(&["ap-south"]), at(105), &rules()).unwrap_err().to_string(),
+            "no media node in region ap-south can take a new room: none is running, or all are draining or full"
+        );
+    }
+
+    #[test]
+    fn ties_go_to_the_lowest_id_so_every_api_instance_agrees() {
+        let nodes = vec![node("eu-west", 2, 0.0), node("eu-west", 2, 0.0)];
+        let lowest = nodes.iter().map(|n| n.id).min().unwrap();
+        let chosen = choose(&nodes, &[], at(105), &rules()).unwrap();
+        assert_eq!(chosen.id, lowest);
+    }
+
+    #[test]
+    fn garbage_region_names_and_roles_are_refused() {
+        for bad in ["", "EU", "eu west", "é", "a\nb", &"x".repeat(65)] {
+            let err = Region::new(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("lowercase letters, digits and dashes"),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(Region::new("eu-west-2").is_ok());
+        assert_eq!("media".parse::<NodeRole>(), Ok(NodeRole::Media));
+        assert!("sfu"
+            .parse::<NodeRole>()
+            .unwrap_err()
+            .contains("`all`, `api` and `media`"));
+    }
+}

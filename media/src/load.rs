@@ -1,0 +1,116 @@
+//! What this media node carries: rooms, participants, tracks, forwarded
+//! bitrate and the process's CPU share, reported with every heartbeat so
+//! placement can send new rooms to the least-loaded node.
+//!
+//! The CPU time comes from Linux's `/proc/PID/stat`; the load tester and the
+//! benchmarks read other processes' the same way.
+
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// CPU seconds of process `pid` (`self` for this one): its own utime+stime,
+/// or with `children`, the cutime+cstime of the children it reaped.
+/// `None` when the process or `/proc` is not there.
+pub fn cpu_seconds(pid: &str, children: bool) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name, which may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); utime is field 14, cutime field 16.
+    let first = if children { 16 } else { 14 };
+    let ticks =
+        fields.get(first - 3)?.parse::<f64>().ok()? + fields.get(first - 2)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
+}
+
+/// This process's share of the machine's CPU between two readings.
+pub struct CpuShare {
+    cores: f64,
+    last: Mutex<Option<(Instant, f64)>>,
+}
+
+impl CpuShare {
+    /// A meter whose first reading is taken now.
+    pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let meter = Self {
+            cores,
+            last: Mutex::new(None),
+        };
+        meter.sample();
+        meter
+    }
+
+    /// The share of all cores (0.0 to 1.0) this process used since the last
+    /// call; 0.0 where `/proc` cannot be read.
+    pub fn sample(&self) -> f32 {
+        let Some(spent) = cpu_seconds("self", false) else {
+            return 0.0;
+        };
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let share = match *last {
+            Some((at, before)) => {
+                let wall = now.duration_since(at).as_secs_f64();
+                if wall > 0.0 {
+                    ((spent - before) / wall / self.cores).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            }
+            None => 0.0,
+        };
+        *last = Some((now, spent));
+        share as f32
+    }
+}
+
+impl Default for CpuShare {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_spent_some_cpu_and_nothing_is_read_of_no_process() {
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        assert!(x > 0);
+        assert!(cpu_seconds("self", false).is_some_and(|s| s > 0.0));
+        assert_eq!(cpu_seconds("not-a-pid", false), None);
+    }
+
+    #[test]
+    fn a_busy_thread_shows_in_the_share_and_an_idle_wait_does_not() {
+        let meter = CpuShare::new();
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let busy = meter.sample();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f32;
+        // One core spinning is 1/cores of the machine; allow for the clock's 10 ms ticks.
+        assert!(busy > 0.5 / cores && busy <= 1.0, "busy share {busy}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let idle = meter.sample();
+        assert!(idle < 0.2 / cores, "idle share {idle}");
+    }
+}
