@@ -27,9 +27,9 @@ use server_process::{cpu_seconds, start_server};
 
 #[derive(Parser)]
 struct Args {
-    /// The `switchboard` binary (a release build).
-    #[arg(long, default_value = "target/release/switchboard")]
-    switchboard: PathBuf,
+    /// The `switchboard` binary (default: the one built next to this program).
+    #[arg(long)]
+    switchboard: Option<PathBuf>,
     /// The `janus` binary.
     #[arg(long, default_value = "/usr/bin/janus")]
     janus: PathBuf,
@@ -55,6 +55,16 @@ struct Args {
     /// Where to write the markdown table.
     #[arg(long, default_value = "bench/results/sfu-vs-janus.md")]
     table: PathBuf,
+}
+
+/// The `switchboard` binary: `--switchboard`, or the one next to this program.
+fn switchboard_binary(args: &Args) -> anyhow::Result<PathBuf> {
+    match &args.switchboard {
+        Some(path) => Ok(path.clone()),
+        None => Ok(std::env::current_exe()
+            .context("where this program is")?
+            .with_file_name("switchboard")),
+    }
 }
 
 /// The first non-loopback IPv4 address, from the default route: Janus
@@ -187,7 +197,7 @@ fn run_load(
     let memory = MemorySampler::start(target.pid);
     let cpu_before = cpu_seconds(&pid, false)?;
     let started = Instant::now();
-    let status = Command::new(&args.switchboard)
+    let status = Command::new(switchboard_binary(args)?)
         .arg("loadtest")
         .args(&target.loadtest_args)
         .args(["--room", &format!("vs-janus-{run}")])
@@ -305,7 +315,7 @@ fn main() -> anyhow::Result<()> {
         .map(|l| parse_load(l))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (ip, interface) = host_ip()?;
-    let switchboard = start_server(&args.switchboard)?;
+    let switchboard = start_server(&switchboard_binary(&args)?)?;
     let janus = start_janus(&args, &interface)?;
     let targets = [
         Target {
