@@ -316,18 +316,31 @@ impl ClusterDirectory {
     }
 }
 
+impl ClusterDirectory {
+    /// Sends a change to a participant; the answer is the participant after it.
+    async fn change(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        identity: &Identity,
+        request: Request,
+    ) -> Result<ParticipantInfo, DirectoryError> {
+        match self.call(project, room, request).await? {
+            None => Err(DirectoryError::not_connected(identity, room)),
+            Some(Reply::Participant {
+                participant: Some(p),
+            }) => Ok(p),
+            Some(other) => Err(unexpected(other)),
+        }
+    }
+}
+
 fn unexpected(reply: Reply) -> DirectoryError {
     match reply {
         Reply::NotFound { message } => DirectoryError::NotFound(message),
         Reply::Failed { message } => DirectoryError::Unavailable(message),
         other => DirectoryError::Unavailable(format!("unexpected answer {other:?}")),
     }
-}
-
-fn not_connected(identity: &Identity, room: &RoomName) -> DirectoryError {
-    DirectoryError::NotFound(format!(
-        "participant `{identity}` is not connected to room `{room}`"
-    ))
 }
 
 #[async_trait]
@@ -378,7 +391,7 @@ impl ParticipantDirectory for ClusterDirectory {
             identity: identity.clone(),
         };
         match self.call(project, room, request).await? {
-            None => Err(not_connected(identity, room)),
+            None => Err(DirectoryError::not_connected(identity, room)),
             Some(Reply::Done) => Ok(()),
             Some(other) => Err(unexpected(other)),
         }
@@ -399,13 +412,7 @@ impl ParticipantDirectory for ClusterDirectory {
             track,
             muted,
         };
-        match self.call(project, room, request).await? {
-            None => Err(not_connected(identity, room)),
-            Some(Reply::Participant {
-                participant: Some(p),
-            }) => Ok(p),
-            Some(other) => Err(unexpected(other)),
-        }
+        self.change(project, room, identity, request).await
     }
 
     async fn update(
@@ -421,13 +428,7 @@ impl ParticipantDirectory for ClusterDirectory {
             identity: identity.clone(),
             update,
         };
-        match self.call(project, room, request).await? {
-            None => Err(not_connected(identity, room)),
-            Some(Reply::Participant {
-                participant: Some(p),
-            }) => Ok(p),
-            Some(other) => Err(unexpected(other)),
-        }
+        self.change(project, room, identity, request).await
     }
 
     async fn send_data(

@@ -119,10 +119,13 @@ pub trait RecordingDirectory: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoMediaTier;
 
-fn not_connected(identity: &Identity, room: &RoomName) -> DirectoryError {
-    DirectoryError::NotFound(format!(
-        "participant `{identity}` is not connected to room `{room}`"
-    ))
+impl DirectoryError {
+    /// Participant `identity` is not connected to `room`.
+    pub fn not_connected(identity: &Identity, room: &RoomName) -> Self {
+        Self::NotFound(format!(
+            "participant `{identity}` is not connected to room `{room}`"
+        ))
+    }
 }
 
 #[async_trait]
@@ -150,7 +153,7 @@ impl ParticipantDirectory for NoMediaTier {
         room: &RoomName,
         identity: &Identity,
     ) -> Result<(), DirectoryError> {
-        Err(not_connected(identity, room))
+        Err(DirectoryError::not_connected(identity, room))
     }
 
     async fn mute_track(
@@ -161,7 +164,7 @@ impl ParticipantDirectory for NoMediaTier {
         _: TrackSid,
         _: bool,
     ) -> Result<ParticipantInfo, DirectoryError> {
-        Err(not_connected(identity, room))
+        Err(DirectoryError::not_connected(identity, room))
     }
 
     async fn update(
@@ -171,7 +174,7 @@ impl ParticipantDirectory for NoMediaTier {
         identity: &Identity,
         _: ParticipantUpdate,
     ) -> Result<ParticipantInfo, DirectoryError> {
-        Err(not_connected(identity, room))
+        Err(DirectoryError::not_connected(identity, room))
     }
 
     async fn send_data(

@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeFlags),
+    Serve(Box<ServeFlags>),
     /// Apply database migrations and exit.
     Migrate(StorageFlags),
     /// Manage projects.
@@ -105,7 +105,7 @@ enum TokenCommand {
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(flags) => crate::serve::run(flags).await,
+        Command::Serve(flags) => crate::serve::run(*flags).await,
         Command::Migrate(storage) => {
             crate::config::init_logging(None);
             let storage = crate::config::Storage::resolve(&storage)?;

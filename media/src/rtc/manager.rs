@@ -469,11 +469,7 @@ impl RoomManager {
     ) -> Result<(Arc<Room>, Arc<Participant>), DirectoryError> {
         self.live(project, room)
             .and_then(|r| r.find(identity.as_str()).map(|p| (r, p)))
-            .ok_or_else(|| {
-                DirectoryError::NotFound(format!(
-                    "participant `{identity}` is not connected to room `{room}`"
-                ))
-            })
+            .ok_or_else(|| DirectoryError::not_connected(identity, room))
     }
 }
 

@@ -40,17 +40,26 @@ impl Server {
     /// A server on a fresh database with extra `serve` arguments.
     pub async fn start_with(backend: Backend, args: &[&str]) -> Self {
         let db = TestDb::new(backend).await.expect("test database");
-        let data_dir = tempfile::tempdir().expect("temp dir");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self::spawned(db, tempfile::tempdir().expect("temp dir"), http, args)
+    }
+
+    fn spawned(
+        db: TestDb,
+        data_dir: tempfile::TempDir,
+        http: reqwest::Client,
+        args: &[&str],
+    ) -> Self {
         let mut server = Self {
             base: String::new(),
             banner: String::new(),
             db,
             data_dir,
             child: None,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            http,
         };
         server.spawn(args);
         server
@@ -69,16 +78,7 @@ impl Server {
             data_dir.path().join("master.key"),
         )
         .expect("the first node's master key");
-        let mut server = Self {
-            base: String::new(),
-            banner: String::new(),
-            db,
-            data_dir,
-            child: None,
-            http: self.http.clone(),
-        };
-        server.spawn(args);
-        server
+        Self::spawned(db, data_dir, self.http.clone(), args)
     }
 
     /// A `switchboard` command pointed at this server's database and data directory.
