@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::node::{
-    choose, superseded, Capacity, NodeInfo, PlacementRules, Region, RoomRouter, RouteError,
-    DEAD_AFTER,
+    choose, dead_after, superseded, Capacity, NodeInfo, PlacementRules, Region, RoomRouter,
+    RouteError,
 };
 use switchboard_core::{Clock, NodeId, ProjectId, RoomName};
 use switchboard_store::{Store, StoreError};
@@ -24,13 +24,13 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router with the default capacity and [`DEAD_AFTER`].
+    /// A router with the default capacity and [`switchboard_core::node::DEAD_AFTER`].
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             clock,
             rules: PlacementRules {
-                dead_after: chrono::Duration::from_std(DEAD_AFTER).unwrap_or(chrono::Duration::MAX),
+                dead_after: dead_after(),
                 capacity: Capacity::default(),
             },
         }

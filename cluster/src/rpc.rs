@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::directory::{
     DirectoryError, ParticipantDirectory, ParticipantUpdate, RecordingDirectory,
 };
-use switchboard_core::node::DEAD_AFTER;
+use switchboard_core::node::dead_after;
 use switchboard_core::room::ParticipantInfo;
 use switchboard_core::{Identity, NodeId, ProjectId, RecordingId, RoomName, TrackSid};
 use switchboard_store::Store;
@@ -275,8 +275,7 @@ impl ClusterDirectory {
                 None => Ok(None),
             };
         }
-        let dead_after = chrono::Duration::from_std(DEAD_AFTER).unwrap_or(chrono::Duration::MAX);
-        if !node.is_alive(chrono::Utc::now(), dead_after) {
+        if !node.is_alive(chrono::Utc::now(), dead_after()) {
             // Its rooms ended with it.
             return Ok(None);
         }

@@ -21,6 +21,11 @@ pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_se
 /// its open sessions are closed at its last heartbeat.
 pub const DEAD_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// [`DEAD_AFTER`] as a span of wall-clock time, to compare with heartbeats.
+pub fn dead_after() -> chrono::Duration {
+    chrono::Duration::seconds(DEAD_AFTER.as_secs() as i64)
+}
+
 /// What a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use switchboard_core::node::{NodeInfo, DEAD_AFTER};
+use switchboard_core::node::{dead_after, NodeInfo};
 use switchboard_core::NodeId;
 
 use crate::cli::StorageFlags;
@@ -62,8 +62,7 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
 }
 
 fn state(n: &NodeInfo, now: chrono::DateTime<chrono::Utc>) -> &'static str {
-    let dead_after = chrono::Duration::from_std(DEAD_AFTER).unwrap_or(chrono::Duration::MAX);
-    if !n.is_alive(now, dead_after) {
+    if !n.is_alive(now, dead_after()) {
         "silent"
     } else if n.draining_since.is_some() {
         "draining"

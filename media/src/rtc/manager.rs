@@ -10,7 +10,7 @@ use switchboard_core::directory::{
     DirectoryError, ParticipantDirectory, ParticipantUpdate, RecordingDirectory,
 };
 use switchboard_core::event::{LeaveReason, RoomFinishReason};
-use switchboard_core::node::{NodeLoad, DEAD_AFTER};
+use switchboard_core::node::{dead_after, NodeLoad};
 use switchboard_core::recording::{Recording, RecordingSpec, RecordingStatus};
 use switchboard_core::room::ParticipantPermissions;
 use switchboard_core::room::{ParticipantInfo, RoomLimits};
@@ -326,7 +326,6 @@ impl RoomManager {
     ) -> Result<(), RoomLookupError> {
         let nodes = self.store.nodes();
         let now = chrono::Utc::now();
-        let dead_after = chrono::Duration::from_std(DEAD_AFTER).unwrap_or(chrono::Duration::MAX);
         let placed = nodes
             .placement(project, name)
             .await
@@ -335,7 +334,7 @@ impl RoomManager {
             Some(n) if n.id == self.node => return Ok(()),
             // The same URL is this node's previous process, restarted before its silence was noticed.
             Some(n)
-                if n.is_alive(now, dead_after)
+                if n.is_alive(now, dead_after())
                     && n.url != self.url
                     && !self.standalone.load(std::sync::atomic::Ordering::Relaxed) =>
             {
