@@ -27,8 +27,19 @@ pub fn cpu_seconds(pid: &str, children: bool) -> Option<f64> {
 /// This process's share of the machine's CPU between two readings.
 pub struct CpuShare {
     cores: f64,
-    last: Mutex<Option<(Instant, f64)>>,
+    last: Mutex<Reading>,
 }
+
+/// The baseline of the next share and the share last computed.
+struct Reading {
+    at: Option<(Instant, f64)>,
+    share: f32,
+}
+
+/// The shortest window a share is computed over: the kernel counts CPU time
+/// in ticks of 10 ms, so over a few milliseconds a single tick would read as
+/// a fully busy machine.
+const MIN_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl CpuShare {
     /// A meter whose first reading is taken now.
@@ -36,33 +47,34 @@ impl CpuShare {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let meter = Self {
             cores,
-            last: Mutex::new(None),
+            last: Mutex::new(Reading {
+                at: None,
+                share: 0.0,
+            }),
         };
         meter.sample();
         meter
     }
 
     /// The share of all cores (0.0 to 1.0) this process used since the last
-    /// call; 0.0 where `/proc` cannot be read.
+    /// reading; the previous share when that was under half a second ago
+    /// (0.0 at first), and 0.0 where `/proc` cannot be read.
     pub fn sample(&self) -> f32 {
         let Some(spent) = cpu_seconds("self", false) else {
             return 0.0;
         };
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let share = match *last {
+        match last.at {
+            Some((at, _)) if now.duration_since(at) < MIN_WINDOW => return last.share,
             Some((at, before)) => {
                 let wall = now.duration_since(at).as_secs_f64();
-                if wall > 0.0 {
-                    ((spent - before) / wall / self.cores).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                }
+                last.share = ((spent - before) / wall / self.cores).clamp(0.0, 1.0) as f32;
             }
-            None => 0.0,
-        };
-        *last = Some((now, spent));
-        share as f32
+            None => {}
+        }
+        last.at = Some((now, spent));
+        last.share
     }
 }
 
@@ -98,18 +110,30 @@ mod tests {
     }
 
     #[test]
-    fn a_busy_thread_shows_in_the_share_and_an_idle_wait_does_not() {
+    fn a_reading_right_after_the_last_repeats_the_last_share() {
         let meter = CpuShare::new();
+        spin(std::time::Duration::from_millis(50));
+        // 50 ms of work is a few clock ticks: too short a window to judge by.
+        assert_eq!(meter.sample(), 0.0);
+    }
+
+    fn spin(time: std::time::Duration) {
         let start = Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < std::time::Duration::from_millis(300) {
+        while start.elapsed() < time {
             x = std::hint::black_box(x.wrapping_add(1));
         }
+    }
+
+    #[test]
+    fn a_busy_thread_shows_in_the_share_and_an_idle_wait_does_not() {
+        let meter = CpuShare::new();
+        spin(std::time::Duration::from_millis(600));
         let busy = meter.sample();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f32;
         // One core spinning is 1/cores of the machine; allow for the clock's 10 ms ticks.
         assert!(busy > 0.5 / cores && busy <= 1.0, "busy share {busy}");
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::thread::sleep(std::time::Duration::from_millis(600));
         let idle = meter.sample();
         assert!(idle < 0.2 / cores, "idle share {idle}");
     }
