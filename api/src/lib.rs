@@ -50,6 +50,8 @@ pub struct ApiConfig {
     pub webhook_policy: switchboard_core::webhook::AddressPolicy,
     /// The plans usage is priced by.
     pub plans: switchboard_core::billing::PlanBook,
+    /// The base URL clients reach this API at.
+    pub public_url: String,
 }
 
 /// What every handler can reach.
@@ -135,6 +137,9 @@ pub fn app_with(
 ) -> Router {
     observability::prometheus();
     let (v1, mut spec) = openapi::split(v1::router());
+    // Authenticated by a participant's access token, not by an API key.
+    let (route, route_spec) = v1::route::router();
+    spec.merge(route_spec);
     if let Some(more) = extra_spec {
         spec.merge(more);
     }
@@ -151,6 +156,7 @@ pub fn app_with(
 
     let api = Router::new()
         .merge(v1)
+        .merge(route)
         .merge(v1::recordings::signed_router())
         .route(
             "/v1/openapi.json",

@@ -138,6 +138,12 @@ pub enum TokenError {
     Signing(String),
 }
 
+/// The token of an `Authorization` header's value, if it is `Bearer <token>`.
+pub fn from_bearer(header_value: &str) -> Option<&str> {
+    let (scheme, token) = header_value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Checks a requested token lifetime.
 pub fn check_ttl(ttl_s: u64) -> Result<u64, TokenError> {
     if (MIN_TTL_S..=MAX_TTL_S).contains(&ttl_s) {

@@ -6,7 +6,8 @@
 //   room.on('track_subscribed', ({ track, participant }) => attach(track));
 //   await room.publishCamera(); await room.publishMicrophone();
 
-const RECONNECT_WINDOW_MS = 20000;
+// Long enough for the control plane to take a dead node for dead (15 s) and move its rooms.
+const RECONNECT_WINDOW_MS = 30000;
 const DATA_LIMIT_BYTES = 15 * 1024;
 
 class Emitter {
@@ -31,7 +32,9 @@ export class SwitchboardError extends Error {
 
 /**
  * Connects to a room with an access token and resolves once joined.
- * `url` is the `url` returned by POST /v1/tokens (ws://host/rtc).
+ * `url` is the `url` returned by POST /v1/tokens (ws://host/rtc); pass its
+ * `route_url` as `options.routeUrl` so that, should the room's media node
+ * die, the SDK finds the room's new node and joins there with the same token.
  */
 export async function connect(url, token, options = {}) {
   const room = new Room(url, token, options);
@@ -348,10 +351,29 @@ export class Room extends Emitter {
         return undefined;
       } catch (e) {
         if (e.code === 'closed' && /expired|refused|removed/.test(e.message)) break;
+        await this._reroute();
       }
     }
     this._closed = true;
     return this._teardown('connection_lost');
+  }
+
+  // Asks the API where the room is now: once its node is taken for dead, the
+  // room moves to a healthy node of the same region. A new node knows
+  // nothing of the old session, so the join there starts a new one.
+  async _reroute() {
+    if (!this.options.routeUrl) return;
+    try {
+      const res = await fetch(this.options.routeUrl, { headers: { Authorization: `Bearer ${this.token}` } });
+      if (!res.ok) return;
+      const { url } = await res.json();
+      if (url && url !== this.url) {
+        this.url = url;
+        this._reconnectToken = null;
+      }
+    } catch {
+      // The API is out of reach as well: the next round asks again.
+    }
   }
 
   _teardown(reason) {

@@ -309,6 +309,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         config: Arc::new(ApiConfig {
             webhook_policy,
             plans,
+            public_url: public_url.clone(),
         }),
     };
     let demo = dev.then(|| DemoKey {

@@ -6,6 +6,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use subtle::ConstantTimeEq;
+use switchboard_core::token::{self, Claims, TokenError};
 use switchboard_core::ProjectId;
 
 use crate::time::{from_micros, stored, to_micros};
@@ -13,6 +14,20 @@ use crate::{Store, StoreError};
 
 /// Shortest secret accepted when the caller chooses one (outside dev mode).
 pub const MIN_SECRET_LEN: usize = 32;
+
+/// Why an access token is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessTokenError {
+    /// Malformed, badly signed, expired or not yet valid.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Signed with a key that does not exist or was revoked.
+    #[error("the access token was signed with unknown or revoked key `{0}`")]
+    UnknownKey(String),
+    /// The keys could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// An API key as listed (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +219,21 @@ impl ApiKeys<'_> {
         let secret = String::from_utf8(self.0.master_key.open(&sealed)?)
             .map_err(|_| StoreError::Corrupt(format!("the secret of key `{id}` is not UTF-8")))?;
         Ok(Some((parse_project(r.try_get("project_id")?)?, secret)))
+    }
+
+    /// Checks an access token against the active key it names: its project
+    /// and claims, or why it is refused.
+    pub async fn verify_access_token(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(ProjectId, Claims), AccessTokenError> {
+        let kid = token::key_id(token)?;
+        let (project, secret) = self
+            .signing_secret(&kid)
+            .await?
+            .ok_or(AccessTokenError::UnknownKey(kid))?;
+        Ok((project, token::verify(token, &secret, now)?))
     }
 
     /// All keys of `project`, newest first, revoked ones included.

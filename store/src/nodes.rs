@@ -196,8 +196,9 @@ impl Nodes<'_> {
 
     /// Places room `name` of `project` on node `to`, unless it is already
     /// placed on another node than `replacing`: the first API instance to
-    /// place a room wins, and a dead node's room moves once. Returns the node
-    /// id the room is placed on afterwards.
+    /// place a room wins, and a dead node's room moves once, restarted under a
+    /// new sid (`room.finished`, `room.started`). Returns the node id the room
+    /// is placed on afterwards.
     pub async fn place(
         &self,
         project: ProjectId,
@@ -207,6 +208,7 @@ impl Nodes<'_> {
         now: DateTime<Utc>,
     ) -> Result<NodeId, StoreError> {
         let mut tx = self.0.writer().begin().await?;
+        let mut restarted_rooms = Vec::new();
         match replacing {
             None => {
                 sqlx::query(
@@ -221,17 +223,41 @@ impl Nodes<'_> {
                 .await?;
             }
             Some(old) => {
-                sqlx::query(
-                    "UPDATE room_placements SET node_id = $1, placed_at = $2 \
-                     WHERE project_id = $3 AND room_name = $4 AND node_id = $5",
-                )
-                .bind(to.to_string())
-                .bind(to_micros(now))
-                .bind(project.to_string())
-                .bind(name.as_str())
-                .bind(old.to_string())
-                .execute(&mut *tx)
-                .await?;
+                // Moving a placement the meter has not restarted yet restarts
+                // the room; each statement is one compare-and-set, so racing
+                // routers and the meter restart it once.
+                let move_from = |restarted: &'static str| {
+                    format!(
+                        "UPDATE room_placements SET node_id = $1, placed_at = $2, restarted_at = NULL \
+                         WHERE project_id = $3 AND room_name = $4 AND node_id = $5 AND restarted_at IS {restarted}"
+                    )
+                };
+                for (restarted, restart) in [("NULL", true), ("NOT NULL", false)] {
+                    let moved = sqlx::query(&move_from(restarted))
+                        .bind(to.to_string())
+                        .bind(to_micros(now))
+                        .bind(project.to_string())
+                        .bind(name.as_str())
+                        .bind(old.to_string())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if moved == 0 {
+                        continue;
+                    }
+                    if restart {
+                        // The room that lived on the lost node ended with it.
+                        let last: i64 = sqlx::query("SELECT heartbeat_at FROM nodes WHERE id = $1")
+                            .bind(old.to_string())
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get("heartbeat_at")?;
+                        restarted_rooms =
+                            crate::rooms::restart_lost(&mut tx, project, name, from_micros(last)?)
+                                .await?;
+                    }
+                    break;
+                }
             }
         }
         let placed: String = sqlx::query(
@@ -244,6 +270,7 @@ impl Nodes<'_> {
         .ok_or_else(|| StoreError::Conflict("the room's placement was removed meanwhile".into()))?
         .try_get("node_id")?;
         tx.commit().await?;
+        self.0.publish_committed(&restarted_rooms).await;
         placed.parse().map_err(corrupt)
     }
 

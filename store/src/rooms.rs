@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use switchboard_core::event::{RoomFinishReason, RoomRef};
 use switchboard_core::room::Room;
-use switchboard_core::{Event, EventPayload, ProjectId, RoomName, RoomSid};
+use switchboard_core::{Event, EventPayload, NodeId, ProjectId, RoomName, RoomSid};
 
+use crate::error::corrupt;
 use crate::events::append;
 use crate::time::{from_micros, stored, to_micros};
 use crate::{Store, StoreError};
@@ -68,7 +69,6 @@ const COLUMNS: &str =
     "sid, name, created_at, empty_timeout_s, max_participants, metadata, region, record";
 
 fn decode(r: AnyRow) -> Result<Room, StoreError> {
-    let corrupt = |e: String| StoreError::Corrupt(e);
     Ok(Room {
         sid: r
             .try_get::<String, _>("sid")?
@@ -234,4 +234,87 @@ impl Rooms<'_> {
         self.0.publish_committed(std::slice::from_ref(&event)).await;
         Ok(Some((room, event)))
     }
+}
+
+/// Restarts every room still placed on `node`, which was lost, that was not
+/// restarted yet, in the caller's transaction (the one that declares the
+/// node lost): see [`restart_lost`].
+pub(crate) async fn restart_on_node(
+    conn: &mut AnyConnection,
+    node: NodeId,
+    last_heartbeat: DateTime<Utc>,
+) -> Result<Vec<Event>, StoreError> {
+    let claimed = sqlx::query(
+        "UPDATE room_placements SET restarted_at = $1 WHERE node_id = $2 AND restarted_at IS NULL \
+         RETURNING project_id, room_name",
+    )
+    .bind(to_micros(last_heartbeat))
+    .bind(node.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut rooms = Vec::with_capacity(claimed.len());
+    for row in &claimed {
+        let project: ProjectId = row
+            .try_get::<String, _>("project_id")?
+            .parse()
+            .map_err(corrupt)?;
+        rooms.push((
+            project,
+            RoomName::new(row.try_get::<String, _>("room_name")?).map_err(corrupt)?,
+        ));
+    }
+    // In a stable order, whatever order the database returned them in.
+    rooms.sort();
+    let mut events = Vec::new();
+    for (project, name) in rooms {
+        events.extend(restart_lost(conn, project, &name, last_heartbeat).await?);
+    }
+    Ok(events)
+}
+
+/// Ends the incarnation of room `name` of `project` that a lost node hosted
+/// (`room.finished`, reason `node_lost`, at `at`) and starts the next one
+/// under a new sid with the same settings (`room.started`), so participants
+/// rejoin it elsewhere with the tokens they hold. Nothing when there is no
+/// such room. The caller makes sure it runs once per lost placement.
+pub(crate) async fn restart_lost(
+    conn: &mut AnyConnection,
+    project: ProjectId,
+    name: &RoomName,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, StoreError> {
+    let at = stored(at);
+    let new_sid = RoomSid::new();
+    let old = sqlx::query("SELECT sid FROM rooms WHERE project_id = $1 AND name = $2")
+        .bind(project.to_string())
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(old) = old else {
+        return Ok(Vec::new());
+    };
+    let old_sid: String = old.try_get("sid")?;
+    sqlx::query("UPDATE rooms SET sid = $1, created_at = $2 WHERE sid = $3")
+        .bind(new_sid.to_string())
+        .bind(to_micros(at))
+        .bind(&old_sid)
+        .execute(&mut *conn)
+        .await?;
+    let finished = EventPayload::RoomFinished {
+        room: RoomRef {
+            sid: old_sid.parse().map_err(corrupt)?,
+            name: name.clone(),
+        },
+        reason: RoomFinishReason::NodeLost,
+    };
+    let started = EventPayload::RoomStarted {
+        room: RoomRef {
+            sid: new_sid,
+            name: name.clone(),
+        },
+    };
+    Ok(vec![
+        append(conn, Event::new(project, at, finished)).await?,
+        append(conn, Event::new(project, at, started)).await?,
+    ])
 }

@@ -588,7 +588,9 @@ impl Usage<'_> {
 
     /// Ends every open session of silent `node` at its last heartbeat by
     /// appending `participant.left` (reason `node_lost`) for each, fails the
-    /// recordings it was writing, and marks the node stopped, in one transaction. Call only once the meter has
+    /// recordings it was writing, restarts its rooms under new sids
+    /// (`room.finished` with reason `node_lost`, then `room.started`) and
+    /// marks the node stopped, in one transaction. Call only once the meter has
     /// read every project's log: the sessions it knows are then all of them.
     /// Returns the events appended.
     pub async fn close_node(
@@ -638,6 +640,7 @@ impl Usage<'_> {
             appended.push(events::append(&mut tx, Event::new(project, at, payload)).await?);
         }
         appended.extend(crate::recordings::fail_open_on_node(&mut tx, node, last_heartbeat).await?);
+        appended.extend(crate::rooms::restart_on_node(&mut tx, node, last_heartbeat).await?);
         tx.commit().await?;
         self.0.publish_committed(&appended).await;
         Ok(appended)

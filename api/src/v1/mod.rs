@@ -16,6 +16,7 @@ pub mod participants;
 pub mod project;
 pub mod recordings;
 pub mod rooms;
+pub mod route;
 pub mod tokens;
 pub mod usage;
 pub mod webhooks;

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::node::{Region, RouteError};
+use switchboard_core::node::Region;
 use switchboard_core::token::{self, Claims, Grants, DEFAULT_TTL_S, MAX_TOKEN_METADATA_BYTES};
 use switchboard_core::{Identity, RoomName};
 use utoipa::ToSchema;
@@ -53,6 +53,9 @@ pub struct TokenResponse {
     pub token: String,
     /// The WebSocket URL of the media node that hosts the room, to connect to with the token.
     pub url: String,
+    /// Where a client whose media node stopped answering asks, with the
+    /// token, for the node that hosts the room now (`GET /v1/rtc/route`).
+    pub route_url: String,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
 }
@@ -104,14 +107,7 @@ async fn create_token(
         .rooms_router
         .route(caller.project_id, &req.room, req.region.as_ref())
         .await
-        .map_err(|e| match e {
-            RouteError::NoNode(e) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_media_node",
-                e.to_string(),
-            ),
-            RouteError::Unavailable(e) => ApiError::internal(e),
-        })?;
+        .map_err(super::route::route_error)?;
     let now = state.clock.now();
     let mut claims = Claims::new(&caller.key_id, req.identity, grants, now, ttl_s);
     claims.name = req.name;
@@ -123,13 +119,17 @@ async fn create_token(
         Json(TokenResponse {
             token,
             url: signaling_url(&node.url),
+            route_url: format!(
+                "{}/v1/rtc/route",
+                state.config.public_url.trim_end_matches('/')
+            ),
             expires_at,
         }),
     ))
 }
 
 /// The signaling WebSocket URL under a node's base URL.
-fn signaling_url(node_url: &str) -> String {
+pub(super) fn signaling_url(node_url: &str) -> String {
     let ws = if let Some(rest) = node_url.strip_prefix("https://") {
         format!("wss://{rest}")
     } else if let Some(rest) = node_url.strip_prefix("http://") {

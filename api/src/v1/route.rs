@@ -1,0 +1,132 @@
+//! `/v1/rtc/route`: the media node a participant's access token connects to
+//! now. Clients ask it when their node stopped answering: once the node is
+//! taken for dead, its rooms move to a healthy node of the same region.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use switchboard_core::node::{Region, RouteError};
+use switchboard_core::token::{self, TokenError};
+use switchboard_store::api_keys::AccessTokenError;
+use tower_http::cors::{Any, CorsLayer};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::tokens::signaling_url;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiQuery;
+use crate::AppState;
+
+/// The route lookup and its OpenAPI description, callable from browsers on
+/// any origin (the SDK asks it).
+pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, spec) = OpenApiRouter::new()
+        .routes(routes!(route))
+        .split_for_parts();
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET])
+        .allow_headers([header::AUTHORIZATION]);
+    // The token travels in a header, so browsers ask first (a preflight);
+    // the CORS layer answers it, but only on a method the route has.
+    let router = router
+        .route(
+            PATH,
+            axum::routing::options(|| async { StatusCode::NO_CONTENT }),
+        )
+        .layer(cors);
+    (router, spec)
+}
+
+const PATH: &str = "/v1/rtc/route";
+
+/// Query of `GET /v1/rtc/route`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RouteQuery {
+    /// The access token, when it is not in an `Authorization: Bearer` header.
+    pub access_token: Option<String>,
+    /// Region to host the room in when it is not placed yet (as for `POST /v1/tokens`).
+    #[param(value_type = Option<String>, example = "eu-west")]
+    pub region: Option<Region>,
+}
+
+/// Where to connect.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteResponse {
+    /// The WebSocket URL of the media node that hosts the room now.
+    pub url: String,
+    /// That node's region.
+    pub region: String,
+}
+
+/// Find the media node a participant's access token connects to now (the
+/// room's node, or a healthy node of its region once that one is dead).
+/// Authenticated by the access token itself, not by an API key.
+#[utoipa::path(get, path = "/v1/rtc/route", tag = "tokens", params(RouteQuery),
+    security(()),
+    responses((status = 200, body = RouteResponse),
+        (status = 401, body = ErrorBody, description = "No, a malformed, an expired or a revoked token"),
+        (status = 403, body = ErrorBody, description = "The token grants no room"),
+        (status = 503, body = ErrorBody, description = "No media node can take the room")))]
+async fn route(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<RouteQuery>,
+) -> Result<Json<RouteResponse>, ApiError> {
+    let token = q.access_token.or_else(|| bearer(&headers)).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "pass the access token as ?access_token= or Authorization: Bearer",
+        )
+    })?;
+    let (project, claims) = state
+        .store
+        .api_keys()
+        .verify_access_token(&token, state.clock.now())
+        .await
+        .map_err(|e| match e {
+            AccessTokenError::Store(e) => ApiError::from(e),
+            AccessTokenError::Token(TokenError::Expired(_)) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "token_expired", e.to_string())
+            }
+            e => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()),
+        })?;
+    let room = claims.grants.room.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "no_room_grant",
+            "the access token grants no room",
+        )
+    })?;
+    let node = state
+        .rooms_router
+        .route(project, &room, q.region.as_ref())
+        .await
+        .map_err(route_error)?;
+    Ok(Json(RouteResponse {
+        url: signaling_url(&node.url),
+        region: node.region.to_string(),
+    }))
+}
+
+/// The answer to a room that could not be given a node.
+pub(super) fn route_error(e: RouteError) -> ApiError {
+    match e {
+        RouteError::NoNode(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_media_node",
+            e.to_string(),
+        ),
+        RouteError::Unavailable(e) => ApiError::internal(e),
+    }
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    token::from_bearer(value).map(str::to_owned)
+}
