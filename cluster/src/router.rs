@@ -3,14 +3,15 @@
 //!
 //! A room goes to its preferred region: the region it was created with, else
 //! the region of the dead node it was on, else the token's hint. Only when no
-//! node there can take it does it go to the least-loaded node elsewhere.
+//! node there can take it does it go to the least-loaded node elsewhere;
+//! for a project pinned to regions, only in those.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::node::{
-    choose, dead_after, superseded, Capacity, NodeInfo, PlacementRules, Region, RoomRouter,
-    RouteError,
+    choose, dead_after, superseded, Capacity, NodeInfo, PlacementError, PlacementRules, Region,
+    RoomRouter, RouteError,
 };
 use switchboard_core::{Clock, NodeId, ProjectId, RoomName};
 use switchboard_store::{Store, StoreError};
@@ -69,20 +70,39 @@ impl Router {
             .map_err(unavailable)?
             .and_then(|r| r.region)
             .and_then(|r| Region::new(r).ok());
-        let regions: Vec<Region> = stored_region
-            .or_else(|| placed.as_ref().map(|n| n.region.clone()))
-            .or_else(|| hint.cloned())
+        // A project pinned to regions (data residency) is placed only there;
+        // a preference outside them is ignored.
+        let allowed = self
+            .store
+            .projects()
+            .regions(project)
+            .await
+            .map_err(unavailable)?;
+        let permitted = |r: &Region| allowed.as_ref().is_none_or(|a| a.contains(r));
+        let preferred = [stored_region, placed.as_ref().map(|n| n.region.clone())]
             .into_iter()
-            .collect();
-        // Regions are preferences: with no node free there, the room goes to
-        // the least-loaded node anywhere rather than nowhere.
-        let chosen = match choose(&running, &regions, now, &self.rules) {
-            Ok(node) => node,
-            Err(e) if !regions.is_empty() => {
-                tracing::info!(%project, room = %room, reason = %e, "placing the room outside its preferred region");
-                choose(&running, &[], now, &self.rules)?
+            .chain([hint.cloned()])
+            .flatten()
+            .find(permitted);
+        let chosen = match (&allowed, preferred) {
+            // The preferred region, then the project's others in the order it
+            // listed them, and nowhere else.
+            (Some(allowed), preferred) => {
+                let others = allowed.iter().filter(|r| preferred.as_ref() != Some(*r));
+                let order: Vec<Region> = preferred.iter().chain(others).cloned().collect();
+                choose(&running, &order, now, &self.rules)
+                    .map_err(|_| PlacementError::outside(allowed))?
             }
-            Err(e) => return Err(e.into()),
+            // Regions are preferences: with no node free there, the room goes
+            // to the least-loaded node anywhere rather than nowhere.
+            (None, Some(region)) => match choose(&running, &[region], now, &self.rules) {
+                Ok(node) => node,
+                Err(e) => {
+                    tracing::info!(%project, room = %room, reason = %e, "placing the room outside its preferred region");
+                    choose(&running, &[], now, &self.rules)?
+                }
+            },
+            (None, None) => choose(&running, &[], now, &self.rules)?,
         };
         let winner = nodes
             .place(project, room, chosen.id, placed.map(|n| n.id), now)
@@ -145,6 +165,22 @@ impl RoomRouter for SingleNode {
         _: Option<&Region>,
     ) -> Result<NodeInfo, RouteError> {
         let nodes = self.store.nodes();
+        let this = nodes
+            .get(self.node)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                RouteError::Unavailable(format!("this node {} is not registered", self.node))
+            })?;
+        let allowed = self
+            .store
+            .projects()
+            .regions(project)
+            .await
+            .map_err(unavailable)?;
+        if let Some(allowed) = allowed.filter(|a| !a.contains(&this.region)) {
+            return Err(PlacementError::outside(&allowed).into());
+        }
         // Take over what an earlier process of this deployment left placed.
         let previous = nodes
             .placement(project, room)
@@ -156,12 +192,6 @@ impl RoomRouter for SingleNode {
             .place(project, room, self.node, previous, self.clock.now())
             .await
             .map_err(unavailable)?;
-        nodes
-            .get(self.node)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| {
-                RouteError::Unavailable(format!("this node {} is not registered", self.node))
-            })
+        Ok(this)
     }
 }

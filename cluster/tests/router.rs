@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use switchboard_cluster::Router;
+use switchboard_core::event::RoomFinishReason;
 use switchboard_core::node::{NodeLoad, NodeRole, Region, RoomRouter, RouteError};
-use switchboard_core::{Clock, ManualClock, NodeId, ProjectId, RoomName};
+use switchboard_core::{Clock, EventPayload, ManualClock, NodeId, ProjectId, RoomName, RoomSid};
+use switchboard_store::events::EventFilter;
 use switchboard_store::nodes::NodeRegistration;
 use switchboard_store::rooms::NewRoom;
 use switchboard_store::testing::TestDb;
@@ -155,6 +157,140 @@ async fn a_dead_nodes_rooms_move_to_a_healthy_node_in_the_same_region(b: Backend
     assert_eq!(c.route("call", None).await.unwrap(), healthy);
 }
 
+/// The room's `room.finished` (reason `node_lost`) and `room.started` events in the log.
+async fn restarts(c: &Cluster) -> Vec<(String, RoomSid)> {
+    c.store
+        .events()
+        .list(c.project, &EventFilter::default(), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            EventPayload::RoomFinished {
+                room,
+                reason: RoomFinishReason::NodeLost,
+            } => Some(("finished".to_owned(), room.sid)),
+            EventPayload::RoomStarted { room } => Some(("started".to_owned(), room.sid)),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn a_lost_nodes_rooms_restart_once_with_their_settings(b: Backend) {
+    let c = Cluster::new(b).await;
+    let doomed = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
+    let mut new = NewRoom::named(RoomName::new("board").unwrap());
+    new.max_participants = 7;
+    let (created, _) = c
+        .store
+        .rooms()
+        .create(c.project, new, c.clock.now())
+        .await
+        .unwrap();
+    let other = NewRoom::named(RoomName::new("other").unwrap());
+    let (other, _) = c
+        .store
+        .rooms()
+        .create(c.project, other, c.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(c.route("board", None).await.unwrap(), doomed);
+    assert_eq!(c.route("other", None).await.unwrap(), doomed);
+    c.clock.advance(Duration::seconds(1));
+    c.report(doomed, 2, 0.1).await;
+    let last_heartbeat = c.clock.now();
+    c.clock.advance(Duration::seconds(20));
+    let healthy = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
+
+    // A client asking for the room first: it moves, restarted under a new sid.
+    assert_eq!(c.route("board", None).await.unwrap(), healthy);
+    let board = c
+        .store
+        .rooms()
+        .get(c.project, &created.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(board.sid, created.sid);
+    assert_eq!(board.max_participants, 7);
+    assert_eq!(board.created_at, last_heartbeat);
+    // Then the meter declares the node lost: only the room still on it restarts.
+    let closed = c
+        .store
+        .usage()
+        .close_node(doomed, last_heartbeat)
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 2, "{closed:?}");
+    let other_now = c
+        .store
+        .rooms()
+        .get(c.project, &other.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(other_now.sid, other.sid);
+    assert_eq!(
+        restarts(&c).await,
+        [
+            ("started".to_owned(), created.sid),
+            ("started".to_owned(), other.sid),
+            ("finished".to_owned(), created.sid),
+            ("started".to_owned(), board.sid),
+            ("finished".to_owned(), other.sid),
+            ("started".to_owned(), other_now.sid),
+        ]
+    );
+    // Placing the restarted room again restarts nothing.
+    assert_eq!(c.route("other", None).await.unwrap(), healthy);
+    assert_eq!(restarts(&c).await.len(), 6);
+}
+
+async fn a_pinned_projects_rooms_stay_in_its_regions(b: Backend) {
+    let c = Cluster::new(b).await;
+    let us = c.node(NodeRole::Media, "us-east", 0, 0.0).await;
+    let eu = c.node(NodeRole::Media, "eu-west", 10, 0.2).await;
+    let regions = [
+        Region::new("eu-west").unwrap(),
+        Region::new("eu-central").unwrap(),
+    ];
+    assert!(c
+        .store
+        .projects()
+        .set_regions(c.project, &regions)
+        .await
+        .unwrap());
+    assert_eq!(
+        c.store.projects().regions(c.project).await.unwrap(),
+        Some(regions.to_vec())
+    );
+    // A hint outside the project's regions is ignored, not obeyed.
+    assert_eq!(c.route("a", Some("us-east")).await.unwrap(), eu);
+    assert_eq!(c.route("b", None).await.unwrap(), eu);
+    // With no node free in them, the room is refused rather than placed outside.
+    c.report(eu, 10, 0.99).await;
+    let err = c.route("c", Some("eu-west")).await.unwrap_err();
+    assert!(err.to_string().contains("eu-west, eu-central"), "{err}");
+    // Its second region takes rooms once it has a node.
+    let central = c.node(NodeRole::Media, "eu-central", 0, 0.0).await;
+    assert_eq!(c.route("c", Some("us-east")).await.unwrap(), central);
+    // A single-node deployment outside the regions refuses too.
+    let single = switchboard_cluster::router::SingleNode::new(c.store.clone(), c.clock.clone(), us);
+    let room = RoomName::new("d").unwrap();
+    let err = single.route(c.project, &room, None).await.unwrap_err();
+    assert!(err.to_string().contains("data residency"), "{err}");
+    // Lifting the restriction lets the next room go anywhere again.
+    assert!(c
+        .store
+        .projects()
+        .set_regions(c.project, &[])
+        .await
+        .unwrap());
+    assert_eq!(c.store.projects().regions(c.project).await.unwrap(), None);
+    assert_eq!(c.route("e", Some("us-east")).await.unwrap(), us);
+    assert_eq!(single.route(c.project, &room, None).await.unwrap().id, us);
+}
+
 async fn two_api_instances_placing_one_room_agree(b: Backend) {
     let c = Cluster::new(b).await;
     let nodes = [
@@ -213,6 +349,8 @@ on_both_backends!(
     a_rooms_own_region_beats_the_tokens_hint,
     draining_and_overloaded_nodes_take_no_new_rooms_but_keep_theirs,
     a_dead_nodes_rooms_move_to_a_healthy_node_in_the_same_region,
+    a_lost_nodes_rooms_restart_once_with_their_settings,
+    a_pinned_projects_rooms_stay_in_its_regions,
     two_api_instances_placing_one_room_agree,
     a_room_that_finished_is_placed_afresh,
 );

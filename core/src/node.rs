@@ -236,6 +236,19 @@ pub enum PlacementError {
         "no media node in {0} can take a new room: none is running, or all are draining or full"
     )]
     NoNode(String),
+    /// The project is pinned to regions where no node can take the room.
+    #[error(
+        "the project is restricted to region(s) {0} (data residency), and no media node there can take a new room"
+    )]
+    OutsideRegions(String),
+}
+
+impl PlacementError {
+    /// The refusal for a project pinned to `regions`.
+    pub fn outside(regions: &[Region]) -> Self {
+        let names: Vec<&str> = regions.iter().map(Region::as_str).collect();
+        Self::OutsideRegions(names.join(", "))
+    }
 }
 
 /// The healthy media node with the most room to spare among those in

@@ -13,6 +13,7 @@ use serde_json::json;
 use switchboard_core::event::LeaveReason;
 use switchboard_core::token::{self, Claims, Grants, TokenError};
 use switchboard_core::{Identity, ProjectId, RoomName};
+use switchboard_store::api_keys::AccessTokenError;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::rtc::manager::{RoomLookupError, RoomManager};
@@ -99,40 +100,31 @@ pub(crate) async fn authorize(
     manager: &RoomManager,
     token: &str,
 ) -> Result<(ProjectId, Claims), Response> {
-    let unauthorized = |m: String| error(StatusCode::UNAUTHORIZED, "invalid_token", m);
-    let kid = token::key_id(token).map_err(|e| unauthorized(e.to_string()))?;
-    let (project, secret) = manager
+    manager
         .store
         .api_keys()
-        .signing_secret(&kid)
+        .verify_access_token(token, chrono::Utc::now())
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "key lookup failed");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "cannot verify tokens right now",
-            )
-        })?
-        .ok_or_else(|| {
-            unauthorized(format!(
-                "the access token was signed with unknown or revoked key `{kid}`"
-            ))
-        })?;
-    let claims = token::verify(token, &secret, chrono::Utc::now()).map_err(|e| match e {
-        TokenError::Expired(_) => error(StatusCode::UNAUTHORIZED, "token_expired", e.to_string()),
-        other => unauthorized(other.to_string()),
-    })?;
-    Ok((project, claims))
+        .map_err(|e| match e {
+            AccessTokenError::Store(e) => {
+                tracing::error!(error = %e, "key lookup failed");
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "cannot verify tokens right now",
+                )
+            }
+            AccessTokenError::Token(TokenError::Expired(_)) => {
+                error(StatusCode::UNAUTHORIZED, "token_expired", e.to_string())
+            }
+            e => error(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()),
+        })
 }
 
 /// The token of an `Authorization: Bearer` header.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    token::from_bearer(value).map(str::to_owned)
 }
 
 async fn rtc(
@@ -228,6 +220,11 @@ pub(crate) async fn join_room(
             StatusCode::CONFLICT,
             "room_on_another_node",
             format!("room `{room_name}` is live on the node at {url}; ask POST /v1/tokens for its URL and connect there"),
+        )),
+        Err(RoomLookupError::OutsideRegions(why)) => Err(error(
+            StatusCode::FORBIDDEN,
+            "region_not_allowed",
+            format!("this media node cannot host room `{room_name}`: {why}; ask POST /v1/tokens for the room's URL"),
         )),
         Err(RoomLookupError::Store(e)) => {
             tracing::error!(error = %e, "room lookup failed");

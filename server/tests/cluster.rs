@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::browser::Driver;
 use common::{binary, expect_error, send, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -267,6 +268,75 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
     let (_, same) = send(api1.dev(Method::GET, "/v1/events?limit=100")).await;
     assert_eq!(same["data"].as_array().unwrap()[..log.len()], log[..]);
 
+    // Data residency: a project pinned to eu-west gets no new room elsewhere,
+    // whatever the hint, and says so to anyone who asks for another region.
+    let (st, project) = send(
+        api1.dev(Method::PATCH, "/v1/project")
+            .json(&json!({ "regions": ["eu-west"] })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{project}");
+    assert_eq!(project["regions"], json!(["eu-west"]));
+    let pinned = token_url(&api2, "pinned", Some("us-east")).await;
+    assert!(eu.contains(&pinned), "{pinned}");
+    expect_error(
+        api2.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "abroad", "region": "us-east" })),
+        StatusCode::BAD_REQUEST,
+        "region_not_allowed",
+    )
+    .await;
+    let many: Vec<String> = (0..17).map(|i| format!("r{i}")).collect();
+    for bad in [
+        json!(["EU"]),
+        json!("eu-west"),
+        json!(["eu-west", "eu-west"]),
+        json!(many),
+        json!([1]),
+    ] {
+        expect_error(
+            api1.dev(Method::PATCH, "/v1/project")
+                .json(&json!({ "regions": bad })),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
+    // A token signed offline cannot make the us-east node host a room.
+    let out = api1.cli(&[
+        "token",
+        "create",
+        "--room",
+        "sneaky",
+        "--identity",
+        "eve",
+        "--api-key",
+        "devkey",
+        "--api-secret",
+        "secret",
+        "--dev",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offline = String::from_utf8(out.stdout).unwrap();
+    let msg = expect_error(
+        us.http
+            .get(format!("{}/rtc?access_token={}", us.base, offline.trim())),
+        StatusCode::FORBIDDEN,
+        "region_not_allowed",
+    )
+    .await;
+    assert!(msg.contains("eu-west"), "{msg}");
+    let (st, project) = send(
+        api1.dev(Method::PATCH, "/v1/project")
+            .json(&json!({ "regions": [] })),
+    )
+    .await;
+    assert_eq!((st, &project["regions"]), (StatusCode::OK, &json!([])));
+
     // A dead node: its rooms go to a healthy node of the same region, not
     // to the idle node elsewhere, once its heartbeats have stopped long enough.
     let (mut dead, survivor) = if standup == eu[0] {
@@ -332,6 +402,183 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
     .await;
     assert!(msg.contains("draining or full"), "{msg}");
     assert_eq!(token_url(&api2, "standup", None).await, rtc_url(&survivor));
+}
+
+/// A browser in a room whose media node is killed follows the room: the SDK
+/// asks the API where the room went (`route_url`) and joins the healthy node
+/// of the same region with the same token, publishing again; the log shows
+/// the lost session and room ending at the node's last heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_follows_its_room_to_a_healthy_node_when_its_node_dies() {
+    // Several crates enable both ring and aws-lc in rustls; pick one for the WebDriver client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let api = Server::start_with(Backend::Postgres, &args(&node_args("api", "eu-west"))).await;
+    let first = api.sibling(&args(&node_args("media", "eu-west")));
+    let second = api.sibling(&args(&node_args("media", "eu-west")));
+    let far = api.sibling(&args(&node_args("media", "us-east")));
+    let (st, _) = send(
+        api.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "failover", "max_participants": 5 })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, t) = send(
+        api.dev(Method::POST, "/v1/tokens")
+            .json(&json!({ "room": "failover", "identity": "alice", "region": "eu-west" })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let (url, token) = (t["url"].clone(), t["token"].clone());
+    assert_eq!(t["route_url"], format!("{}/v1/rtc/route", api.base));
+    let (mut doomed, survivor) = if url == rtc_url(&first).as_str() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(url, rtc_url(&doomed).as_str());
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    // Any page of the surviving node's origin can load the SDK.
+    browser
+        .client
+        .goto(&format!("{}/readyz", survivor.base))
+        .await
+        .unwrap();
+    let joined = browser
+        .run(
+            r#"const [url, token, routeUrl] = args;
+               const { connect } = await import('/sdk/switchboard.js');
+               window.room = await connect(url, token, { routeUrl });
+               window.reconnects = 0;
+               window.gone = null;
+               room.on('reconnected', () => { window.reconnects += 1; });
+               room.on('disconnected', (reason) => { window.gone = reason; });
+               await room.publishCamera();
+               return room.localParticipant.sid;"#,
+            vec![url, token.clone(), t["route_url"].clone()],
+        )
+        .await;
+    let participants = |via: &Server| {
+        let req = via.dev(Method::GET, "/v1/rooms/failover/participants");
+        async move { send(req).await.1 }
+    };
+    let list = participants(&api).await;
+    assert_eq!(list["data"][0]["sid"], joined, "{list}");
+    let (_, room) = send(api.dev(Method::GET, "/v1/rooms/failover")).await;
+    let first_sid = room["sid"].clone();
+
+    doomed.kill_9();
+    let mut state = Value::Null;
+    for _ in 0..90 {
+        state = browser
+            .run(
+                "return { url: room.url, sid: room.localParticipant.sid, reconnects: window.reconnects,
+                          gone: window.gone, tracks: room.localTracks.size };",
+                vec![],
+            )
+            .await;
+        if state["reconnects"] == 1 || !state["gone"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        state["reconnects"],
+        1,
+        "{state}\nAPI's log:\n{}\nsurvivor's log:\n{}",
+        api.log(),
+        survivor.log()
+    );
+    assert_eq!(state["url"], rtc_url(&survivor), "the same region: {state}");
+    assert_ne!(state["sid"], joined, "a new session: {state}");
+    assert_eq!(state["tracks"], 1, "published again: {state}");
+    // The room goes on there with its settings, reached through the API.
+    let list = participants(&api).await;
+    assert_eq!(list["data"][0]["sid"], state["sid"], "{list}");
+    assert_eq!(
+        list["data"][0]["tracks"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
+    );
+    let (_, room) = send(api.dev(Method::GET, "/v1/rooms/failover")).await;
+    assert_ne!(room["sid"], first_sid, "{room}");
+    assert_eq!(room["max_participants"], 5, "{room}");
+    // The same token routes there too; garbage tokens get a clear 401.
+    let (st, route) = send(
+        api.http
+            .get(format!("{}/v1/rtc/route", api.base))
+            .bearer_auth(token.as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{route}");
+    assert_eq!(
+        (route["url"].as_str(), route["region"].as_str()),
+        (Some(rtc_url(&survivor).as_str()), Some("eu-west"))
+    );
+    for garbage in [
+        api.http.get(format!("{}/v1/rtc/route", api.base)),
+        api.http
+            .get(format!("{}/v1/rtc/route?access_token=not-a-jwt", api.base)),
+        api.http
+            .get(format!("{}/v1/rtc/route", api.base))
+            .header("authorization", "Basic ZGV2a2V5OnNlY3JldA=="),
+        api.http
+            .get(format!("{}/v1/rtc/route", api.base))
+            .bearer_auth(format!("{}x", token.as_str().unwrap())),
+    ] {
+        expect_error(garbage, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    }
+    expect_error(
+        api.http.get(format!(
+            "{}/v1/rtc/route?access_token={}&region=EU%20WEST",
+            api.base,
+            token.as_str().unwrap()
+        )),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+
+    // The log: the lost session left and the lost incarnation finished, both
+    // at the dead node's last heartbeat; the room started again.
+    let mut log = Vec::new();
+    for _ in 0..60 {
+        log = api.events().await;
+        if log.iter().any(|e| e.event_type() == "participant.left") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let summary: Vec<(String, Value)> = log
+        .iter()
+        .map(|e| {
+            let v = serde_json::to_value(e).unwrap();
+            (e.event_type().to_owned(), v["data"].clone())
+        })
+        .collect();
+    let left = summary
+        .iter()
+        .find(|(t, _)| t == "participant.left")
+        .unwrap_or_else(|| panic!("no participant.left: {summary:?}"));
+    assert_eq!(left.1["participant"]["sid"], joined, "{summary:?}");
+    assert_eq!(left.1["reason"], "node_lost", "{summary:?}");
+    let finished = summary
+        .iter()
+        .find(|(t, _)| t == "room.finished")
+        .unwrap_or_else(|| panic!("no room.finished: {summary:?}"));
+    assert_eq!(
+        (&finished.1["room"]["sid"], &finished.1["reason"]),
+        (&first_sid, &json!("node_lost"))
+    );
+    assert!(
+        summary
+            .iter()
+            .any(|(t, d)| t == "room.started" && d["room"]["sid"] == room["sid"]),
+        "{summary:?}"
+    );
+    browser.close().await;
+    drop(far);
 }
 
 #[test]

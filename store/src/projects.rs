@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
+use switchboard_core::node::Region;
 use switchboard_core::ProjectId;
+
+use crate::error::corrupt;
 
 use crate::time::{from_micros, stored, to_micros};
 
@@ -105,6 +108,48 @@ impl Projects<'_> {
         .execute(self.0.writer())
         .await?
         .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// The regions `project`'s rooms may be hosted in; `None` allows every region.
+    pub async fn regions(&self, project: ProjectId) -> Result<Option<Vec<Region>>, StoreError> {
+        let row = sqlx::query("SELECT regions FROM projects WHERE id = $1")
+            .bind(project.to_string())
+            .fetch_optional(self.0.reader())
+            .await?;
+        let Some(list) = row
+            .map(|r| r.try_get::<Option<String>, _>("regions"))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        list.split(',')
+            .map(|r| Region::new(r).map_err(corrupt))
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    /// Restricts `project`'s rooms to `regions` (empty: lifts the
+    /// restriction). False if there is no such project.
+    pub async fn set_regions(
+        &self,
+        project: ProjectId,
+        regions: &[Region],
+    ) -> Result<bool, StoreError> {
+        let list = (!regions.is_empty()).then(|| {
+            regions
+                .iter()
+                .map(Region::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let n = sqlx::query("UPDATE projects SET regions = $1 WHERE id = $2")
+            .bind(list)
+            .bind(project.to_string())
+            .execute(self.0.writer())
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 }

@@ -5,6 +5,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::function::FailurePolicy;
+use switchboard_core::node::Region;
 use switchboard_core::ProjectId;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,7 +33,13 @@ pub struct ProjectView {
     /// What happens to a join when a `participant.joining` function fails or
     /// misses its deadline: `open` admits it, `closed` refuses it.
     pub function_failure_policy: FailurePolicy,
+    /// The regions its rooms may be hosted in (data residency); empty: any region.
+    #[schema(value_type = Vec<String>, example = json!(["eu-west", "eu-central"]))]
+    pub regions: Vec<Region>,
 }
+
+/// Most regions a project can be pinned to.
+pub const MAX_PROJECT_REGIONS: usize = 16;
 
 /// Body of `PATCH /v1/project`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -40,6 +47,11 @@ pub struct ProjectView {
 pub struct UpdateProject {
     /// `open` or `closed`.
     pub function_failure_policy: Option<FailurePolicy>,
+    /// Pin the project's rooms to these regions, first one preferred, for
+    /// data residency (up to 16); `[]` lifts the restriction. Rooms already
+    /// live stay where they are.
+    #[schema(value_type = Option<Vec<String>>, example = json!(["eu-west"]))]
+    pub regions: Option<Vec<Region>>,
 }
 
 /// The caller's project.
@@ -59,6 +71,25 @@ async fn update_project(
     caller: Caller,
     ApiJson(req): ApiJson<UpdateProject>,
 ) -> Result<Json<ProjectView>, ApiError> {
+    if let Some(regions) = &req.regions {
+        if regions.len() > MAX_PROJECT_REGIONS {
+            return Err(ApiError::invalid(format!(
+                "regions lists {} regions; the limit is {MAX_PROJECT_REGIONS}",
+                regions.len()
+            )));
+        }
+        let mut unique = regions.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != regions.len() {
+            return Err(ApiError::invalid("regions lists a region twice"));
+        }
+        state
+            .store
+            .projects()
+            .set_regions(caller.project_id, regions)
+            .await?;
+    }
     if let Some(policy) = req.function_failure_policy {
         state
             .store
@@ -90,5 +121,11 @@ async fn view(state: &AppState, caller: &Caller) -> Result<ProjectView, ApiError
             .functions()
             .failure_policy(caller.project_id)
             .await?,
+        regions: state
+            .store
+            .projects()
+            .regions(caller.project_id)
+            .await?
+            .unwrap_or_default(),
     })
 }

@@ -122,10 +122,24 @@ fn check_limits(
     Ok(())
 }
 
-fn check_region(region: &str) -> Result<(), ApiError> {
-    switchboard_core::node::Region::new(region)
-        .map(drop)
-        .map_err(|e| ApiError::invalid(e.to_string()))
+/// A valid region the project may host rooms in.
+async fn check_region(state: &AppState, caller: &Caller, region: &str) -> Result<(), ApiError> {
+    let region = switchboard_core::node::Region::new(region)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    match state.store.projects().regions(caller.project_id).await? {
+        Some(allowed) if !allowed.contains(&region) => Err(ApiError::bad_request(
+            "region_not_allowed",
+            format!(
+                "region `{region}` is outside the project's regions ({}); see PATCH /v1/project",
+                allowed
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 async fn with_participant_count(
@@ -157,7 +171,7 @@ async fn create_room(
     let metadata = req.metadata.unwrap_or_default();
     check_metadata(&metadata)?;
     if let Some(region) = &req.region {
-        check_region(region)?;
+        check_region(&state, &caller, region).await?;
     }
     let name = req.name.unwrap_or_else(RoomName::generate);
     let new = NewRoom {

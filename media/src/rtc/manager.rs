@@ -10,7 +10,7 @@ use switchboard_core::directory::{
     DirectoryError, ParticipantDirectory, ParticipantUpdate, RecordingDirectory,
 };
 use switchboard_core::event::{LeaveReason, RoomFinishReason};
-use switchboard_core::node::{dead_after, NodeLoad};
+use switchboard_core::node::{dead_after, NodeLoad, PlacementError};
 use switchboard_core::recording::{Recording, RecordingSpec, RecordingStatus};
 use switchboard_core::room::ParticipantPermissions;
 use switchboard_core::room::{ParticipantInfo, RoomLimits};
@@ -34,6 +34,8 @@ pub enum RoomLookupError {
     Store(StoreError),
     /// The room is live on another node, reached at this URL.
     Elsewhere(String),
+    /// The project is pinned to regions (data residency) this node is not in.
+    OutsideRegions(String),
 }
 
 /// Owns the live rooms of this node.
@@ -343,6 +345,26 @@ impl RoomManager {
             Some(n) => Some(n.id),
             None => None,
         };
+        // Placing the room here ourselves (a token signed offline, or its
+        // node died): only in the regions the project is pinned to.
+        if let Some(allowed) = self
+            .store
+            .projects()
+            .regions(project)
+            .await
+            .map_err(RoomLookupError::Store)?
+        {
+            let here = nodes
+                .get(self.node)
+                .await
+                .map_err(RoomLookupError::Store)?
+                .map(|n| n.region);
+            if !here.is_some_and(|r| allowed.contains(&r)) {
+                return Err(RoomLookupError::OutsideRegions(
+                    PlacementError::outside(&allowed).to_string(),
+                ));
+            }
+        }
         let winner = nodes
             .place(project, name, self.node, replacing, now)
             .await
