@@ -72,12 +72,7 @@ impl Router {
             .and_then(|r| Region::new(r).ok());
         // A project pinned to regions (data residency) is placed only there;
         // a preference outside them is ignored.
-        let allowed = self
-            .store
-            .projects()
-            .regions(project)
-            .await
-            .map_err(unavailable)?;
+        let allowed = pinned_regions(&self.store, project).await?;
         let permitted = |r: &Region| allowed.as_ref().is_none_or(|a| a.contains(r));
         let preferred = [stored_region, placed.as_ref().map(|n| n.region.clone())]
             .into_iter()
@@ -122,6 +117,14 @@ impl Router {
                 .ok_or_else(|| RouteError::Unavailable(format!("node {winner} vanished"))),
         }
     }
+}
+
+/// The regions `project` is pinned to, if it is.
+async fn pinned_regions(
+    store: &Store,
+    project: ProjectId,
+) -> Result<Option<Vec<Region>>, RouteError> {
+    store.projects().regions(project).await.map_err(unavailable)
 }
 
 fn unavailable(e: StoreError) -> RouteError {
@@ -172,12 +175,7 @@ impl RoomRouter for SingleNode {
             .ok_or_else(|| {
                 RouteError::Unavailable(format!("this node {} is not registered", self.node))
             })?;
-        let allowed = self
-            .store
-            .projects()
-            .regions(project)
-            .await
-            .map_err(unavailable)?;
+        let allowed = pinned_regions(&self.store, project).await?;
         if let Some(allowed) = allowed.filter(|a| !a.contains(&this.region)) {
             return Err(PlacementError::outside(&allowed).into());
         }

@@ -966,6 +966,7 @@ const ROUTES: &[&str] = &[
     "GET /v1/recordings/{id}/files/{file}",
     "POST /v1/recordings/{id}/files/{file}/url",
     "POST /v1/tokens",
+    "GET /v1/rtc/route",
     "POST /v1/whip/rooms/{room}",
     "DELETE /v1/whip/sessions/{sid}",
     "POST /v1/whep/rooms/{room}/participants/{identity}",
