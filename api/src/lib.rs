@@ -52,6 +52,11 @@ pub struct ApiConfig {
     pub plans: switchboard_core::billing::PlanBook,
     /// The base URL clients reach this API at.
     pub public_url: String,
+    /// The region nearest each client network, for rooms asked for without a region.
+    pub client_regions: switchboard_core::node::ClientRegions,
+    /// The header a trusted proxy puts the client's IP in (its last entry
+    /// counts); without one, the connection's peer address is the client's.
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
 /// What every handler can reach.

@@ -148,6 +148,43 @@ impl From<Region> for String {
     }
 }
 
+/// The region nearest a client, by its IP address: a map of networks
+/// (`[[placement.client_regions]]`) where the most specific one containing
+/// the address wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientRegions(Vec<ClientNetwork>);
+
+/// One entry of [`ClientRegions`]: clients in `cidr` are nearest `region`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientNetwork {
+    /// A network, such as `203.0.113.0/24` or `2001:db8::/32`.
+    pub cidr: ipnet::IpNet,
+    /// The region its clients are nearest.
+    pub region: Region,
+}
+
+impl ClientRegions {
+    /// A map of these networks.
+    pub fn new(networks: Vec<ClientNetwork>) -> Self {
+        Self(networks)
+    }
+
+    /// The region of the most specific network containing `ip`, if any does.
+    pub fn region_of(&self, ip: std::net::IpAddr) -> Option<&Region> {
+        // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.0
+            .iter()
+            .filter(|n| n.cidr.contains(&ip))
+            .max_by_key(|n| n.cidr.prefix_len())
+            .map(|n| &n.region)
+    }
+}
+
 /// What a media node is carrying, as it last reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeLoad {
@@ -334,6 +371,43 @@ fn load_score(load: &NodeLoad, capacity: &Capacity) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_most_specific_network_names_a_clients_region() {
+        let net = |cidr: &str, region: &str| ClientNetwork {
+            cidr: cidr.parse().unwrap(),
+            region: Region::new(region).unwrap(),
+        };
+        let map = ClientRegions::new(vec![
+            net("10.0.0.0/8", "eu-west"),
+            net("10.20.0.0/16", "us-east"),
+            net("2001:db8::/32", "ap-south"),
+        ]);
+        let region = |ip: &str| map.region_of(ip.parse().unwrap()).map(Region::as_str);
+        assert_eq!(region("10.1.2.3"), Some("eu-west"));
+        assert_eq!(region("10.20.2.3"), Some("us-east"));
+        assert_eq!(region("::ffff:10.20.2.3"), Some("us-east"));
+        assert_eq!(region("2001:db8:1::5"), Some("ap-south"));
+        assert_eq!(region("192.0.2.1"), None);
+        assert_eq!(
+            ClientRegions::default().region_of("10.1.2.3".parse().unwrap()),
+            None
+        );
+        // Garbage in the configuration is refused with what is wrong.
+        #[derive(Debug, Deserialize)]
+        struct File {
+            #[allow(dead_code)]
+            client_regions: Vec<ClientNetwork>,
+        }
+        for bad in [
+            r#"client_regions = [{ cidr = "10.0.0.0/33", region = "eu-west" }]"#,
+            r#"client_regions = [{ cidr = "10.0.0.0/8", region = "EU" }]"#,
+            r#"client_regions = [{ cidr = "10.0.0.0/8" }]"#,
+            r#"client_regions = [{ cidr = "10.0.0.0/8", region = "eu-west", extra = 1 }]"#,
+        ] {
+            assert!(toml::from_str::<File>(bad).is_err(), "{bad}");
+        }
+    }
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()

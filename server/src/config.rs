@@ -184,6 +184,59 @@ pub struct FileConfig {
     pub stripe: Option<switchboard_billing::stripe::Config>,
     /// Recordings (`[recordings]`, `[recordings.s3]`).
     pub recordings: Option<RecordingsConfig>,
+    /// Where new rooms go (`[placement]`, `[[placement.client_regions]]`).
+    pub placement: Option<PlacementConfig>,
+}
+
+/// Where new rooms go (`[placement]`); read by API instances.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// A media node above this share of its machine's CPU gets no new rooms
+    /// (above 0, at most 1; default 0.85).
+    pub max_cpu: Option<f32>,
+    /// A media node with this many participants gets no new rooms (default 2000).
+    pub max_participants: Option<u32>,
+    /// The request header your proxy puts the client's IP address in, such
+    /// as `x-forwarded-for` (its last entry counts). Without it, the
+    /// connection's peer address is the client's.
+    pub client_ip_header: Option<String>,
+    /// Client networks and the region nearest each.
+    #[serde(default)]
+    pub client_regions: Vec<switchboard_core::node::ClientNetwork>,
+}
+
+impl PlacementConfig {
+    /// The node capacity, checked.
+    pub fn capacity(&self) -> anyhow::Result<switchboard_core::node::Capacity> {
+        let default = switchboard_core::node::Capacity::default();
+        let max_cpu = self.max_cpu.unwrap_or(default.max_cpu);
+        anyhow::ensure!(
+            max_cpu > 0.0 && max_cpu <= 1.0,
+            "[placement] max_cpu is {max_cpu}: give a share of the CPU above 0 and at most 1, such as 0.85"
+        );
+        let max_participants = self.max_participants.unwrap_or(default.max_participants);
+        anyhow::ensure!(
+            max_participants > 0,
+            "[placement] max_participants is 0: give at least 1"
+        );
+        Ok(switchboard_core::node::Capacity {
+            max_cpu,
+            max_participants,
+        })
+    }
+
+    /// The client IP header, checked.
+    pub fn client_ip_header(&self) -> anyhow::Result<Option<axum::http::HeaderName>> {
+        self.client_ip_header
+            .as_deref()
+            .map(|h| {
+                h.parse().with_context(|| {
+                    format!("[placement] client_ip_header `{h}` is not an HTTP header name")
+                })
+            })
+            .transpose()
+    }
 }
 
 /// Where recordings go (`[recordings]`).

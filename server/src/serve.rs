@@ -39,6 +39,9 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     if let Some(stripe) = &file.stripe {
         stripe.validate(&plans)?;
     }
+    let placement = file.placement.clone().unwrap_or_default();
+    let capacity = placement.capacity()?;
+    let client_ip_header = placement.client_ip_header()?;
     let dev = flags.dev || file.dev.unwrap_or(false);
     let http_addr = match flags.http_addr.or(file.http_addr) {
         Some(a) => a,
@@ -292,10 +295,10 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         store: store.clone(),
         directory: directory.clone(),
         rooms_router: match &nats {
-            Some(_) => Arc::new(switchboard_cluster::Router::new(
-                store.clone(),
-                clock.clone(),
-            )) as Arc<dyn switchboard_core::node::RoomRouter>,
+            Some(_) => Arc::new(
+                switchboard_cluster::Router::new(store.clone(), clock.clone())
+                    .with_capacity(capacity),
+            ) as Arc<dyn switchboard_core::node::RoomRouter>,
             None => Arc::new(switchboard_cluster::router::SingleNode::new(
                 store.clone(),
                 clock.clone(),
@@ -310,6 +313,8 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             webhook_policy,
             plans,
             public_url: public_url.clone(),
+            client_regions: switchboard_core::node::ClientRegions::new(placement.client_regions),
+            client_ip_header,
         }),
     };
     let demo = dev.then(|| DemoKey {

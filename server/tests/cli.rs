@@ -172,6 +172,37 @@ fn serve_reads_a_toml_config_file_and_refuses_a_bad_one() {
         .unwrap();
     assert!(!out.status.success());
 
+    // Placement settings out of range or malformed say which and why.
+    for (bad, says) in [
+        ("[placement]\nmax_cpu = 1.5\n", "max_cpu"),
+        ("[placement]\nmax_cpu = 0.0\n", "max_cpu"),
+        ("[placement]\nmax_participants = 0\n", "max_participants"),
+        (
+            "[placement]\nclient_ip_header = \"not a header\"\n",
+            "client_ip_header",
+        ),
+        (
+            "[[placement.client_regions]]\ncidr = \"10.0.0.0/40\"\nregion = \"eu-west\"\n",
+            "cidr",
+        ),
+        (
+            "[[placement.client_regions]]\ncidr = \"10.0.0.0/8\"\nregion = \"EU West\"\n",
+            "region",
+        ),
+    ] {
+        std::fs::write(&config, bad).unwrap();
+        let out = Command::new(common::binary())
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("SWITCHBOARD_DATA_DIR", dir.path().join("unused"))
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+
     // A valid file: its address, data dir and dev mode are used; the flag still wins over it.
     let data = dir.path().join("data");
     std::fs::write(

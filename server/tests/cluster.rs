@@ -412,7 +412,29 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
 async fn a_browser_follows_its_room_to_a_healthy_node_when_its_node_dies() {
     // Several crates enable both ring and aws-lc in rustls; pick one for the WebDriver client.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let api = Server::start_with(Backend::Postgres, &args(&node_args("api", "eu-west"))).await;
+    // The API instance maps client networks to regions, reading the client's
+    // address from the header a proxy would set.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        r#"[placement]
+max_participants = 1000
+client_ip_header = "x-forwarded-for"
+
+[[placement.client_regions]]
+cidr = "203.0.113.0/24"
+region = "eu-west"
+
+[[placement.client_regions]]
+cidr = "198.51.100.0/24"
+region = "us-east"
+"#,
+    )
+    .unwrap();
+    let mut api_args = node_args("api", "eu-west");
+    api_args.extend(["--config".to_owned(), config.display().to_string()]);
+    let api = Server::start_with(Backend::Postgres, &args(&api_args)).await;
     let first = api.sibling(&args(&node_args("media", "eu-west")));
     let second = api.sibling(&args(&node_args("media", "eu-west")));
     let far = api.sibling(&args(&node_args("media", "us-east")));
@@ -422,9 +444,58 @@ async fn a_browser_follows_its_room_to_a_healthy_node_when_its_node_dies() {
     )
     .await;
     assert_eq!(st, StatusCode::CREATED);
+    // Rooms asked for from a client's address go to the region nearest it.
     let (st, t) = send(
         api.dev(Method::POST, "/v1/tokens")
-            .json(&json!({ "room": "failover", "identity": "alice", "region": "eu-west" })),
+            .json(&json!({ "room": "nearby", "identity": "bo", "client_ip": "198.51.100.9" })),
+    )
+    .await;
+    assert_eq!(
+        (st, &t["url"]),
+        (StatusCode::CREATED, &json!(rtc_url(&far))),
+        "{t}"
+    );
+    let offline = api.cli(&[
+        "token",
+        "create",
+        "--room",
+        "roaming",
+        "--identity",
+        "cy",
+        "--api-key",
+        "devkey",
+        "--api-secret",
+        "secret",
+        "--dev",
+    ]);
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    let offline = String::from_utf8(offline.stdout).unwrap();
+    let (st, route) = send(
+        api.http
+            .get(format!("{}/v1/rtc/route", api.base))
+            .bearer_auth(offline.trim())
+            .header("x-forwarded-for", "10.9.9.9, 198.51.100.20"),
+    )
+    .await;
+    assert_eq!(
+        (st, &route["url"]),
+        (StatusCode::OK, &json!(rtc_url(&far))),
+        "{route}"
+    );
+    expect_error(
+        api.dev(Method::POST, "/v1/tokens")
+            .json(&json!({ "room": "x", "identity": "a", "client_ip": "300.1.1.1" })),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    let (st, t) = send(
+        api.dev(Method::POST, "/v1/tokens")
+            .json(&json!({ "room": "failover", "identity": "alice", "client_ip": "203.0.113.7" })),
     )
     .await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
@@ -578,7 +649,6 @@ async fn a_browser_follows_its_room_to_a_healthy_node_when_its_node_dies() {
         "{summary:?}"
     );
     browser.close().await;
-    drop(far);
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! now. Clients ask it when their node stopped answering: once the node is
 //! taken for dead, its rooms move to a healthy node of the same region.
 
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -48,7 +50,9 @@ const PATH: &str = "/v1/rtc/route";
 pub struct RouteQuery {
     /// The access token, when it is not in an `Authorization: Bearer` header.
     pub access_token: Option<String>,
-    /// Region to host the room in when it is not placed yet (as for `POST /v1/tokens`).
+    /// Region to host the room in when it is not placed yet (as for `POST
+    /// /v1/tokens`); without it, the region nearest the caller's IP address
+    /// by the server's map.
     #[param(value_type = Option<String>, example = "eu-west")]
     pub region: Option<Region>,
 }
@@ -74,6 +78,7 @@ pub struct RouteResponse {
 async fn route(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     ApiQuery(q): ApiQuery<RouteQuery>,
 ) -> Result<Json<RouteResponse>, ApiError> {
     let token = q.access_token.or_else(|| bearer(&headers)).ok_or_else(|| {
@@ -102,9 +107,11 @@ async fn route(
             "the access token grants no room",
         )
     })?;
+    let nearest = client_ip(&state, &headers, &extensions)
+        .and_then(|ip| state.config.client_regions.region_of(ip));
     let node = state
         .rooms_router
-        .route(project, &room, q.region.as_ref())
+        .route(project, &room, q.region.as_ref().or(nearest))
         .await
         .map_err(route_error)?;
     Ok(Json(RouteResponse {
@@ -122,6 +129,27 @@ pub(super) fn route_error(e: RouteError) -> ApiError {
             e.to_string(),
         ),
         RouteError::Unavailable(e) => ApiError::internal(e),
+    }
+}
+
+/// The caller's IP address: the last entry of the configured proxy header,
+/// else the connection's peer.
+fn client_ip(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Option<IpAddr> {
+    match &state.config.client_ip_header {
+        Some(name) => headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|ip| ip.trim().parse().ok()),
+        None => extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
     }
 }
 

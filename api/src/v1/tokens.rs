@@ -44,6 +44,10 @@ pub struct CreateToken {
     /// live yet, such as `eu-west` (usually the region nearest the user).
     #[schema(value_type = Option<String>, example = "eu-west")]
     pub region: Option<Region>,
+    /// The end user's IP address: without `region`, the room goes to the
+    /// region nearest it by the server's map (`[[placement.client_regions]]`).
+    #[schema(value_type = Option<String>, example = "203.0.113.7")]
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// A signed access token.
@@ -105,7 +109,14 @@ async fn create_token(
         .ok_or_else(|| ApiError::unauthorized("the API key was revoked"))?;
     let node = state
         .rooms_router
-        .route(caller.project_id, &req.room, req.region.as_ref())
+        .route(
+            caller.project_id,
+            &req.room,
+            req.region.as_ref().or_else(|| {
+                req.client_ip
+                    .and_then(|ip| state.config.client_regions.region_of(ip))
+            }),
+        )
         .await
         .map_err(super::route::route_error)?;
     let now = state.clock.now();
