@@ -33,6 +33,7 @@ enum Command {
     #[command(subcommand)]
     Node(NodeCommand),
     /// Bill usage through Stripe.
+    #[cfg(feature = "stripe")]
     #[command(subcommand)]
     Billing(BillingCommand),
     /// Deploy functions through the REST API.
@@ -84,6 +85,7 @@ enum NodeCommand {
     Drain(crate::node::DrainArgs),
 }
 
+#[cfg(feature = "stripe")]
 #[derive(Debug, Subcommand)]
 enum BillingCommand {
     /// Report a period's usage to Stripe now, before the period closes.
@@ -123,6 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(ProjectCommand::Resume(args)) => crate::project::resume(args).await,
         Command::Node(NodeCommand::List(args)) => crate::node::list(args).await,
         Command::Node(NodeCommand::Drain(args)) => crate::node::drain(args).await,
+        #[cfg(feature = "stripe")]
         Command::Billing(BillingCommand::Settle(args)) => crate::billing::settle(args).await,
         Command::User(UserCommand::Create(args)) => crate::user::create(args).await,
         Command::Token(TokenCommand::Create(args)) => crate::token::create(args),

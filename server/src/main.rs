@@ -2,6 +2,7 @@
 //!
 //! Run with `cargo run --release -- serve --dev`.
 
+#[cfg(feature = "stripe")]
 mod billing;
 mod cli;
 mod config;

@@ -267,30 +267,11 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         &clock,
         &mut workers,
     )?;
-    let mut stripe_webhooks = None;
     let stripe_currency = file.stripe.as_ref().map(|s| s.currency.clone());
-    if let Some(stripe) = file.stripe.clone().filter(|_| role.serves_api()) {
-        if let Some(secret) = &stripe.webhook_secret {
-            stripe_webhooks = Some(
-                switchboard_billing::stripe::webhook::Receiver::new(
-                    store.clone(),
-                    clock.clone(),
-                    secret,
-                )
-                .routes(),
-            );
-        } else {
-            tracing::warn!("[stripe] has no webhook_secret: Stripe's webhooks are refused, so no project is suspended for billing");
-        }
-        let worker = switchboard_billing::stripe::Worker::new(
-            store.clone(),
-            plans.clone(),
-            stripe,
-            clock.clone(),
-        )
-        .context("cannot set up the Stripe client")?;
-        workers.push(worker.start());
-    }
+    let stripe_webhooks = match file.stripe.clone().filter(|_| role.serves_api()) {
+        Some(stripe) => start_stripe(stripe, &store, &plans, &clock, &mut workers)?,
+        None => None,
+    };
     let state = AppState {
         store: store.clone(),
         directory: directory.clone(),
@@ -637,4 +618,54 @@ fn start_functions(
 ) -> anyhow::Result<Option<Arc<dyn FunctionRunner>>> {
     tracing::warn!("this build has no function host (built without the `functions` feature)");
     Ok(None)
+}
+
+/// Starts billing through Stripe: its worker, and the routes of Stripe's
+/// webhooks when a signing secret is set.
+#[cfg(feature = "stripe")]
+fn start_stripe(
+    stripe: switchboard_billing::stripe::Config,
+    store: &Store,
+    plans: &switchboard_core::billing::PlanBook,
+    clock: &Arc<dyn switchboard_core::Clock>,
+    workers: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<Option<axum::Router>> {
+    let webhooks = match &stripe.webhook_secret {
+        Some(secret) => Some(
+            switchboard_billing::stripe::webhook::Receiver::new(
+                store.clone(),
+                clock.clone(),
+                secret,
+            )
+            .routes(),
+        ),
+        None => {
+            tracing::warn!("[stripe] has no webhook_secret: Stripe's webhooks are refused, so no project is suspended for billing");
+            None
+        }
+    };
+    let worker = switchboard_billing::stripe::Worker::new(
+        store.clone(),
+        plans.clone(),
+        stripe,
+        clock.clone(),
+    )
+    .context("cannot set up the Stripe client")?;
+    workers.push(worker.start());
+    Ok(webhooks)
+}
+
+/// Refuses a `[stripe]` section: this build has no Stripe client.
+#[cfg(not(feature = "stripe"))]
+fn start_stripe(
+    _: switchboard_billing::stripe::Config,
+    _: &Store,
+    _: &switchboard_core::billing::PlanBook,
+    _: &Arc<dyn switchboard_core::Clock>,
+    _: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<Option<axum::Router>> {
+    anyhow::bail!(
+        "the config file has a [stripe] section, but this switchboard was built without \
+         Stripe (cargo feature `stripe`): build it with default features, or remove [stripe]"
+    )
 }
