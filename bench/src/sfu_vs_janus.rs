@@ -371,7 +371,7 @@ fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let doc = json!({
         "benchmark": format!(
-            "Switchboard (release) and Janus VideoRoom ({}) one after the other on {cores} cores, \
+            "Switchboard (the sfu-bench build: packet path at opt-level 3, no function host, no Stripe client) and Janus VideoRoom ({}) one after the other on {cores} cores, \
              server and load tester sharing them; each publisher sends {} VP8 + 32 kbps Opus for {} per run; \
              the load tester reaches Switchboard on loopback and Janus on {ip} (Janus gathers no loopback candidate)",
             janus_version.lines().next().unwrap_or("janus"),
