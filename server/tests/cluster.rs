@@ -3,7 +3,11 @@
 //! two regions, on loopback. Tokens from either API instance name the node
 //! that hosts the room, chosen by region and load; REST calls on a room reach
 //! its node from either instance; every node's events land in one log;
-//! `switchboard node drain` and a `kill -9` change where rooms go.
+//! a project pinned to a region stays there; `switchboard node drain` and a
+//! `kill -9` change where rooms go. A second deployment shows what a `kill -9`
+//! does to a live room: a browser in it follows the room to a healthy node of
+//! its region with the same token, and the log records the lost session and
+//! room.
 
 mod common;
 
@@ -84,8 +88,17 @@ fn node_id_of(server: &Server, nodes: &[Value]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_api_instances_and_three_media_nodes_in_two_regions() {
-    let api1 = Server::start_with(Backend::Postgres, &args(&node_args("api", "eu-west"))).await;
-    let api2 = api1.sibling(&args(&node_args("api", "us-east")));
+    // A node counts as loaded with a few participants, so the test can see load steer rooms.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(&config, "[placement]\nmax_participants = 3\n").unwrap();
+    let api_args = |region: &str| {
+        let mut a = node_args("api", region);
+        a.extend(["--config".to_owned(), config.display().to_string()]);
+        a
+    };
+    let api1 = Server::start_with(Backend::Postgres, &args(&api_args("eu-west"))).await;
+    let api2 = api1.sibling(&args(&api_args("us-east")));
     let eu1 = api1.sibling(&args(&node_args("media", "eu-west")));
     let eu2 = api1.sibling(&args(&node_args("media", "eu-west")));
     let us = api1.sibling(&args(&node_args("media", "us-east")));
@@ -158,7 +171,7 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
 
     // A live room: REST calls reach its node from either API instance, and
     // the node reports the load.
-    let meeting = token_url(&api1, "meeting", None).await;
+    let meeting = token_url(&api1, "meeting", Some("eu-west")).await;
     let host = [&eu1, &eu2, &us]
         .into_iter()
         .find(|s| rtc_url(s) == meeting)
@@ -243,6 +256,13 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
     assert_eq!(load["participants"], 2, "{load}");
     assert_eq!(load["rooms"], 1, "{load}");
     assert!(load["tracks"].as_u64().unwrap() >= 1, "{load}");
+    // Placement by load: the next new room of the region goes to the other,
+    // idle node (2 of 3 participants outweighs any idle node's CPU share).
+    let idle = eu.iter().find(|u| **u != meeting).unwrap();
+    assert_eq!(
+        &token_url(&api2, "second-meeting", Some("eu-west")).await,
+        idle
+    );
     let out = loadtest.await.unwrap();
     assert!(
         out.status.success(),
@@ -438,6 +458,8 @@ region = "us-east"
     let first = api.sibling(&args(&node_args("media", "eu-west")));
     let second = api.sibling(&args(&node_args("media", "eu-west")));
     let far = api.sibling(&args(&node_args("media", "us-east")));
+    // A second API instance, which the failover below is checked through.
+    let other_api = api.sibling(&args(&node_args("api", "us-east")));
     let (st, _) = send(
         api.dev(Method::POST, "/v1/rooms")
             .json(&json!({ "name": "failover", "max_participants": 5 })),
@@ -564,8 +586,8 @@ region = "us-east"
     assert_eq!(state["url"], rtc_url(&survivor), "the same region: {state}");
     assert_ne!(state["sid"], joined, "a new session: {state}");
     assert_eq!(state["tracks"], 1, "published again: {state}");
-    // The room goes on there with its settings, reached through the API.
-    let list = participants(&api).await;
+    // The room goes on there with its settings, reached through either API instance.
+    let list = participants(&other_api).await;
     assert_eq!(list["data"][0]["sid"], state["sid"], "{list}");
     assert_eq!(
         list["data"][0]["tracks"].as_array().map(Vec::len),
@@ -615,7 +637,7 @@ region = "us-east"
     // at the dead node's last heartbeat; the room started again.
     let mut log = Vec::new();
     for _ in 0..60 {
-        log = api.events().await;
+        log = other_api.events().await;
         if log.iter().any(|e| e.event_type() == "participant.left") {
             break;
         }
