@@ -82,6 +82,30 @@ fn listed<'a>(server: &Server, nodes: &'a [Value]) -> &'a Value {
         .unwrap_or_else(|| panic!("{} is not in {nodes:?}", server.base))
 }
 
+/// A token for `identity` in `room`, signed offline with the dev key
+/// (`switchboard token create`): no API instance placed the room.
+fn offline_token(server: &Server, room: &str, identity: &str) -> String {
+    let out = server.cli(&[
+        "token",
+        "create",
+        "--room",
+        room,
+        "--identity",
+        identity,
+        "--api-key",
+        "devkey",
+        "--api-secret",
+        "secret",
+        "--dev",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 fn node_id_of(server: &Server, nodes: &[Value]) -> String {
     listed(server, nodes)["id"].as_str().unwrap().to_owned()
 }
@@ -323,28 +347,10 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
         .await;
     }
     // A token signed offline cannot make the us-east node host a room.
-    let out = api1.cli(&[
-        "token",
-        "create",
-        "--room",
-        "sneaky",
-        "--identity",
-        "eve",
-        "--api-key",
-        "devkey",
-        "--api-secret",
-        "secret",
-        "--dev",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let offline = String::from_utf8(out.stdout).unwrap();
+    let offline = offline_token(&api1, "sneaky", "eve");
     let msg = expect_error(
         us.http
-            .get(format!("{}/rtc?access_token={}", us.base, offline.trim())),
+            .get(format!("{}/rtc?access_token={}", us.base, offline)),
         StatusCode::FORBIDDEN,
         "region_not_allowed",
     )
@@ -477,29 +483,11 @@ region = "us-east"
         (StatusCode::CREATED, &json!(rtc_url(&far))),
         "{t}"
     );
-    let offline = api.cli(&[
-        "token",
-        "create",
-        "--room",
-        "roaming",
-        "--identity",
-        "cy",
-        "--api-key",
-        "devkey",
-        "--api-secret",
-        "secret",
-        "--dev",
-    ]);
-    assert!(
-        offline.status.success(),
-        "{}",
-        String::from_utf8_lossy(&offline.stderr)
-    );
-    let offline = String::from_utf8(offline.stdout).unwrap();
+    let offline = offline_token(&api, "roaming", "cy");
     let (st, route) = send(
         api.http
             .get(format!("{}/v1/rtc/route", api.base))
-            .bearer_auth(offline.trim())
+            .bearer_auth(offline)
             .header("x-forwarded-for", "10.9.9.9, 198.51.100.20"),
     )
     .await;
