@@ -42,8 +42,23 @@ impl Router {
         self.rules.capacity = capacity;
         self
     }
+}
 
-    async fn route_inner(
+/// The regions `project` is pinned to, if it is.
+async fn pinned_regions(
+    store: &Store,
+    project: ProjectId,
+) -> Result<Option<Vec<Region>>, RouteError> {
+    store.projects().regions(project).await.map_err(unavailable)
+}
+
+fn unavailable(e: StoreError) -> RouteError {
+    RouteError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl RoomRouter for Router {
+    async fn route(
         &self,
         project: ProjectId,
         room: &RoomName,
@@ -116,30 +131,6 @@ impl Router {
                 .map_err(unavailable)?
                 .ok_or_else(|| RouteError::Unavailable(format!("node {winner} vanished"))),
         }
-    }
-}
-
-/// The regions `project` is pinned to, if it is.
-async fn pinned_regions(
-    store: &Store,
-    project: ProjectId,
-) -> Result<Option<Vec<Region>>, RouteError> {
-    store.projects().regions(project).await.map_err(unavailable)
-}
-
-fn unavailable(e: StoreError) -> RouteError {
-    RouteError::Unavailable(e.to_string())
-}
-
-#[async_trait]
-impl RoomRouter for Router {
-    async fn route(
-        &self,
-        project: ProjectId,
-        room: &RoomName,
-        hint: Option<&Region>,
-    ) -> Result<NodeInfo, RouteError> {
-        self.route_inner(project, room, hint).await
     }
 }
 
