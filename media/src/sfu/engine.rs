@@ -248,7 +248,14 @@ async fn build_peer_connection(
             Some(Duration::from_secs(5)),
             Some(Duration::from_secs(15)),
             Some(Duration::from_secs(2)),
-        );
+        )
+        // The side controlling ICE (the server for subscriber connections)
+        // nominates the first working pair through a reflexive address at once
+        // instead of waiting up to a second for a better one: a client's check
+        // usually outruns its trickled candidate, so its address is first seen
+        // as peer-reflexive, and the stack's default wait cost most joins a second.
+        .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO));
     if let Some(ip) = config.node_ip {
         settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
     }
