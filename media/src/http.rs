@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -20,6 +20,7 @@ use crate::rtc::manager::{RoomLookupError, RoomManager};
 use crate::rtc::participant::Command;
 use crate::rtc::room::Room;
 use crate::signal::resume::Resumes;
+use crate::signal::whip::OfferRequest;
 use switchboard_core::signal::MAX_FRAME_BYTES;
 
 /// The browser SDK, served at `/sdk/switchboard.js`.
@@ -155,7 +156,7 @@ async fn rtc(
             "the access token grants no room",
         );
     };
-    let room = match join_room(&state.manager, project, &room_name, &claims).await {
+    let room = match join_room(&state.manager, project, &room_name, &claims, None).await {
         Ok(r) => r,
         Err(response) => return response,
     };
@@ -202,12 +203,50 @@ async fn rtc(
         })
 }
 
-/// The live room a token may join, or the error response.
+/// Where a WHIP or WHEP offer goes when its room is live on another node:
+/// the same path there, with the access token as `?access_token=` (HTTP
+/// clients drop an `Authorization` header when a redirect changes host).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Redirect<'a> {
+    /// The path the offer was posted to.
+    pub path: &'a str,
+    /// The access token it carried.
+    pub token: &'a str,
+}
+
+impl Redirect<'_> {
+    /// The `307 Temporary Redirect` to the node at `node_url` (RFC 9725 §4.5:
+    /// WHIP clients follow it with the same method and body).
+    fn to(self, node_url: &str) -> Response {
+        let Ok(mut location) = url::Url::parse(node_url) else {
+            tracing::error!(node_url, "a node registered an unusable URL");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the room's node has no usable address",
+            );
+        };
+        location.set_path(self.path);
+        location
+            .query_pairs_mut()
+            .clear()
+            .append_pair("access_token", self.token);
+        (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, location.to_string())],
+        )
+            .into_response()
+    }
+}
+
+/// The live room a token may join, or the error response. A room live on
+/// another node is refused with its URL, or with `redirect` a `307` there.
 pub(crate) async fn join_room(
     manager: &RoomManager,
     project: ProjectId,
     room_name: &RoomName,
     claims: &Claims,
+    redirect: Option<Redirect<'_>>,
 ) -> Result<Arc<Room>, Response> {
     match manager.room_for_join(project, room_name, &claims.grants).await {
         Ok(r) => Ok(r),
@@ -216,11 +255,14 @@ pub(crate) async fn join_room(
             "room_not_found",
             format!("room `{room_name}` does not exist; create it with POST /v1/rooms or grant room_create"),
         )),
-        Err(RoomLookupError::Elsewhere(url)) => Err(error(
-            StatusCode::CONFLICT,
-            "room_on_another_node",
-            format!("room `{room_name}` is live on the node at {url}; ask POST /v1/tokens for its URL and connect there"),
-        )),
+        Err(RoomLookupError::Elsewhere(url)) => Err(match redirect {
+            Some(redirect) => redirect.to(&url),
+            None => error(
+                StatusCode::CONFLICT,
+                "room_on_another_node",
+                format!("room `{room_name}` is live on the node at {url}; ask POST /v1/tokens for its URL and connect there"),
+            ),
+        }),
         Err(RoomLookupError::OutsideRegions(why)) => Err(error(
             StatusCode::FORBIDDEN,
             "region_not_allowed",
@@ -235,11 +277,12 @@ pub(crate) async fn join_room(
 
 /// Publish to a room over WHIP (RFC 9725): an SDP offer in, `201` with the SDP answer and `Location` out.
 #[utoipa::path(post, path = "/v1/whip/rooms/{room}", tag = "media",
-    params(("room" = String, Path, description = "Room name")),
+    params(("room" = String, Path, description = "Room name"), OfferQuery),
     request_body(content = String, content_type = "application/sdp", description = "SDP offer"),
     security(("access_token" = [])),
     responses(
         (status = 201, description = "SDP answer; the Location header is the session to DELETE", content_type = "application/sdp", body = String),
+        (status = 307, description = "The room is live on another node: post the same offer to Location"),
         (status = 400, description = "Not a usable SDP offer"),
         (status = 401, description = "Missing, invalid or expired access token"),
         (status = 403, description = "The token grants another room, or not can_publish"),
@@ -249,19 +292,23 @@ pub(crate) async fn join_room(
 async fn whip_offer(
     State(state): State<MediaState>,
     Path(room): Path<String>,
+    uri: OriginalUri,
+    Query(query): Query<OfferQuery>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    crate::signal::whip::offer(state.manager, room, headers, body).await
+    let request = offer_request(uri, query, headers, body);
+    crate::signal::whip::offer(state.manager, room, request).await
 }
 
 /// Play a participant's tracks over WHEP: an SDP offer in, `201` with the SDP answer and `Location` out.
 #[utoipa::path(post, path = "/v1/whep/rooms/{room}/participants/{identity}", tag = "media",
-    params(("room" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Publisher identity")),
+    params(("room" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Publisher identity"), OfferQuery),
     request_body(content = String, content_type = "application/sdp", description = "SDP offer with receive-only transceivers"),
     security(("access_token" = [])),
     responses(
         (status = 201, description = "SDP answer; the Location header is the session to DELETE", content_type = "application/sdp", body = String),
+        (status = 307, description = "The room is live on another node: post the same offer to Location"),
         (status = 400, description = "Not a usable SDP offer, or the participant publishes nothing"),
         (status = 401, description = "Missing, invalid or expired access token"),
         (status = 404, description = "The participant is not connected"),
@@ -269,10 +316,35 @@ async fn whip_offer(
 async fn whep_offer(
     State(state): State<MediaState>,
     Path((room, identity)): Path<(String, String)>,
+    uri: OriginalUri,
+    Query(query): Query<OfferQuery>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    crate::signal::whep::offer(state.manager, room, identity, headers, body).await
+    let request = offer_request(uri, query, headers, body);
+    crate::signal::whep::offer(state.manager, room, identity, request).await
+}
+
+/// Query of a WHIP or WHEP offer.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+pub(crate) struct OfferQuery {
+    /// The access token, when no `Authorization: Bearer` header carries it
+    /// (as after a redirect to the room's node).
+    access_token: Option<String>,
+}
+
+fn offer_request(
+    OriginalUri(uri): OriginalUri,
+    query: OfferQuery,
+    headers: HeaderMap,
+    body: String,
+) -> OfferRequest {
+    OfferRequest {
+        path: uri.path().to_owned(),
+        query_token: query.access_token,
+        headers,
+        body,
+    }
 }
 
 /// End a WHIP session.

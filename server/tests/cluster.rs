@@ -60,6 +60,14 @@ async fn token_url(via: &Server, room: &str, region: Option<&str>) -> String {
     t["url"].as_str().unwrap().to_owned()
 }
 
+/// An access token from `via` for `identity` in `room` (which it may create).
+async fn api_token(via: &Server, room: &str, identity: &str) -> String {
+    let body = json!({ "room": room, "identity": identity, "grants": { "room_create": true } });
+    let (st, t) = send(via.dev(Method::POST, "/v1/tokens").json(&body)).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    t["token"].as_str().unwrap().to_owned()
+}
+
 /// `switchboard node list --json`, as seen from `server`'s database.
 fn node_list(server: &Server) -> Vec<Value> {
     let out = server.cli(&["node", "list", "--json"]);
@@ -373,6 +381,51 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
     dead.kill_9();
     tokio::time::sleep(Duration::from_secs(17)).await;
     assert_eq!(token_url(&api2, "standup", None).await, rtc_url(&survivor));
+    // A WHIP encoder posting to another node is redirected to the room's node
+    // with its token in the URL (HTTP clients drop Authorization on the way);
+    // the offer is garbage, so the node that read it says so.
+    let obs = api_token(&api1, "standup", "obs").await;
+    let answer = us
+        .http
+        .post(format!("{}/v1/whip/rooms/standup", us.base))
+        .bearer_auth(&obs)
+        .header("content-type", "application/sdp")
+        .body("v=0\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.url().origin(),
+        reqwest::Url::parse(&survivor.base).unwrap().origin()
+    );
+    assert_eq!(answer.url().path(), "/v1/whip/rooms/standup");
+    let (st, body) = (answer.status(), answer.text().await.unwrap());
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("invalid_offer"), "{body}");
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let whep = redirect
+        .post(format!(
+            "{}/v1/whep/rooms/standup/participants/obs?access_token={}",
+            us.base,
+            api_token(&api2, "standup", "viewer").await
+        ))
+        .header("content-type", "application/sdp")
+        .body("v=0\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whep.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = whep.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!(
+            "{}/v1/whep/rooms/standup/participants/obs?access_token=",
+            survivor.base
+        )),
+        "{location}"
+    );
     // The meter then closes the dead node (its sessions end at its last heartbeat).
     let mut nodes = node_list(&api1);
     for _ in 0..20 {

@@ -335,6 +335,20 @@ async fn whip_and_whep_refuse_bad_requests() {
             "invalid_token",
         ),
         (
+            post("/v1/whip/rooms/r?access_token=garbage")
+                .header("content-type", sdp)
+                .body("v=0\r\n"),
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+        ),
+        (
+            post("/v1/whep/rooms/r/participants/enc?access_token=%ff%00")
+                .header("content-type", sdp)
+                .body("v=0\r\n"),
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+        ),
+        (
             post("/v1/whip/rooms/other")
                 .bearer_auth(&t)
                 .header("content-type", sdp)

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use switchboard_core::event::LeaveReason;
 
 use super::single::{admit_single, apply_offer, complete_answer, drive, Admitted};
-use super::whip::{check_offer_request, created, Needs};
+use super::whip::{check_offer_request, created, CheckedOffer, Needs, OfferRequest};
 use crate::http::{error, join_room};
 use crate::rtc::manager::RoomManager;
 
@@ -17,14 +17,17 @@ pub async fn offer(
     manager: Arc<RoomManager>,
     room: String,
     identity: String,
-    headers: HeaderMap,
-    body: String,
+    request: OfferRequest,
 ) -> Response {
-    let (project, claims, room_name) =
-        match check_offer_request(&manager, &room, &headers, &body, Needs::Subscribe).await {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
+    let CheckedOffer {
+        project,
+        claims,
+        room: room_name,
+        token,
+    } = match check_offer_request(&manager, &room, &request, Needs::Subscribe).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     if claims.sub.as_str() == identity {
         return error(
             StatusCode::CONFLICT,
@@ -32,7 +35,8 @@ pub async fn offer(
             "a viewer needs an identity of its own, not the publisher's",
         );
     }
-    let room = match join_room(&manager, project, &room_name, &claims).await {
+    let redirect = Some(request.redirect(&token));
+    let room = match join_room(&manager, project, &room_name, &claims, redirect).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -58,12 +62,12 @@ pub async fn offer(
     };
     let mut early = Vec::new();
     let answer = async {
-        apply_offer(&single.pc, body.clone()).await?;
+        apply_offer(&single.pc, request.body.clone()).await?;
         if room.subscribe_to_participant(&viewer, &publisher).await == 0 {
             return Err(format!("participant `{identity}` publishes nothing yet"));
         }
         let sdp = complete_answer(&mut single, &mut early).await?;
-        room.adopt_offered_payload_types(&viewer, &body);
+        room.adopt_offered_payload_types(&viewer, &request.body);
         Ok(sdp)
     }
     .await;

@@ -11,7 +11,7 @@ use switchboard_core::token::Claims;
 use switchboard_core::RoomName;
 
 use super::single::{admit_single, apply_offer, complete_answer, drive, Admitted};
-use crate::http::{authorize, bearer, error, join_room};
+use crate::http::{authorize, bearer, error, join_room, Redirect};
 use crate::rtc::manager::RoomManager;
 use crate::turn::link_headers;
 
@@ -27,22 +27,57 @@ pub(crate) enum Needs {
     Subscribe,
 }
 
+/// A WHIP or WHEP offer as it arrived.
+#[derive(Debug)]
+pub struct OfferRequest {
+    /// The path it was posted to, which a redirect to the room's node keeps.
+    pub path: String,
+    /// The access token of an `?access_token=` query (where a redirect puts it),
+    /// used when no `Authorization` header carries one.
+    pub query_token: Option<String>,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// The SDP offer.
+    pub body: String,
+}
+
+impl OfferRequest {
+    /// Where to send the offer when the room is live on another node.
+    pub(crate) fn redirect<'a>(&'a self, token: &'a str) -> Redirect<'a> {
+        Redirect {
+            path: &self.path,
+            token,
+        }
+    }
+}
+
+/// What [`check_offer_request`] accepted.
+pub(crate) struct CheckedOffer {
+    pub project: switchboard_core::ProjectId,
+    pub claims: Claims,
+    pub room: RoomName,
+    /// The access token, which a redirect passes on.
+    pub token: String,
+}
+
 /// Checks the parts of an offer request that do not need the room: token and its
 /// grants, content type, body.
 pub(crate) async fn check_offer_request(
     manager: &RoomManager,
     room: &str,
-    headers: &HeaderMap,
-    body: &str,
+    request: &OfferRequest,
     needs: Needs,
-) -> Result<(switchboard_core::ProjectId, Claims, RoomName), Response> {
-    let token = bearer(headers).ok_or_else(|| {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "send the access token as Authorization: Bearer <token>",
-        )
-    })?;
+) -> Result<CheckedOffer, Response> {
+    let (headers, body) = (&request.headers, &request.body);
+    let token = bearer(headers)
+        .or_else(|| request.query_token.clone())
+        .ok_or_else(|| {
+            error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "send the access token as Authorization: Bearer <token>",
+            )
+        })?;
     let (project, claims) = authorize(manager, &token).await?;
     let room = RoomName::new(room)
         .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_room_name", e.to_string()))?;
@@ -85,7 +120,12 @@ pub(crate) async fn check_offer_request(
             "the body must be an SDP offer (starting with v=0) of at most 64 KiB",
         ));
     }
-    Ok((project, claims, room))
+    Ok(CheckedOffer {
+        project,
+        claims,
+        room,
+        token,
+    })
 }
 
 /// The `201 Created` answer of WHIP and WHEP, announcing the ICE servers as `Link` headers.
@@ -108,18 +148,18 @@ pub(crate) fn created(location: String, sdp: String, ice_servers: &[IceServer]) 
 }
 
 /// Handles a WHIP offer.
-pub async fn offer(
-    manager: Arc<RoomManager>,
-    room: String,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    let (project, claims, room_name) =
-        match check_offer_request(&manager, &room, &headers, &body, Needs::Publish).await {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
-    let room = match join_room(&manager, project, &room_name, &claims).await {
+pub async fn offer(manager: Arc<RoomManager>, room: String, request: OfferRequest) -> Response {
+    let CheckedOffer {
+        project,
+        claims,
+        room: room_name,
+        token,
+    } = match check_offer_request(&manager, &room, &request, Needs::Publish).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let redirect = Some(request.redirect(&token));
+    let room = match join_room(&manager, project, &room_name, &claims, redirect).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -136,7 +176,7 @@ pub async fn offer(
         Err(r) => return r,
     };
     let mut early = Vec::new();
-    let answer = match apply_offer(&single.pc, body).await {
+    let answer = match apply_offer(&single.pc, request.body).await {
         Ok(()) => complete_answer(&mut single, &mut early).await,
         Err(e) => Err(e),
     };
