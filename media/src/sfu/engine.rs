@@ -255,7 +255,11 @@ async fn build_peer_connection(
         // usually outruns its trickled candidate, so its address is first seen
         // as peer-reflexive, and the stack's default wait cost most joins a second.
         .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
-        .with_prflx_acceptance_min_wait(Some(Duration::ZERO));
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        // Checks every 50 ms, as browsers pace theirs, rather than the stack's
+        // 200 ms: each step of the handshake otherwise waits for the next tick.
+        // Still 1.4 s of attempts per pair before it is given up.
+        .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28));
     if let Some(ip) = config.node_ip {
         settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
     }
