@@ -206,7 +206,7 @@ async fn rtc(
 /// Where a WHIP or WHEP offer goes when its room is live on another node:
 /// the same path there, with the access token as `?access_token=` (HTTP
 /// clients drop an `Authorization` header when a redirect changes host).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct Redirect<'a> {
     /// The path the offer was posted to.
     pub path: &'a str,
@@ -326,7 +326,7 @@ async fn whep_offer(
 }
 
 /// Query of a WHIP or WHEP offer.
-#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 pub(crate) struct OfferQuery {
     /// The access token, when no `Authorization: Bearer` header carries it
     /// (as after a redirect to the room's node).
