@@ -75,7 +75,7 @@ pub(crate) async fn check_offer_request(
             error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
-                "send the access token as Authorization: Bearer <token>",
+                "send the access token as Authorization: Bearer <token> (or as ?access_token=)",
             )
         })?;
     let (project, claims) = authorize(manager, &token).await?;
