@@ -23,6 +23,7 @@
 //!   places a new room on one of them.
 //! - [`clock`]: wall-clock time behind a trait, so time-driven logic tests on
 //!   a manual clock.
+//! - [`rate`]: token buckets, for every limit on how often something may happen.
 //!
 //! This crate performs no I/O of its own.
 
@@ -36,6 +37,7 @@ pub mod function;
 pub mod id;
 pub mod name;
 pub mod node;
+pub mod rate;
 pub mod recording;
 pub mod room;
 pub mod signal;

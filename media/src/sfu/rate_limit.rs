@@ -5,6 +5,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use switchboard_core::rate::TokenBucket;
+
 /// How much one participant may publish, over all its tracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublishLimits {
@@ -27,40 +29,31 @@ impl Default for PublishLimits {
 /// Two token buckets (bytes and packets) holding one second's worth, refilled continuously.
 #[derive(Debug)]
 pub struct RateLimiter {
-    limits: PublishLimits,
-    bytes: f64,
-    packets: f64,
-    last: Option<Instant>,
+    bytes: TokenBucket,
+    packets: TokenBucket,
 }
 
 impl RateLimiter {
     /// A full limiter.
     pub fn new(limits: PublishLimits) -> Self {
+        let byte_rate = limits.bitrate_bps as f64 / 8.0;
+        let packet_rate = limits.packets_per_s as f64;
         Self {
-            limits,
-            bytes: limits.bitrate_bps as f64 / 8.0,
-            packets: limits.packets_per_s as f64,
-            last: None,
+            bytes: TokenBucket::new(byte_rate, byte_rate),
+            packets: TokenBucket::new(packet_rate, packet_rate),
         }
     }
 
     /// Whether a packet of `bytes` arriving at `now` is within the limits (and takes its share).
     pub fn allow(&mut self, now: Instant, bytes: usize) -> bool {
-        let byte_rate = self.limits.bitrate_bps as f64 / 8.0;
-        let packet_rate = self.limits.packets_per_s as f64;
-        if let Some(last) = self.last {
-            let dt = now.saturating_duration_since(last).as_secs_f64();
-            self.bytes = (self.bytes + dt * byte_rate).min(byte_rate);
-            self.packets = (self.packets + dt * packet_rate).min(packet_rate);
-        }
-        // Receivers on different threads may report slightly out of order; time never runs back.
-        self.last = Some(self.last.map_or(now, |l| l.max(now)));
+        self.bytes.refill(now);
+        self.packets.refill(now);
         let bytes = bytes as f64;
-        if self.bytes < bytes || self.packets < 1.0 {
+        if !self.bytes.has(bytes) || !self.packets.has(1.0) {
             return false;
         }
-        self.bytes -= bytes;
-        self.packets -= 1.0;
+        self.bytes.take(bytes);
+        self.packets.take(1.0);
         true
     }
 }
