@@ -57,6 +57,8 @@ pub struct ApiConfig {
     /// The header a trusted proxy puts the client's IP in (its last entry
     /// counts); without one, the connection's peer address is the client's.
     pub client_ip_header: Option<axum::http::HeaderName>,
+    /// The bearer token `/metrics` asks for, if any.
+    pub metrics_token: Option<String>,
 }
 
 /// What every handler can reach.

@@ -168,11 +168,32 @@ pub fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_kind(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4_kind(v4);
+            if let Some(v4) = embedded_v4(v6) {
+                return v4_kind(v4).or_else(|| v6_kind(v6));
             }
             v6_kind(v6)
         }
+    }
+}
+
+/// The IPv4 address an IPv6 form carries and that a host or relay may reach
+/// in its stead: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`, deprecated but still routed by some stacks), 6to4
+/// (`2002:aabb:ccdd::/48`) and Teredo (`2001:0::/32`, the client's address
+/// stored inverted in the last 32 bits).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        Some(v4)
+    } else if s[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified() {
+        Some(v4(s[6], s[7]))
+    } else if s[0] == 0x2002 {
+        Some(v4(s[1], s[2]))
+    } else if s[0] == 0x2001 && s[1] == 0 {
+        Some(v4(!s[6], !s[7]))
+    } else {
+        None
     }
 }
 
@@ -262,6 +283,9 @@ mod tests {
         let p = AddressPolicy::STRICT;
         assert!(p.check_url("https://hooks.example.com/switchboard").is_ok());
         assert!(p.check_url("https://93.184.216.34:8443/x").is_ok());
+        // Forms that embed a public IPv4 address stay public.
+        assert!(p.check_url("https://[2002:5db8:d822::1]/").is_ok());
+        assert!(p.check_url("https://[2001:4860:4860::8888]/").is_ok());
         assert_eq!(
             p.check_url("http://hooks.example.com/"),
             Err(WebhookError::InsecureUrl)
@@ -280,6 +304,14 @@ mod tests {
             "https://[fe80::1]/",
             "https://[::ffff:127.0.0.1]/",
             "https://[::ffff:169.254.169.254]/",
+            // IPv4-compatible, 6to4 and Teredo forms of loopback, private and metadata addresses.
+            "https://[::127.0.0.1]/",
+            "https://[::a9fe:a9fe]/",
+            "https://[2002:7f00:1::]/",
+            "https://[2002:a9fe:a9fe::1]/",
+            "https://[2002:c0a8:0101::]/",
+            "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+            "https://[2001:0:4136:e378:8000:63bf:5601:5601]/",
             "https://224.0.0.1/",
             "https://0x7f000001/",
             "https://2130706433/",

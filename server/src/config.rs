@@ -72,6 +72,9 @@ pub struct ServeFlags {
     /// Ports media sockets bind, `FIRST-LAST` (one per peer connection, two per SDK participant).
     #[arg(long, env = "SWITCHBOARD_RTC_PORT_RANGE")]
     pub rtc_port_range: Option<switchboard_media::sfu::engine::PortRange>,
+    /// A bearer token `/metrics` asks for; without one it is open to anyone who reaches the port.
+    #[arg(long, env = "SWITCHBOARD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Also accept media over TCP (passive ICE-TCP candidates) for clients whose UDP is blocked.
     #[arg(long, env = "SWITCHBOARD_RTC_TCP")]
     pub rtc_tcp: bool,
@@ -170,6 +173,7 @@ pub struct FileConfig {
     pub max_publish_packet_rate: Option<u32>,
     pub rtc_port_range: Option<String>,
     pub rtc_tcp: Option<bool>,
+    pub metrics_token: Option<String>,
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<String>,
     pub turn_ttl_s: Option<u64>,

@@ -296,6 +296,11 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             public_url: public_url.clone(),
             client_regions: switchboard_core::node::ClientRegions::new(placement.client_regions),
             client_ip_header,
+            metrics_token: flags
+                .metrics_token
+                .clone()
+                .or(file.metrics_token.clone())
+                .filter(|t| !t.is_empty()),
         }),
     };
     let demo = dev.then(|| DemoKey {

@@ -85,16 +85,23 @@ impl Idempotency<'_> {
         }
         match row.try_get::<Option<i64>, _>("status")? {
             None => Ok(Reservation::InFlight),
-            Some(status) => Ok(Reservation::Replay {
-                status: u16::try_from(status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                body: row
+            Some(status) => {
+                let stored = row
                     .try_get::<Option<Vec<u8>>, _>("response")?
-                    .unwrap_or_default(),
-            }),
+                    .unwrap_or_default();
+                // A record written before bodies were sealed holds it as it was sent.
+                let body = self.0.master_key.open(&stored).unwrap_or(stored);
+                Ok(Reservation::Replay {
+                    status: u16::try_from(status)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    body,
+                })
+            }
         }
     }
 
-    /// Stores the answer to the request that reserved `key`.
+    /// Stores the answer to the request that reserved `key`, sealed under the
+    /// master key: answers to creating an API key or a webhook carry its secret.
     pub async fn complete(
         &self,
         project: ProjectId,
@@ -104,7 +111,7 @@ impl Idempotency<'_> {
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE idempotency_keys SET status = $1, response = $2 WHERE project_id = $3 AND key = $4")
             .bind(i64::from(status))
-            .bind(body.to_vec())
+            .bind(self.0.master_key.seal(body))
             .bind(project.to_string())
             .bind(key)
             .execute(self.0.writer())

@@ -95,6 +95,16 @@ impl Config {
                 "`secret_key` is empty: set it to the account's secret API key (sk_...)".into(),
             );
         }
+        if self
+            .webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            // HMAC under an empty key is a signature anyone can make.
+            return bad(
+                "`webhook_secret` is empty: set it to the endpoint's signing secret (whsec_...), or leave it out to refuse Stripe's webhooks".into(),
+            );
+        }
         if let Some(base) = &self.api_base {
             if url::Url::parse(base).is_err() {
                 return bad(format!("`api_base` = {base:?} is not a URL"));

@@ -616,6 +616,9 @@ mod tests {
         assert!(err("report = \"meter_events\"").contains("add `participant_minutes_audio = \""));
         assert!(err("currency = \"USD\"").contains("lower case"));
         assert!(err("api_base = \"not a url\"").contains("not a URL"));
+        // An empty signing secret would let anyone sign a webhook that suspends a project.
+        assert!(err("webhook_secret = \"\"").contains("webhook_secret"));
+        assert!(err("webhook_secret = \"   \"").contains("webhook_secret"));
         assert!(err("[[subscription_items]]\nprice = \"p\"\nplan = \"q\"").contains("exactly one"));
         assert!(
             toml::from_str::<Config>("secret_key = \"k\"\nreport = \"usage_records\"").is_err()
