@@ -46,6 +46,9 @@ pub struct Grants {
     /// Joins as a recorder: hidden from other participants and not billed as one.
     #[serde(default)]
     pub recorder: bool,
+    /// May change its own name and metadata (`update_metadata`); the app sets them otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub can_update_metadata: bool,
 }
 
 fn yes() -> bool {
@@ -62,6 +65,7 @@ impl Default for Grants {
             room_admin: false,
             room_create: false,
             recorder: false,
+            can_update_metadata: false,
         }
     }
 }

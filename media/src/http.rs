@@ -17,10 +17,9 @@ use switchboard_store::api_keys::AccessTokenError;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::rtc::manager::{RoomLookupError, RoomManager};
-use crate::rtc::participant::Command;
 use crate::rtc::room::Room;
 use crate::signal::resume::Resumes;
-use crate::signal::whip::OfferRequest;
+use crate::signal::whip::{find_resource, OfferRequest};
 use switchboard_core::signal::MAX_FRAME_BYTES;
 
 /// The browser SDK, served at `/sdk/switchboard.js`.
@@ -348,8 +347,8 @@ fn offer_request(
 }
 
 /// End a WHIP session.
-#[utoipa::path(delete, path = "/v1/whip/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "Session id from Location")),
-    security(("access_token" = [])), responses((status = 200, description = "Ended"), (status = 404, description = "No such session")))]
+#[utoipa::path(delete, path = "/v1/whip/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "The last segment of the offer's Location")),
+    security(("access_token" = [])), responses((status = 200, description = "Ended"), (status = 403, description = "The token is neither the session's identity nor a room_admin of its room"), (status = 404, description = "No such session")))]
 async fn end_whip_session(
     state: State<MediaState>,
     sid: Path<String>,
@@ -359,8 +358,8 @@ async fn end_whip_session(
 }
 
 /// End a WHEP session.
-#[utoipa::path(delete, path = "/v1/whep/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "Session id from Location")),
-    security(("access_token" = [])), responses((status = 200, description = "Ended"), (status = 404, description = "No such session")))]
+#[utoipa::path(delete, path = "/v1/whep/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "The last segment of the offer's Location")),
+    security(("access_token" = [])), responses((status = 200, description = "Ended"), (status = 403, description = "The token is neither the session's identity nor a room_admin of its room"), (status = 404, description = "No such session")))]
 async fn end_whep_session(
     state: State<MediaState>,
     sid: Path<String>,
@@ -388,10 +387,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// `DELETE` on a WHIP or WHEP session's location ends it.
+/// `DELETE` on a WHIP or WHEP session's location ends it. It takes the key
+/// of the location and a token of the session's own identity, or of a
+/// `room_admin` of its room.
 async fn end_session(
     State(state): State<MediaState>,
-    Path(sid): Path<String>,
+    Path(resource): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     let Some(token) = bearer(&headers) else {
@@ -401,23 +402,32 @@ async fn end_session(
             "send the access token as Authorization: Bearer <token>",
         );
     };
-    let (project, _) = match authorize(&state.manager, &token).await {
+    let (project, claims) = match authorize(&state.manager, &token).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let found = sid
-        .parse()
-        .ok()
-        .and_then(|sid| state.manager.find_session(project, sid));
-    let Some((room, p)) = found else {
+    let Some((room, p)) = find_resource(&state.manager, project, &resource) else {
         return error(
             StatusCode::NOT_FOUND,
             "session_not_found",
-            "no such session (it may have ended already)",
+            "no such session (it may have ended already); DELETE the Location the offer was answered with",
         );
     };
-    room.remove(&p, LeaveReason::ClientLeft).await;
-    p.command(Command::Close(LeaveReason::ClientLeft));
+    let in_room = claims.grants.room.as_ref() == Some(&room.name);
+    let own = claims.sub == p.identity;
+    if !in_room || !(own || claims.grants.room_admin) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "not_allowed",
+            "only the session's own identity, or a room_admin of its room, may end it",
+        );
+    }
+    let reason = if own {
+        LeaveReason::ClientLeft
+    } else {
+        LeaveReason::Removed
+    };
+    room.end(&p, reason).await;
     StatusCode::OK.into_response()
 }
 

@@ -48,6 +48,9 @@ pub struct CreateArgs {
     /// Join as a recorder.
     #[arg(long)]
     recorder: bool,
+    /// Allow changing one's own name and metadata.
+    #[arg(long)]
+    update_metadata: bool,
 }
 
 /// Prints a signed token.
@@ -68,6 +71,7 @@ pub fn create(args: CreateArgs) -> anyhow::Result<()> {
         room_admin: args.room_admin,
         room_create: args.room_create,
         recorder: args.recorder,
+        can_update_metadata: args.update_metadata,
     };
     let ttl_s = token::check_ttl(args.ttl_s)?;
     let mut claims = Claims::new(

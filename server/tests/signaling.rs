@@ -171,7 +171,14 @@ async fn garbage_frames_get_errors_and_the_session_survives() {
             .json(&json!({ "name": "r" })),
     )
     .await;
-    let t = token(&s, "r", "ann", json!({ "can_publish": false }), 60).await;
+    let t = token(
+        &s,
+        "r",
+        "ann",
+        json!({ "can_publish": false, "can_update_metadata": true }),
+        60,
+    )
+    .await;
     let mut ws = connect(&s, &t).await;
     let join = until(&mut ws, "join").await;
     assert!(join["participant"]["sid"]

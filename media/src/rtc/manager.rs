@@ -20,8 +20,8 @@ use switchboard_recording::Storage;
 use switchboard_store::rooms::NewRoom;
 use switchboard_store::{Store, StoreError};
 
-use super::participant::{lock, Command, Participant};
-use super::room::Room;
+use super::participant::{lock, Participant};
+use super::room::{MutedBy, Room};
 use crate::recording::Recorder;
 use crate::sfu::engine::RtcConfig;
 
@@ -524,6 +524,7 @@ impl ParticipantDirectory for RoomManager {
         Ok(self
             .live(project, room)
             .and_then(|r| r.find(identity.as_str()))
+            .filter(|p| !p.grants.recorder)
             .map(|p| p.info_with_connection()))
     }
 
@@ -534,11 +535,7 @@ impl ParticipantDirectory for RoomManager {
         identity: &Identity,
     ) -> Result<(), DirectoryError> {
         let (room, p) = self.participant(project, room, identity)?;
-        p.signal(switchboard_core::signal::ServerMessage::Leave {
-            reason: "removed".into(),
-        });
-        room.remove(&p, LeaveReason::Removed).await;
-        p.command(Command::Close(LeaveReason::Removed));
+        room.end(&p, LeaveReason::Removed).await;
         Ok(())
     }
 
@@ -551,7 +548,10 @@ impl ParticipantDirectory for RoomManager {
         muted: bool,
     ) -> Result<ParticipantInfo, DirectoryError> {
         let (room, p) = self.participant(project, room, identity)?;
-        if !room.set_track_muted(&p, track, muted) {
+        if room
+            .set_track_muted(&p, track, muted, MutedBy::Server)
+            .is_err()
+        {
             return Err(DirectoryError::NotFound(format!(
                 "participant `{identity}` publishes no track {track}"
             )));
@@ -567,7 +567,9 @@ impl ParticipantDirectory for RoomManager {
         update: ParticipantUpdate,
     ) -> Result<ParticipantInfo, DirectoryError> {
         let (room, p) = self.participant(project, room, identity)?;
+        let before = p.permissions();
         p.update(update.name, update.metadata, update.permissions);
+        room.apply_permissions(&p, before).await;
         room.announce_update(&p);
         Ok(p.info())
     }
@@ -590,11 +592,6 @@ impl ParticipantDirectory for RoomManager {
     async fn close_room(&self, project: ProjectId, room: &RoomName) -> Result<(), DirectoryError> {
         if let Some(r) = self.live(project, room) {
             self.forget(&r).await;
-            for p in r.participants() {
-                p.signal(switchboard_core::signal::ServerMessage::Leave {
-                    reason: "room_closed".into(),
-                });
-            }
             r.close(LeaveReason::RoomClosed).await;
         }
         Ok(())

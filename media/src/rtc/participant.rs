@@ -5,31 +5,21 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use switchboard_core::event::{LeaveReason, ParticipantRef, TrackKind, TrackSource};
+use switchboard_core::rate::TokenBucket;
 use switchboard_core::room::{
     ConnectionStats, ParticipantInfo, ParticipantPermissions, ParticipantState, TrackInfo,
 };
 use switchboard_core::token::Grants;
 use switchboard_core::{Identity, ParticipantSid, TrackSid};
-use tokio::sync::mpsc;
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::mailbox::{Command, Mailbox};
 use crate::sfu::downtrack::DownTrack;
 use crate::sfu::rate_limit::{PublishBudget, PublishLimits};
 use crate::sfu::receiver::TrackReceiver;
 use switchboard_core::signal::ServerMessage;
-
-/// What the room asks of a participant's session.
-#[derive(Debug)]
-pub enum Command {
-    /// Send this message on the signaling socket.
-    Signal(Box<ServerMessage>),
-    /// The subscriber connection's tracks changed: offer again.
-    Renegotiate,
-    /// End the session.
-    Close(LeaveReason),
-}
 
 /// A participant's two outgoing data channels.
 #[derive(Clone)]
@@ -57,6 +47,8 @@ pub struct Published {
     pub info: TrackInfo,
     /// The receiving end in the SFU.
     pub receiver: Arc<TrackReceiver>,
+    /// Muted by the server (the API or a room admin): the publisher cannot unmute it.
+    pub server_muted: bool,
 }
 
 /// A track this participant receives.
@@ -88,7 +80,10 @@ pub struct Participant {
     pub publisher: Arc<dyn PeerConnection>,
     /// The connection the SFU forwards others' media on.
     pub subscriber: Arc<dyn PeerConnection>,
-    commands: mpsc::UnboundedSender<Command>,
+    /// The unguessable part of its WHIP or WHEP resource URL: knowing the
+    /// sid, which every participant sees, is not enough to end the session.
+    pub resource_key: String,
+    mailbox: Mailbox,
     profile: Mutex<Profile>,
     /// Announced, not yet offered tracks, by the client's id.
     pub pending: Mutex<HashMap<String, PendingTrack>>,
@@ -102,7 +97,15 @@ pub struct Participant {
     pub budget: Arc<PublishBudget>,
     /// Its connection as last measured by the room's observer.
     connection: Mutex<Option<ConnectionStats>>,
+    /// Data messages it may still send now ([`DATA_PER_S`], [`DATA_BURST`]).
+    pub data_rate: Mutex<TokenBucket>,
 }
+
+/// Data messages a participant may send per second, and in a burst: each
+/// one goes to everyone in the room.
+pub const DATA_PER_S: f64 = 100.0;
+/// See [`DATA_PER_S`].
+pub const DATA_BURST: f64 = 200.0;
 
 /// Locks a std mutex, recovering from poisoning (a panicked holder left consistent data or none).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -119,13 +122,14 @@ impl Participant {
         grants: Grants,
         publisher: Arc<dyn PeerConnection>,
         subscriber: Arc<dyn PeerConnection>,
-        commands: mpsc::UnboundedSender<Command>,
+        mailbox: Mailbox,
         limits: PublishLimits,
     ) -> Arc<Self> {
+        // A recorder only receives: what it sent would come from someone the room cannot see.
         let permissions = ParticipantPermissions {
-            can_publish: grants.can_publish,
+            can_publish: grants.can_publish && !grants.recorder,
             can_subscribe: grants.can_subscribe,
-            can_publish_data: grants.can_publish_data,
+            can_publish_data: grants.can_publish_data && !grants.recorder,
         };
         Arc::new(Self {
             sid: ParticipantSid::new(),
@@ -134,7 +138,8 @@ impl Participant {
             grants,
             publisher,
             subscriber,
-            commands,
+            resource_key: random_key(),
+            mailbox,
             profile: Mutex::new(Profile {
                 name,
                 metadata,
@@ -147,6 +152,7 @@ impl Participant {
             data_out: Mutex::new(None),
             budget: Arc::new(PublishBudget::new(limits)),
             connection: Mutex::new(None),
+            data_rate: Mutex::new(TokenBucket::new(DATA_PER_S, DATA_BURST)),
         })
     }
 
@@ -230,11 +236,24 @@ impl Participant {
 
     /// Sends a command to the session; false if the session is gone.
     pub fn command(&self, c: Command) -> bool {
-        self.commands.send(c).is_ok()
+        self.mailbox.send(c)
+    }
+
+    /// Asks the session to end (it tells its client why), ahead of any queued command.
+    pub fn close(&self, reason: LeaveReason) {
+        self.mailbox.close(reason);
     }
 
     /// Sends a signaling message.
     pub fn signal(&self, m: ServerMessage) {
         self.command(Command::Signal(Box::new(m)));
     }
+}
+
+/// 128 random bits as hex.
+fn random_key() -> String {
+    rand::random::<[u8; 16]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

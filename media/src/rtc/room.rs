@@ -11,7 +11,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use switchboard_core::event::{LeaveReason, RoomRef, TrackKind, TrackRef};
-use switchboard_core::room::{ParticipantInfo, RoomLimits, TrackInfo};
+use switchboard_core::room::{ParticipantInfo, ParticipantPermissions, RoomLimits, TrackInfo};
 use switchboard_core::{
     Event, EventPayload, NodeId, ParticipantSid, ProjectId, RecordingId, RoomName, RoomSid,
     TrackSid,
@@ -20,7 +20,8 @@ use switchboard_store::Store;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::MediaStreamTrack;
 
-use super::participant::{lock, Command, Participant, Published, Subscription};
+use super::mailbox::Command;
+use super::participant::{lock, Participant, Published, Subscription, DATA_BURST, DATA_PER_S};
 use crate::recording::Recorder;
 use crate::sfu::downtrack::{DownTrack, Output};
 use crate::sfu::engine::codec_for;
@@ -38,6 +39,8 @@ pub enum AdmitError {
     Full(u32),
     /// The room is closing.
     Closed,
+    /// The join could not be recorded (the database is unreachable).
+    Unavailable,
 }
 
 /// How a down-track joins the subscriber's peer connection.
@@ -139,16 +142,29 @@ impl Room {
     }
 
     async fn record(&self, payload: EventPayload) {
-        let event = Event::new(self.project, chrono::Utc::now(), payload);
-        if let Err(e) = self.store.events().record(event).await {
+        if let Err(e) = self.try_record(payload).await {
             tracing::error!(room = %self.name, error = %e, "could not record event");
         }
+    }
+
+    async fn try_record(&self, payload: EventPayload) -> Result<(), switchboard_store::StoreError> {
+        let event = Event::new(self.project, chrono::Utc::now(), payload);
+        self.store.events().record(event).await.map(|_| ())
     }
 
     fn others(&self, sid: ParticipantSid) -> Vec<Arc<Participant>> {
         lock(&self.participants)
             .values()
             .filter(|p| p.sid != sid)
+            .cloned()
+            .collect()
+    }
+
+    /// Everyone but `sid` that participants see: recorders are hidden.
+    pub fn visible_others(&self, sid: ParticipantSid) -> Vec<Arc<Participant>> {
+        lock(&self.participants)
+            .values()
+            .filter(|p| p.sid != sid && !p.grants.recorder)
             .cloned()
             .collect()
     }
@@ -179,24 +195,35 @@ impl Room {
             self.generation.fetch_add(1, Ordering::SeqCst);
             let others: Vec<ParticipantInfo> = map
                 .values()
-                .filter(|o| o.sid != p.sid && o.identity != p.identity)
+                .filter(|o| o.sid != p.sid && o.identity != p.identity && !o.grants.recorder)
                 .map(|o| o.info())
                 .collect();
             (others, replaced)
         };
         // The replaced session leaves through `remove`, so its departure is recorded like any other.
         if let Some(old) = replaced {
-            self.remove(&old, LeaveReason::DuplicateIdentity).await;
-            old.command(Command::Close(LeaveReason::DuplicateIdentity));
+            self.end(&old, LeaveReason::DuplicateIdentity).await;
         }
-        self.record(EventPayload::ParticipantJoined {
+        // A recorder is hidden from the room and not billed as a participant:
+        // no event, no announcement.
+        if p.grants.recorder {
+            return Ok(others);
+        }
+        // The join is what billing counts: one that cannot be recorded is refused, not admitted free.
+        let joined = EventPayload::ParticipantJoined {
             room: self.reference(),
             participant: p.reference(),
             node: Some(self.node),
-        })
-        .await;
+        };
+        if let Err(e) = self.try_record(joined).await {
+            tracing::error!(room = %self.name, error = %e, "could not record a join; refusing it");
+            lock(&self.participants).remove(&p.sid);
+            let _ = p.publisher.close().await;
+            let _ = p.subscriber.close().await;
+            return Err(AdmitError::Unavailable);
+        }
         let info = p.info();
-        for other in self.others(p.sid) {
+        for other in self.visible_others(p.sid) {
             other.signal(ServerMessage::ParticipantJoined {
                 participant: info.clone(),
             });
@@ -240,14 +267,9 @@ impl Room {
         }
         let subscriptions: Vec<(TrackSid, Subscription)> = lock(&p.subscriptions).drain().collect();
         for (track_sid, sub) in subscriptions {
-            sub.downtrack.close();
-            for publisher in self.participants() {
-                if let Some(t) = lock(&publisher.published).get(&track_sid) {
-                    t.receiver.detach(p.sid);
-                }
-            }
+            self.detach(p, track_sid, &sub);
         }
-        if was_here {
+        if was_here && !p.grants.recorder {
             self.record(EventPayload::ParticipantLeft {
                 room: self.reference(),
                 participant: p.reference(),
@@ -267,6 +289,13 @@ impl Room {
         was_here
     }
 
+    /// Removes a participant from outside its session ([`Self::remove`]), then
+    /// ends the session, which tells its client `reason` once.
+    pub async fn end(&self, p: &Arc<Participant>, reason: LeaveReason) {
+        self.remove(p, reason).await;
+        p.close(reason);
+    }
+
     /// Publishes a track `p` started sending, and subscribes everyone else to it.
     pub async fn publish(
         &self,
@@ -280,6 +309,7 @@ impl Room {
             Published {
                 info: info.clone(),
                 receiver: receiver.clone(),
+                server_muted: false,
             },
         );
         self.record(EventPayload::TrackPublished {
@@ -378,6 +408,11 @@ impl Room {
                 track_sid,
             });
         }
+        // The publisher hears it too: the track may have been ended by the server.
+        p.signal(ServerMessage::TrackUnpublished {
+            participant_sid: p.sid,
+            track_sid,
+        });
     }
 
     /// Creates `subscriber`'s copy of a track; returns whether a transceiver was added.
@@ -526,6 +561,9 @@ impl Room {
                 .get(track_sid)
                 .map(|s| s.downtrack.clone());
             match existing {
+                Some(dt) if subscribed && !subscriber.permissions().can_subscribe => {
+                    dt.set_paused(true)
+                }
                 Some(dt) => dt.set_paused(!subscribed),
                 None if subscribed && subscriber.permissions().can_subscribe => {
                     for publisher in self.others(subscriber.sid) {
@@ -547,22 +585,28 @@ impl Room {
         }
     }
 
-    /// Mutes or unmutes a published track and tells everyone.
+    /// Mutes or unmutes a published track and tells everyone. A mute by the
+    /// server holds until the server lifts it: the publisher may mute, but
+    /// not unmute, a track the server muted.
     pub fn set_track_muted(
         &self,
         publisher: &Arc<Participant>,
         track_sid: TrackSid,
         muted: bool,
-    ) -> bool {
-        let found = {
+        by: MutedBy,
+    ) -> Result<(), MuteError> {
+        {
             let mut published = lock(&publisher.published);
-            published.get_mut(&track_sid).map(|t| {
-                t.info.muted = muted;
-                t.receiver.set_muted(muted);
-            })
-        };
-        if found.is_none() {
-            return false;
+            let track = published.get_mut(&track_sid).ok_or(MuteError::NotFound)?;
+            match by {
+                MutedBy::Server => track.server_muted = muted,
+                MutedBy::Publisher if !muted && track.server_muted => {
+                    return Err(MuteError::MutedByServer)
+                }
+                MutedBy::Publisher => {}
+            }
+            track.info.muted = muted;
+            track.receiver.set_muted(muted);
         }
         for p in self.participants() {
             p.signal(ServerMessage::TrackMuted {
@@ -571,11 +615,56 @@ impl Room {
                 muted,
             });
         }
-        true
+        Ok(())
+    }
+
+    /// Makes new permissions hold on live media at once: a participant that
+    /// may no longer publish has its tracks unpublished, one that may no
+    /// longer subscribe loses its subscriptions, and one that now may
+    /// subscribe receives what is published.
+    pub async fn apply_permissions(&self, p: &Arc<Participant>, before: ParticipantPermissions) {
+        let now = p.permissions();
+        if before.can_publish && !now.can_publish {
+            lock(&p.pending).clear();
+            let tracks: Vec<TrackSid> = lock(&p.published).keys().copied().collect();
+            for sid in tracks {
+                self.unpublish(p, sid).await;
+            }
+        }
+        if before.can_subscribe && !now.can_subscribe {
+            let subscriptions: Vec<(TrackSid, Subscription)> =
+                lock(&p.subscriptions).drain().collect();
+            let any = !subscriptions.is_empty();
+            for (track_sid, sub) in subscriptions {
+                self.detach(p, track_sid, &sub);
+                if let Some(sender) = &sub.sender {
+                    let _ = p.subscriber.remove_track(sender).await;
+                }
+            }
+            if any {
+                p.command(Command::Renegotiate);
+            }
+        }
+        if !before.can_subscribe && now.can_subscribe {
+            self.subscribe_to_existing(p).await;
+        }
+    }
+
+    /// Stops `subscriber`'s copy of a track and takes it off the publisher's receiver.
+    fn detach(&self, subscriber: &Participant, track_sid: TrackSid, sub: &Subscription) {
+        sub.downtrack.close();
+        for publisher in self.participants() {
+            if let Some(t) = lock(&publisher.published).get(&track_sid) {
+                t.receiver.detach(subscriber.sid);
+            }
+        }
     }
 
     /// Tells everyone a participant's profile changed.
     pub fn announce_update(&self, p: &Participant) {
+        if p.grants.recorder {
+            return;
+        }
         let info = p.info();
         for other in self.participants() {
             other.signal(ServerMessage::ParticipantUpdated {
@@ -598,6 +687,11 @@ impl Room {
             return Err(format!(
                 "data message of {} bytes is over the {MAX_DATA_BYTES}-byte limit",
                 data.len()
+            ));
+        }
+        if !lock(&from.data_rate).try_take(std::time::Instant::now(), 1.0) {
+            return Err(format!(
+                "at most {DATA_BURST} data messages at once, then {DATA_PER_S} a second"
             ));
         }
         #[derive(serde::Deserialize)]
@@ -632,8 +726,7 @@ impl Room {
     pub async fn close(&self, reason: LeaveReason) {
         self.closed.store(true, Ordering::SeqCst);
         for p in self.participants() {
-            self.remove(&p, reason).await;
-            p.command(Command::Close(reason));
+            self.end(&p, reason).await;
         }
         for recorder in std::mem::take(&mut *lock(&self.recorders)) {
             recorder.stop();
@@ -648,6 +741,26 @@ fn track_ref(info: &TrackInfo) -> TrackRef {
         source: info.source,
         mime_type: info.mime_type.clone(),
     }
+}
+
+/// Who mutes a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MutedBy {
+    /// The publisher itself, over signaling.
+    Publisher,
+    /// The API or a room admin.
+    Server,
+}
+
+/// Why a track's mute did not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MuteError {
+    /// The participant publishes no such track.
+    #[error("no such track")]
+    NotFound,
+    /// The publisher tried to unmute what the server muted.
+    #[error("the track was muted by the server; only the server can unmute it")]
+    MutedByServer,
 }
 
 /// Sends `text` on each participant's reliable or lossy data channel.

@@ -4,9 +4,14 @@
 //!   are [`switchboard_core::signal`]); [`resume`] lets a session outlive a dropped socket.
 //! - [`whip`] and [`whep`]: WHIP ingest (RFC 9725) and WHEP playback over plain HTTP,
 //!   one peer connection per session, driven by [`single`].
+//! - Shared by both: [`peer_events`] (the WebRTC stack's callbacks as messages),
+//!   [`tracks`] (what a participant publishes and sends on data channels) and
+//!   [`candidate`] (ICE candidates between signaling and the stack).
 pub mod candidate;
+pub(crate) mod peer_events;
 pub mod resume;
 pub mod session;
 pub(crate) mod single;
+pub(crate) mod tracks;
 pub mod whep;
 pub mod whip;

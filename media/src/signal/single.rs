@@ -12,10 +12,12 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
-use super::session::{publish_track, PcEvent, PcHandler};
+use super::peer_events::{PcEvent, PcHandler};
+use super::tracks::publish_track;
 use crate::http::error;
+use crate::rtc::mailbox::{mailbox, Inbox, Mail};
 use crate::rtc::manager::RoomManager;
-use crate::rtc::participant::{Command, Participant};
+use crate::rtc::participant::Participant;
 use crate::rtc::room::{AdmitError, Room};
 use crate::sfu::engine::new_peer_connection;
 use crate::MediaError;
@@ -48,7 +50,7 @@ pub(crate) async fn new_single(manager: &RoomManager) -> Result<SinglePc, MediaE
 pub(crate) struct Admitted {
     pub single: SinglePc,
     pub p: Arc<Participant>,
-    pub commands: mpsc::UnboundedReceiver<Command>,
+    pub inbox: Inbox,
 }
 
 /// Creates the peer connection and the participant (with `grants`, which the caller
@@ -81,7 +83,7 @@ pub(crate) async fn admit_single(
             e.to_string(),
         ),
     })?;
-    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let (mailbox, inbox) = mailbox();
     let p = Participant::new(
         claims.sub.clone(),
         claims.name.clone().unwrap_or_default(),
@@ -89,7 +91,7 @@ pub(crate) async fn admit_single(
         grants,
         single.pc.clone(),
         single.pc.clone(),
-        commands_tx,
+        mailbox,
         manager.rtc.publish_limits,
     );
     if let Err(e) = room.admit(&p).await {
@@ -101,13 +103,14 @@ pub(crate) async fn admit_single(
                 format!("the room is full ({n} participants)"),
             ),
             AdmitError::Closed => error(StatusCode::CONFLICT, "room_closed", "the room is closing"),
+            AdmitError::Unavailable => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the join cannot be recorded right now; try again",
+            ),
         });
     }
-    Ok(Admitted {
-        single,
-        p,
-        commands,
-    })
+    Ok(Admitted { single, p, inbox })
 }
 
 /// Applies the client's offer.
@@ -156,7 +159,7 @@ pub(crate) fn drive(
     room: Arc<Room>,
     p: Arc<Participant>,
     mut single: SinglePc,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut inbox: Inbox,
     early: Vec<PcEvent>,
 ) {
     let span = tracing::info_span!("participant", project_id = %room.project, room = %room.name, participant = %p.sid, identity = %p.identity);
@@ -170,9 +173,10 @@ pub(crate) fn drive(
                     Some(e) => Some(e),
                     None => tokio::select! {
                         e = single.events.recv() => match e { Some(e) => Some(e), None => break LeaveReason::ConnectionLost },
-                        c = commands.recv() => match c {
-                            Some(Command::Close(reason)) => break reason,
-                            Some(_) => None,
+                        // No socket: what the room would tell the client has nowhere to go.
+                        mail = inbox.recv() => match mail {
+                            Some(Mail::Close(reason)) => break reason,
+                            Some(Mail::Command(_) | Mail::FellBehind) => None,
                             None => break LeaveReason::ConnectionLost,
                         },
                         _ = tokio::time::sleep_until(deadline), if !connected => {

@@ -8,7 +8,9 @@ use axum::response::Response;
 use switchboard_core::event::LeaveReason;
 
 use super::single::{admit_single, apply_offer, complete_answer, drive, Admitted};
-use super::whip::{check_offer_request, created, CheckedOffer, Needs, OfferRequest};
+use super::whip::{
+    check_offer_request, created, resource_location, CheckedOffer, Needs, OfferRequest,
+};
 use crate::http::{error, join_room};
 use crate::rtc::manager::RoomManager;
 
@@ -55,7 +57,7 @@ pub async fn offer(
     let Admitted {
         mut single,
         p: viewer,
-        commands,
+        inbox,
     } = match admit_single(&manager, &room, &claims, grants).await {
         Ok(a) => a,
         Err(r) => return r,
@@ -73,9 +75,9 @@ pub async fn offer(
     .await;
     match answer {
         Ok(sdp) => {
-            let location = format!("/v1/whep/sessions/{}", viewer.sid);
+            let location = resource_location("whep", &viewer);
             let ice_servers = manager.rtc.ice_servers_for(claims.sub.as_str());
-            drive(manager, room, viewer, single, commands, early);
+            drive(manager, room, viewer, single, inbox, early);
             created(location, sdp, &ice_servers)
         }
         Err(e) => {

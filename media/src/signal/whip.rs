@@ -5,14 +5,17 @@ use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
 use switchboard_core::event::LeaveReason;
 use switchboard_core::signal::IceServer;
 use switchboard_core::token::Claims;
-use switchboard_core::RoomName;
+use switchboard_core::{ProjectId, RoomName};
 
 use super::single::{admit_single, apply_offer, complete_answer, drive, Admitted};
 use crate::http::{authorize, bearer, error, join_room, Redirect};
 use crate::rtc::manager::RoomManager;
+use crate::rtc::participant::Participant;
+use crate::rtc::room::Room;
 use crate::turn::link_headers;
 
 /// Largest SDP offer accepted, in bytes.
@@ -53,7 +56,7 @@ impl OfferRequest {
 
 /// What [`check_offer_request`] accepted.
 pub(crate) struct CheckedOffer {
-    pub project: switchboard_core::ProjectId,
+    pub project: ProjectId,
     pub claims: Claims,
     pub room: RoomName,
     /// The access token, which a redirect passes on.
@@ -128,6 +131,24 @@ pub(crate) async fn check_offer_request(
     })
 }
 
+/// The resource URL of a WHIP (`whip`) or WHEP (`whep`) session:
+/// `/v1/{kind}/sessions/{sid}.{key}`, the key known only to the session's client.
+pub(crate) fn resource_location(kind: &str, p: &Participant) -> String {
+    format!("/v1/{kind}/sessions/{}.{}", p.sid, p.resource_key)
+}
+
+/// The session a resource URL's last segment names, if its key is right.
+pub(crate) fn find_resource(
+    manager: &RoomManager,
+    project: ProjectId,
+    resource: &str,
+) -> Option<(Arc<Room>, Arc<Participant>)> {
+    let (sid, key) = resource.split_once('.')?;
+    let (room, p) = manager.find_session(project, sid.parse().ok()?)?;
+    let key_matches = bool::from(p.resource_key.as_bytes().ct_eq(key.as_bytes()));
+    key_matches.then_some((room, p))
+}
+
 /// The `201 Created` answer of WHIP and WHEP, announcing the ICE servers as `Link` headers.
 pub(crate) fn created(location: String, sdp: String, ice_servers: &[IceServer]) -> Response {
     let mut response = (
@@ -170,7 +191,7 @@ pub async fn offer(manager: Arc<RoomManager>, room: String, request: OfferReques
     let Admitted {
         mut single,
         p,
-        commands,
+        inbox,
     } = match admit_single(&manager, &room, &claims, grants).await {
         Ok(a) => a,
         Err(r) => return r,
@@ -182,9 +203,9 @@ pub async fn offer(manager: Arc<RoomManager>, room: String, request: OfferReques
     };
     match answer {
         Ok(sdp) => {
-            let location = format!("/v1/whip/sessions/{}", p.sid);
+            let location = resource_location("whip", &p);
             let ice_servers = manager.rtc.ice_servers_for(claims.sub.as_str());
-            drive(manager, room, p, single, commands, early);
+            drive(manager, room, p, single, inbox, early);
             created(location, sdp, &ice_servers)
         }
         Err(e) => {

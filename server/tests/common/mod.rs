@@ -27,8 +27,11 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_switchboard")
+/// The server under test: this build's, or the one `SWITCHBOARD_TEST_BIN`
+/// names (to show an attack test failing on an older binary).
+pub fn binary() -> String {
+    std::env::var("SWITCHBOARD_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchboard").to_owned())
 }
 
 impl Server {
@@ -135,6 +138,11 @@ impl Server {
         self.base = addr.trim().to_owned();
         self.banner = banner;
         self.child = Some(child);
+    }
+
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// What the server logged so far.

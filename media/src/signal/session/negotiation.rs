@@ -1,0 +1,107 @@
+//! The two peer connections' offers and answers: the client offers on its
+//! publisher connection, the server on the subscriber connection, and
+//! candidates wait until their connection has a remote description.
+
+use webrtc::peer_connection::RTCSessionDescription;
+
+use super::Session;
+use switchboard_core::signal::{ServerMessage, Target};
+
+impl Session {
+    pub(super) async fn flush_candidates(&mut self, target: Target) {
+        let (ready, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.buffered)
+            .into_iter()
+            .partition(|(t, _)| *t == target);
+        self.buffered = keep;
+        for (_, init) in ready {
+            if let Err(e) = self.pc(target).add_ice_candidate(init).await {
+                tracing::debug!(error = %e, "buffered candidate refused");
+            }
+        }
+    }
+
+    pub(super) async fn on_publisher_offer(&mut self, sdp: String) {
+        let result = async {
+            let offer = RTCSessionDescription::offer(sdp)
+                .map_err(|e| format!("the offer is not valid SDP: {e}"))?;
+            let pc = &self.p.publisher;
+            pc.set_remote_description(offer)
+                .await
+                .map_err(|e| format!("the offer was refused: {e}"))?;
+            let answer = pc
+                .create_answer(None)
+                .await
+                .map_err(|e| format!("cannot answer this offer: {e}"))?;
+            pc.set_local_description(answer)
+                .await
+                .map_err(|e| format!("cannot answer this offer: {e}"))?;
+            pc.local_description()
+                .await
+                .map(|d| d.sdp)
+                .ok_or_else(|| "no local description".to_owned())
+        }
+        .await;
+        match result {
+            Ok(sdp) => {
+                self.pub_remote_set = true;
+                self.send(&ServerMessage::Answer { sdp }).await;
+                self.flush_candidates(Target::Publisher).await;
+            }
+            Err(e) => self.error("invalid_offer", e).await,
+        }
+    }
+
+    pub(super) async fn on_subscriber_answer(&mut self, sdp: String) {
+        if !self.sub_negotiating {
+            self.error(
+                "unexpected_answer",
+                "no subscriber offer is waiting for an answer",
+            )
+            .await;
+            return;
+        }
+        let result = async {
+            let answer = RTCSessionDescription::answer(sdp)
+                .map_err(|e| format!("the answer is not valid SDP: {e}"))?;
+            self.p
+                .subscriber
+                .set_remote_description(answer)
+                .await
+                .map_err(|e| format!("the answer was refused: {e}"))
+        }
+        .await;
+        self.sub_negotiating = false;
+        match result {
+            Ok(()) => {
+                self.sub_remote_set = true;
+                self.flush_candidates(Target::Subscriber).await;
+            }
+            Err(e) => self.error("invalid_answer", e).await,
+        }
+        if std::mem::take(&mut self.sub_pending) {
+            self.offer_subscriber().await;
+        }
+    }
+
+    pub(super) async fn offer_subscriber(&mut self) {
+        if self.sub_negotiating {
+            self.sub_pending = true;
+            return;
+        }
+        let pc = self.p.subscriber.clone();
+        let result = async {
+            let offer = pc.create_offer(None).await?;
+            pc.set_local_description(offer).await?;
+            Ok::<_, webrtc::error::Error>(pc.local_description().await.map(|d| d.sdp))
+        }
+        .await;
+        match result {
+            Ok(Some(sdp)) => {
+                self.sub_negotiating = true;
+                self.send(&ServerMessage::Offer { sdp }).await;
+            }
+            Ok(None) => tracing::error!("subscriber offer has no local description"),
+            Err(e) => tracing::error!(error = %e, "could not create the subscriber offer"),
+        }
+    }
+}

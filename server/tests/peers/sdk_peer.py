@@ -1,0 +1,169 @@
+"""A participant of the WebSocket signaling protocol (docs/signaling.md) on an
+independent WebRTC stack (aiortc), driven by a test over standard input.
+
+Usage: sdk_peer.py WS_URL [--publish]
+
+With --publish it announces and publishes synthetic video and audio on its
+publisher connection. It answers every subscriber offer and decodes what it
+receives. It prints one JSON line per event:
+  {"event": "signal", "msg": {...}}     every server message, as received
+  {"event": "frames", "video": N, "audio": N}   decoded so far, every 200 ms
+  {"event": "state", "target": T, "state": S}   a connection's state change
+and takes one JSON line per command:
+  {"send": {...}}   sends the message on the socket
+  {"leave": true}   sends `leave`, closes and exits
+Standard input closing also ends it.
+"""
+
+import asyncio
+import json
+import sys
+
+import aioice.ice
+import aiohttp
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from aiortc.sdp import candidate_from_sdp
+
+# The test runs in a network namespace that has only loopback.
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+
+def emit(**event):
+    print(json.dumps(event), flush=True)
+
+
+class Peer:
+    def __init__(self, ws):
+        self.ws = ws
+        self.pcs = {}
+        self.waiting = {"publisher": [], "subscriber": []}
+        self.frames = {"video": 0, "audio": 0}
+        self.readers = []
+
+    def pc(self, target):
+        if target not in self.pcs:
+            pc = RTCPeerConnection()
+
+            @pc.on("connectionstatechange")
+            def on_state():
+                emit(event="state", target=target, state=pc.connectionState)
+
+            @pc.on("track")
+            def on_track(track):
+                async def read():
+                    while True:
+                        try:
+                            await track.recv()
+                        except Exception:
+                            return
+                        self.frames[track.kind] += 1
+
+                self.readers.append(asyncio.ensure_future(read()))
+
+            self.pcs[target] = pc
+        return self.pcs[target]
+
+    async def send(self, msg):
+        await self.ws.send_str(json.dumps(msg))
+
+    async def publish(self):
+        pc = self.pc("publisher")
+        for track, kind, source in (
+            (VideoStreamTrack(), "video", "camera"),
+            (AudioStreamTrack(), "audio", "microphone"),
+        ):
+            pc.addTrack(track)
+            await self.send({"type": "add_track", "cid": track.id, "kind": kind, "source": source})
+        await pc.setLocalDescription(await pc.createOffer())
+        await self.send({"type": "offer", "sdp": pc.localDescription.sdp})
+
+    async def remote_set(self, target):
+        for c in self.waiting[target]:
+            await self.add_candidate(target, c)
+        self.waiting[target] = []
+
+    async def add_candidate(self, target, c):
+        line = c.get("candidate", "")
+        if not line:
+            return
+        candidate = candidate_from_sdp(line.split(":", 1)[1])
+        candidate.sdpMid = c.get("sdpMid") or None
+        candidate.sdpMLineIndex = c.get("sdpMLineIndex")
+        if candidate.sdpMid is None:
+            # aiortc finds the transport by mid; the server bundles everything on the first section.
+            mids = [t.mid for t in self.pc(target).getTransceivers() if t.mid is not None]
+            sctp = self.pc(target).sctp
+            candidate.sdpMid = mids[0] if mids else (sctp.mid if sctp else "0")
+        await self.pc(target).addIceCandidate(candidate)
+
+    async def on_message(self, msg):
+        kind = msg.get("type")
+        if kind == "offer":
+            pc = self.pc("subscriber")
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
+            await self.remote_set("subscriber")
+            await pc.setLocalDescription(await pc.createAnswer())
+            await self.send({"type": "answer", "sdp": pc.localDescription.sdp})
+        elif kind == "answer":
+            pc = self.pc("publisher")
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
+            await self.remote_set("publisher")
+        elif kind == "candidate":
+            target = msg["target"]
+            pc = self.pcs.get(target)
+            if pc is None or pc.remoteDescription is None:
+                self.waiting[target].append(msg["candidate"])
+            else:
+                await self.add_candidate(target, msg["candidate"])
+
+
+async def commands(peer):
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return
+        command = json.loads(line)
+        if "send" in command:
+            await peer.send(command["send"])
+        if command.get("leave"):
+            await peer.send({"type": "leave"})
+            return
+
+
+async def report(peer):
+    while True:
+        await asyncio.sleep(0.2)
+        emit(event="frames", **peer.frames)
+
+
+async def main(url, publish):
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url) as ws:
+            peer = Peer(ws)
+
+            async def receive():
+                async for frame in ws:
+                    if frame.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    msg = json.loads(frame.data)
+                    emit(event="signal", msg=msg)
+                    await peer.on_message(msg)
+                    if msg.get("type") == "join" and publish:
+                        await peer.publish()
+
+            tasks = [asyncio.ensure_future(t) for t in (receive(), commands(peer), report(peer))]
+            done, _ = await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t.exception():
+                    emit(event="failed", error=repr(t.exception()))
+            for t in tasks + peer.readers:
+                t.cancel()
+            for pc in peer.pcs.values():
+                await pc.close()
+    emit(event="closed")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], "--publish" in sys.argv[2:]))
