@@ -72,6 +72,15 @@ pub struct ServeFlags {
     /// Ports media sockets bind, `FIRST-LAST` (one per peer connection, two per SDK participant).
     #[arg(long, env = "SWITCHBOARD_RTC_PORT_RANGE")]
     pub rtc_port_range: Option<switchboard_media::sfu::engine::PortRange>,
+    /// Seconds a client has to send a request's line and headers, and may
+    /// pause within its body, before the request fails and its connection closes.
+    #[arg(long, env = "SWITCHBOARD_HTTP_READ_TIMEOUT_S",
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub http_read_timeout_s: Option<u64>,
+    /// Connections one client address may hold open at once (0: no limit);
+    /// behind a proxy every client shares its address, so raise it there.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
     /// A bearer token `/metrics` asks for; without one it is open to anyone who reaches the port.
     #[arg(long, env = "SWITCHBOARD_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -174,6 +183,8 @@ pub struct FileConfig {
     pub rtc_port_range: Option<String>,
     pub rtc_tcp: Option<bool>,
     pub metrics_token: Option<String>,
+    pub http_read_timeout_s: Option<u64>,
+    pub max_connections_per_ip: Option<usize>,
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<String>,
     pub turn_ttl_s: Option<u64>,

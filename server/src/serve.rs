@@ -272,6 +272,18 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         Some(stripe) => start_stripe(stripe, &store, &plans, &clock, &mut workers)?,
         None => None,
     };
+    let listener_limits = crate::listener::Limits {
+        read_timeout: Duration::from_secs(
+            flags
+                .http_read_timeout_s
+                .or(file.http_read_timeout_s)
+                .unwrap_or(10),
+        ),
+        per_ip: flags
+            .max_connections_per_ip
+            .or(file.max_connections_per_ip)
+            .unwrap_or(512),
+    };
     let state = AppState {
         store: store.clone(),
         directory: directory.clone(),
@@ -364,13 +376,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     );
     tracing::info!(%local, dev, "serving");
 
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("HTTP server failed")?;
+    crate::listener::serve(listener, app, listener_limits, shutdown_signal()).await;
     for worker in workers {
         worker.abort();
     }

@@ -851,3 +851,95 @@ async fn a_join_that_cannot_be_recorded_is_refused() {
     let (_, list) = send(s.dev(Method::GET, "/v1/rooms/r/participants")).await;
     assert_eq!(list["data"], json!([]), "nobody is in the room unbilled");
 }
+
+/// Issue 22: a connection that sent half a request head was never closed
+/// (still open after 65 s), so a few thousand of them held a node's sockets
+/// and memory. Now the head must arrive in time, and one address may hold
+/// only so many connections.
+#[tokio::test]
+async fn slow_and_greedy_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            "--dev",
+            "--http-read-timeout-s",
+            "2",
+            "--max-connections-per-ip",
+            "8",
+        ],
+    )
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: switchboard\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), slow.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "a half-sent head still holds its connection after 15 s"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "cut off after {waited:?}, before the deadline"
+    );
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // A body that falls silent fails its request too.
+    let mut stalled = TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"POST /v1/rooms HTTP/1.1\r\nHost: switchboard\r\nAuthorization: Basic ZGV2a2V5OnNlY3JldA==\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(15), stalled.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "a silent body still holds its connection after 15 s"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(!answer.contains("201 Created"), "{answer}");
+
+    // Eight idle connections from this address are all it may hold.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ninth = TcpStream::connect(&addr).await.unwrap();
+    let _ = ninth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: switchboard\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), ninth.read_to_end(&mut answer)).await;
+    assert!(
+        answer.is_empty(),
+        "the ninth connection was served: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = reqwest::Client::new();
+    let res = fresh
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "served again once they closed"
+    );
+}
