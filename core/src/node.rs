@@ -148,6 +148,27 @@ impl From<Region> for String {
     }
 }
 
+/// The client's address as a trusted proxy reports it in a header
+/// (`X-Forwarded-For` and the like): the last entry over all the header's
+/// values, since each proxy appends the address it saw and a client can
+/// forge only the ones before.
+///
+/// ```
+/// # use switchboard_core::node::last_forwarded_ip;
+/// let ip = last_forwarded_ip(["10.0.0.1, 198.51.100.7", "203.0.113.5"]);
+/// assert_eq!(ip, Some("203.0.113.5".parse().unwrap()));
+/// assert_eq!(last_forwarded_ip(["garbage"]), None);
+/// ```
+pub fn last_forwarded_ip<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> Option<std::net::IpAddr> {
+    values
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|ip| ip.trim().parse().ok())
+}
+
 /// The region nearest a client, by its IP address: a map of networks
 /// (`[[placement.client_regions]]`) where the most specific one containing
 /// the address wins.

@@ -53,6 +53,8 @@ pub struct Dashboard {
     stripe_currency: Option<String>,
     /// Checks new function versions; none when the server runs no function host.
     functions: Option<Arc<dyn switchboard_core::function::FunctionRunner>>,
+    /// The trusted proxy's client-IP header, if any.
+    client_ip_header: Option<axum::http::HeaderName>,
 }
 
 impl Dashboard {
@@ -77,7 +79,15 @@ impl Dashboard {
             webhook_policy: switchboard_core::webhook::AddressPolicy::STRICT,
             stripe_currency: None,
             functions: None,
+            client_ip_header: None,
         }
+    }
+
+    /// The header a trusted proxy puts the client's IP in (its last entry
+    /// counts), so sign-ins back off per client rather than per proxy.
+    pub fn with_client_ip_header(mut self, header: Option<axum::http::HeaderName>) -> Self {
+        self.client_ip_header = header;
+        self
     }
 
     /// Which webhook URLs new endpoints may have (the API's policy).

@@ -327,7 +327,8 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         public_url.starts_with("https://"),
     )
     .with_recording_storage(recording_storage.clone())
-    .with_webhook_policy(webhook_policy);
+    .with_webhook_policy(webhook_policy)
+    .with_client_ip_header(state.config.client_ip_header.clone());
     if let Some(functions) = functions {
         dashboard = dashboard.with_functions(functions);
     }

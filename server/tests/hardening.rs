@@ -943,3 +943,72 @@ async fn slow_and_greedy_clients_are_cut_off() {
         "served again once they closed"
     );
 }
+
+/// Issue 22: dashboard sign-ins were limited by the socket address, so
+/// behind a proxy five failures by anyone locked everyone out, and anyone
+/// could keep a known user locked out for 15 minutes. Now the trusted
+/// proxy's header names the client, and failures back off (capped) instead
+/// of locking out.
+#[tokio::test]
+async fn failed_sign_ins_behind_a_proxy_slow_the_guesser_not_the_user() {
+    use common::dashboard::{Session, DEV_EMAIL, DEV_PASSWORD};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        "[placement]\nclient_ip_header = \"x-forwarded-for\"\n",
+    )
+    .unwrap();
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &["--dev", "--config", config.to_str().unwrap()],
+    )
+    .await;
+    // A guesser behind the proxy: its own tries back off.
+    let mut guesser = Session::new(&s).with_header("x-forwarded-for", "198.51.100.66");
+    for _ in 0..5 {
+        assert_eq!(
+            guesser.sign_in(DEV_EMAIL, "guess").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        guesser.sign_in(DEV_EMAIL, DEV_PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The user, through the same proxy from another address, is not held up.
+    let mut user = Session::new(&s).with_header("x-forwarded-for", "10.9.8.7, 203.0.113.5");
+    assert_eq!(
+        user.sign_in(DEV_EMAIL, DEV_PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+
+    // Guessing spread over many addresses slows the account, but only for seconds.
+    for i in 0..25 {
+        let mut g = Session::new(&s).with_header("x-forwarded-for", &format!("192.0.2.{i}"));
+        g.sign_in(DEV_EMAIL, "guess").await;
+    }
+    let mut user = Session::new(&s).with_header("x-forwarded-for", "203.0.113.5");
+    user.get("/dashboard/login").await;
+    let (st, body) = user
+        .post(
+            "/dashboard/login",
+            &[("email", DEV_EMAIL), ("password", DEV_PASSWORD)],
+        )
+        .await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = body
+        .split("Try again in ")
+        .nth(1)
+        .and_then(|t| t.split(" s.").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a wait in seconds: {body}"));
+    eprintln!("the user waits {wait} s");
+    assert!(wait <= 30, "locked out for {wait} s");
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    assert_eq!(
+        user.sign_in(DEV_EMAIL, DEV_PASSWORD).await,
+        StatusCode::SEE_OTHER,
+        "in after the wait"
+    );
+}

@@ -140,13 +140,9 @@ fn client_ip(
     extensions: &axum::http::Extensions,
 ) -> Option<IpAddr> {
     match &state.config.client_ip_header {
-        Some(name) => headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .next_back()
-            .and_then(|ip| ip.trim().parse().ok()),
+        Some(name) => switchboard_core::node::last_forwarded_ip(
+            headers.get_all(name).iter().filter_map(|v| v.to_str().ok()),
+        ),
         None => extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),

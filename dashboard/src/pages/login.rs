@@ -1,9 +1,9 @@
 //! Signing in and out.
 //!
 //! A wrong address and a wrong password get the same answer in the same
-//! time (an unknown address is checked against a decoy hash). Failures are
-//! limited per address and per client IP ([`crate::limiter`]); a limited
-//! client is told how long to wait.
+//! time (an unknown address is checked against a decoy hash). Failures back
+//! off per account, per account and client, and per client
+//! ([`crate::limiter`]); a client that must wait is told how long.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use super::CsrfOnly;
 use crate::error::PageError;
+use crate::limiter::Backoff;
 use crate::session::{self, SignedIn, COOKIE, LIFETIME, LOGIN_CSRF_COOKIE};
 use crate::{layout, password, Dashboard};
 
@@ -29,19 +30,27 @@ pub struct Credentials {
     csrf: String,
 }
 
-/// The client's address, when the server knows it.
+/// The client's address, when the server knows it: the last entry of the
+/// trusted proxy's header when one is configured, else the connection's peer.
 pub struct ClientIp(Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<Dashboard> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
+    async fn from_request_parts(parts: &mut Parts, d: &Dashboard) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(match &d.client_ip_header {
+            Some(name) => switchboard_core::node::last_forwarded_ip(
+                parts
+                    .headers
+                    .get_all(name)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            ),
+            None => parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip()),
-        ))
+        }))
     }
 }
 
@@ -58,6 +67,16 @@ fn client_key(ip: Option<IpAddr>) -> String {
         },
         Some(IpAddr::V4(v4)) => v4.to_string(),
         None => String::new(),
+    }
+}
+
+/// A wait as a person reads it: seconds under two minutes, then minutes.
+fn describe_wait(wait: std::time::Duration) -> String {
+    let secs = wait.as_secs_f64().ceil() as u64;
+    if secs < 120 {
+        format!("{} s", secs.max(1))
+    } else {
+        format!("{} min", secs.div_ceil(60))
     }
 }
 
@@ -117,11 +136,25 @@ pub async fn submit(
         ));
     }
     let email = c.email.trim().to_lowercase();
-    let keys = [format!("email:{email}"), format!("ip:{}", client_key(ip))];
+    let client = client_key(ip);
+    let keys = [
+        (format!("email:{email}"), Backoff::ACCOUNT),
+        (
+            format!("email:{email} ip:{client}"),
+            Backoff::ACCOUNT_FROM_CLIENT,
+        ),
+        (format!("ip:{client}"), Backoff::CLIENT),
+    ];
     let now = Instant::now();
-    if let Some(wait) = keys.iter().filter_map(|k| d.limiter.wait(k, now)).max() {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let msg = format!("Too many failed sign-ins. Try again in {minutes} min.");
+    if let Some(wait) = keys
+        .iter()
+        .filter_map(|(k, b)| d.limiter.wait(k, *b, now))
+        .max()
+    {
+        let msg = format!(
+            "Too many failed sign-ins. Try again in {}.",
+            describe_wait(wait)
+        );
         return Ok(fresh_form(
             &d,
             jar,
@@ -132,7 +165,7 @@ pub async fn submit(
     }
     // Counted as a failure before the check, so attempts in flight at once
     // cannot all slip under the limit; a success takes it back.
-    for k in &keys {
+    for (k, _) in &keys {
         d.limiter.failed(k, now);
     }
     let found = d.store.users().by_email(&email).await?;
@@ -160,8 +193,11 @@ pub async fn submit(
             ));
         }
     };
-    d.limiter.succeeded(&keys[0]);
-    d.limiter.forgive(&keys[1], now);
+    // The account and this client's tries at it start afresh; the client's
+    // failures at other accounts still count.
+    d.limiter.succeeded(&keys[0].0);
+    d.limiter.succeeded(&keys[1].0);
+    d.limiter.forgive(&keys[2].0, now);
     let (token, csrf) = (session::new_token(), session::new_token());
     let now = d.clock.now();
     d.store

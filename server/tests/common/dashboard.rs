@@ -19,6 +19,8 @@ pub struct Session<'a> {
     pub cookies: HashMap<String, String>,
     /// The CSRF token of the last page read.
     pub csrf: String,
+    /// Sent with every request, as a proxy in front of the server would add them.
+    pub headers: Vec<(String, String)>,
 }
 
 impl<'a> Session<'a> {
@@ -28,7 +30,24 @@ impl<'a> Session<'a> {
             s,
             cookies: HashMap::new(),
             csrf: String::new(),
+            headers: Vec::new(),
         }
+    }
+
+    /// This session, sending `name: value` with every request.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = no_redirects()
+            .request(method, format!("{}{path}", self.s.base))
+            .header("cookie", self.cookie_header());
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        req
     }
 
     fn keep(&mut self, res: &reqwest::Response) {
@@ -59,9 +78,8 @@ impl<'a> Session<'a> {
 
     /// GETs `path` (no redirects followed); returns the status and the body.
     pub async fn get(&mut self, path: &str) -> (StatusCode, String) {
-        let res = no_redirects()
-            .get(format!("{}{path}", self.s.base))
-            .header("cookie", self.cookie_header())
+        let res = self
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap();
@@ -83,9 +101,8 @@ impl<'a> Session<'a> {
         if !fields.iter().any(|(k, _)| *k == "csrf") {
             form.push(("csrf".into(), self.csrf.clone()));
         }
-        let res = no_redirects()
-            .post(format!("{}{path}", self.s.base))
-            .header("cookie", self.cookie_header())
+        let res = self
+            .request(reqwest::Method::POST, path)
             .form(&form)
             .send()
             .await
@@ -111,9 +128,8 @@ impl<'a> Session<'a> {
                 "component",
                 reqwest::multipart::Part::bytes(component).file_name("f.wasm"),
             );
-        let res = no_redirects()
-            .post(format!("{}{path}", self.s.base))
-            .header("cookie", self.cookie_header())
+        let res = self
+            .request(reqwest::Method::POST, path)
             .multipart(form)
             .send()
             .await
