@@ -1012,3 +1012,124 @@ async fn failed_sign_ins_behind_a_proxy_slow_the_guesser_not_the_user() {
         "in after the wait"
     );
 }
+
+/// Issue 22: a server killed between committing a request's effect and
+/// storing its answer left the Idempotency-Key reserved with no answer, so
+/// every retry got 409 for 24 hours. A reservation without an answer now
+/// lapses after two minutes. The crash is left in the database by hand, as
+/// a `kill -9` at that moment leaves it.
+#[tokio::test]
+async fn an_idempotency_key_abandoned_by_a_crash_lapses() {
+    use sqlx::{Connection, Executor};
+    let s = Server::start(Backend::Sqlite).await;
+    let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
+    let project = project["id"].as_str().unwrap().to_owned();
+    let mut db = sqlx::SqliteConnection::connect(&s.db.url).await.unwrap();
+    let now_us = chrono::Utc::now().timestamp_micros();
+    // What the API hashes: method, path and body, as the retries below send them.
+    let hash = |name: &str| -> Vec<u8> {
+        use sha2::Digest;
+        let body = json!({ "name": name }).to_string();
+        sha2::Sha256::digest([&b"POST\0/v1/rooms\0"[..], body.as_bytes()].concat()).to_vec()
+    };
+    for (key, name, age_s) in [("crashed", "after-the-crash", 180), ("in-flight", "r", 5)] {
+        db.execute(
+            sqlx::query(
+                "INSERT INTO idempotency_keys (project_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&project)
+            .bind(key)
+            .bind(hash(name))
+            .bind(now_us - age_s * 1_000_000),
+        )
+        .await
+        .unwrap();
+    }
+    let create = |key: &str, name: &str| {
+        s.dev(Method::POST, "/v1/rooms")
+            .header("Idempotency-Key", key)
+            .json(&json!({ "name": name }))
+    };
+    let (st, body) = send(create("crashed", "after-the-crash")).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let (st, again) = send(create("crashed", "after-the-crash")).await;
+    assert_eq!(
+        (st, again),
+        (StatusCode::CREATED, body),
+        "and it is remembered again"
+    );
+    common::expect_error(
+        create("in-flight", "r"),
+        StatusCode::CONFLICT,
+        "idempotency_key_in_use",
+    )
+    .await;
+}
+
+/// Issue 22: a client's ICE candidates could point the node's ICE agent at
+/// addresses only the node reaches (the cloud metadata service, link-local
+/// neighbours, its own loopback services). Such candidates are refused when
+/// trickled and dropped from offers; the node in this test serves on a
+/// non-loopback address, so loopback is refused too.
+#[tokio::test]
+async fn candidates_at_the_nodes_own_side_are_refused() {
+    // 127.0.0.2 is loopback to the kernel but not the address candidates are compared against.
+    let s = Server::start_with(Backend::Sqlite, &["--dev", "--rtc-bind-ip", "0.0.0.0"]).await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "r" })),
+    )
+    .await;
+    let t = token(&s, "r", "ann", json!({}), json!({})).await;
+    let mut ws = connect(&s, &t).await;
+    until(&mut ws, "join").await;
+    for addr in [
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "127.0.0.1",
+        "fe80::1",
+        "224.0.0.251",
+    ] {
+        let frame = json!({ "type": "candidate", "target": "publisher", "candidate": {
+            "candidate": format!("candidate:1 1 udp 2130706431 {addr} 80 typ host"), "sdpMid": "0", "sdpMLineIndex": 0 } });
+        ws.send(Message::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+        let refused = until(&mut ws, "error").await;
+        assert_eq!(refused["code"], "invalid_candidate", "{addr}: {refused}");
+        assert!(
+            refused["message"].as_str().unwrap().contains("metadata"),
+            "{refused}"
+        );
+    }
+    // An ordinary public or private address is taken (buffered until the offer).
+    let frame = json!({ "type": "candidate", "target": "publisher", "candidate": {
+        "candidate": "candidate:1 1 udp 2130706431 192.168.1.20 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0 } });
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    ws.send(Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .unwrap();
+    let next = loop {
+        let m = until_any(&mut ws).await;
+        if m["type"] == "error" || m["type"] == "pong" {
+            break m;
+        }
+    };
+    assert_eq!(next["type"], "pong", "{next}");
+}
+
+/// The next JSON message.
+async fn until_any(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("socket open")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}

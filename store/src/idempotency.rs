@@ -10,6 +10,10 @@ use crate::{Store, StoreError};
 
 /// How long a key is remembered.
 pub const RETENTION_HOURS: i64 = 24;
+/// How long a reservation may stay without an answer before it counts as
+/// abandoned (its server died between acting and storing the answer) and a
+/// retry may proceed. No request of the API takes nearly this long.
+pub const IN_FLIGHT_LEASE_SECONDS: i64 = 120;
 
 /// What to do with a request that carries an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,12 +53,15 @@ impl Idempotency<'_> {
         now: DateTime<Utc>,
     ) -> Result<Reservation, StoreError> {
         let expired = to_micros(now - Duration::hours(RETENTION_HOURS));
+        let abandoned = to_micros(now - Duration::seconds(IN_FLIGHT_LEASE_SECONDS));
         sqlx::query(
-            "DELETE FROM idempotency_keys WHERE project_id = $1 AND key = $2 AND created_at < $3",
+            "DELETE FROM idempotency_keys WHERE project_id = $1 AND key = $2 \
+             AND (created_at < $3 OR (status IS NULL AND created_at < $4))",
         )
         .bind(project.to_string())
         .bind(key)
         .bind(expired)
+        .bind(abandoned)
         .execute(self.0.writer())
         .await?;
         let inserted = sqlx::query(

@@ -283,6 +283,19 @@ async fn delete_room(
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let name = parse_room_name(name)?;
+    if state
+        .store
+        .rooms()
+        .get(caller.project_id, &name)
+        .await?
+        .is_none()
+    {
+        return Err(room_not_found(&name));
+    }
+    // The live room ends first: if its node cannot be reached, nothing is
+    // deleted and a retry finds the room as it was, rather than a live room
+    // the API calls gone.
+    state.directory.close_room(caller.project_id, &name).await?;
     let deleted = state
         .store
         .rooms()
@@ -296,7 +309,6 @@ async fn delete_room(
     if deleted.is_none() {
         return Err(room_not_found(&name));
     }
-    state.directory.close_room(caller.project_id, &name).await?;
     tracing::info!(room = %name, "room deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,8 +6,10 @@
 //!   one peer connection per session, driven by [`single`].
 //! - Shared by both: [`peer_events`] (the WebRTC stack's callbacks as messages),
 //!   [`tracks`] (what a participant publishes and sends on data channels) and
-//!   [`candidate`] (ICE candidates between signaling and the stack).
+//!   [`candidate`] (ICE candidates between signaling and the stack) and
+//!   [`description`] (a client's SDP applied, and the answer to it).
 pub mod candidate;
+pub(crate) mod description;
 pub(crate) mod peer_events;
 pub mod resume;
 pub mod session;

@@ -10,8 +10,9 @@ use switchboard_core::event::LeaveReason;
 use switchboard_core::token::{Claims, Grants};
 use tokio::sync::mpsc;
 use tracing::Instrument;
-use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
+use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
+use super::description::{answer, apply_remote, Kind};
 use super::peer_events::{PcEvent, PcHandler};
 use super::tracks::publish_track;
 use crate::http::error;
@@ -114,12 +115,13 @@ pub(crate) async fn admit_single(
 }
 
 /// Applies the client's offer.
-pub(crate) async fn apply_offer(pc: &Arc<dyn PeerConnection>, sdp: String) -> Result<(), String> {
-    let offer = RTCSessionDescription::offer(sdp)
-        .map_err(|e| format!("the offer is not valid SDP: {e}"))?;
-    pc.set_remote_description(offer)
-        .await
-        .map_err(|e| format!("the offer was refused: {e}"))
+pub(crate) async fn apply_offer(
+    manager: &RoomManager,
+    pc: &Arc<dyn PeerConnection>,
+    sdp: &str,
+) -> Result<(), String> {
+    let loopback_ok = manager.rtc.bind_ip.is_loopback();
+    apply_remote(pc, sdp, Kind::Offer, loopback_ok).await
 }
 
 /// Creates the answer and waits for ICE gathering, so the answer carries the candidates
@@ -128,16 +130,7 @@ pub(crate) async fn complete_answer(
     single: &mut SinglePc,
     early: &mut Vec<PcEvent>,
 ) -> Result<String, String> {
-    let answer = single
-        .pc
-        .create_answer(None)
-        .await
-        .map_err(|e| format!("cannot answer this offer: {e}"))?;
-    single
-        .pc
-        .set_local_description(answer)
-        .await
-        .map_err(|e| format!("cannot answer this offer: {e}"))?;
+    let sdp = answer(&single.pc).await?;
     let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
     loop {
         match tokio::time::timeout_at(deadline, single.events.recv()).await {
@@ -145,12 +138,8 @@ pub(crate) async fn complete_answer(
             Ok(Some(other)) => early.push(other),
         }
     }
-    single
-        .pc
-        .local_description()
-        .await
-        .map(|d| d.sdp)
-        .ok_or_else(|| "no local description".to_owned())
+    // The description as gathered by now, candidates included.
+    Ok(single.pc.local_description().await.map_or(sdp, |d| d.sdp))
 }
 
 /// Runs the session in the background until it ends, then removes the participant.

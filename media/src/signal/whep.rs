@@ -64,7 +64,7 @@ pub async fn offer(
     };
     let mut early = Vec::new();
     let answer = async {
-        apply_offer(&single.pc, request.body.clone()).await?;
+        apply_offer(&manager, &single.pc, &request.body).await?;
         if room.subscribe_to_participant(&viewer, &publisher).await == 0 {
             return Err(format!("participant `{identity}` publishes nothing yet"));
         }

@@ -197,7 +197,7 @@ pub async fn offer(manager: Arc<RoomManager>, room: String, request: OfferReques
         Err(r) => return r,
     };
     let mut early = Vec::new();
-    let answer = match apply_offer(&single.pc, request.body).await {
+    let answer = match apply_offer(&manager, &single.pc, &request.body).await {
         Ok(()) => complete_answer(&mut single, &mut early).await,
         Err(e) => Err(e),
     };

@@ -7,7 +7,7 @@ use switchboard_core::signal::{parse_client_message, ClientMessage, Layer, Serve
 use super::Session;
 use crate::rtc::participant::{lock, PendingTrack};
 use crate::rtc::room::{MuteError, MutedBy};
-use crate::signal::candidate::candidate_is_well_formed;
+use crate::signal::candidate::{address_allowed, candidate_is_well_formed};
 use switchboard_core::event::LeaveReason;
 
 /// Client frames a session may send per second, and in a burst.
@@ -41,14 +41,22 @@ impl Session {
                     self.error("invalid_candidate", "a candidate must be empty (end of candidates) or an RFC 8839 `candidate:` line").await;
                     return None;
                 }
+                if !address_allowed(&init.candidate, self.loopback_candidates) {
+                    self.error("invalid_candidate", "the server does not connect to link-local, metadata, multicast or loopback addresses").await;
+                    return None;
+                }
                 let ready = match target {
                     Target::Publisher => self.pub_remote_set,
                     Target::Subscriber => self.sub_remote_set,
                 };
                 if ready {
                     if let Err(e) = self.pc(target).add_ice_candidate(init).await {
-                        self.error("invalid_candidate", format!("candidate refused: {e}"))
-                            .await;
+                        tracing::debug!(error = %e, "candidate refused");
+                        self.error(
+                            "invalid_candidate",
+                            "the candidate does not fit the connection",
+                        )
+                        .await;
                     }
                 } else if self.buffered.len() < MAX_BUFFERED_CANDIDATES {
                     self.buffered.push((target, init));

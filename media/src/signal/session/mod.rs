@@ -174,6 +174,7 @@ pub async fn run(
             sub_remote_set: false,
             buffered: Vec::new(),
             socket_lost: false,
+            loopback_candidates: manager.rtc.bind_ip.is_loopback(),
             frames: TokenBucket::new(FRAMES_PER_S, FRAME_BURST),
             metadata_updates: TokenBucket::new(METADATA_PER_S, METADATA_BURST),
         };
@@ -228,6 +229,8 @@ struct Session {
     buffered: Vec<(Target, RTCIceCandidateInit)>,
     /// A write failed or timed out: nothing more is written until the client resumes.
     socket_lost: bool,
+    /// Whether client candidates may name loopback addresses (the node serves on loopback).
+    loopback_candidates: bool,
     /// Client frames, and `update_metadata` among them.
     frames: TokenBucket,
     metadata_updates: TokenBucket,

@@ -2,9 +2,8 @@
 //! publisher connection, the server on the subscriber connection, and
 //! candidates wait until their connection has a remote description.
 
-use webrtc::peer_connection::RTCSessionDescription;
-
 use super::Session;
+use crate::signal::description::{answer, apply_remote, Kind};
 use switchboard_core::signal::{ServerMessage, Target};
 
 impl Session {
@@ -21,26 +20,11 @@ impl Session {
     }
 
     pub(super) async fn on_publisher_offer(&mut self, sdp: String) {
-        let result = async {
-            let offer = RTCSessionDescription::offer(sdp)
-                .map_err(|e| format!("the offer is not valid SDP: {e}"))?;
-            let pc = &self.p.publisher;
-            pc.set_remote_description(offer)
-                .await
-                .map_err(|e| format!("the offer was refused: {e}"))?;
-            let answer = pc
-                .create_answer(None)
-                .await
-                .map_err(|e| format!("cannot answer this offer: {e}"))?;
-            pc.set_local_description(answer)
-                .await
-                .map_err(|e| format!("cannot answer this offer: {e}"))?;
-            pc.local_description()
-                .await
-                .map(|d| d.sdp)
-                .ok_or_else(|| "no local description".to_owned())
-        }
-        .await;
+        let pc = self.p.publisher.clone();
+        let result = match apply_remote(&pc, &sdp, Kind::Offer, self.loopback_candidates).await {
+            Ok(()) => answer(&pc).await,
+            Err(e) => Err(e),
+        };
         match result {
             Ok(sdp) => {
                 self.pub_remote_set = true;
@@ -60,16 +44,8 @@ impl Session {
             .await;
             return;
         }
-        let result = async {
-            let answer = RTCSessionDescription::answer(sdp)
-                .map_err(|e| format!("the answer is not valid SDP: {e}"))?;
-            self.p
-                .subscriber
-                .set_remote_description(answer)
-                .await
-                .map_err(|e| format!("the answer was refused: {e}"))
-        }
-        .await;
+        let pc = self.p.subscriber.clone();
+        let result = apply_remote(&pc, &sdp, Kind::Answer, self.loopback_candidates).await;
         self.sub_negotiating = false;
         match result {
             Ok(()) => {
