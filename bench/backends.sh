@@ -12,10 +12,17 @@ cargo build --release -p switchboard -p switchboard-bench >/dev/null
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
+# The benchmarks measure the server's throughput, not its per-key request limits.
+cat >"$work/unlimited.toml" <<'TOML'
+[limits]
+requests_per_key = { per_second = 0, burst = 0 }
+requests_per_project = { per_second = 0, burst = 0 }
+TOML
+
 run_on() { # label database_url port binary args...
   local label=$1 url=$2 port=$3 binary=$4
   shift 4
-  DATABASE_URL=$url ./target/release/switchboard serve --dev \
+  DATABASE_URL=$url ./target/release/switchboard serve --dev --config "$work/unlimited.toml" \
     --data-dir "$work/$label" --http-addr 127.0.0.1:"$port" >"$work/$label.out" 2>"$work/$label.log" &
   local pid=$!
   for _ in $(seq 100); do grep -q "listening on" "$work/$label.out" 2>/dev/null && break; sleep 0.1; done

@@ -6,6 +6,7 @@
 //!   `api_keys`, `project`, `webhooks`, `events`), each with a `router()` that also feeds the
 //!   OpenAPI document, so a route cannot exist without being described.
 //! - [`auth`]: API key authentication, giving handlers a [`auth::Caller`].
+//! - [`rate_limit`]: requests per key and per project, answered `429` past them.
 //! - [`idempotency`]: `Idempotency-Key` replay for `POST`s.
 //! - [`error`], [`extract`]: one JSON error shape for everything that can go wrong.
 //! - [`health`], [`observability`]: `/healthz`, `/readyz`, `/metrics`, request ids.
@@ -36,6 +37,7 @@ pub mod health;
 pub mod idempotency;
 pub mod observability;
 pub mod openapi;
+pub mod rate_limit;
 pub mod v1;
 
 use error::ApiError;
@@ -80,6 +82,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub config: Arc<ApiConfig>,
+    /// Each key's and project's request budget.
+    pub request_limits: Arc<rate_limit::RequestLimiter>,
 }
 
 /// Room for a multipart form's other fields and boundaries around a component.
@@ -154,6 +158,10 @@ pub fn app_with(
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotent_posts,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit_requests,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -40,6 +40,11 @@ impl TokenBucket {
         self.tokens >= n
     }
 
+    /// The tokens there now (call [`Self::refill`] first).
+    pub fn available(&self) -> f64 {
+        self.tokens
+    }
+
     /// Takes `n` tokens, which [`Self::has`] said are there.
     pub fn take(&mut self, n: f64) {
         self.tokens -= n;

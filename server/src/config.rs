@@ -201,6 +201,30 @@ pub struct FileConfig {
     pub recordings: Option<RecordingsConfig>,
     /// Where new rooms go (`[placement]`, `[[placement.client_regions]]`).
     pub placement: Option<PlacementConfig>,
+    /// How much one key or project may ask (`[limits]`).
+    pub limits: Option<LimitsConfig>,
+}
+
+/// How much one key or project may ask (`[limits]`); each rate is
+/// `{ per_second, burst }`, a `per_second` of 0 meaning no limit.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// REST requests per API key (default 200/s, bursts of 400).
+    pub requests_per_key: Option<switchboard_api::rate_limit::Rate>,
+    /// REST requests per project over all its keys (default 400/s, bursts of 800).
+    pub requests_per_project: Option<switchboard_api::rate_limit::Rate>,
+}
+
+impl LimitsConfig {
+    /// The request limits, defaults filled in.
+    pub fn requests(&self) -> switchboard_api::rate_limit::RequestLimits {
+        let default = switchboard_api::rate_limit::RequestLimits::default();
+        switchboard_api::rate_limit::RequestLimits {
+            per_key: self.requests_per_key.unwrap_or(default.per_key),
+            per_project: self.requests_per_project.unwrap_or(default.per_project),
+        }
+    }
 }
 
 /// Where new rooms go (`[placement]`); read by API instances.

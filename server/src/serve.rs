@@ -302,6 +302,9 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         recording_storage: Some(recording_storage.clone()),
         functions: functions.clone().map(|f| f as Arc<dyn FunctionRunner>),
         clock: clock.clone(),
+        request_limits: Arc::new(switchboard_api::rate_limit::RequestLimiter::new(
+            file.limits.clone().unwrap_or_default().requests(),
+        )),
         config: Arc::new(ApiConfig {
             webhook_policy,
             plans,

@@ -315,7 +315,8 @@ fn whip_in_and_whep_out_from_browser_pages() {
         let (s, _driver, encoder, player) = two_browsers("studio").await;
 
         // An encoder publishes with nothing but fetch and RTCPeerConnection, as OBS would.
-        let (_, t) = token(&s, "studio", "obs", json!({})).await;
+        let (_, obs_token) = token(&s, "studio", "obs", json!({})).await;
+        let t = obs_token.clone();
         let publish = format!(
             "const [endpoint, token] = args;
              const media = await navigator.mediaDevices.getUserMedia({{ video: true, audio: true }});
@@ -424,12 +425,21 @@ fn whip_in_and_whep_out_from_browser_pages() {
             .unwrap();
         assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
 
-        // DELETE on the locations ends both sessions.
+        // DELETE on the locations ends both sessions, each with its own identity's token
+        // (issue 22: the viewer's token may not end the broadcast).
         let (st, _) = send(s.request(Method::DELETE, &whep_location).bearer_auth(&t)).await;
         assert_eq!(st, StatusCode::OK);
-        let (st, _) = send(s.request(Method::DELETE, &whip_location).bearer_auth(&t)).await;
+        let (st, _) = send(
+            s.request(Method::DELETE, &whip_location)
+                .bearer_auth(&obs_token),
+        )
+        .await;
         assert_eq!(st, StatusCode::OK);
-        let (st, body) = send(s.request(Method::DELETE, &whip_location).bearer_auth(&t)).await;
+        let (st, body) = send(
+            s.request(Method::DELETE, &whip_location)
+                .bearer_auth(&obs_token),
+        )
+        .await;
         assert_eq!(
             (st, body["error"]["code"].as_str()),
             (StatusCode::NOT_FOUND, Some("session_not_found"))
