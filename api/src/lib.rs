@@ -61,6 +61,39 @@ pub struct ApiConfig {
     pub client_ip_header: Option<axum::http::HeaderName>,
     /// The bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<String>,
+    /// How much of each resource one project may hold.
+    pub quotas: Quotas,
+}
+
+/// How much of each resource one project may hold (`[limits]`); past a
+/// quota the creating call is refused with `quota_exceeded`, naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Webhook endpoints (not deleted).
+    pub webhook_endpoints_per_project: u64,
+    /// Recordings running at once in one room.
+    pub recordings_per_room: u64,
+    /// Recordings running at once over the project (each is a writer thread on a media node).
+    pub recordings_per_project: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            webhook_endpoints_per_project: 20,
+            recordings_per_room: 5,
+            recordings_per_project: 50,
+        }
+    }
+}
+
+/// The refusal of a call that would take a project past `quota`.
+pub(crate) fn quota_exceeded(what: &str, quota: u64, setting: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "quota_exceeded",
+        format!("{what}: the limit is {quota} ([limits] {setting}); delete or stop one first, or ask the operator for more"),
+    )
 }
 
 /// What every handler can reach.

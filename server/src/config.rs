@@ -214,9 +214,33 @@ pub struct LimitsConfig {
     pub requests_per_key: Option<switchboard_api::rate_limit::Rate>,
     /// REST requests per project over all its keys (default 400/s, bursts of 800).
     pub requests_per_project: Option<switchboard_api::rate_limit::Rate>,
+    /// Webhook endpoints per project (default 20).
+    pub webhook_endpoints_per_project: Option<u64>,
+    /// Recordings running at once in one room (default 5).
+    pub recordings_per_room: Option<u64>,
+    /// Recordings running at once in one project (default 50).
+    pub recordings_per_project: Option<u64>,
+    /// Tracks one participant may publish at once (default 16).
+    pub tracks_per_participant: Option<usize>,
 }
 
 impl LimitsConfig {
+    /// The quotas, defaults filled in.
+    pub fn quotas(&self) -> switchboard_api::Quotas {
+        let default = switchboard_api::Quotas::default();
+        switchboard_api::Quotas {
+            webhook_endpoints_per_project: self
+                .webhook_endpoints_per_project
+                .unwrap_or(default.webhook_endpoints_per_project),
+            recordings_per_room: self
+                .recordings_per_room
+                .unwrap_or(default.recordings_per_room),
+            recordings_per_project: self
+                .recordings_per_project
+                .unwrap_or(default.recordings_per_project),
+        }
+    }
+
     /// The request limits, defaults filled in.
     pub fn requests(&self) -> switchboard_api::rate_limit::RequestLimits {
         let default = switchboard_api::rate_limit::RequestLimits::default();

@@ -131,6 +131,11 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
                         .max_publish_packet_rate
                         .or(file.max_publish_packet_rate)
                         .map_or(default.packets_per_s, u64::from),
+                    tracks: file
+                        .limits
+                        .as_ref()
+                        .and_then(|l| l.tracks_per_participant)
+                        .unwrap_or(default.tracks),
                 }
             },
         };
@@ -311,6 +316,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             public_url: public_url.clone(),
             client_regions: switchboard_core::node::ClientRegions::new(placement.client_regions),
             client_ip_header,
+            quotas: file.limits.clone().unwrap_or_default().quotas(),
             metrics_token: flags
                 .metrics_token
                 .clone()

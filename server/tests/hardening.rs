@@ -1216,3 +1216,79 @@ async fn a_runaway_backend_is_slowed_and_other_projects_are_not() {
         "two keys of 10 requests each keep to their own budgets, not the project's: {refused_by:?}"
     );
 }
+
+/// Issue 22: nothing bounded how many webhook endpoints a project kept, how
+/// many recordings it ran at once (each an OS thread on a media node), or
+/// how many tracks a participant published (only announced tracks were
+/// counted). Each is a quota in `[limits]`, refused with a clear error
+/// naming the setting.
+#[test]
+fn quotas_hold_and_name_their_setting() {
+    isolated("quotas_hold_and_name_their_setting", || async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("switchboard.toml");
+        std::fs::write(
+            &config,
+            "[limits]\nwebhook_endpoints_per_project = 2\nrecordings_per_room = 1\nrecordings_per_project = 2\ntracks_per_participant = 1\n",
+        )
+        .unwrap();
+        let s = Server::start_with(
+            Backend::Sqlite,
+            &["--dev", "--config", config.to_str().unwrap()],
+        )
+        .await;
+
+        let hook = || {
+            s.dev(Method::POST, "/v1/webhooks")
+                .json(&json!({ "url": "http://127.0.0.1:9/hook", "events": ["room.started"] }))
+        };
+        let (_, first) = send(hook()).await;
+        send(hook()).await;
+        let msg = common::expect_error(hook(), StatusCode::FORBIDDEN, "quota_exceeded").await;
+        assert!(
+            msg.contains("webhook_endpoints_per_project") && msg.contains('2'),
+            "{msg}"
+        );
+        let id = first["id"].as_str().unwrap();
+        send(s.dev(Method::DELETE, &format!("/v1/webhooks/{id}"))).await;
+        let (st, _) = send(hook()).await;
+        assert_eq!(st, StatusCode::CREATED, "room again once one is deleted");
+
+        for room in ["a", "b", "c"] {
+            send(
+                s.dev(Method::POST, "/v1/rooms")
+                    .json(&json!({ "name": room })),
+            )
+            .await;
+        }
+        let record = |room: &str| {
+            s.dev(Method::POST, &format!("/v1/rooms/{room}/recordings"))
+                .json(&json!({ "mode": "tracks" }))
+        };
+        let (st, rec) = send(record("a")).await;
+        assert_eq!(st, StatusCode::CREATED, "{rec}");
+        let msg = common::expect_error(record("a"), StatusCode::FORBIDDEN, "quota_exceeded").await;
+        assert!(msg.contains("recordings_per_room"), "{msg}");
+        let (st, _) = send(record("b")).await;
+        assert_eq!(st, StatusCode::CREATED);
+        let msg = common::expect_error(record("c"), StatusCode::FORBIDDEN, "quota_exceeded").await;
+        assert!(msg.contains("recordings_per_project"), "{msg}");
+        let id = rec["id"].as_str().unwrap();
+        let (st, _) = send(s.dev(Method::POST, &format!("/v1/recordings/{id}/stop"))).await;
+        assert!(st.is_success(), "{st}");
+        let (st, body) = send(record("c")).await;
+        assert_eq!(
+            st,
+            StatusCode::CREATED,
+            "one stopped, one more may run: {body}"
+        );
+
+        // A participant offering two tracks where one is allowed publishes one.
+        let t = token(&s, "a", "alice", json!({}), json!({})).await;
+        let mut alice = SdkPeer::start(&s, &t, true);
+        let refused = alice.signal("error").await;
+        assert_eq!(refused["code"], "too_many_tracks", "{refused}");
+        let (_, p) = send(s.dev(Method::GET, "/v1/rooms/a/participants/alice")).await;
+        assert_eq!(p["tracks"].as_array().map(Vec::len), Some(1), "{p}");
+    });
+}

@@ -314,6 +314,27 @@ impl Recordings<'_> {
         rows.iter().map(|r| decode(r).map(|(_, r)| r)).collect()
     }
 
+    /// How many of the project's recordings have not ended, in all and in the room named `room`.
+    pub async fn count_open(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+    ) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN room_name = $2 THEN 1 ELSE 0 END), 0) AS in_room \
+             FROM recordings WHERE project_id = $1 AND status IN {OPEN}"
+        ))
+        .bind(project.to_string())
+        .bind(room.as_str())
+        .fetch_one(self.0.reader())
+        .await?;
+        let count = |c: &str| -> Result<u64, StoreError> {
+            let n: i64 = row.try_get(c)?;
+            u64::try_from(n).map_err(|e| StoreError::Corrupt(e.to_string()))
+        };
+        Ok((count("total")?, count("in_room")?))
+    }
+
     /// The recordings of the room named `room` that have not ended.
     pub async fn list_open(
         &self,

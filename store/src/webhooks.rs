@@ -149,6 +149,17 @@ pub(crate) async fn any_active(pool: &AnyPool, project: ProjectId) -> Result<boo
 }
 
 impl Webhooks<'_> {
+    /// How many endpoints the project has (deleted ones aside).
+    pub async fn count(&self, project: ProjectId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhooks WHERE project_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(project.to_string())
+        .fetch_one(self.0.reader())
+        .await?;
+        u64::try_from(n).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
     /// Creates an endpoint; returns it with its signing secret.
     pub async fn create(
         &self,

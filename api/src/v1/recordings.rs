@@ -147,6 +147,26 @@ async fn start_recording(
     spec.validate()
         .map_err(|m| ApiError::bad_request("invalid_recording", m))?;
     let room = find_room(&state, &caller, &name).await?;
+    let quotas = state.config.quotas;
+    let (in_project, in_room) = state
+        .store
+        .recordings()
+        .count_open(caller.project_id, &name)
+        .await?;
+    if in_room >= quotas.recordings_per_room {
+        return Err(crate::quota_exceeded(
+            "this room already runs as many recordings as it may",
+            quotas.recordings_per_room,
+            "recordings_per_room",
+        ));
+    }
+    if in_project >= quotas.recordings_per_project {
+        return Err(crate::quota_exceeded(
+            "this project already runs as many recordings as it may",
+            quotas.recordings_per_project,
+            "recordings_per_project",
+        ));
+    }
     let reference = switchboard_core::event::RoomRef {
         sid: room.sid,
         name: room.name.clone(),

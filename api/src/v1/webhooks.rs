@@ -306,6 +306,14 @@ async fn create_webhook(
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
     check_url(&state, &req.url)?;
     let events = EventTypes::new(req.events).map_err(webhook_error)?;
+    let quota = state.config.quotas.webhook_endpoints_per_project;
+    if state.store.webhooks().count(caller.project_id).await? >= quota {
+        return Err(crate::quota_exceeded(
+            "this project has as many webhook endpoints as it may",
+            quota,
+            "webhook_endpoints_per_project",
+        ));
+    }
     let description = req.description.unwrap_or_default();
     check_text("description", &description, 512)?;
     let (webhook, secret) = state

@@ -14,14 +14,17 @@ pub struct PublishLimits {
     pub bitrate_bps: u64,
     /// RTP packets per second.
     pub packets_per_s: u64,
+    /// Tracks published at once.
+    pub tracks: usize,
 }
 
 impl Default for PublishLimits {
-    /// 20 Mbps and 10,000 packets/s: several times a 1080p simulcast camera plus a screen share.
+    /// 20 Mbps, 10,000 packets/s and 16 tracks: several times a 1080p simulcast camera plus a screen share.
     fn default() -> Self {
         Self {
             bitrate_bps: 20_000_000,
             packets_per_s: 10_000,
+            tracks: 16,
         }
     }
 }
@@ -65,6 +68,20 @@ const WARN_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct PublishBudget {
     state: Mutex<(RateLimiter, u64, Option<Instant>)>,
+    tracks: usize,
+    tracks_in_use: std::sync::atomic::AtomicUsize,
+}
+
+/// One of a participant's track slots, given back when dropped.
+#[derive(Debug)]
+pub struct TrackSlot<'a>(&'a PublishBudget);
+
+impl Drop for TrackSlot<'_> {
+    fn drop(&mut self) {
+        self.0
+            .tracks_in_use
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl PublishBudget {
@@ -72,7 +89,25 @@ impl PublishBudget {
     pub fn new(limits: PublishLimits) -> Self {
         Self {
             state: Mutex::new((RateLimiter::new(limits), 0, None)),
+            tracks: limits.tracks,
+            tracks_in_use: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Tracks the participant may publish at once.
+    pub fn max_tracks(&self) -> usize {
+        self.tracks
+    }
+
+    /// A slot for one more published track, if the limit leaves one.
+    pub fn claim_track(&self) -> Option<TrackSlot<'_>> {
+        use std::sync::atomic::Ordering;
+        self.tracks_in_use
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.tracks).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| TrackSlot(self))
     }
 
     /// Whether to route a packet of `bytes` received at `now`; logs sustained floods.
@@ -101,6 +136,7 @@ mod tests {
     const LIMITS: PublishLimits = PublishLimits {
         bitrate_bps: 800_000, // 100,000 bytes/s
         packets_per_s: 1_000,
+        tracks: 16,
     };
 
     /// Sends `per_second` packets of `size` bytes for `seconds`; returns how many passed.

@@ -26,6 +26,17 @@ pub(crate) async fn publish_track(
         tracing::warn!("dropping media from a participant without can_publish");
         return;
     }
+    // Counted as published, not as announced: a client can offer tracks it never announced.
+    let budget = p.budget.clone();
+    let Some(_slot) = budget.claim_track() else {
+        let max_tracks = budget.max_tracks();
+        tracing::warn!(max_tracks, "dropping a track over the participant's limit");
+        p.signal(ServerMessage::Error {
+            code: "too_many_tracks".into(),
+            message: format!("a participant may publish at most {max_tracks} tracks at once"),
+        });
+        return;
+    };
     let cid = remote.track_id().await.to_string();
     let pending = lock(&p.pending).remove(&cid);
     let kind = match remote.kind().await {
