@@ -1292,3 +1292,59 @@ fn quotas_hold_and_name_their_setting() {
         assert_eq!(p["tracks"].as_array().map(Vec::len), Some(1), "{p}");
     });
 }
+
+/// Issue 22: one project's failing webhook endpoint delayed every other
+/// project's deliveries: the due query took the 200 oldest deliveries over
+/// all projects, and those of an endpoint at its in-flight cap were skipped
+/// unclaimed, so they came back first every time. Here a noisy project has
+/// 300 deliveries to an endpoint that never answers in time; a quiet
+/// project's delivery must still arrive at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_does_not_delay_another_projects_deliveries() {
+    use switchboard_webhooks::testing::{Receiver, Reply};
+    let s = Server::start(Backend::Sqlite).await;
+    let (_, _, quiet) = s.create_project("quiet");
+    let stuck = Receiver::start().await.unwrap();
+    stuck.reply(Reply::After(Duration::from_secs(120), 204));
+    let healthy = Receiver::start().await.unwrap();
+    let endpoint = |req: reqwest::RequestBuilder, url: String| {
+        req.json(&json!({ "url": url, "events": ["room.started"] }))
+    };
+    let (st, _) = send(endpoint(
+        s.dev(Method::POST, "/v1/webhooks"),
+        stuck.url("/hook"),
+    ))
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _) = send(endpoint(
+        s.bearer(&quiet, Method::POST, "/v1/webhooks"),
+        healthy.url("/hook"),
+    ))
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    for i in 0..300 {
+        let (st, _) = send(
+            s.dev(Method::POST, "/v1/rooms")
+                .json(&json!({ "name": format!("noisy-{i}") })),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+    }
+    // The stuck endpoint now holds its in-flight deliveries; the rest are due behind them.
+    stuck.wait_for(8, Duration::from_secs(10)).await;
+    let started = Instant::now();
+    let (st, _) = send(
+        s.bearer(&quiet, Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "calm" })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let got = healthy.wait_for(1, Duration::from_secs(30)).await;
+    let waited = started.elapsed();
+    eprintln!("the quiet project's delivery took {waited:?} beside 300 stuck ones");
+    assert_eq!(got.len(), 1, "the quiet project's delivery never came");
+    assert!(
+        waited < Duration::from_secs(5),
+        "the quiet project waited {waited:?}"
+    );
+}

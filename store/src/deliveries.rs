@@ -284,13 +284,24 @@ impl Deliveries<'_> {
         Ok(events.len())
     }
 
-    /// Up to `limit` deliveries due at `now` that nobody holds, oldest due first.
-    /// A delivery waits while an earlier event for the same room and endpoint
-    /// has not had its first attempt, so a healthy endpoint gets each room's
-    /// events in order.
-    pub async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Due>, StoreError> {
+    /// Up to `limit` deliveries due at `now` that nobody holds, at most
+    /// `per_endpoint` of each endpoint, taken in turns: every endpoint's
+    /// oldest due delivery comes before any endpoint's second. One project
+    /// whose endpoint fails with thousands of retries due therefore takes a
+    /// few places of the batch, not all of them, and a quiet project's fresh
+    /// delivery is in the next batch. A delivery waits while an earlier event
+    /// for the same room and endpoint has not had its first attempt, so a
+    /// healthy endpoint gets each room's events in order.
+    pub async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        per_endpoint: u32,
+    ) -> Result<Vec<Due>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS}, w.url, e.body FROM webhook_deliveries d \
+            "SELECT * FROM (SELECT {COLUMNS}, w.url, e.body, d.event_seq AS seq, \
+             ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.event_seq) AS turn \
+             FROM webhook_deliveries d \
              JOIN webhooks w ON w.id = d.webhook_id \
              JOIN events e ON e.id = d.event_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
@@ -298,11 +309,12 @@ impl Deliveries<'_> {
              AND w.enabled = 1 AND w.deleted_at IS NULL \
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id \
                  AND p.order_key = d.order_key AND p.status = 'pending' AND p.attempts = 0 \
-                 AND p.event_seq < d.event_seq) \
-             ORDER BY d.next_attempt_at, d.event_seq LIMIT $2"
+                 AND p.event_seq < d.event_seq)) ranked \
+             WHERE turn <= $3 ORDER BY turn, next_attempt_at, seq LIMIT $2"
         ))
         .bind(to_micros(now))
         .bind(i64::from(limit))
+        .bind(i64::from(per_endpoint))
         .fetch_all(self.0.reader())
         .await?;
         rows.iter()

@@ -205,7 +205,15 @@ impl Worker {
     async fn deliver_loop(&self) {
         loop {
             let now = self.inner.clock.now();
-            match self.inner.store.deliveries().due(now, DUE_BATCH).await {
+            let per_endpoint =
+                u32::try_from(self.inner.config.max_in_flight_per_endpoint).unwrap_or(u32::MAX);
+            match self
+                .inner
+                .store
+                .deliveries()
+                .due(now, DUE_BATCH, per_endpoint)
+                .await
+            {
                 Ok(due) => {
                     for d in due {
                         self.try_start(d).await;
