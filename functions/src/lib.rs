@@ -67,6 +67,9 @@ pub enum HostError {
     /// The version's component could not be loaded or compiled.
     #[error("cannot load the function: {0}")]
     Load(String),
+    /// Every invocation slot of the project or the node stayed taken.
+    #[error("no invocation slot came free in time")]
+    Busy,
 }
 
 impl FunctionHost {
@@ -204,8 +207,8 @@ impl FunctionHost {
         dry_run: bool,
     ) -> Result<Run<()>, HostError> {
         let compiled = load(self.runtime.clone(), self.services.store.clone(), d.clone()).await?;
-        let Some(_permits) = self.permit(project, None).await else {
-            return Ok(failed("busy", "no invocation slot is free"));
+        let Some(_permits) = self.permit(project, Some(worker::SLOT_WAIT)).await else {
+            return Err(HostError::Busy);
         };
         Ok(self
             .runtime
@@ -441,10 +444,11 @@ impl FunctionRunner for FunctionHost {
                     req.event_type
                 ))
             })?;
-            let run = self
-                .run_event(req.project, &deployed, &event, true)
-                .await
-                .map_err(|e| RunnerError::Internal(e.to_string()))?;
+            let run = match self.run_event(req.project, &deployed, &event, true).await {
+                Ok(run) => run,
+                Err(HostError::Busy) => failed("busy", "no invocation slot is free"),
+                Err(e) => return Err(RunnerError::Internal(e.to_string())),
+            };
             let inv = invocation(
                 req.project,
                 &deployed,

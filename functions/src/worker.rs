@@ -2,6 +2,7 @@
 //! the log behind a durable cursor; runners take due jobs under a lease, run
 //! them and record the invocation in the transaction that closes the job.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use switchboard_core::ProjectId;
 use switchboard_store::functions::Job;
 use switchboard_store::Store;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::{invocation, FunctionHost, Source};
 
@@ -19,6 +20,11 @@ const DUE_BATCH: u32 = 100;
 /// How long a runner holds a job beyond the handler's deadline; past it
 /// another runner (after a crash, another node) may take it again.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// Longest a started job waits for an invocation slot the host's other
+/// callers (joining hooks, test runs) hold; past it the job is put off.
+/// Well inside [`LEASE_MARGIN`], so a job that waits and then runs to its
+/// deadline still ends before its lease does and no other runner takes it.
+pub(crate) const SLOT_WAIT: Duration = Duration::from_secs(2);
 /// When a job could not even start (storage down), when to try again.
 const RETRY_AFTER: chrono::Duration = chrono::Duration::seconds(5);
 
@@ -117,36 +123,71 @@ impl Worker {
         }
     }
 
+    /// Runs due jobs as slots free up: at most the host's per-project limit
+    /// of each project and its per-node limit in all. A job is claimed only
+    /// when it can start at once, so its lease is not spent waiting, and a
+    /// slow job never holds up the start of another project's.
     async fn run_loop(&self) {
+        let limits = self.host.runtime().limits();
+        let (per_project, per_node) = (limits.per_project.max(1), limits.per_node.max(1));
+        let lease = chrono::Duration::from_std(limits.event_deadline + LEASE_MARGIN)
+            .unwrap_or(chrono::Duration::seconds(60));
+        let mut running: JoinSet<()> = JoinSet::new();
+        let mut projects: HashMap<tokio::task::Id, ProjectId> = HashMap::new();
+        let mut in_flight: HashMap<ProjectId, usize> = HashMap::new();
         loop {
-            let now = self.host.services().clock.now();
-            match self.store.functions().due(now, DUE_BATCH).await {
-                Ok(jobs) => {
-                    let lease = self.host.runtime().limits().event_deadline + LEASE_MARGIN;
-                    let lease = chrono::Duration::from_std(lease).unwrap_or_default();
-                    let mut running = Vec::new();
-                    for job in jobs {
-                        match self.store.functions().claim(job.id, now, lease).await {
-                            Ok(true) => {
-                                let this = self.clone();
-                                running.push(tokio::spawn(async move { this.run(job).await }));
+            if running.len() < per_node {
+                let now = self.host.services().clock.now();
+                let per_project_u32 = u32::try_from(per_project).unwrap_or(u32::MAX);
+                match self
+                    .store
+                    .functions()
+                    .due(now, DUE_BATCH, per_project_u32)
+                    .await
+                {
+                    Ok(jobs) => {
+                        for job in jobs {
+                            if running.len() >= per_node {
+                                break;
                             }
-                            Ok(false) => {}
-                            Err(e) => tracing::warn!(error = %e, "cannot claim a function job"),
+                            let project = job.project_id;
+                            if in_flight.get(&project).copied().unwrap_or(0) >= per_project {
+                                continue; // Left unclaimed for whichever runner has room.
+                            }
+                            match self.store.functions().claim(job.id, now, lease).await {
+                                Ok(true) => {
+                                    let this = self.clone();
+                                    let handle = running.spawn(async move { this.run(job).await });
+                                    projects.insert(handle.id(), project);
+                                    *in_flight.entry(project).or_default() += 1;
+                                }
+                                Ok(false) => {}
+                                Err(e) => tracing::warn!(error = %e, "cannot claim a function job"),
+                            }
                         }
                     }
-                    let ran = !running.is_empty();
-                    for r in running {
-                        let _ = r.await;
-                    }
-                    // Finished jobs may have unblocked later ones of the same room.
-                    if ran {
-                        continue;
-                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read due function jobs"),
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot read due function jobs"),
             }
             tokio::select! {
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    let id = match done {
+                        Ok((id, ())) => id,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a function job's task failed");
+                            e.id()
+                        }
+                    };
+                    if let Some(project) = projects.remove(&id) {
+                        if let Some(n) = in_flight.get_mut(&project) {
+                            *n = n.saturating_sub(1);
+                            if *n == 0 {
+                                in_flight.remove(&project);
+                            }
+                        }
+                    }
+                    // A finished job frees a slot and may unblock the next of its room.
+                }
                 _ = tokio::time::sleep(self.poll_interval) => {}
                 _ = self.run_wake.notified() => {}
             }

@@ -1348,3 +1348,95 @@ async fn a_failing_endpoint_does_not_delay_another_projects_deliveries() {
         "the quiet project waited {waited:?}"
     );
 }
+
+/// `logging_component` with its event handler spinning until the deadline.
+fn spinning_component() -> Vec<u8> {
+    let wat = r#"(module
+      (import "switchboard:functions/host@0.1.0" "log" (func $log (param i32 i32 i32)))
+      (memory (export "memory") 1)
+      (global $heap (mut i32) (i32.const 4096))
+      (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+        (local $p i32)
+        (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+        (global.set $heap (i32.add (local.get $p) (local.get 3)))
+        (local.get $p))
+      (func (export "switchboard:functions/handler@0.1.0#on-joining")
+        (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+        (i32.store8 (i32.const 256) (i32.const 0)) (i32.const 256))
+      (func (export "switchboard:functions/handler@0.1.0#on-event")
+        (param i32 i32 i32 i32 i64 i32 i32 i32 i32 i32 i32 i32) (result i32)
+        (loop br 0) (i32.const 0)))"#;
+    switchboard_functions::testing::component_from_wat(wat, "function").unwrap()
+}
+
+/// Issue 22: one project's slow functions blocked every project's event
+/// handlers: the runner claimed a batch of 100 due jobs across projects and
+/// awaited it whole. A noisy project here has 60 jobs whose handler spins
+/// until its 1 s deadline; a quiet project's handler must still run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_functions_do_not_hold_up_another_projects_handlers() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &["--dev", "--function-event-deadline-ms", "1000"],
+    )
+    .await;
+    let (_, _, quiet) = s.create_project("quiet");
+    let upload = |req: reqwest::RequestBuilder, body: Vec<u8>| {
+        req.header("content-type", "application/wasm").body(body)
+    };
+    let (st, v) = send(upload(
+        s.dev(
+            Method::POST,
+            "/v1/functions/spin/versions?events=room.started",
+        ),
+        spinning_component(),
+    ))
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = send(upload(
+        s.bearer(
+            &quiet,
+            Method::POST,
+            "/v1/functions/watch/versions?events=room.started",
+        ),
+        common::logging_component(),
+    ))
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    for i in 0..60 {
+        let (st, _) = send(
+            s.dev(Method::POST, "/v1/rooms")
+                .json(&json!({ "name": format!("noisy-{i}") })),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+    }
+    // Let the noisy project's jobs start spinning.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = Instant::now();
+    let (st, _) = send(
+        s.bearer(&quiet, Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "calm" })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let mut ran = false;
+    while started.elapsed() < Duration::from_secs(30) {
+        let (_, inv) = send(s.bearer(&quiet, Method::GET, "/v1/functions/watch/invocations")).await;
+        if inv["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|i| i["outcome"] == "ok"))
+        {
+            ran = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waited = started.elapsed();
+    eprintln!("the quiet project's handler ran after {waited:?} beside 60 spinning jobs");
+    assert!(ran, "the quiet project's handler never ran");
+    assert!(
+        waited < Duration::from_secs(3),
+        "the quiet project waited {waited:?}"
+    );
+}

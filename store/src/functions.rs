@@ -671,18 +671,31 @@ impl Functions<'_> {
     /// Up to `limit` jobs due at `now` that nobody holds, in log order. A job
     /// waits while an earlier job of the same function and room is pending,
     /// so each room's events reach a function in order.
-    pub async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Job>, StoreError> {
+    ///
+    /// At most `per_project` of each project, taken in turns: every project's
+    /// oldest due job comes before any project's second, so one project with
+    /// a thousand slow jobs due takes a few places of the batch, not all.
+    pub async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        per_project: u32,
+    ) -> Result<Vec<Job>, StoreError> {
         let rows = sqlx::query(
-            "SELECT j.id, j.project_id, j.function_id, j.attempts, e.body FROM function_jobs j \
+            "SELECT * FROM (SELECT j.id, j.project_id, j.function_id, j.attempts, e.body, \
+             j.next_attempt_at AS due_at, j.event_seq AS seq, \
+             ROW_NUMBER() OVER (PARTITION BY j.project_id ORDER BY j.next_attempt_at, j.event_seq) AS turn \
+             FROM function_jobs j \
              JOIN events e ON e.id = j.event_id \
              WHERE j.status = 'pending' AND j.next_attempt_at <= $1 \
              AND (j.locked_until IS NULL OR j.locked_until < $1) \
              AND NOT EXISTS (SELECT 1 FROM function_jobs p WHERE p.function_id = j.function_id \
-                 AND p.order_key = j.order_key AND p.status = 'pending' AND p.event_seq < j.event_seq) \
-             ORDER BY j.next_attempt_at, j.event_seq LIMIT $2",
+                 AND p.order_key = j.order_key AND p.status = 'pending' AND p.event_seq < j.event_seq)) ranked \
+             WHERE turn <= $3 ORDER BY turn, due_at, seq LIMIT $2",
         )
         .bind(to_micros(now))
         .bind(i64::from(limit))
+        .bind(i64::from(per_project))
         .fetch_all(self.0.reader())
         .await?;
         rows.iter()
