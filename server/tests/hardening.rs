@@ -1349,24 +1349,9 @@ async fn a_failing_endpoint_does_not_delay_another_projects_deliveries() {
     );
 }
 
-/// `logging_component` with its event handler spinning until the deadline.
+/// A component whose event handler spins until its deadline.
 fn spinning_component() -> Vec<u8> {
-    let wat = r#"(module
-      (import "switchboard:functions/host@0.1.0" "log" (func $log (param i32 i32 i32)))
-      (memory (export "memory") 1)
-      (global $heap (mut i32) (i32.const 4096))
-      (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-        (local $p i32)
-        (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
-        (global.set $heap (i32.add (local.get $p) (local.get 3)))
-        (local.get $p))
-      (func (export "switchboard:functions/handler@0.1.0#on-joining")
-        (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
-        (i32.store8 (i32.const 256) (i32.const 0)) (i32.const 256))
-      (func (export "switchboard:functions/handler@0.1.0#on-event")
-        (param i32 i32 i32 i32 i64 i32 i32 i32 i32 i32 i32 i32) (result i32)
-        (loop br 0) (i32.const 0)))"#;
-    switchboard_functions::testing::component_from_wat(wat, "function").unwrap()
+    common::component_handling_events_with("(loop br 0) (i32.const 0)")
 }
 
 /// Issue 22: one project's slow functions blocked every project's event

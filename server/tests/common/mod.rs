@@ -304,7 +304,18 @@ pub async fn expect_error(req: RequestBuilder, status: StatusCode, code: &str) -
 
 /// A WAT component that allows every join and logs each event it sees.
 pub fn logging_component() -> Vec<u8> {
-    let wat = r#"(module
+    component_handling_events_with(
+        "(call $log (i32.const 1) (i32.const 16) (i32.const 12))
+         (i32.store8 (i32.const 512) (i32.const 0)) (i32.const 512)",
+    )
+}
+
+/// A WAT component that allows every join and handles each event with
+/// `body`, which returns the result's address (`$log` and the text "saw an
+/// event" at 16 are there to use).
+pub fn component_handling_events_with(body: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
       (import "switchboard:functions/host@0.1.0" "log" (func $log (param i32 i32 i32)))
       (memory (export "memory") 1)
       (global $heap (mut i32) (i32.const 4096))
@@ -319,7 +330,7 @@ pub fn logging_component() -> Vec<u8> {
         (i32.store8 (i32.const 256) (i32.const 0)) (i32.const 256))
       (func (export "switchboard:functions/handler@0.1.0#on-event")
         (param i32 i32 i32 i32 i64 i32 i32 i32 i32 i32 i32 i32) (result i32)
-        (call $log (i32.const 1) (i32.const 16) (i32.const 12))
-        (i32.store8 (i32.const 512) (i32.const 0)) (i32.const 512)))"#;
-    switchboard_functions::testing::component_from_wat(wat, "function").unwrap()
+        {body}))"#
+    );
+    switchboard_functions::testing::component_from_wat(&wat, "function").unwrap()
 }
