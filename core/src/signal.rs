@@ -114,6 +114,35 @@ pub enum ClientMessage {
         #[serde(default)]
         name: Option<String>,
     },
+    /// A `room_admin` removes another participant from the room.
+    RemoveParticipant {
+        /// Whom.
+        identity: String,
+    },
+    /// A `room_admin` mutes or unmutes another participant's track, as the
+    /// server does: the publisher cannot lift it.
+    MuteParticipant {
+        /// Whose.
+        identity: String,
+        /// The track.
+        track_sid: TrackSid,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// A `room_admin` changes another participant's name, metadata or permissions.
+    UpdateParticipant {
+        /// Whom.
+        identity: String,
+        /// New name.
+        #[serde(default)]
+        name: Option<String>,
+        /// New metadata.
+        #[serde(default)]
+        metadata: Option<String>,
+        /// New permissions, which hold on live media at once.
+        #[serde(default)]
+        permissions: Option<crate::room::ParticipantPermissions>,
+    },
     /// Leave the room.
     Leave,
     /// Keep-alive.

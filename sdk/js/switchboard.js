@@ -313,9 +313,24 @@ export class Room extends Emitter {
     this._send({ type: 'set_layer', track_sid: trackSid, layer });
   }
 
-  /** Changes this participant's metadata and/or name. */
+  /** Changes this participant's metadata and/or name (needs the can_update_metadata grant). */
   updateMetadata({ metadata, name }) {
     this._send({ type: 'update_metadata', metadata, name });
+  }
+
+  /** Removes another participant (needs room_admin). */
+  removeParticipant(identity) {
+    this._send({ type: 'remove_participant', identity });
+  }
+
+  /** Mutes or unmutes another participant's track; its publisher cannot undo it (needs room_admin). */
+  muteParticipant(identity, trackSid, muted = true) {
+    this._send({ type: 'mute_participant', identity, track_sid: trackSid, muted });
+  }
+
+  /** Changes another participant's name, metadata or permissions (needs room_admin). */
+  updateParticipant(identity, { name, metadata, permissions } = {}) {
+    this._send({ type: 'update_participant', identity, name, metadata, permissions });
   }
 
   /** Sends a data message to everyone else; `reliable: false` uses the lossy channel. */

@@ -1425,3 +1425,75 @@ async fn slow_functions_do_not_hold_up_another_projects_handlers() {
         "the quiet project waited {waited:?}"
     );
 }
+
+/// Issue 22: `room_admin` was enforced nowhere. A room admin now removes,
+/// mutes and updates other participants over signaling; anyone else who
+/// tries is refused.
+#[tokio::test]
+async fn a_room_admin_moderates_over_signaling_and_others_may_not() {
+    let s = Server::start(Backend::Sqlite).await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "r" })),
+    )
+    .await;
+    let host = token(&s, "r", "host", json!({ "room_admin": true }), json!({})).await;
+    let bob = token(&s, "r", "bob", json!({}), json!({})).await;
+    let eve = token(&s, "r", "eve", json!({}), json!({})).await;
+    let mut host = connect(&s, &host).await;
+    until(&mut host, "join").await;
+    let mut bob = connect(&s, &bob).await;
+    until(&mut bob, "join").await;
+    let mut eve = connect(&s, &eve).await;
+    until(&mut eve, "join").await;
+
+    // Not an admin: refused, and nothing changes.
+    for frame in [
+        json!({ "type": "remove_participant", "identity": "bob" }),
+        json!({ "type": "update_participant", "identity": "bob", "name": "Pwned" }),
+        json!({ "type": "mute_participant", "identity": "bob", "track_sid": "tr_01JD0000000000000000000000", "muted": true }),
+    ] {
+        eve.send(Message::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+        let refused = until(&mut eve, "error").await;
+        assert_eq!(refused["code"], "not_allowed", "{frame}: {refused}");
+    }
+    let (_, b) = send(s.dev(Method::GET, "/v1/rooms/r/participants/bob")).await;
+    assert_eq!(b["name"], "", "{b}");
+
+    // The admin: an update everyone hears, then a removal.
+    let frame = json!({ "type": "update_participant", "identity": "bob", "name": "Bob",
+        "permissions": { "can_publish": false, "can_subscribe": true, "can_publish_data": false } });
+    host.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    let updated = until(&mut bob, "participant_updated").await;
+    assert_eq!(updated["participant"]["name"], "Bob", "{updated}");
+    assert_eq!(
+        updated["participant"]["permissions"]["can_publish"], false,
+        "{updated}"
+    );
+    host.send(Message::Text(
+        json!({ "type": "remove_participant", "identity": "nobody" })
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        until(&mut host, "error").await["code"],
+        "participant_not_found"
+    );
+    host.send(Message::Text(
+        json!({ "type": "remove_participant", "identity": "bob" })
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let leave = until(&mut bob, "leave").await;
+    assert_eq!(leave["reason"], "removed", "{leave}");
+    let (st, _) = send(s.dev(Method::GET, "/v1/rooms/r/participants/bob")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "bob is gone");
+}

@@ -567,10 +567,8 @@ impl ParticipantDirectory for RoomManager {
         update: ParticipantUpdate,
     ) -> Result<ParticipantInfo, DirectoryError> {
         let (room, p) = self.participant(project, room, identity)?;
-        let before = p.permissions();
-        p.update(update.name, update.metadata, update.permissions);
-        room.apply_permissions(&p, before).await;
-        room.announce_update(&p);
+        room.update_participant(&p, update.name, update.metadata, update.permissions)
+            .await;
         Ok(p.info())
     }
 

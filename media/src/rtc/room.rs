@@ -660,6 +660,21 @@ impl Room {
         }
     }
 
+    /// Changes a participant's name, metadata or permissions (by the API or
+    /// a room admin): permissions hold on live media at once, and everyone is told.
+    pub async fn update_participant(
+        &self,
+        p: &Arc<Participant>,
+        name: Option<String>,
+        metadata: Option<String>,
+        permissions: Option<ParticipantPermissions>,
+    ) {
+        let before = p.permissions();
+        p.update(name, metadata, permissions);
+        self.apply_permissions(p, before).await;
+        self.announce_update(p);
+    }
+
     /// Tells everyone a participant's profile changed.
     pub fn announce_update(&self, p: &Participant) {
         if p.grants.recorder {

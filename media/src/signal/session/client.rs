@@ -5,7 +5,9 @@ use std::time::Instant;
 use switchboard_core::signal::{parse_client_message, ClientMessage, Layer, ServerMessage, Target};
 
 use super::Session;
-use crate::rtc::participant::{lock, PendingTrack};
+use std::sync::Arc;
+
+use crate::rtc::participant::{lock, Participant, PendingTrack};
 use crate::rtc::room::{MuteError, MutedBy};
 use crate::signal::candidate::{address_allowed, candidate_is_well_formed};
 use switchboard_core::event::LeaveReason;
@@ -165,17 +167,49 @@ impl Session {
                 .await;
             }
             ClientMessage::UpdateMetadata { metadata, name } => {
-                let too_big = metadata
-                    .as_ref()
-                    .is_some_and(|m| m.len() > switchboard_core::room::MAX_METADATA_BYTES);
-                let bad_name = name
-                    .as_ref()
-                    .is_some_and(|n| n.len() > 128 || n.chars().any(char::is_control));
-                if too_big || bad_name {
-                    self.error("invalid_message", "metadata is limited to 64 KiB and name to 128 bytes without control characters").await;
+                if let Some(message) = profile_problem(name.as_deref(), metadata.as_deref()) {
+                    self.error("invalid_message", message).await;
                 } else {
                     self.p.update(name, metadata, None);
                     self.room.announce_update(&self.p);
+                }
+            }
+            ClientMessage::RemoveParticipant { identity } => {
+                if let Some(target) = self.moderated(&identity).await {
+                    self.room.end(&target, LeaveReason::Removed).await;
+                }
+            }
+            ClientMessage::MuteParticipant {
+                identity,
+                track_sid,
+                muted,
+            } => {
+                if let Some(target) = self.moderated(&identity).await {
+                    if self
+                        .room
+                        .set_track_muted(&target, track_sid, muted, MutedBy::Server)
+                        .is_err()
+                    {
+                        self.error(
+                            "track_not_found",
+                            format!("participant `{identity}` publishes no track {track_sid}"),
+                        )
+                        .await;
+                    }
+                }
+            }
+            ClientMessage::UpdateParticipant {
+                identity,
+                name,
+                metadata,
+                permissions,
+            } => {
+                if let Some(message) = profile_problem(name.as_deref(), metadata.as_deref()) {
+                    self.error("invalid_message", message).await;
+                } else if let Some(target) = self.moderated(&identity).await {
+                    self.room
+                        .update_participant(&target, name, metadata, permissions)
+                        .await;
                 }
             }
             ClientMessage::Leave => return Some(LeaveReason::ClientLeft),
@@ -183,4 +217,36 @@ impl Session {
         }
         None
     }
+}
+
+impl Session {
+    /// The participant `identity` of this room, if this session is a
+    /// `room_admin` and it is there; otherwise the client is told why not.
+    async fn moderated(&mut self, identity: &str) -> Option<Arc<Participant>> {
+        if !self.p.grants.room_admin {
+            self.error(
+                "not_allowed",
+                "only a room_admin may act on other participants (the token lacks room_admin)",
+            )
+            .await;
+            return None;
+        }
+        let found = self.room.find(identity).filter(|p| !p.grants.recorder);
+        if found.is_none() {
+            self.error(
+                "participant_not_found",
+                format!("participant `{identity}` is not in the room"),
+            )
+            .await;
+        }
+        found
+    }
+}
+
+/// What is wrong with a new name or metadata, if anything.
+fn profile_problem(name: Option<&str>, metadata: Option<&str>) -> Option<&'static str> {
+    let too_big = metadata.is_some_and(|m| m.len() > switchboard_core::room::MAX_METADATA_BYTES);
+    let bad_name = name.is_some_and(|n| n.len() > 128 || n.chars().any(char::is_control));
+    (too_big || bad_name)
+        .then_some("metadata is limited to 64 KiB and name to 128 bytes without control characters")
 }
