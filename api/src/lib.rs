@@ -75,6 +75,8 @@ pub struct Quotas {
     pub recordings_per_room: u64,
     /// Recordings running at once over the project (each is a writer thread on a media node).
     pub recordings_per_project: u64,
+    /// Versions kept of one function (each a stored component and a compiled artifact).
+    pub function_versions_per_function: u64,
 }
 
 impl Default for Quotas {
@@ -83,6 +85,7 @@ impl Default for Quotas {
             webhook_endpoints_per_project: 20,
             recordings_per_room: 5,
             recordings_per_project: 50,
+            function_versions_per_function: 50,
         }
     }
 }

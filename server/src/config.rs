@@ -222,6 +222,8 @@ pub struct LimitsConfig {
     pub recordings_per_project: Option<u64>,
     /// Tracks one participant may publish at once (default 16).
     pub tracks_per_participant: Option<usize>,
+    /// Versions kept of one function (default 50).
+    pub function_versions_per_function: Option<u64>,
 }
 
 impl LimitsConfig {
@@ -238,6 +240,9 @@ impl LimitsConfig {
             recordings_per_project: self
                 .recordings_per_project
                 .unwrap_or(default.recordings_per_project),
+            function_versions_per_function: self
+                .function_versions_per_function
+                .unwrap_or(default.function_versions_per_function),
         }
     }
 

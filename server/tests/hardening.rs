@@ -1229,7 +1229,7 @@ fn quotas_hold_and_name_their_setting() {
         let config = dir.path().join("switchboard.toml");
         std::fs::write(
             &config,
-            "[limits]\nwebhook_endpoints_per_project = 2\nrecordings_per_room = 1\nrecordings_per_project = 2\ntracks_per_participant = 1\n",
+            "[limits]\nwebhook_endpoints_per_project = 2\nrecordings_per_room = 1\nrecordings_per_project = 2\ntracks_per_participant = 1\nfunction_versions_per_function = 2\n",
         )
         .unwrap();
         let s = Server::start_with(
@@ -1253,6 +1253,18 @@ fn quotas_hold_and_name_their_setting() {
         send(s.dev(Method::DELETE, &format!("/v1/webhooks/{id}"))).await;
         let (st, _) = send(hook()).await;
         assert_eq!(st, StatusCode::CREATED, "room again once one is deleted");
+
+        let deploy = || {
+            s.dev(Method::POST, "/v1/functions/f/versions?events=room.started")
+                .header("content-type", "application/wasm")
+                .body(common::logging_component())
+        };
+        for _ in 0..2 {
+            let (st, body) = send(deploy()).await;
+            assert_eq!(st, StatusCode::CREATED, "{body}");
+        }
+        let msg = common::expect_error(deploy(), StatusCode::FORBIDDEN, "quota_exceeded").await;
+        assert!(msg.contains("function_versions_per_function"), "{msg}");
 
         for room in ["a", "b", "c"] {
             send(

@@ -338,6 +338,23 @@ async fn deploy_version(
         .filter(|s| !s.is_empty())
         .collect();
     let triggers = Triggers::parse(events).map_err(settings_error)?;
+    // Before the compile, which is what a flood of uploads would cost.
+    let quota = state.config.quotas.function_versions_per_function;
+    if let Some(existing) = state
+        .store
+        .functions()
+        .get(caller.project_id, &name)
+        .await?
+    {
+        let kept = state.store.functions().versions(existing.id).await?.len();
+        if u64::try_from(kept).unwrap_or(u64::MAX) >= quota {
+            return Err(crate::quota_exceeded(
+                &format!("function `{name}` has as many versions as it may"),
+                quota,
+                "function_versions_per_function",
+            ));
+        }
+    }
     let digest = runner(&state)?.check(&body).await.map_err(runner_error)?;
     let (function, version) = state
         .store
