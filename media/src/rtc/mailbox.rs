@@ -8,9 +8,15 @@
 //! it treats that as a lost socket, and a client that comes back resumes with
 //! the whole room state rather than the missed messages. Ending the session
 //! never waits in the queue, so a stuck session can always be ended.
+//!
+//! Who is speaking and how connections are doing only matter as of now: they
+//! take no place in the queue. The latest `active_speakers`, and the latest
+//! quality of each participant, wait beside it and are sent once the queue
+//! is empty, so a slow client gets one current update, not a backlog.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use switchboard_core::signal::QualityUpdate;
 
 use switchboard_core::event::LeaveReason;
 use switchboard_core::signal::ServerMessage;
@@ -44,6 +50,41 @@ struct Shared {
     wake: Notify,
     close: Mutex<Option<LeaveReason>>,
     behind: AtomicBool,
+    latest: Mutex<Latest>,
+}
+
+/// Status updates of which only the newest matters.
+#[derive(Debug, Default)]
+struct Latest {
+    speakers: Option<ServerMessage>,
+    quality: Vec<QualityUpdate>,
+}
+
+impl Latest {
+    /// Keeps `message` if it is a status update; gives it back otherwise.
+    fn keep(&mut self, message: ServerMessage) -> Option<ServerMessage> {
+        match message {
+            m @ ServerMessage::ActiveSpeakers { .. } => self.speakers = Some(m),
+            ServerMessage::ConnectionQuality { updates } => {
+                for u in updates {
+                    match self.quality.iter_mut().find(|q| q.sid == u.sid) {
+                        Some(q) => *q = u,
+                        None => self.quality.push(u),
+                    }
+                }
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn take(&mut self) -> Option<ServerMessage> {
+        if !self.quality.is_empty() {
+            let updates = std::mem::take(&mut self.quality);
+            return Some(ServerMessage::ConnectionQuality { updates });
+        }
+        self.speakers.take()
+    }
 }
 
 /// The room's end: cheap to call from anywhere, never waits.
@@ -78,10 +119,25 @@ fn lock_close(shared: &Shared) -> std::sync::MutexGuard<'_, Option<LeaveReason>>
     shared.close.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn lock_latest(shared: &Shared) -> std::sync::MutexGuard<'_, Latest> {
+    // Whole messages are swapped in and out: nothing is left half-written.
+    shared.latest.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Mailbox {
     /// Queues a command; false if the session is gone. A full queue drops
     /// the command and marks the session as fallen behind.
     pub fn send(&self, command: Command) -> bool {
+        let command = match command {
+            Command::Signal(m) => match lock_latest(&self.shared).keep(*m) {
+                Some(m) => Command::Signal(Box::new(m)),
+                None => {
+                    self.shared.wake.notify_one();
+                    return !self.tx.is_closed();
+                }
+            },
+            other => other,
+        };
         match self.tx.try_send(command) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -112,6 +168,14 @@ impl Inbox {
             }
             if self.shared.behind.swap(false, Ordering::SeqCst) {
                 return Some(Mail::FellBehind);
+            }
+            match self.rx.try_recv() {
+                Ok(command) => return Some(Mail::Command(command)),
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            if let Some(m) = lock_latest(&self.shared).take() {
+                return Some(Mail::Command(Command::Signal(Box::new(m))));
             }
             tokio::select! {
                 biased;
@@ -173,6 +237,70 @@ mod tests {
             rx.recv().await,
             Some(Mail::Close(LeaveReason::Removed))
         ));
+    }
+
+    #[tokio::test]
+    async fn status_updates_are_coalesced_and_wait_for_the_queue() {
+        use switchboard_core::signal::{ConnectionQuality, SpeakerLevel};
+        use switchboard_core::ParticipantSid;
+        let (tx, mut rx) = mailbox();
+        let (a, b) = (ParticipantSid::new(), ParticipantSid::new());
+        let speakers = |level: f32| {
+            Command::Signal(Box::new(ServerMessage::ActiveSpeakers {
+                speakers: vec![SpeakerLevel { sid: a, level }],
+            }))
+        };
+        let quality = |sid, quality| {
+            Command::Signal(Box::new(ServerMessage::ConnectionQuality {
+                updates: vec![QualityUpdate { sid, quality }],
+            }))
+        };
+        tx.send(Command::Renegotiate);
+        for i in 0..1000 {
+            tx.send(speakers(i as f32 / 1000.0));
+        }
+        tx.send(quality(a, ConnectionQuality::Poor));
+        tx.send(quality(b, ConnectionQuality::Good));
+        tx.send(quality(a, ConnectionQuality::Excellent));
+        tx.send(pong());
+        // The queue first, in order; then one merged quality update and the latest speakers.
+        assert!(matches!(
+            rx.recv().await,
+            Some(Mail::Command(Command::Renegotiate))
+        ));
+        assert!(
+            matches!(rx.recv().await, Some(Mail::Command(Command::Signal(m))) if *m == ServerMessage::Pong)
+        );
+        let Some(Mail::Command(Command::Signal(m))) = rx.recv().await else {
+            panic!()
+        };
+        assert_eq!(
+            *m,
+            ServerMessage::ConnectionQuality {
+                updates: vec![
+                    QualityUpdate {
+                        sid: a,
+                        quality: ConnectionQuality::Excellent
+                    },
+                    QualityUpdate {
+                        sid: b,
+                        quality: ConnectionQuality::Good
+                    },
+                ]
+            }
+        );
+        let Some(Mail::Command(Command::Signal(m))) = rx.recv().await else {
+            panic!()
+        };
+        assert!(
+            matches!(*m, ServerMessage::ActiveSpeakers { ref speakers } if speakers[0].level > 0.99)
+        );
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), rx.recv())
+                .await
+                .is_err(),
+            "nothing else"
+        );
     }
 
     #[tokio::test]
