@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::ws::{connect, next, until, ws_url, Ws};
 use common::{send, Server};
 use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
@@ -13,9 +14,6 @@ use serde_json::{json, Value};
 use switchboard_store::Backend;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn start() -> Server {
     Server::start_with(Backend::Sqlite, &["--dev", "--rtc-connect-timeout-s", "3"]).await
@@ -29,46 +27,6 @@ async fn token(s: &Server, room: &str, identity: &str, grants: Value, ttl_s: u64
     .await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
     t["token"].as_str().unwrap().to_owned()
-}
-
-fn ws_url(s: &Server, token: &str) -> String {
-    format!(
-        "{}/rtc?access_token={token}",
-        s.base.replacen("http", "ws", 1)
-    )
-}
-
-async fn connect(s: &Server, token: &str) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(ws_url(s, token))
-        .await
-        .expect("websocket upgrade");
-    ws
-}
-
-/// The next JSON message, skipping none; panics on close or timeout.
-async fn next(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message in time")
-            .expect("socket open")
-            .unwrap();
-        match msg {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
-}
-
-/// Reads until a message of `kind` arrives.
-async fn until(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let m = next(ws).await;
-        if m["type"] == kind {
-            return m;
-        }
-    }
 }
 
 /// Reads until the server closes; returns the close code and reason.

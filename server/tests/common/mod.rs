@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod dashboard;
 pub mod metering;
+pub mod ws;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

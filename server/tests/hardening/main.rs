@@ -17,14 +17,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub(crate) use common::ws::{connect, next, until, Ws};
 use common::{send, Server};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
-
-pub(crate) type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub(crate) async fn token(
     s: &Server,
@@ -40,34 +38,6 @@ pub(crate) async fn token(
     let (st, t) = send(s.dev(Method::POST, "/v1/tokens").json(&body)).await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
     t["token"].as_str().unwrap().to_owned()
-}
-
-pub(crate) async fn connect(s: &Server, token: &str) -> Ws {
-    let url = format!(
-        "{}/rtc?access_token={token}",
-        s.base.replacen("http", "ws", 1)
-    );
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket upgrade")
-        .0
-}
-
-/// Reads until a message of `kind` arrives.
-pub(crate) async fn until(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message in time")
-            .expect("socket open")
-            .unwrap();
-        if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(t.as_str()).unwrap();
-            if v["type"] == kind {
-                return v;
-            }
-        }
-    }
 }
 
 /// A participant on aiortc speaking the WebSocket protocol (`tests/peers/sdk_peer.py`).

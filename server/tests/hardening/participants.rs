@@ -439,19 +439,12 @@ fn moderation_holds_on_live_media() {
 /// quality update.
 async fn next_roster_message(ws: &mut Ws) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message in time")
-            .expect("socket open")
-            .unwrap();
-        if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(t.as_str()).unwrap();
-            if !matches!(
-                v["type"].as_str(),
-                Some("offer" | "candidate" | "connection_quality" | "active_speakers")
-            ) {
-                return v;
-            }
+        let v = next(ws).await;
+        if !matches!(
+            v["type"].as_str(),
+            Some("offer" | "candidate" | "connection_quality" | "active_speakers")
+        ) {
+            return v;
         }
     }
 }
@@ -622,26 +615,12 @@ async fn candidates_at_the_nodes_own_side_are_refused() {
         .await
         .unwrap();
     let next = loop {
-        let m = until_any(&mut ws).await;
+        let m = next(&mut ws).await;
         if m["type"] == "error" || m["type"] == "pong" {
             break m;
         }
     };
     assert_eq!(next["type"], "pong", "{next}");
-}
-
-/// The next JSON message.
-async fn until_any(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message in time")
-            .expect("socket open")
-            .unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
 }
 
 /// Issue 22: `room_admin` was enforced nowhere. A room admin now removes,
