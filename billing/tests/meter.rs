@@ -506,7 +506,65 @@ async fn finished_rooms_list_their_sessions_and_open_ones_count_up_to_now(backen
     );
 }
 
+async fn old_rows_are_purged_and_the_invoice_stays(backend: Backend) {
+    let f = fixture(backend).await;
+    let (ann, bob, cat) = (f.who("ann"), f.who("bob"), f.who("cat"));
+    f.join("2026-11-10T10:00:00Z", &ann, None).await;
+    f.leave("2026-11-10T10:10:00Z", &ann).await;
+    f.join("2026-11-10T10:00:00Z", &bob, None).await;
+    f.worker.catch_up().await.unwrap();
+    let invoice = f.period("2026-11").await;
+    assert_eq!(invoice[&Meter::ParticipantMinutesAudio], 600 * S);
+    // Old, but no consumer has read it yet.
+    f.join("2026-11-10T11:00:00Z", &cat, None).await;
+
+    let keep = chrono::Duration::days(90);
+    let now = t("2027-03-01T00:00:00Z");
+    let purged = f.store.retention().purge(keep, now).await.unwrap();
+    assert_eq!((purged.events, purged.sessions), (3, 1), "{purged:?}");
+    assert_eq!(f.period("2026-11").await, invoice, "usage totals are kept");
+    let sessions = f.sessions().await;
+    assert_eq!(
+        sessions
+            .iter()
+            .map(|s| s.identity.as_str())
+            .collect::<Vec<_>>(),
+        ["bob"],
+        "an open session is kept however old"
+    );
+    let log = f
+        .store
+        .events()
+        .list(f.project, &Default::default(), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1, "the unread event is kept");
+    assert!(
+        matches!(&log[0].payload, EventPayload::ParticipantJoined { participant, .. } if participant.sid == cat.sid)
+    );
+    assert_eq!(
+        f.store.retention().purge(keep, now).await.unwrap().total(),
+        0
+    );
+
+    // Once read, it goes too; and within the period nothing does.
+    f.worker.catch_up().await.unwrap();
+    let within = f
+        .store
+        .retention()
+        .purge(keep, t("2027-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(within.total(), 0);
+    assert_eq!(
+        f.store.retention().purge(keep, now).await.unwrap().events,
+        1
+    );
+    assert_eq!(f.period("2026-11").await, invoice);
+}
+
 on_both_backends!(
+    old_rows_are_purged_and_the_invoice_stays,
     finished_rooms_list_their_sessions_and_open_ones_count_up_to_now,
     rooms_add_up_over_whole_days_and_the_hours_around_them,
     sessions_are_metered_to_the_microsecond_as_audio_or_video,

@@ -203,6 +203,40 @@ pub struct FileConfig {
     pub placement: Option<PlacementConfig>,
     /// How much one key or project may ask (`[limits]`).
     pub limits: Option<LimitsConfig>,
+    /// How long the log and its by-products are kept (`[retention]`).
+    pub retention: Option<RetentionConfig>,
+}
+
+/// How long the event log, webhook deliveries, function invocations and
+/// finished sessions are kept (`[retention]`); usage totals are kept for ever.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How long rows are kept, such as `90d` (the default) or `30d`.
+    pub keep: Option<String>,
+    /// How often the janitor looks for old rows (default `1h`).
+    pub every: Option<String>,
+}
+
+impl RetentionConfig {
+    /// The retention period and the janitor's interval, checked.
+    pub fn periods(&self) -> anyhow::Result<(std::time::Duration, std::time::Duration)> {
+        let parse = |key: &str, text: Option<&str>, default: &str| {
+            let text = text.unwrap_or(default);
+            let d = humantime::parse_duration(text.trim()).map_err(|e| {
+                anyhow::anyhow!("[retention] {key} = \"{text}\": {e}; write e.g. \"{default}\"")
+            })?;
+            anyhow::ensure!(
+                !d.is_zero(),
+                "[retention] {key} is zero; give a duration such as \"{default}\""
+            );
+            Ok(d)
+        };
+        Ok((
+            parse("keep", self.keep.as_deref(), "90d")?,
+            parse("every", self.every.as_deref(), "1h")?,
+        ))
+    }
 }
 
 /// How much one key or project may ask (`[limits]`); each rate is

@@ -7,6 +7,7 @@ mod billing;
 mod cli;
 mod config;
 mod functions;
+mod janitor;
 mod listener;
 mod loadtest;
 mod node;

@@ -242,6 +242,13 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         ));
     }
     if role.serves_api() {
+        let (keep, every) = file.retention.clone().unwrap_or_default().periods()?;
+        workers.push(crate::janitor::start(
+            store.clone(),
+            clock.clone(),
+            keep,
+            every,
+        )?);
         workers.push(
             switchboard_billing::meter::Worker::new(
                 store.clone(),

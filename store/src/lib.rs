@@ -8,7 +8,8 @@
 //! (endpoints), [`deliveries`] (the webhook outbox and its attempts) and [`functions`]
 //! (versions, jobs, invocations and the key-value store), [`usage`] (node
 //! heartbeats, participant sessions, the usage ledger and its rollup), [`recordings`], and
-//! [`stripe`] (customer links, usage reports to Stripe, Stripe events). Each hands out
+//! [`stripe`] (customer links, usage reports to Stripe, Stripe events), and
+//! [`retention`] (the janitor's deletes). Each hands out
 //! a small repository borrowed from the [`Store`] (`store.rooms().create(..)`).
 //!
 //! # Invariants
@@ -34,6 +35,7 @@ pub mod idempotency;
 pub mod nodes;
 pub mod projects;
 pub mod recordings;
+pub mod retention;
 pub mod rooms;
 pub mod sealing;
 pub mod stripe;

@@ -3,6 +3,7 @@
 
 use super::*;
 use common::browser::isolated;
+use futures::SinkExt;
 use switchboard_store::Backend;
 
 /// Issue 22: one API key could send the control plane as many requests as
@@ -304,5 +305,70 @@ async fn slow_functions_do_not_hold_up_another_projects_handlers() {
     assert!(
         waited < Duration::from_secs(3),
         "the quiet project waited {waited:?}"
+    );
+}
+
+/// Issue 22: nothing was ever purged, so each project's log, deliveries,
+/// invocations and sessions grew for ever on the shared database. Past
+/// `[retention] keep` the janitor deletes them; usage totals stay.
+#[tokio::test]
+async fn the_log_and_finished_sessions_go_after_the_retention_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(&config, "[retention]\nkeep = \"4s\"\nevery = \"1s\"\n").unwrap();
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &["--dev", "--config", config.to_str().unwrap()],
+    )
+    .await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "r" })),
+    )
+    .await;
+    let ann = token(&s, "r", "ann", json!({}), json!({})).await;
+    let mut ws = connect(&s, &ann).await;
+    until(&mut ws, "join").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    ws.send(Message::Text(r#"{"type":"leave"}"#.into()))
+        .await
+        .unwrap();
+    let usage = common::metering::settled(&s, 1).await;
+    let billed = common::metering::total(&usage, "participant_minutes_audio");
+    assert!(billed >= 1_000_000, "ann was billed {billed} µs");
+    let (_, events) = send(s.dev(Method::GET, "/v1/events?limit=100")).await;
+    let kinds: Vec<_> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        kinds.contains(&"participant.left".to_owned()),
+        "kept within the period: {kinds:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, events) = send(s.dev(Method::GET, "/v1/events?limit=100")).await;
+        let (_, sessions) = send(s.dev(Method::GET, "/v1/usage/sessions?limit=100")).await;
+        let left = (
+            events["data"].as_array().unwrap().len(),
+            sessions["data"].as_array().unwrap().len(),
+        );
+        if left == (0, 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "(events, sessions) still there: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let after = common::metering::usage(&s).await;
+    assert_eq!(
+        common::metering::total(&after, "participant_minutes_audio"),
+        billed,
+        "usage totals are kept"
     );
 }
