@@ -1,5 +1,6 @@
 //! Room logic: who is in which room, what they publish and who receives it.
 //! It drives the packet path in [`crate::sfu`]; the packet path knows nothing of rooms.
+pub mod data;
 pub mod mailbox;
 pub mod manager;
 pub mod observer;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use switchboard_core::event::{LeaveReason, ParticipantRef, TrackKind, TrackSource};
@@ -12,7 +13,7 @@ use switchboard_core::room::{
 use switchboard_core::token::Grants;
 use switchboard_core::{Identity, ParticipantSid, TrackSid};
 use webrtc::data_channel::DataChannel;
-use webrtc::peer_connection::PeerConnection;
+use webrtc::peer_connection::{PeerConnection, RTCStatsReportEntry, StatsSelector};
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::mailbox::{Command, Mailbox};
@@ -247,6 +248,28 @@ impl Participant {
     /// Sends a signaling message.
     pub fn signal(&self, m: ServerMessage) {
         self.command(Command::Signal(Box::new(m)));
+    }
+
+    /// When the last packet from the client arrived on either of its
+    /// connections (media, RTCP or DTLS), if any did: a client that vanished
+    /// left then, not when its connection timed out.
+    pub async fn last_heard(&self) -> Option<DateTime<Utc>> {
+        let mut last: Option<Instant> = None;
+        for pc in [&self.publisher, &self.subscriber] {
+            let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+            for entry in report.iter() {
+                if let RTCStatsReportEntry::IceCandidatePair(pair) = entry {
+                    if pair.packets_received > 0 {
+                        let at = pair.last_packet_received_timestamp;
+                        // The stack pairs the packet's instant with the wall clock of the snapshot.
+                        last = last.max(Some(at.instant(at.duration_since_unix_epoch())));
+                    }
+                }
+            }
+        }
+        let ago = Instant::now().saturating_duration_since(last?);
+        let at = Utc::now() - chrono::Duration::from_std(ago).ok()?;
+        Some(at.max(self.joined_at))
     }
 }
 

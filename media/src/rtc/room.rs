@@ -21,16 +21,13 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::MediaStreamTrack;
 
 use super::mailbox::Command;
-use super::participant::{lock, Participant, Published, Subscription, DATA_BURST, DATA_PER_S};
+use super::participant::{lock, Participant, Published, Subscription};
 use crate::recording::Recorder;
 use crate::sfu::downtrack::{DownTrack, Output};
 use crate::sfu::engine::codec_for;
 use crate::sfu::receiver::TrackReceiver;
 use crate::MediaError;
 use switchboard_core::signal::ServerMessage;
-
-/// Largest data message forwarded, in bytes.
-pub const MAX_DATA_BYTES: usize = 15 * 1024;
 
 /// Why a join was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,17 +139,26 @@ impl Room {
     }
 
     async fn record(&self, payload: EventPayload) {
-        if let Err(e) = self.try_record(payload).await {
+        self.record_at(payload, chrono::Utc::now()).await;
+    }
+
+    /// Records an event that happened at `at` rather than now.
+    async fn record_at(&self, payload: EventPayload, at: chrono::DateTime<chrono::Utc>) {
+        if let Err(e) = self.try_record(payload, at).await {
             tracing::error!(room = %self.name, error = %e, "could not record event");
         }
     }
 
-    async fn try_record(&self, payload: EventPayload) -> Result<(), switchboard_store::StoreError> {
-        let event = Event::new(self.project, chrono::Utc::now(), payload);
+    async fn try_record(
+        &self,
+        payload: EventPayload,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), switchboard_store::StoreError> {
+        let event = Event::new(self.project, at, payload);
         self.store.events().record(event).await.map(|_| ())
     }
 
-    fn others(&self, sid: ParticipantSid) -> Vec<Arc<Participant>> {
+    pub(super) fn others(&self, sid: ParticipantSid) -> Vec<Arc<Participant>> {
         lock(&self.participants)
             .values()
             .filter(|p| p.sid != sid)
@@ -215,7 +221,7 @@ impl Room {
             participant: p.reference(),
             node: Some(self.node),
         };
-        if let Err(e) = self.try_record(joined).await {
+        if let Err(e) = self.try_record(joined, chrono::Utc::now()).await {
             tracing::error!(room = %self.name, error = %e, "could not record a join; refusing it");
             lock(&self.participants).remove(&p.sid);
             let _ = p.publisher.close().await;
@@ -261,6 +267,11 @@ impl Room {
                 _ => false,
             }
         };
+        // A client that vanished is billed up to its last packet, not up to the timeout.
+        let left_at = match reason {
+            LeaveReason::ConnectionLost if was_here => p.last_heard().await,
+            _ => None,
+        };
         let track_sids: Vec<TrackSid> = lock(&p.published).keys().copied().collect();
         for sid in track_sids {
             self.unpublish(p, sid).await;
@@ -270,11 +281,14 @@ impl Room {
             self.detach(p, track_sid, &sub);
         }
         if was_here && !p.grants.recorder {
-            self.record(EventPayload::ParticipantLeft {
-                room: self.reference(),
-                participant: p.reference(),
-                reason,
-            })
+            self.record_at(
+                EventPayload::ParticipantLeft {
+                    room: self.reference(),
+                    participant: p.reference(),
+                    reason,
+                },
+                left_at.unwrap_or_else(chrono::Utc::now),
+            )
             .await;
             for other in self.participants() {
                 other.signal(ServerMessage::ParticipantLeft {
@@ -688,55 +702,6 @@ impl Room {
         }
     }
 
-    /// Forwards a data message from `from` to everyone else on the same kind of channel.
-    pub async fn forward_data(
-        &self,
-        from: &Participant,
-        reliable: bool,
-        data: &[u8],
-    ) -> Result<(), String> {
-        if !from.permissions().can_publish_data {
-            return Err("this participant may not send data (token lacks can_publish_data)".into());
-        }
-        if data.len() > MAX_DATA_BYTES {
-            return Err(format!(
-                "data message of {} bytes is over the {MAX_DATA_BYTES}-byte limit",
-                data.len()
-            ));
-        }
-        if !lock(&from.data_rate).try_take(std::time::Instant::now(), 1.0) {
-            return Err(format!(
-                "at most {DATA_BURST} data messages at once, then {DATA_PER_S} a second"
-            ));
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Incoming {
-            #[serde(default)]
-            topic: Option<String>,
-            payload: String,
-        }
-        let msg: Incoming = serde_json::from_slice(data)
-            .map_err(|e| format!("data message is not {{topic?, payload}} JSON: {e}"))?;
-        let out = serde_json::json!({ "from": from.identity.as_str(), "topic": msg.topic, "payload": msg.payload }).to_string();
-        deliver_data(self.others(from.sid), reliable, &out).await;
-        Ok(())
-    }
-
-    /// Sends a data message from the server (`from: null`) to everyone, reliably.
-    pub async fn send_server_data(&self, topic: Option<&str>, payload: &str) -> Result<(), String> {
-        if payload.len() > MAX_DATA_BYTES {
-            return Err(format!(
-                "data message of {} bytes is over the {MAX_DATA_BYTES}-byte limit",
-                payload.len()
-            ));
-        }
-        let out =
-            serde_json::json!({ "from": null, "topic": topic, "payload": payload }).to_string();
-        deliver_data(self.participants(), true, &out).await;
-        Ok(())
-    }
-
     /// Ends every session (the room was deleted or timed out).
     pub async fn close(&self, reason: LeaveReason) {
         self.closed.store(true, Ordering::SeqCst);
@@ -776,22 +741,4 @@ pub enum MuteError {
     /// The publisher tried to unmute what the server muted.
     #[error("the track was muted by the server; only the server can unmute it")]
     MutedByServer,
-}
-
-/// Sends `text` on each participant's reliable or lossy data channel.
-async fn deliver_data(to: Vec<Arc<Participant>>, reliable: bool, text: &str) {
-    for p in to {
-        let channel = lock(&p.data_out).as_ref().map(|c| {
-            if reliable {
-                c.reliable.clone()
-            } else {
-                c.lossy.clone()
-            }
-        });
-        if let Some(channel) = channel {
-            if let Err(e) = channel.send_text(text).await {
-                tracing::debug!(to = %p.sid, error = %e, "data message not delivered");
-            }
-        }
-    }
 }

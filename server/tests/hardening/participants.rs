@@ -694,3 +694,63 @@ async fn a_room_admin_moderates_over_signaling_and_others_may_not() {
     let (st, _) = send(s.dev(Method::GET, "/v1/rooms/r/participants/bob")).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "bob is gone");
 }
+
+/// Issue 22: a participant that vanished without leaving (an encoder killed,
+/// a laptop lid closed) was billed until its connection timed out, 20 s past
+/// its last packet (an aiortc WHIP publisher). Its session now ends at the
+/// last packet the node received from it.
+#[test]
+fn a_vanished_participant_is_billed_up_to_its_last_packet() {
+    isolated(
+        "participants::a_vanished_participant_is_billed_up_to_its_last_packet",
+        || async {
+            let s = Server::start(Backend::Sqlite).await;
+            send(
+                s.dev(Method::POST, "/v1/rooms")
+                    .json(&json!({ "name": "show" })),
+            )
+            .await;
+            let broadcaster = token(&s, "show", "encoder", json!({}), json!({})).await;
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/whip_broadcast.py");
+            let mut peer = Command::new("python3")
+                .args([script, &s.base, "show", &broadcaster])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("python3 with aiortc (tests/peers/requirements.txt) must be installed");
+            let mut lines = BufReader::new(peer.stdout.take().unwrap()).lines();
+            let on_air = tokio::task::block_in_place(|| lines.next())
+                .expect("the broadcaster reports")
+                .unwrap();
+            assert!(on_air.contains("location"), "{on_air}");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            peer.kill().unwrap();
+            peer.wait().unwrap();
+            let vanished = chrono::Utc::now();
+
+            let deadline = Instant::now() + Duration::from_secs(90);
+            let session = loop {
+                let (_, sessions) = send(s.dev(Method::GET, "/v1/usage/sessions?limit=10")).await;
+                let session = sessions["data"][0].clone();
+                if !session["left_at"].is_null() {
+                    break session;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the session never ended: {sessions}"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
+            let noticed = chrono::Utc::now();
+            assert_eq!(session["leave_reason"], "connection_lost", "{session}");
+            let left_at: chrono::DateTime<chrono::Utc> =
+                session["left_at"].as_str().unwrap().parse().unwrap();
+            let past_last_packet = (left_at - vanished).num_milliseconds();
+            assert!(
+                (-1500..=1000).contains(&past_last_packet),
+                "billed {past_last_packet} ms past the moment it vanished; the node noticed {} ms after",
+                (noticed - vanished).num_milliseconds()
+            );
+        },
+    );
+}
