@@ -746,3 +746,73 @@ fn split_roles_refuse_to_start_without_nats_or_postgresql() {
         "{err}"
     );
 }
+
+/// Issue 22: deleting a room removed its row before closing the live room,
+/// so a failure between the two left a live room the API called gone. With
+/// its media node unreachable (stopped, not dead), the delete fails, names
+/// why, and the room is still there; once the node answers, it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_whose_node_cannot_be_reached_is_not_deleted_half_way() {
+    use futures::StreamExt;
+    let api = Server::start_with(Backend::Postgres, &args(&node_args("api", "eu-west"))).await;
+    let media = api.sibling(&args(&node_args("media", "eu-west")));
+    let token = api_token(&api, "town-hall", "ann").await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{}?access_token={token}", rtc_url(&media)))
+            .await
+            .expect("websocket upgrade");
+    let joined = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("socket open")
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == "join" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(joined["room"]["name"], "town-hall", "{joined}");
+
+    let pid = media.pid().unwrap().to_string();
+    let signal = |sig: &str| {
+        assert!(std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    let refused = expect_error(
+        api.dev(Method::DELETE, "/v1/rooms/town-hall"),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "media_unavailable",
+    )
+    .await;
+    signal("-CONT");
+    assert!(!refused.is_empty());
+    let (st, room) = send(api.dev(Method::GET, "/v1/rooms/town-hall")).await;
+    assert_eq!(st, StatusCode::OK, "the room is still there: {room}");
+
+    let (st, _) = send(api.dev(Method::DELETE, "/v1/rooms/town-hall")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = send(api.dev(Method::GET, "/v1/rooms/town-hall")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // Its participant was told, and its socket closed.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(msg)) = ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == "leave" {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    })
+    .await
+    .expect("the participant is told in time");
+    assert!(ended.is_some(), "the room ended for its participant");
+}

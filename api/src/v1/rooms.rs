@@ -276,7 +276,7 @@ async fn update_room(
 
 /// Delete a room, disconnecting everyone in it.
 #[utoipa::path(delete, path = "/v1/rooms/{name}", tag = "rooms", params(("name" = String, Path, description = "Room name")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn delete_room(
     State(state): State<AppState>,
     caller: Caller,
