@@ -259,6 +259,11 @@ pub enum EventPayload {
         /// The JSON data the function gave.
         #[schema(value_type = Object)]
         data: serde_json::Value,
+        /// How many `function.event`s came before this one, each emitted by
+        /// a handler of the one before (0, left out: emitted on any other
+        /// event). Handlers of the last one a chain allows may not emit.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        chain: u32,
     },
     /// A webhook endpoint was disabled after failing for too long.
     #[serde(rename = "webhook.disabled")]
@@ -329,6 +334,10 @@ impl EventPayload {
             | Self::WebhookTest { .. } => None,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
@@ -423,6 +432,7 @@ mod tests {
                 function: "gate".into(),
                 name: "vip".into(),
                 data: serde_json::json!({"n": 1}),
+                chain: 0,
             },
             EventPayload::WebhookDisabled {
                 webhook_id: "wh".into(),

@@ -182,6 +182,9 @@ pub enum RunnerError {
     /// The host failed (storage, compilation cache).
     #[error("{0}")]
     Internal(String),
+    /// The host has no room for this now (every compilation slot is taken); try again shortly.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// The function host as the REST API sees it.

@@ -100,6 +100,8 @@ pub struct CallState {
     max_lines: usize,
     max_line_bytes: usize,
     actions: Vec<String>,
+    emits_left: usize,
+    max_emits: usize,
 }
 
 impl CallState {
@@ -109,8 +111,7 @@ impl CallState {
         limits: StoreLimits,
         console: MemoryOutputPipe,
         ctx: CallContext,
-        max_lines: usize,
-        max_line_bytes: usize,
+        caps: &crate::Limits,
     ) -> Self {
         Self {
             wasi,
@@ -120,9 +121,11 @@ impl CallState {
             ctx,
             logs: Vec::new(),
             dropped_logs: 0,
-            max_lines,
-            max_line_bytes,
+            max_lines: caps.log_lines,
+            max_line_bytes: caps.log_line_bytes,
             actions: Vec::new(),
+            emits_left: caps.emits_per_invocation,
+            max_emits: caps.emits_per_invocation,
         }
     }
 
@@ -439,6 +442,21 @@ impl actions::Host for CallState {
         check_size("event data", &data)?;
         let data: serde_json::Value =
             serde_json::from_str(&data).map_err(|e| format!("event data is not JSON: {e}"))?;
+        let chain = self.ctx.emit_chain;
+        if chain >= crate::MAX_EMIT_CHAIN {
+            return Err(format!(
+                "this handler runs on a function.event that handlers of function.events emitted {chain} times in a row; \
+                 a chain stops at {} so that functions cannot trigger each other for ever",
+                crate::MAX_EMIT_CHAIN
+            ));
+        }
+        if self.emits_left == 0 {
+            return Err(format!(
+                "an invocation may emit at most {} events",
+                self.max_emits
+            ));
+        }
+        self.emits_left -= 1;
         if !self.act(format!("emit {name}")) {
             return Ok(());
         }
@@ -450,6 +468,7 @@ impl actions::Host for CallState {
                 function: self.ctx.function.clone(),
                 name,
                 data,
+                chain,
             },
         );
         services

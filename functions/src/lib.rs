@@ -5,7 +5,8 @@
 //!
 //! - `wit/`: the world functions are written against (`switchboard:functions@0.1.0`).
 //! - [`runtime`]: the engine, upload checks, the compiled-version cache and one
-//!   invocation under fuel, epoch, memory, stack, table and instance limits.
+//!   invocation under fuel, epoch, memory, stack, table and instance limits;
+//!   [`artifacts`]: the compiled versions kept on disk, within a budget.
 //! - [`host`]: what a function can call (log, key-value store, actions).
 //! - [`FunctionHost`]: runs deployed versions for the [`gate`] (the synchronous
 //!   `participant.joining` hook), the [`worker`] (asynchronous handlers fed
@@ -14,6 +15,7 @@
 //! A failing function (trap, timeout, memory bomb, deep recursion) ends only
 //! its own invocation: each runs in its own store with its own limits.
 
+pub mod artifacts;
 pub mod gate;
 pub mod host;
 mod limits;
@@ -35,7 +37,7 @@ use switchboard_store::functions::{Deployed, Invocation};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use host::Services;
-pub use limits::Limits;
+pub use limits::{Limits, MAX_EMIT_CHAIN};
 pub use runtime::{CheckError, EngineError, Failure, Run, Runtime};
 
 /// Rust bindings of the world in `wit/`.
@@ -122,6 +124,44 @@ impl FunctionHost {
         }
     }
 
+    /// Forgets the compiled forms of versions no live function has any more
+    /// (a deleted function's), in memory and on disk.
+    pub async fn sweep_artifacts(&self) -> Result<usize, String> {
+        let store = self.services.store.as_ref().ok_or("no storage")?;
+        let live = store
+            .functions()
+            .live_digests()
+            .await
+            .map_err(|e| e.to_string())?;
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || runtime.retain(|d| live.contains(d)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Sweeps the compiled forms every `every` (see [`Self::sweep_artifacts`]).
+    pub fn start_sweeper(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match this.sweep_artifacts().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(removed = n, "compiled forms of deleted functions removed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot sweep compiled functions; will try again")
+                    }
+                }
+            }
+        })
+    }
+
     /// Compiles (or loads from the artifact cache) every active version in
     /// the background, so the first join after a start does not wait for it.
     pub fn warm_up(self: &Arc<Self>) {
@@ -145,12 +185,23 @@ impl FunctionHost {
         });
     }
 
-    fn context(&self, project: ProjectId, d: &Deployed, dry_run: bool) -> runtime::CallContext {
+    fn context(
+        &self,
+        project: ProjectId,
+        d: &Deployed,
+        trigger: Option<&Event>,
+        dry_run: bool,
+    ) -> runtime::CallContext {
+        let emit_chain = match trigger.map(|e| &e.payload) {
+            Some(switchboard_core::EventPayload::FunctionEvent { chain, .. }) => chain + 1,
+            _ => 0,
+        };
         runtime::CallContext {
             services: self.services.clone(),
             project,
             function: d.name.clone(),
             dry_run,
+            emit_chain,
         }
     }
 
@@ -194,7 +245,7 @@ impl FunctionHost {
         };
         Ok(self
             .runtime
-            .call_joining(&compiled, self.context(project, d, dry_run), req)
+            .call_joining(&compiled, self.context(project, d, None, dry_run), req)
             .await)
     }
 
@@ -214,7 +265,7 @@ impl FunctionHost {
             .runtime
             .call_event(
                 &compiled,
-                self.context(project, d, dry_run),
+                self.context(project, d, Some(event), dry_run),
                 wit_event(event),
             )
             .await)
@@ -390,10 +441,10 @@ fn joining_from_json(data: &serde_json::Value) -> Result<Joining, RunnerError> {
 #[async_trait]
 impl FunctionRunner for FunctionHost {
     async fn check(&self, component: &[u8]) -> Result<String, RunnerError> {
-        self.runtime
-            .check(component)
-            .await
-            .map_err(|e| RunnerError::Rejected(e.to_string()))
+        self.runtime.check(component).await.map_err(|e| match e {
+            CheckError::Busy(_) => RunnerError::Busy(e.to_string()),
+            e => RunnerError::Rejected(e.to_string()),
+        })
     }
 
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeReport, RunnerError> {

@@ -31,7 +31,21 @@ pub struct Limits {
     pub log_lines: usize,
     /// Longest log line kept, in bytes (default 4 KiB).
     pub log_line_bytes: usize,
+    /// Components compiled at once on this node (default 2); each takes a core.
+    pub compilations: usize,
+    /// How long an upload waits for a compilation slot before it is refused (default 10 s).
+    pub compile_wait: Duration,
+    /// Most bytes of compiled versions kept on disk (default 1 GiB); the least
+    /// recently used go first.
+    pub artifact_bytes: u64,
+    /// Events one invocation may `emit` (default 10).
+    pub emits_per_invocation: usize,
 }
+
+/// How many `function.event`s may follow one another, each emitted by a
+/// handler of the one before: a deeper chain is a loop (functions triggering
+/// each other through their own events) and its next `emit` is refused.
+pub const MAX_EMIT_CHAIN: u32 = 3;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -49,6 +63,10 @@ impl Default for Limits {
             per_node: 64,
             log_lines: 100,
             log_line_bytes: 4096,
+            compilations: 2,
+            compile_wait: Duration::from_secs(10),
+            artifact_bytes: 1 << 30,
+            emits_per_invocation: 10,
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
@@ -23,6 +24,7 @@ use wasmtime::{
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
+use crate::artifacts::Artifacts;
 use crate::bindings::exports::switchboard::functions::handler::{Decision, Event, Joining};
 use crate::bindings::{Function, FunctionPre};
 use crate::host::{CallState, FrozenWallClock, Services};
@@ -62,6 +64,9 @@ pub enum CheckError {
     /// Cannot be instantiated within the limits.
     #[error("the component does not fit the limits ({0})")]
     Limits(String),
+    /// Every compilation slot of the node stayed taken.
+    #[error("this node is compiling {0} other uploads; try again in a few seconds")]
+    Busy(usize),
 }
 
 /// A compiled, linked version ready to instantiate.
@@ -104,6 +109,9 @@ pub struct CallContext {
     pub function: String,
     /// Record actions without applying them.
     pub dry_run: bool,
+    /// Where events this invocation emits stand in a chain of
+    /// `function.event`s (see [`switchboard_core::EventPayload::FunctionEvent`]).
+    pub emit_chain: u32,
 }
 
 /// The engine, the linker and the compiled-version cache.
@@ -112,8 +120,9 @@ pub struct Runtime {
     linker: Linker<CallState>,
     limits: Limits,
     compiled: Mutex<HashMap<String, Arc<Compiled>>>,
-    artifacts: Option<PathBuf>,
-    engine_hash: u64,
+    artifacts: Option<Artifacts>,
+    /// Compilations running at once: each takes a core for up to seconds.
+    compiling: Arc<Semaphore>,
 }
 
 impl Runtime {
@@ -152,9 +161,10 @@ impl Runtime {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_hash = hasher.finish();
-        if let Some(dir) = &artifacts {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError(e.into()))?;
-        }
+        let artifacts = artifacts
+            .map(|dir| Artifacts::new(dir, engine_hash, limits.artifact_bytes))
+            .transpose()
+            .map_err(|e| EngineError(e.into()))?;
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("functions-epoch".into())
@@ -169,10 +179,10 @@ impl Runtime {
         Ok(Arc::new(Self {
             engine,
             linker,
-            limits,
             compiled: Mutex::new(HashMap::new()),
             artifacts,
-            engine_hash,
+            compiling: Arc::new(Semaphore::new(limits.compilations.max(1))),
+            limits,
         }))
     }
 
@@ -194,11 +204,22 @@ impl Runtime {
             return Err(CheckError::CoreModule);
         }
         let digest = hex::encode(Sha256::digest(bytes));
+        let slot = tokio::time::timeout(
+            self.limits.compile_wait,
+            self.compiling.clone().acquire_owned(),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(CheckError::Busy(self.limits.compilations))?;
         let this = self.clone();
         let owned = bytes.to_vec();
-        let component = tokio::task::spawn_blocking(move || this.compile(&owned))
-            .await
-            .map_err(|e| CheckError::Invalid(e.to_string()))??;
+        let component = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            this.compile(&owned)
+        })
+        .await
+        .map_err(|e| CheckError::Invalid(e.to_string()))??;
         let compiled = self.link(&component)?;
         // Instantiating once proves the component fits the pool's limits
         // (initial memory, tables, instance counts) before anyone depends on it.
@@ -208,6 +229,7 @@ impl Runtime {
             services,
             function: String::new(),
             dry_run: true,
+            emit_chain: 0,
         });
         store.set_epoch_deadline(ticks(self.limits.event_deadline));
         compiled
@@ -216,10 +238,15 @@ impl Runtime {
             .await
             .map_err(|e| CheckError::Limits(format!("{e:#}")))?;
         self.remember(&digest, compiled);
-        if let Some(path) = self.artifact_path(&digest) {
+        if self.artifacts.is_some() {
+            let (this, digest) = (self.clone(), digest.clone());
             // A cache write that fails only costs a compilation later.
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = write_artifact(&component, &path) {
+                let written = this
+                    .artifacts
+                    .as_ref()
+                    .map(|a| a.write(&digest, &component));
+                if let Some(Err(e)) = written {
                     tracing::warn!(error = %e, "could not keep a compiled function artifact");
                 }
             });
@@ -259,9 +286,20 @@ impl Runtime {
     }
 
     fn artifact_path(&self, digest: &str) -> Option<PathBuf> {
-        self.artifacts
-            .as_ref()
-            .map(|d| d.join(format!("{digest}-{:016x}.cwasm", self.engine_hash)))
+        self.artifacts.as_ref().map(|a| a.path(digest))
+    }
+
+    /// Forgets every compiled version whose digest `live` refuses, in memory
+    /// and on disk; returns how many artifacts left the disk.
+    pub fn retain(&self, live: impl Fn(&str) -> bool) -> std::io::Result<usize> {
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|digest, _| live(digest));
+        match &self.artifacts {
+            Some(a) => Ok(a.retain(live)?.len()),
+            None => Ok(0),
+        }
     }
 
     /// The compiled form of the component with `digest`, if this node has it in memory.
@@ -292,6 +330,7 @@ impl Runtime {
         let path = self.artifact_path(digest);
         let from_disk = tokio::task::spawn_blocking(move || {
             let path = path.filter(|p| p.exists())?;
+            Artifacts::touch(&path);
             // SAFETY: the file was written by `check` from this engine's own
             // `serialize` and is named by this engine's compatibility hash;
             // wasmtime re-checks the header and refuses mismatched artifacts.
@@ -305,8 +344,10 @@ impl Runtime {
             Some(c) => c,
             None => {
                 let bytes = fetch().await.map_err(|e| e.to_string())?;
+                let slot = self.compiling.clone().acquire_owned().await;
                 let this = self.clone();
                 tokio::task::spawn_blocking(move || {
+                    let _slot = slot;
                     this.compile(&bytes).and_then(|c| this.link(&c))
                 })
                 .await
@@ -342,8 +383,7 @@ impl Runtime {
             limits,
             console,
             ctx.clone(),
-            self.limits.log_lines,
-            self.limits.log_line_bytes,
+            &self.limits,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -418,15 +458,6 @@ impl Runtime {
             actions,
         }
     }
-}
-
-/// Writes `component`'s compiled form to `path` through a temporary file, so a
-/// reader (another process sharing the cache) never sees half an artifact.
-fn write_artifact(component: &Component, path: &std::path::Path) -> Result<(), String> {
-    let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }
 
 fn ticks(d: Duration) -> u64 {

@@ -258,6 +258,12 @@ pub struct LimitsConfig {
     pub tracks_per_participant: Option<usize>,
     /// Versions kept of one function (default 50).
     pub function_versions_per_function: Option<u64>,
+    /// Function uploads compiled at once on one node (default 2); more wait up to 10 s, then get 503.
+    pub function_compilations: Option<usize>,
+    /// MiB of compiled functions kept on one node's disk (default 1024).
+    pub function_artifact_cache_mb: Option<u64>,
+    /// Events one function invocation may emit (default 10).
+    pub function_emits_per_invocation: Option<usize>,
 }
 
 impl LimitsConfig {

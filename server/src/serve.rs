@@ -271,6 +271,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
                 .function_cache_dir
                 .clone()
                 .or(file.function_cache_dir.clone()),
+            limits: file.limits.clone().unwrap_or_default(),
         },
         role,
         &store,
@@ -575,6 +576,7 @@ struct FunctionSettings {
     event_deadline_ms: Option<u64>,
     memory_mb: Option<u64>,
     cache_dir: Option<std::path::PathBuf>,
+    limits: crate::config::LimitsConfig,
 }
 
 /// Starts the function host with its join gate and workers (builds with the
@@ -599,6 +601,19 @@ fn start_functions(
     if let Some(mb) = settings.memory_mb {
         limits.memory_bytes = (mb as usize) << 20;
     }
+    if let Some(n) = settings.limits.function_compilations {
+        anyhow::ensure!(
+            n > 0,
+            "[limits] function_compilations is 0: give at least 1"
+        );
+        limits.compilations = n;
+    }
+    if let Some(mb) = settings.limits.function_artifact_cache_mb {
+        limits.artifact_bytes = mb << 20;
+    }
+    if let Some(n) = settings.limits.function_emits_per_invocation {
+        limits.emits_per_invocation = n;
+    }
     let cache_dir = settings
         .cache_dir
         .unwrap_or_else(|| std::env::temp_dir().join("switchboard-function-cache"));
@@ -613,6 +628,7 @@ fn start_functions(
         Some(cache_dir),
     )?;
     functions.warm_up();
+    workers.push(functions.start_sweeper(Duration::from_secs(600)));
     if role.hosts_media() {
         rooms.set_join_gate(Arc::new(switchboard_functions::gate::FunctionGate::new(
             functions.clone(),

@@ -381,6 +381,20 @@ impl Functions<'_> {
         rows.iter().map(decode_version).collect()
     }
 
+    /// The digests of every version of every function not deleted: the
+    /// compiled forms worth keeping.
+    pub async fn live_digests(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT v.digest FROM function_versions v JOIN functions f ON f.id = v.function_id \
+             WHERE f.deleted_at IS NULL",
+        )
+        .fetch_all(self.0.reader())
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("digest")?))
+            .collect()
+    }
+
     /// Makes `version` the one that runs (an older one is a rollback), or none
     /// when `None`; `None` back when the function, or that version, does not exist.
     pub async fn set_active(

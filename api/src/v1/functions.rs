@@ -279,6 +279,7 @@ fn runner_error(e: RunnerError) -> ApiError {
         RunnerError::Rejected(m) => ApiError::bad_request("invalid_component", m),
         RunnerError::BadEvent(m) => ApiError::bad_request("invalid_event", m),
         RunnerError::Internal(m) => ApiError::internal(m),
+        RunnerError::Busy(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "compiler_busy", m),
     }
 }
 
@@ -308,7 +309,7 @@ fn runner(
 #[utoipa::path(post, path = "/v1/functions/{name}/versions", tag = "functions",
     params(("name" = String, Path, description = "Function name"), DeployQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "A WebAssembly component of the world switchboard:functions/function@0.1.0"),
-    responses((status = 201, body = Deployment), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+    responses((status = 201, body = Deployment), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn deploy_version(
     State(state): State<AppState>,
     caller: Caller,

@@ -190,6 +190,7 @@ pub async fn upload(
         RunnerError::Rejected(m) | RunnerError::BadEvent(m) => {
             PageError::Refused(format!("The component was refused: {m}"))
         }
+        RunnerError::Busy(m) => PageError::Refused(sentence(&m)),
         RunnerError::Internal(m) => {
             tracing::error!(project = %project.id, error = %m, "function check failed");
             PageError::Refused("The function host failed to check the component; try again.".into())
