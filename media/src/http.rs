@@ -49,31 +49,40 @@ pub fn router(manager: Arc<RoomManager>, demo: Option<DemoKey>) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::POST, Method::DELETE, Method::PATCH, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::LOCATION, header::LINK]);
-    let http_signaling = Router::new()
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+        ])
+        .expose_headers([header::LOCATION, header::LINK, header::ETAG]);
+    let endpoints = Router::new()
         .route("/v1/whip/rooms/{room}", post(whip_offer).options(preflight))
         .route(
             "/v1/whep/rooms/{room}/participants/{identity}",
             post(whep_offer).options(preflight),
         )
+        .layer(cors.clone())
+        // Outside the CORS layer, which answers every OPTIONS itself.
+        .layer(axum::middleware::map_response(accept_post));
+    let sessions = Router::new()
         .route(
             "/v1/whip/sessions/{sid}",
             delete(end_whip_session)
-                .patch(no_trickle)
+                .patch(patch_whip_session)
                 .options(preflight),
         )
         .route(
             "/v1/whep/sessions/{sid}",
             delete(end_whep_session)
-                .patch(no_trickle)
+                .patch(patch_whep_session)
                 .options(preflight),
         )
         .layer(cors);
     let mut router = Router::new()
         .route("/rtc", get(rtc))
         .route("/sdk/switchboard.js", get(sdk))
-        .merge(http_signaling);
+        .merge(endpoints)
+        .merge(sessions);
     if demo.is_some() {
         router = router
             .route("/demo", get(demo_page))
@@ -371,7 +380,14 @@ async fn end_whep_session(
 /// The OpenAPI description of the media node's `/v1` routes, merged into the API's document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
-    #[openapi(paths(whip_offer, whep_offer, end_whip_session, end_whep_session))]
+    #[openapi(paths(
+        whip_offer,
+        whep_offer,
+        end_whip_session,
+        end_whep_session,
+        patch_whip_session,
+        patch_whep_session
+    ))]
     struct MediaDoc;
     let mut doc = <MediaDoc as utoipa::OpenApi>::openapi();
     let scheme = utoipa::openapi::security::SecurityScheme::Http(
@@ -387,6 +403,42 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The WHIP or WHEP session a resource URL names, with the claims of the
+/// caller's token, which must be for the session's room.
+async fn session_for(
+    state: &MediaState,
+    resource: &str,
+    headers: &HeaderMap,
+) -> Result<(Arc<Room>, Arc<crate::rtc::participant::Participant>, Claims), Response> {
+    let Some(token) = bearer(headers) else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "send the access token as Authorization: Bearer <token>",
+        ));
+    };
+    let (project, claims) = authorize(&state.manager, &token).await?;
+    let Some((room, p)) = find_resource(&state.manager, project, resource) else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "no such session (it may have ended already); use the Location the offer was answered with",
+        ));
+    };
+    if claims.grants.room.as_ref() != Some(&room.name) {
+        return Err(not_allowed());
+    }
+    Ok((room, p, claims))
+}
+
+fn not_allowed() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "not_allowed",
+        "only the session's own identity (or, to end it, a room_admin of its room) may do this",
+    )
+}
+
 /// `DELETE` on a WHIP or WHEP session's location ends it. It takes the key
 /// of the location and a token of the session's own identity, or of a
 /// `room_admin` of its room.
@@ -395,32 +447,13 @@ async fn end_session(
     Path(resource): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(token) = bearer(&headers) else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "send the access token as Authorization: Bearer <token>",
-        );
-    };
-    let (project, claims) = match authorize(&state.manager, &token).await {
+    let (room, p, claims) = match session_for(&state, &resource, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let Some((room, p)) = find_resource(&state.manager, project, &resource) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "session_not_found",
-            "no such session (it may have ended already); DELETE the Location the offer was answered with",
-        );
-    };
-    let in_room = claims.grants.room.as_ref() == Some(&room.name);
     let own = claims.sub == p.identity;
-    if !in_room || !(own || claims.grants.room_admin) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "not_allowed",
-            "only the session's own identity, or a room_admin of its room, may end it",
-        );
+    if !(own || claims.grants.room_admin) {
+        return not_allowed();
     }
     let reason = if own {
         LeaveReason::ClientLeft
@@ -431,17 +464,109 @@ async fn end_session(
     StatusCode::OK.into_response()
 }
 
+/// Trickle candidates into, or restart ICE of, a WHIP session.
+#[utoipa::path(patch, path = "/v1/whip/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "The last segment of the offer's Location")),
+    request_body(content = String, content_type = "application/trickle-ice-sdpfrag", description = "Candidates (RFC 8840), or new ICE credentials and candidates for an ICE restart"),
+    security(("access_token" = [])), responses((status = 200, description = "ICE restarted: the server's new credentials and candidates, and a new ETag"), (status = 204, description = "Candidates added"), (status = 400, description = "Not a fragment this session can take"), (status = 403, description = "The token is not the session's own identity"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match the session's ETag"), (status = 415, description = "Not application/trickle-ice-sdpfrag"), (status = 428, description = "No If-Match")))]
+async fn patch_whip_session(
+    state: State<MediaState>,
+    sid: Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    patch_session(state, sid, headers, body).await
+}
+
+/// Trickle candidates into, or restart ICE of, a WHEP session.
+#[utoipa::path(patch, path = "/v1/whep/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "The last segment of the offer's Location")),
+    request_body(content = String, content_type = "application/trickle-ice-sdpfrag", description = "Candidates (RFC 8840), or new ICE credentials and candidates for an ICE restart"),
+    security(("access_token" = [])), responses((status = 200, description = "ICE restarted: the server's new credentials and candidates, and a new ETag"), (status = 204, description = "Candidates added"), (status = 400, description = "Not a fragment this session can take"), (status = 403, description = "The token is not the session's own identity"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match the session's ETag"), (status = 415, description = "Not application/trickle-ice-sdpfrag"), (status = 428, description = "No If-Match")))]
+async fn patch_whep_session(
+    state: State<MediaState>,
+    sid: Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    patch_session(state, sid, headers, body).await
+}
+
+/// `PATCH` on a session's location, by its own client: candidates (`If-Match`
+/// with the session's ETag) or an ICE restart (`If-Match: *` and new
+/// credentials), per RFC 9725 section 4.4.
+async fn patch_session(
+    State(state): State<MediaState>,
+    Path(resource): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    use crate::signal::patch::{self, Patched};
+    use crate::signal::sdpfrag::SdpFrag;
+    const FRAGMENT: &str = "application/trickle-ice-sdpfrag";
+    let (_, p, claims) = match session_for(&state, &resource, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if claims.sub != p.identity {
+        return not_allowed();
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.to_ascii_lowercase().starts_with(FRAGMENT) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send candidates or ICE credentials with Content-Type: {FRAGMENT}"),
+        );
+    }
+    let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return error(
+            StatusCode::PRECONDITION_REQUIRED,
+            "if_match_required",
+            "send If-Match with the ETag of the offer's answer (or * for an ICE restart)",
+        );
+    };
+    let frag = match SdpFrag::parse(&body) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_fragment", e.to_string()),
+    };
+    let current = patch::current_etag(&p.publisher).await;
+    if if_match.trim() != "*" && Some(if_match.trim()) != current.as_deref() {
+        return error(
+            StatusCode::PRECONDITION_FAILED,
+            "etag_mismatch",
+            "If-Match is not the session's ETag: the ICE session restarted since; use the ETag of the last answer",
+        );
+    }
+    let loopback_ok = state.manager.rtc.bind_ip.is_loopback();
+    match patch::apply(&p.publisher, frag, loopback_ok).await {
+        Ok(Patched::Trickled) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Patched::Restarted { fragment, etag }) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, FRAGMENT.to_owned()),
+                (header::ETAG, etag),
+            ],
+            fragment,
+        )
+            .into_response(),
+        Err(message) => error(StatusCode::BAD_REQUEST, "invalid_fragment", message),
+    }
+}
+
 /// Preflight requests are answered by the CORS layer; this only gives the route an OPTIONS method for it to wrap.
 async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn no_trickle() -> Response {
-    error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "trickle_not_supported",
-        "this server does not take trickled candidates: put them all in the offer",
-    )
+/// Tells a client what a WHIP or WHEP endpoint takes (RFC 9725 section 4.1).
+async fn accept_post(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::HeaderName::from_static("accept-post"),
+        axum::http::HeaderValue::from_static("application/sdp"),
+    );
+    response
 }
 
 async fn sdk() -> impl IntoResponse {

@@ -10,8 +10,10 @@
 //!   [`description`] (a client's SDP applied, and the answer to it).
 pub mod candidate;
 pub(crate) mod description;
+pub(crate) mod patch;
 pub(crate) mod peer_events;
 pub mod resume;
+pub mod sdpfrag;
 pub mod session;
 pub(crate) mod single;
 pub(crate) mod tracks;

@@ -149,8 +149,10 @@ pub(crate) fn find_resource(
     key_matches.then_some((room, p))
 }
 
-/// The `201 Created` answer of WHIP and WHEP, announcing the ICE servers as `Link` headers.
+/// The `201 Created` answer of WHIP and WHEP, announcing the ICE servers as
+/// `Link` headers, with the session's entity tag for `PATCH`es.
 pub(crate) fn created(location: String, sdp: String, ice_servers: &[IceServer]) -> Response {
+    let etag = super::patch::etag(&sdp);
     let mut response = (
         StatusCode::CREATED,
         [
@@ -160,6 +162,9 @@ pub(crate) fn created(location: String, sdp: String, ice_servers: &[IceServer]) 
         sdp,
     )
         .into_response();
+    if let Some(value) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
     for link in link_headers(ice_servers) {
         if let Ok(value) = HeaderValue::from_str(&link) {
             response.headers_mut().append(header::LINK, value);

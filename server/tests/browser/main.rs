@@ -2,7 +2,9 @@
 //! the JS SDK; one publishes camera and microphone, the other receives them.
 //! Each test runs in a network namespace with only loopback (see `common::browser`).
 
+#[path = "../common/mod.rs"]
 mod common;
+mod whip_ice;
 
 use std::time::Duration;
 

@@ -1,0 +1,99 @@
+//! `PATCH` on a WHIP or WHEP session (RFC 9725 section 4.4): trickled
+//! candidates, and ICE restarts, for clients whose network changed.
+//!
+//! The session's entity tag is its current local ICE username fragment, so
+//! it changes exactly when an ICE restart gives the session new credentials.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit};
+
+use super::candidate::address_allowed;
+use super::description::{answer, apply_remote, Kind};
+use super::sdpfrag::{answer_fragment, restarted_offer, ufrag_of, SdpFrag};
+
+/// How long a restart's answer waits for the server's candidates.
+const CANDIDATES_WAIT: Duration = Duration::from_secs(2);
+
+/// What a `PATCH` did.
+#[derive(Debug)]
+pub(crate) enum Patched {
+    /// Candidates were added to the current ICE session (204).
+    Trickled,
+    /// The ICE session restarted (200): the server's new credentials and
+    /// candidates, and the session's new entity tag.
+    Restarted {
+        /// The answer fragment.
+        fragment: String,
+        /// The new entity tag.
+        etag: String,
+    },
+}
+
+/// The entity tag of a session whose local description is `local_sdp`.
+pub(crate) fn etag(local_sdp: &str) -> Option<String> {
+    ufrag_of(local_sdp).map(|u| format!("\"{u}\""))
+}
+
+/// The session's current entity tag.
+pub(crate) async fn current_etag(pc: &Arc<dyn PeerConnection>) -> Option<String> {
+    let local = pc.local_description().await?;
+    etag(&local.sdp)
+}
+
+/// Applies a client's fragment to `pc`: a restart when it carries ICE
+/// credentials other than the session's, candidates otherwise. Candidates at
+/// addresses the node must not check are dropped, as in offers.
+pub(crate) async fn apply(
+    pc: &Arc<dyn PeerConnection>,
+    frag: SdpFrag,
+    loopback_ok: bool,
+) -> Result<Patched, String> {
+    let remote = pc
+        .remote_description()
+        .await
+        .ok_or_else(|| "the session has no offer yet".to_owned())?;
+    let candidates: Vec<(Option<String>, String)> = frag
+        .candidates
+        .into_iter()
+        .filter(|(_, c)| address_allowed(c, loopback_ok))
+        .collect();
+    let restart = match (&frag.ufrag, &frag.pwd) {
+        (Some(u), Some(p)) if Some(u.as_str()) != ufrag_of(&remote.sdp) => Some((u, p)),
+        _ => None,
+    };
+    let Some((ufrag, pwd)) = restart else {
+        for (mid, candidate) in candidates {
+            let init = RTCIceCandidateInit {
+                candidate,
+                sdp_mid: mid,
+                ..Default::default()
+            };
+            if let Err(e) = pc.add_ice_candidate(init).await {
+                tracing::debug!(error = %e, "trickled candidate refused");
+                return Err("a candidate was refused by the ICE agent".into());
+            }
+        }
+        return Ok(Patched::Trickled);
+    };
+    let offer = restarted_offer(&remote.sdp, ufrag, pwd, &candidates);
+    apply_remote(pc, &offer, Kind::Offer, loopback_ok).await?;
+    let mut local = answer(pc).await?;
+    // The host candidates are kept across the restart; wait until the
+    // description lists them again (the stack adds them as it gathers).
+    let deadline = tokio::time::Instant::now() + CANDIDATES_WAIT;
+    while !local.contains("a=candidate:") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(d) = pc.local_description().await {
+            local = d.sdp;
+        }
+    }
+    let etag =
+        etag(&local).ok_or_else(|| "the restarted session has no ICE credentials".to_owned())?;
+    tracing::info!("ICE restarted");
+    Ok(Patched::Restarted {
+        fragment: answer_fragment(&local),
+        etag,
+    })
+}

@@ -1,0 +1,254 @@
+//! WHIP and WHEP sessions as RFC 9725 section 4.4 has them: candidates
+//! trickled by `PATCH` after the offer, and an ICE restart by `PATCH` that
+//! keeps the session, its participant and its tracks.
+
+use super::*;
+
+/// A WHIP encoder that posts its offer before any candidate and trickles
+/// them, then can restart ICE (`window.restart()`), as whip.js clients do.
+const TRICKLING_ENCODER: &str = r#"
+    const [endpoint, token] = args;
+    const media = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    const pc = new RTCPeerConnection();
+    window.pc = pc;
+    for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+    window.patches = [];
+    const credentials = (sdp) => ({
+      ufrag: sdp.match(/a=ice-ufrag:(.*)\r\n/)[1],
+      pwd: sdp.match(/a=ice-pwd:(.*)\r\n/)[1],
+    });
+    const fragment = ({ ufrag, pwd }, candidates) =>
+      `a=ice-ufrag:${ufrag}\r\na=ice-pwd:${pwd}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n` +
+      candidates.map((c) => `a=${c}\r\n`).join('');
+    const patch = async (body, ifMatch) => {
+      const res = await fetch(new URL(window.location_, endpoint), {
+        method: 'PATCH',
+        headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': ifMatch, Authorization: 'Bearer ' + token },
+        body,
+      });
+      window.patches.push(res.status);
+      return res;
+    };
+    const early = [];
+    let posted = false;
+    pc.onicecandidate = (e) => {
+      if (!e.candidate || !e.candidate.candidate || e.candidate.sdpMLineIndex !== 0) return;
+      if (!posted) { early.push(e.candidate.candidate); return; }
+      patch(fragment(credentials(pc.localDescription.sdp), [e.candidate.candidate]), window.etag);
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    // The offer goes at once, without candidates: they follow as PATCHes.
+    const offer = pc.localDescription.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate')).join('\r\n');
+    const res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp', Authorization: 'Bearer ' + token },
+      body: offer,
+    });
+    if (res.status !== 201) throw new Error('HTTP ' + res.status + ': ' + await res.text());
+    window.location_ = res.headers.get('Location');
+    window.etag = res.headers.get('ETag');
+    window.answer = await res.text();
+    await pc.setRemoteDescription({ type: 'answer', sdp: window.answer });
+    posted = true;
+    if (early.length) await patch(fragment(credentials(pc.localDescription.sdp), early), window.etag);
+
+    window.restart = async () => {
+      pc.restartIce();
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve();
+        pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') resolve(); };
+        setTimeout(resolve, 3000);
+      });
+      const local = pc.localDescription.sdp;
+      const mine = local.split('\r\n').filter((l) => l.startsWith('a=candidate')).map((l) => l.slice(2));
+      const res = await patch(fragment(credentials(local), mine.slice(0, 4)), '*');
+      if (res.status !== 200) throw new Error('restart: HTTP ' + res.status + ': ' + await res.text());
+      const theirs = await res.text();
+      const creds = credentials(theirs);
+      const candidates = theirs.split('\r\n').filter((l) => l.startsWith('a=candidate'));
+      // The answer as it would be now: the server's new credentials and candidates.
+      let sdp = window.answer
+        .replace(/a=ice-ufrag:.*\r\n/g, `a=ice-ufrag:${creds.ufrag}\r\n`)
+        .replace(/a=ice-pwd:.*\r\n/g, `a=ice-pwd:${creds.pwd}\r\n`)
+        .split('\r\n').filter((l) => !l.startsWith('a=candidate') && l !== 'a=end-of-candidates').join('\r\n');
+      sdp = sdp.replace(/(a=mid:0\r\n)/, '$1' + candidates.map((c) => c + '\r\n').join(''));
+      const old = window.etag;
+      window.etag = res.headers.get('ETag');
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+      return { old, etag: window.etag, ufrag: creds.ufrag };
+    };
+    return window.location_;
+"#;
+
+const FRAMES: &str = r#"
+    const stats = await pc.getStats();
+    let frames = 0;
+    stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded || 0; });
+    return frames;
+"#;
+
+/// Video frames the player has decoded, once more than `above`.
+async fn frames_above(player: &Browser, above: u64) -> u64 {
+    let mut frames = 0;
+    for _ in 0..100 {
+        frames = player.run(FRAMES, vec![]).await.as_u64().unwrap_or(0);
+        if frames > above {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    frames
+}
+
+#[test]
+fn a_whip_encoder_trickles_and_restarts_ice_without_leaving() {
+    isolated(
+        "whip_ice::a_whip_encoder_trickles_and_restarts_ice_without_leaving",
+        || async {
+            let (s, _driver, encoder, player) = two_browsers("studio").await;
+            let (_, obs) = token(&s, "studio", "obs", json!({})).await;
+            let location = encoder
+                .run(
+                    TRICKLING_ENCODER,
+                    vec![
+                        json!(format!("{}/v1/whip/rooms/studio", s.base)),
+                        json!(obs.clone()),
+                    ],
+                )
+                .await;
+            let location = location.as_str().unwrap().to_owned();
+            let (_, viewer) = token(&s, "studio", "viewer", json!({ "can_publish": false })).await;
+            let play = format!(
+                "const [endpoint, token] = args;
+                 const pc = new RTCPeerConnection();
+                 window.pc = pc;
+                 pc.addTransceiver('video', {{ direction: 'recvonly' }});
+                 pc.addTransceiver('audio', {{ direction: 'recvonly' }});
+                 {}",
+                super::HTTP_SIGNAL
+            );
+            player
+                .run(
+                    &play,
+                    vec![
+                        json!(format!("{}/v1/whep/rooms/studio/participants/obs", s.base)),
+                        json!(viewer.clone()),
+                    ],
+                )
+                .await;
+            let before = frames_above(&player, 20).await;
+            assert!(before > 20, "the trickled session carries video: {before}");
+            let patches = encoder.run("return window.patches;", vec![]).await;
+            let patches = patches.as_array().unwrap();
+            assert!(
+                !patches.is_empty() && patches.iter().all(|s| s == 204),
+                "candidates were trickled: {patches:?}"
+            );
+            let (_, list) = send(s.dev(Method::GET, "/v1/rooms/studio/participants/obs")).await;
+            let sid = list["sid"].clone();
+
+            // An ICE restart: new credentials both ways, the same session.
+            let restarted = encoder.run("return await window.restart();", vec![]).await;
+            assert_ne!(restarted["old"], restarted["etag"], "{restarted}");
+            assert_eq!(
+                restarted["etag"],
+                json!(format!("\"{}\"", restarted["ufrag"].as_str().unwrap()))
+            );
+            let mut state = Value::Null;
+            for _ in 0..100 {
+                state = encoder.run("return pc.iceConnectionState;", vec![]).await;
+                if state == "connected" || state == "completed" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(state == "connected" || state == "completed", "{state}");
+            let after = frames_above(&player, before + 30).await;
+            assert!(
+                after > before + 30,
+                "video flows after the restart: {before} then {after}"
+            );
+            let (_, list) = send(s.dev(Method::GET, "/v1/rooms/studio/participants/obs")).await;
+            assert_eq!(list["sid"], sid, "the same participant");
+            assert_eq!(list["tracks"].as_array().map(Vec::len), Some(2), "{list}");
+            let left = s.events().await.into_iter().any(|e| {
+                matches!(
+                    e.payload,
+                    switchboard_core::EventPayload::ParticipantLeft { .. }
+                )
+            });
+            assert!(!left, "nobody left");
+
+            // What the endpoint refuses, and why.
+            let old = restarted["old"].as_str().unwrap();
+            let etag = restarted["etag"].as_str().unwrap();
+            let candidate = "a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
+            let patch = |token: &str, content_type: &str, if_match: Option<&str>, body: &str| {
+                let mut req = s
+                    .request(Method::PATCH, &location)
+                    .bearer_auth(token.to_owned())
+                    .header("content-type", content_type.to_owned())
+                    .body(body.to_owned());
+                if let Some(m) = if_match {
+                    req = req.header("if-match", m.to_owned());
+                }
+                send(req)
+            };
+            let frag = "application/trickle-ice-sdpfrag";
+            for (req, status, code) in [
+                (
+                    patch(&obs, frag, Some(old), candidate).await,
+                    412,
+                    "etag_mismatch",
+                ),
+                (
+                    patch(&obs, frag, None, candidate).await,
+                    428,
+                    "if_match_required",
+                ),
+                (
+                    patch(&obs, "application/sdp", Some(etag), candidate).await,
+                    415,
+                    "unsupported_media_type",
+                ),
+                (
+                    patch(&obs, frag, Some(etag), "not sdp at all").await,
+                    400,
+                    "invalid_fragment",
+                ),
+                (
+                    patch(&obs, frag, Some("*"), "a=ice-ufrag:only\r\n").await,
+                    400,
+                    "invalid_fragment",
+                ),
+                (
+                    patch(&viewer, frag, Some(etag), candidate).await,
+                    403,
+                    "not_allowed",
+                ),
+            ] {
+                assert_eq!(
+                    (req.0.as_u16(), req.1["error"]["code"].as_str()),
+                    (status, Some(code)),
+                    "{}",
+                    req.1
+                );
+            }
+            let (st, _) = patch(&obs, frag, Some(etag), candidate).await;
+            assert_eq!(
+                st,
+                StatusCode::NO_CONTENT,
+                "a candidate under the current ETag"
+            );
+            let options = s
+                .request(Method::OPTIONS, "/v1/whip/rooms/studio")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(options.headers()["accept-post"], "application/sdp");
+            player.close().await;
+            encoder.close().await;
+        },
+    );
+}
