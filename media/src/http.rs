@@ -540,7 +540,7 @@ async fn patch_session(
         );
     }
     let loopback_ok = state.manager.rtc.bind_ip.is_loopback();
-    match patch::apply(&p.publisher, frag, loopback_ok).await {
+    match patch::apply(&p.publisher, frag, loopback_ok, state.manager.rtc.node_ip).await {
         Ok(Patched::Trickled) => StatusCode::NO_CONTENT.into_response(),
         Ok(Patched::Restarted { fragment, etag }) => (
             StatusCode::OK,

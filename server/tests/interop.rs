@@ -1,6 +1,7 @@
 //! Interoperability with an independent WebRTC implementation: aiortc (Python)
-//! publishes over WHIP and plays back over WHEP (`tests/peers/aiortc_peer.py`).
-//! Runs in a network namespace with only loopback.
+//! publishes over WHIP and plays back over WHEP (`tests/peers/aiortc_peer.py`),
+//! in a network namespace with only loopback; and the candidates such a
+//! client is told to reach behind 1:1 NAT.
 
 mod common;
 
@@ -68,4 +69,59 @@ fn aiortc_publishes_over_whip_and_plays_over_whep() {
         let (_, list) = send(s.dev(Method::GET, "/v1/rooms/interop/participants")).await;
         assert_eq!(list["data"], json!([]));
     });
+}
+
+/// `--node-ip` (a node behind 1:1 NAT) names the address clients must reach
+/// in every host candidate the node sends: WHIP answers and the SDK's
+/// trickled candidates. The WebRTC stack stored the setting and never used
+/// it, so clients were told the node's private address.
+#[tokio::test]
+async fn host_candidates_name_the_node_ip() {
+    let public = "198.51.100.23";
+    let s = Server::start_with(Backend::Sqlite, &["--dev", "--node-ip", public]).await;
+    send(
+        s.dev(Method::POST, "/v1/rooms")
+            .json(&json!({ "name": "nat" })),
+    )
+    .await;
+    let token = |identity: &'static str| {
+        let s = &s;
+        async move {
+            let (_, t) = send(
+                s.dev(Method::POST, "/v1/tokens")
+                    .json(&json!({ "room": "nat", "identity": identity })),
+            )
+            .await;
+            t["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let mut ws = common::ws::connect(&s, &token("ann").await).await;
+    common::ws::until(&mut ws, "join").await;
+    let trickled = common::ws::until(&mut ws, "candidate").await;
+    let candidate = trickled["candidate"]["candidate"].as_str().unwrap();
+    assert_eq!(
+        candidate.split_whitespace().nth(4),
+        Some(public),
+        "{candidate}"
+    );
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/whip_answer.py");
+    let out = Command::new("python3")
+        .args([script, &s.base, "nat", &token("encoder").await])
+        .output()
+        .expect("python3 with aiortc (tests/peers/requirements.txt) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer = String::from_utf8(out.stdout).unwrap();
+    let hosts: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:") && l.contains(" typ host"))
+        .collect();
+    assert!(!hosts.is_empty(), "{answer}");
+    for c in hosts {
+        assert_eq!(c.split_whitespace().nth(4), Some(public), "{c}");
+    }
 }

@@ -31,7 +31,7 @@ pub fn from_stack(init: RTCIceCandidateInit) -> Candidate {
 /// Whether a trickled candidate has the shape of an RFC 8839 candidate line
 /// (foundation, component, transport, priority, address, port, `typ`, type), or is
 /// the empty end-of-candidates marker. Checked before buffering, so garbage is refused at once.
-pub(crate) fn candidate_is_well_formed(candidate: &str) -> bool {
+pub fn candidate_is_well_formed(candidate: &str) -> bool {
     if candidate.is_empty() {
         return true;
     }
@@ -54,7 +54,7 @@ pub(crate) fn candidate_is_well_formed(candidate: &str) -> bool {
 /// neighbours, multicast and broadcast, and (unless the node itself serves
 /// on loopback, as in development) its own loopback services. Host names
 /// (mDNS `.local` candidates) are resolved by the stack and pass.
-pub(crate) fn address_allowed(candidate: &str, loopback_ok: bool) -> bool {
+pub fn address_allowed(candidate: &str, loopback_ok: bool) -> bool {
     let body = candidate.strip_prefix("a=").unwrap_or(candidate);
     let Some(address) = body
         .strip_prefix("candidate:")
@@ -90,7 +90,7 @@ pub(crate) fn address_allowed(candidate: &str, loopback_ok: bool) -> bool {
 }
 
 /// `sdp` without the candidate lines whose address [`address_allowed`] refuses.
-pub(crate) fn strip_forbidden_candidates(sdp: &str, loopback_ok: bool) -> Cow<'_, str> {
+pub fn strip_forbidden_candidates(sdp: &str, loopback_ok: bool) -> Cow<'_, str> {
     let forbidden =
         |line: &str| line.starts_with("a=candidate:") && !address_allowed(line, loopback_ok);
     if !sdp.lines().any(forbidden) {
@@ -105,9 +105,70 @@ pub(crate) fn strip_forbidden_candidates(sdp: &str, loopback_ok: bool) -> Cow<'_
     Cow::Owned(out)
 }
 
+/// `text` (a description, or one candidate) with the address of each host
+/// candidate replaced by `node_ip`: what clients must reach when the node
+/// sits behind 1:1 NAT (`--node-ip`). The WebRTC stack stores that setting
+/// but never applies it, so the node applies it to what it sends.
+pub fn advertise(text: &str, node_ip: Option<IpAddr>) -> Cow<'_, str> {
+    let Some(ip) = node_ip else {
+        return Cow::Borrowed(text);
+    };
+    let is_host = |line: &str| {
+        let body = line.trim_end();
+        let body = body.strip_prefix("a=").unwrap_or(body);
+        body.starts_with("candidate:")
+            && body
+                .split_whitespace()
+                .skip(6)
+                .collect::<Vec<_>>()
+                .starts_with(&["typ", "host"])
+    };
+    if !text.split_inclusive('\n').any(is_host) {
+        return Cow::Borrowed(text);
+    }
+    let ip = ip.to_string();
+    let mut out = String::with_capacity(text.len() + 32);
+    for line in text.split_inclusive('\n') {
+        if !is_host(line) {
+            out.push_str(line);
+            continue;
+        }
+        let ending = &line[line.trim_end().len()..];
+        let fields: Vec<&str> = line.trim_end().split(' ').collect();
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(if i == 4 { &ip } else { field });
+        }
+        out.push_str(ending);
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{address_allowed, candidate_is_well_formed, strip_forbidden_candidates};
+    use super::{address_allowed, advertise, candidate_is_well_formed, strip_forbidden_candidates};
+
+    #[test]
+    fn host_candidates_name_the_node_ip() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 7882 typ host\r\na=candidate:2 1 udp 1694498815 198.51.100.1 7882 typ srflx raddr 10.0.0.5 rport 7882\r\n";
+        let ip = Some("203.0.113.9".parse().unwrap());
+        let out = advertise(sdp, ip);
+        assert_eq!(
+            out,
+            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.9 7882 typ host\r\na=candidate:2 1 udp 1694498815 198.51.100.1 7882 typ srflx raddr 10.0.0.5 rport 7882\r\n"
+        );
+        assert_eq!(
+            advertise("candidate:1 1 udp 2130706431 10.0.0.5 7882 typ host", ip),
+            "candidate:1 1 udp 2130706431 203.0.113.9 7882 typ host"
+        );
+        assert!(matches!(
+            advertise(sdp, None),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(advertise("garbage", ip), "garbage");
+    }
 
     #[test]
     fn candidates_at_addresses_only_the_node_reaches_are_refused() {

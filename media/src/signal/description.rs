@@ -5,11 +5,12 @@
 //! Candidates at addresses the node must not check are dropped first
 //! ([`candidate::address_allowed`](super::candidate::address_allowed)).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
-use super::candidate::strip_forbidden_candidates;
+use super::candidate::{advertise, strip_forbidden_candidates};
 
 /// Which description the client sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +43,12 @@ pub(crate) async fn apply_remote(
     })
 }
 
-/// Creates and sets `pc`'s answer to the offer just applied; its SDP.
-pub(crate) async fn answer(pc: &Arc<dyn PeerConnection>) -> Result<String, String> {
+/// Creates and sets `pc`'s answer to the offer just applied; its SDP as the
+/// client gets it (host candidates at `node_ip`, see [`advertise`]).
+pub(crate) async fn answer(
+    pc: &Arc<dyn PeerConnection>,
+    node_ip: Option<IpAddr>,
+) -> Result<String, String> {
     let refused = |e: webrtc::error::Error| {
         tracing::warn!(error = %e, "could not answer an offer");
         "cannot answer this offer".to_owned()
@@ -52,6 +57,6 @@ pub(crate) async fn answer(pc: &Arc<dyn PeerConnection>) -> Result<String, Strin
     pc.set_local_description(answer).await.map_err(refused)?;
     pc.local_description()
         .await
-        .map(|d| d.sdp)
+        .map(|d| advertise(&d.sdp, node_ip).into_owned())
         .ok_or_else(|| "cannot answer this offer".to_owned())
 }

@@ -49,6 +49,7 @@ pub(crate) async fn apply(
     pc: &Arc<dyn PeerConnection>,
     frag: SdpFrag,
     loopback_ok: bool,
+    node_ip: Option<std::net::IpAddr>,
 ) -> Result<Patched, String> {
     let remote = pc
         .remote_description()
@@ -79,14 +80,14 @@ pub(crate) async fn apply(
     };
     let offer = restarted_offer(&remote.sdp, ufrag, pwd, &candidates);
     apply_remote(pc, &offer, Kind::Offer, loopback_ok).await?;
-    let mut local = answer(pc).await?;
+    let mut local = answer(pc, node_ip).await?;
     // The host candidates are kept across the restart; wait until the
     // description lists them again (the stack adds them as it gathers).
     let deadline = tokio::time::Instant::now() + CANDIDATES_WAIT;
     while !local.contains("a=candidate:") && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if let Some(d) = pc.local_description().await {
-            local = d.sdp;
+            local = super::candidate::advertise(&d.sdp, node_ip).into_owned();
         }
     }
     let etag =

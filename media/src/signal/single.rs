@@ -129,8 +129,9 @@ pub(crate) async fn apply_offer(
 pub(crate) async fn complete_answer(
     single: &mut SinglePc,
     early: &mut Vec<PcEvent>,
+    node_ip: Option<std::net::IpAddr>,
 ) -> Result<String, String> {
-    let sdp = answer(&single.pc).await?;
+    let sdp = answer(&single.pc, node_ip).await?;
     let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
     loop {
         match tokio::time::timeout_at(deadline, single.events.recv()).await {
@@ -139,7 +140,9 @@ pub(crate) async fn complete_answer(
         }
     }
     // The description as gathered by now, candidates included.
-    Ok(single.pc.local_description().await.map_or(sdp, |d| d.sdp))
+    Ok(single.pc.local_description().await.map_or(sdp, |d| {
+        super::candidate::advertise(&d.sdp, node_ip).into_owned()
+    }))
 }
 
 /// Runs the session in the background until it ends, then removes the participant.

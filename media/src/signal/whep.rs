@@ -68,7 +68,7 @@ pub async fn offer(
         if room.subscribe_to_participant(&viewer, &publisher).await == 0 {
             return Err(format!("participant `{identity}` publishes nothing yet"));
         }
-        let sdp = complete_answer(&mut single, &mut early).await?;
+        let sdp = complete_answer(&mut single, &mut early, manager.rtc.node_ip).await?;
         room.adopt_offered_payload_types(&viewer, &request.body);
         Ok(sdp)
     }

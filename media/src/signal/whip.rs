@@ -203,7 +203,7 @@ pub async fn offer(manager: Arc<RoomManager>, room: String, request: OfferReques
     };
     let mut early = Vec::new();
     let answer = match apply_offer(&manager, &single.pc, &request.body).await {
-        Ok(()) => complete_answer(&mut single, &mut early).await,
+        Ok(()) => complete_answer(&mut single, &mut early, manager.rtc.node_ip).await,
         Err(e) => Err(e),
     };
     match answer {

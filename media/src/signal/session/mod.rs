@@ -175,6 +175,7 @@ pub async fn run(
             buffered: Vec::new(),
             socket_lost: false,
             loopback_candidates: manager.rtc.bind_ip.is_loopback(),
+            node_ip: manager.rtc.node_ip,
             frames: TokenBucket::new(FRAMES_PER_S, FRAME_BURST),
             metadata_updates: TokenBucket::new(METADATA_PER_S, METADATA_BURST),
         };
@@ -231,6 +232,8 @@ struct Session {
     socket_lost: bool,
     /// Whether client candidates may name loopback addresses (the node serves on loopback).
     loopback_candidates: bool,
+    /// The address host candidates are sent with (`--node-ip`).
+    node_ip: Option<std::net::IpAddr>,
     /// Client frames, and `update_metadata` among them.
     frames: TokenBucket,
     metadata_updates: TokenBucket,
@@ -460,7 +463,9 @@ impl Session {
     async fn on_pc_event(&mut self, event: PcEvent) -> Option<LeaveReason> {
         match event {
             PcEvent::Candidate(target, init) => {
-                let candidate = super::candidate::from_stack(init);
+                let mut candidate = super::candidate::from_stack(init);
+                candidate.candidate =
+                    super::candidate::advertise(&candidate.candidate, self.node_ip).into_owned();
                 self.send(&ServerMessage::Candidate { target, candidate })
                     .await;
             }

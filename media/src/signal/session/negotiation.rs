@@ -22,7 +22,7 @@ impl Session {
     pub(super) async fn on_publisher_offer(&mut self, sdp: String) {
         let pc = self.p.publisher.clone();
         let result = match apply_remote(&pc, &sdp, Kind::Offer, self.loopback_candidates).await {
-            Ok(()) => answer(&pc).await,
+            Ok(()) => answer(&pc, self.node_ip).await,
             Err(e) => Err(e),
         };
         match result {
@@ -73,6 +73,7 @@ impl Session {
         .await;
         match result {
             Ok(Some(sdp)) => {
+                let sdp = crate::signal::candidate::advertise(&sdp, self.node_ip).into_owned();
                 self.sub_negotiating = true;
                 self.send(&ServerMessage::Offer { sdp }).await;
             }
