@@ -143,6 +143,10 @@ pub enum ClientMessage {
         #[serde(default)]
         permissions: Option<crate::room::ParticipantPermissions>,
     },
+    /// The client's network changed or its subscriber connection failed:
+    /// the server offers an ICE restart on the subscriber connection (the
+    /// client restarts its publisher connection itself, with a new offer).
+    IceRestart,
     /// Leave the room.
     Leave,
     /// Keep-alive.

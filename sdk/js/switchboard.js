@@ -44,7 +44,7 @@ export async function connect(url, token, options = {}) {
 
 /** A joined room. Events: participant_joined, participant_left, participant_updated,
  * track_published, track_unpublished, track_subscribed, track_unsubscribed, track_muted,
- * active_speakers, connection_quality, data, reconnecting, reconnected, disconnected, error. */
+ * active_speakers, connection_quality, data, reconnecting, reconnected, ice_restart, disconnected, error. */
 export class Room extends Emitter {
   constructor(url, token, options) {
     super();
@@ -66,6 +66,12 @@ export class Room extends Emitter {
     this._publishing = Promise.resolve();
     this._inbox = Promise.resolve();
     this._pinger = null;
+    this._iceTimer = null;
+    // The device's network changed (Wi-Fi to cellular, a VPN): the old ICE
+    // path may be gone before the browser notices.
+    this._onNetworkChange = () => this.restartIce();
+    if (typeof window !== 'undefined') window.addEventListener('online', this._onNetworkChange);
+    if (typeof navigator !== 'undefined' && navigator.connection) navigator.connection.addEventListener('change', this._onNetworkChange);
   }
 
   async _open(reconnect = false) {
@@ -103,7 +109,25 @@ export class Room extends Emitter {
     pc.onicecandidate = (ev) => {
       if (ev.candidate) this._send({ type: 'candidate', target, candidate: ev.candidate.toJSON() });
     };
+    // A path that broke (a network change, a NAT that forgot us) is found
+    // again by an ICE restart: same session, same tracks.
+    pc.oniceconnectionstatechange = () => {
+      const state = pc.iceConnectionState;
+      clearTimeout(this._iceTimer);
+      if (state === 'failed') this.restartIce();
+      else if (state === 'disconnected') this._iceTimer = setTimeout(() => this.restartIce(), 2000);
+    };
     return pc;
+  }
+
+  /** Restarts ICE on both connections (new credentials, same participant and
+   * tracks), as the SDK does by itself when the network changes or a
+   * connection fails. */
+  restartIce() {
+    if (this._closed || !this.publisher) return Promise.resolve();
+    this.emit('ice_restart');
+    this._send({ type: 'ice_restart' });
+    return this._renegotiate({ iceRestart: true });
   }
 
   async _onMessage(text) {
@@ -230,9 +254,9 @@ export class Room extends Emitter {
   }
 
   // One publisher negotiation at a time: the next offer waits for the last answer.
-  _renegotiate() {
+  _renegotiate(options = {}) {
     this._publishing = this._publishing.then(async () => {
-      const offer = await this.publisher.createOffer();
+      const offer = await this.publisher.createOffer(options);
       await this.publisher.setLocalDescription(offer);
       const answered = new Promise((resolve) => { this._onAnswer = resolve; });
       this._send({ type: 'offer', sdp: offer.sdp });
@@ -393,6 +417,9 @@ export class Room extends Emitter {
 
   _teardown(reason) {
     clearInterval(this._pinger);
+    clearTimeout(this._iceTimer);
+    if (typeof window !== 'undefined') window.removeEventListener('online', this._onNetworkChange);
+    if (typeof navigator !== 'undefined' && navigator.connection) navigator.connection.removeEventListener('change', this._onNetworkChange);
     for (const pc of [this.publisher, this.subscriber]) if (pc) pc.close();
     if (this._ws && this._ws.readyState <= WebSocket.OPEN) this._ws.close(1000, reason);
     for (const local of this.localTracks.values()) local.track.stop();

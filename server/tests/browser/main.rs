@@ -4,7 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod whip_ice;
+mod ice_restart;
 
 use std::time::Duration;
 

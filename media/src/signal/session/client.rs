@@ -212,6 +212,11 @@ impl Session {
                         .await;
                 }
             }
+            ClientMessage::IceRestart => {
+                tracing::info!("ICE restart asked for on the subscriber connection");
+                self.ice_restart_pending = true;
+                self.offer_subscriber().await;
+            }
             ClientMessage::Leave => return Some(LeaveReason::ClientLeft),
             ClientMessage::Ping => self.send(&ServerMessage::Pong).await,
         }

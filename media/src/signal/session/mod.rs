@@ -176,6 +176,7 @@ pub async fn run(
             socket_lost: false,
             loopback_candidates: manager.rtc.bind_ip.is_loopback(),
             node_ip: manager.rtc.node_ip,
+            ice_restart_pending: false,
             frames: TokenBucket::new(FRAMES_PER_S, FRAME_BURST),
             metadata_updates: TokenBucket::new(METADATA_PER_S, METADATA_BURST),
         };
@@ -234,6 +235,8 @@ struct Session {
     loopback_candidates: bool,
     /// The address host candidates are sent with (`--node-ip`).
     node_ip: Option<std::net::IpAddr>,
+    /// The next subscriber offer restarts ICE (the client asked).
+    ice_restart_pending: bool,
     /// Client frames, and `update_metadata` among them.
     frames: TokenBucket,
     metadata_updates: TokenBucket,

@@ -65,8 +65,10 @@ impl Session {
             return;
         }
         let pc = self.p.subscriber.clone();
+        let options = std::mem::take(&mut self.ice_restart_pending)
+            .then_some(rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true });
         let result = async {
-            let offer = pc.create_offer(None).await?;
+            let offer = pc.create_offer(options).await?;
             pc.set_local_description(offer).await?;
             Ok::<_, webrtc::error::Error>(pc.local_description().await.map(|d| d.sdp))
         }

@@ -104,7 +104,7 @@ async fn frames_above(player: &Browser, above: u64) -> u64 {
 #[test]
 fn a_whip_encoder_trickles_and_restarts_ice_without_leaving() {
     isolated(
-        "whip_ice::a_whip_encoder_trickles_and_restarts_ice_without_leaving",
+        "ice_restart::a_whip_encoder_trickles_and_restarts_ice_without_leaving",
         || async {
             let (s, _driver, encoder, player) = two_browsers("studio").await;
             let (_, obs) = token(&s, "studio", "obs", json!({})).await;
@@ -251,4 +251,93 @@ fn a_whip_encoder_trickles_and_restarts_ice_without_leaving() {
             encoder.close().await;
         },
     );
+}
+
+/// The ICE username fragments each of the page's two connections uses now,
+/// and whether both are connected.
+const ICE: &str = r#"
+    const ufrag = (d) => d && d.sdp.match(/a=ice-ufrag:(.*)\r\n/)[1];
+    const up = (pc) => ['connected', 'completed'].includes(pc.iceConnectionState);
+    return {
+      publisher: [ufrag(room.publisher.localDescription), ufrag(room.publisher.remoteDescription)],
+      subscriber: [ufrag(room.subscriber.localDescription), ufrag(room.subscriber.remoteDescription)],
+      connected: up(room.publisher) && up(room.subscriber),
+    };
+"#;
+
+/// The SDK's ICE restart (what it does by itself when the network changes
+/// or a connection fails): new credentials on both connections, the same
+/// participant and tracks, and the other side keeps decoding.
+#[test]
+fn an_sdk_participant_restarts_ice_and_stays_in_the_room() {
+    isolated(
+        "ice_restart::an_sdk_participant_restarts_ice_and_stays_in_the_room",
+        || async {
+            let (s, _driver, alice, bob) = two_browsers("huddle").await;
+            super::alice_publishes_then_bob_joins(&s, &alice, &bob, "huddle").await;
+            let mut before = 0;
+            for _ in 0..100 {
+                before = decoded(&bob).await;
+                if before > 20 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(before > 20, "bob decodes alice's video: {before}");
+            let (_, listed) = send(s.dev(Method::GET, "/v1/rooms/huddle/participants/alice")).await;
+            let old = alice.run(ICE, vec![]).await;
+
+            alice
+                .run("await room.restartIce(); return null;", vec![])
+                .await;
+            let mut now = Value::Null;
+            for _ in 0..100 {
+                now = alice.run(ICE, vec![]).await;
+                let changed =
+                    now["publisher"] != old["publisher"] && now["subscriber"] != old["subscriber"];
+                if changed && now["connected"] == true {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            for pc in ["publisher", "subscriber"] {
+                for side in 0..2 {
+                    assert_ne!(
+                        now[pc][side], old[pc][side],
+                        "{pc} credentials changed on both sides: {old} then {now}"
+                    );
+                }
+            }
+            assert_eq!(now["connected"], true, "{now}");
+            let mut after = 0;
+            for _ in 0..100 {
+                after = decoded(&bob).await;
+                if after > before + 30 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(
+                after > before + 30,
+                "bob still decodes: {before} then {after}"
+            );
+            let (_, again) = send(s.dev(Method::GET, "/v1/rooms/huddle/participants/alice")).await;
+            assert_eq!(again["sid"], listed["sid"], "the same participant");
+            assert_eq!(again["tracks"], listed["tracks"], "the same tracks");
+            let events = bob.run("return window.events;", vec![]).await;
+            assert!(
+                !events.to_string().contains("participant_left"),
+                "nobody left: {events}"
+            );
+            alice.close().await;
+            bob.close().await;
+        },
+    );
+}
+
+/// Video frames the SDK page has decoded from its subscriber connection.
+async fn decoded(b: &Browser) -> u64 {
+    b.run(super::STATS, vec![]).await["framesDecoded"]
+        .as_u64()
+        .unwrap_or(0)
 }
