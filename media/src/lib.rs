@@ -20,6 +20,8 @@
 //! - [`http`]: `/rtc`, `/sdk/switchboard.js` and the dev `/demo` page.
 //! - [`turn`]: the STUN/TURN servers handed to clients, with time-limited
 //!   TURN REST credentials.
+//! - [`transport`]: the single-port engine's network edge, being built
+//!   (issue 21): RFC 7983 demultiplexing and STUN routing by ufrag.
 //!
 //! # Invariants
 //!
@@ -37,6 +39,7 @@ pub mod rtc;
 pub mod sdp;
 pub mod sfu;
 pub mod signal;
+pub mod transport;
 pub mod turn;
 
 pub use error::MediaError;
