@@ -25,6 +25,10 @@ pub struct Limits {
     pub event_deadline: Duration,
     /// Invocations one project may run at once (default 8).
     pub per_project: usize,
+    /// Asynchronous handlers one project may run at once (default: half the
+    /// node's cores, at least 1). A handler may compute for its whole
+    /// deadline, so more than that lets one project take every core.
+    pub handlers_per_project: usize,
     /// Invocations this node may run at once (default 64); also the size of the instance pool.
     pub per_node: usize,
     /// Log lines kept per invocation (default 100).
@@ -60,6 +64,8 @@ impl Default for Limits {
             joining_deadline: Duration::from_millis(50),
             event_deadline: Duration::from_secs(5),
             per_project: 8,
+            handlers_per_project: std::thread::available_parallelism()
+                .map_or(1, |n| (n.get() / 2).max(1)),
             per_node: 64,
             log_lines: 100,
             log_line_bytes: 4096,

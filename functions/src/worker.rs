@@ -129,7 +129,11 @@ impl Worker {
     /// slow job never holds up the start of another project's.
     async fn run_loop(&self) {
         let limits = self.host.runtime().limits();
-        let (per_project, per_node) = (limits.per_project.max(1), limits.per_node.max(1));
+        // A handler may compute until its deadline: a project gets a share of
+        // the cores for them, not a share of the slots, or its spinning
+        // handlers take every core from the other projects.
+        let per_project = limits.handlers_per_project.min(limits.per_project).max(1);
+        let per_node = limits.per_node.max(1);
         let lease = chrono::Duration::from_std(limits.event_deadline + LEASE_MARGIN)
             .unwrap_or(chrono::Duration::seconds(60));
         let mut running: JoinSet<()> = JoinSet::new();

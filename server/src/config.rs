@@ -264,6 +264,9 @@ pub struct LimitsConfig {
     pub function_artifact_cache_mb: Option<u64>,
     /// Events one function invocation may emit (default 10).
     pub function_emits_per_invocation: Option<usize>,
+    /// Asynchronous function handlers one project runs at once on a node
+    /// (default: half its cores, at least 1).
+    pub function_handlers_per_project: Option<usize>,
 }
 
 impl LimitsConfig {

@@ -614,6 +614,13 @@ fn start_functions(
     if let Some(n) = settings.limits.function_emits_per_invocation {
         limits.emits_per_invocation = n;
     }
+    if let Some(n) = settings.limits.function_handlers_per_project {
+        anyhow::ensure!(
+            n > 0,
+            "[limits] function_handlers_per_project is 0: give at least 1"
+        );
+        limits.handlers_per_project = n;
+    }
     let cache_dir = settings
         .cache_dir
         .unwrap_or_else(|| std::env::temp_dir().join("switchboard-function-cache"));
