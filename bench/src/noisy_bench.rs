@@ -44,6 +44,10 @@ struct Args {
     /// Seconds of each phase.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// What the noisy project does wrong: `both` (the default), `webhook`
+    /// (only a stuck endpoint) or `function` (only a spinning function).
+    #[arg(long, default_value = "both")]
+    noise: String,
 }
 
 /// `(event created_at, arrival)` of each quiet delivery.
@@ -79,24 +83,8 @@ fn component(spin: bool) -> anyhow::Result<Vec<u8>> {
     } else {
         "(i32.store8 (i32.const 512) (i32.const 0)) (i32.const 512)"
     };
-    let wat = format!(
-        r#"(module
-  (memory (export "memory") 1)
-  (global $heap (mut i32) (i32.const 4096))
-  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-    (local $p i32)
-    (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
-    (global.set $heap (i32.add (local.get $p) (local.get 3)))
-    (local.get $p))
-  (func (export "switchboard:functions/handler@0.1.0#on-joining")
-    (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
-    (i32.store8 (i32.const 256) (i32.const 0)) (i32.const 256))
-  (func (export "switchboard:functions/handler@0.1.0#on-event")
-    (param i32 i32 i32 i32 i64 i32 i32 i32 i32 i32 i32 i32) (result i32)
-    {body}))"#
-    );
-    Ok(switchboard_functions::testing::component_from_wat(
-        &wat, "function",
+    Ok(switchboard_functions::testing::handler_component(
+        "", body, "",
     )?)
 }
 
@@ -115,14 +103,24 @@ impl Project {
         )
     }
 
-    /// A webhook on `room.started` to `url` and a function on it.
-    async fn set_up(&self, hook: &str, function: &str, spin: bool) -> anyhow::Result<()> {
-        self.req(reqwest::Method::POST, "/v1/webhooks")
-            .json(&json!({ "url": hook, "events": ["room.started"] }))
-            .send()
-            .await?
-            .error_for_status()
-            .context("create the webhook")?;
+    /// A webhook on `room.started` to `hook` and a function on it, each if given.
+    async fn set_up(
+        &self,
+        hook: Option<&str>,
+        function: Option<&str>,
+        spin: bool,
+    ) -> anyhow::Result<()> {
+        if let Some(hook) = hook {
+            self.req(reqwest::Method::POST, "/v1/webhooks")
+                .json(&json!({ "url": hook, "events": ["room.started"] }))
+                .send()
+                .await?
+                .error_for_status()
+                .context("create the webhook")?;
+        }
+        let Some(function) = function else {
+            return Ok(());
+        };
         self.req(
             reqwest::Method::POST,
             &format!("/v1/functions/{function}/versions?events=room.started"),
@@ -287,8 +285,17 @@ async fn main() -> anyhow::Result<()> {
         target: Arc::new(args.target),
         http,
     };
-    quiet.set_up(&format!("{base}/ok"), "probe", false).await?;
-    noisy.set_up(&format!("{base}/stuck"), "spin", true).await?;
+    quiet
+        .set_up(Some(&format!("{base}/ok")), Some("probe"), false)
+        .await?;
+    let stuck = format!("{base}/stuck");
+    let (hook, function) = match args.noise.as_str() {
+        "both" => (Some(stuck.as_str()), Some("spin")),
+        "webhook" => (Some(stuck.as_str()), None),
+        "function" => (None, Some("spin")),
+        other => bail!("--noise is both, webhook or function, not `{other}`"),
+    };
+    noisy.set_up(hook, function, true).await?;
     let expected = (args.rate * args.seconds) as usize;
 
     let start = Utc::now();
@@ -313,6 +320,7 @@ async fn main() -> anyhow::Result<()> {
         "{}",
         json!({
             "label": label,
+            "noise": args.noise,
             "quiet_rooms_per_s": args.rate,
             "noisy_rooms_per_s": args.noise_rate,
             "seconds": args.seconds,

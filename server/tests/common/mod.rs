@@ -315,23 +315,10 @@ pub fn logging_component() -> Vec<u8> {
 /// `body`, which returns the result's address (`$log` and the text "saw an
 /// event" at 16 are there to use).
 pub fn component_handling_events_with(body: &str) -> Vec<u8> {
-    let wat = format!(
-        r#"(module
-      (import "switchboard:functions/host@0.1.0" "log" (func $log (param i32 i32 i32)))
-      (memory (export "memory") 1)
-      (global $heap (mut i32) (i32.const 4096))
-      (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-        (local $p i32)
-        (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
-        (global.set $heap (i32.add (local.get $p) (local.get 3)))
-        (local.get $p))
-      (data (i32.const 16) "saw an event")
-      (func (export "switchboard:functions/handler@0.1.0#on-joining")
-        (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
-        (i32.store8 (i32.const 256) (i32.const 0)) (i32.const 256))
-      (func (export "switchboard:functions/handler@0.1.0#on-event")
-        (param i32 i32 i32 i32 i64 i32 i32 i32 i32 i32 i32 i32) (result i32)
-        {body}))"#
-    );
-    switchboard_functions::testing::component_from_wat(&wat, "function").unwrap()
+    switchboard_functions::testing::handler_component(
+        r#"(import "switchboard:functions/host@0.1.0" "log" (func $log (param i32 i32 i32)))"#,
+        body,
+        r#"(data (i32.const 16) "saw an event")"#,
+    )
+    .unwrap()
 }
