@@ -366,9 +366,12 @@ async fn whip_and_whep_refuse_bad_requests() {
                 Method::PATCH,
                 "/v1/whip/sessions/pa_01JD0000000000000000000000",
             )
-            .bearer_auth(&t),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "trickle_not_supported",
+            .bearer_auth(&t)
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .header("if-match", "*"),
+            // PATCH takes trickle and ICE restarts now; a session must exist.
+            StatusCode::NOT_FOUND,
+            "session_not_found",
         ),
         (
             s.request(
