@@ -5,22 +5,31 @@
 //! project's log from a durable cursor and queues one job per (function,
 //! event) in the transaction that moves the cursor; runners hold a job under
 //! a lease, so a job whose node died runs again (at least once).
+//!
+//! Functions and their versions are here; [`jobs`], [`invocations`] and
+//! [`kv`] hold the other tables.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use switchboard_core::event::EventPayload;
 use switchboard_core::function::{FailurePolicy, Triggers};
-use switchboard_core::{Event, EventId, FunctionId, FunctionJobId, InvocationId, ProjectId};
+use switchboard_core::{Event, FunctionId, ProjectId};
 
 use crate::error::corrupt;
 use crate::time::{from_micros, stored, to_micros};
 use crate::{cursors, Store, StoreError};
 
+mod invocations;
+mod jobs;
+mod kv;
+
+pub use invocations::{Invocation, LogLine};
+pub use jobs::Job;
+pub use kv::MAX_KV_KEYS;
+
 /// The name of the functions fan-out's cursor.
 pub const CONSUMER: &str = "functions";
-/// Most keys one project may keep in its key-value store.
-pub const MAX_KV_KEYS: i64 = 10_000;
 
 /// A function: a name with versions, one of which may be active.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,56 +95,6 @@ pub struct Deployed {
     pub triggers: Triggers,
 }
 
-pub use switchboard_core::function::LogLine;
-
-/// One run of a function.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
-    /// Its id.
-    pub id: InvocationId,
-    /// The project.
-    pub project_id: ProjectId,
-    /// The function.
-    pub function_id: FunctionId,
-    /// The version that ran.
-    pub version: u32,
-    /// `joining`, `event` or `invoke`.
-    pub trigger: String,
-    /// The event it ran on (none for `participant.joining`, which is not logged).
-    pub event_id: Option<EventId>,
-    /// The event type.
-    pub event_type: String,
-    /// `ok`, `error`, `trap`, `timeout`, `out_of_fuel`, `out_of_memory`, `stack_overflow` or `busy`.
-    pub outcome: String,
-    /// `allow`, `deny` or `admit`, for the join hook.
-    pub decision: Option<String>,
-    /// What went wrong, when something did.
-    pub error: Option<String>,
-    /// Wall time of the call, in microseconds.
-    pub duration_us: u64,
-    /// WebAssembly fuel consumed.
-    pub fuel_used: u64,
-    /// What it logged.
-    pub logs: Vec<LogLine>,
-    /// When it started.
-    pub created_at: DateTime<Utc>,
-}
-
-/// An event queued for a function's asynchronous handler.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Job {
-    /// Its id.
-    pub id: FunctionJobId,
-    /// The project.
-    pub project_id: ProjectId,
-    /// The function.
-    pub function_id: FunctionId,
-    /// The event.
-    pub event: Event,
-    /// How many times it was started before.
-    pub attempts: u32,
-}
-
 /// The functions tables of a [`Store`].
 pub struct Functions<'a>(&'a Store);
 
@@ -199,35 +158,6 @@ fn decode_deployed(r: &AnyRow) -> Result<Deployed, StoreError> {
 const DEPLOYED: &str =
     "SELECT f.id, f.name, f.from_seq, v.version, v.digest, v.events FROM functions f \
      JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version";
-
-fn decode_invocation(r: &AnyRow) -> Result<Invocation, StoreError> {
-    Ok(Invocation {
-        id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
-        project_id: r
-            .try_get::<String, _>("project_id")?
-            .parse()
-            .map_err(corrupt)?,
-        function_id: r
-            .try_get::<String, _>("function_id")?
-            .parse()
-            .map_err(corrupt)?,
-        version: r.try_get::<i64, _>("version")? as u32,
-        trigger: r.try_get("trigger_kind")?,
-        event_id: r
-            .try_get::<Option<String>, _>("event_id")?
-            .map(|s| s.parse())
-            .transpose()
-            .map_err(corrupt)?,
-        event_type: r.try_get("event_type")?,
-        outcome: r.try_get("outcome")?,
-        decision: r.try_get("decision")?,
-        error: r.try_get("error")?,
-        duration_us: r.try_get::<i64, _>("duration_us")? as u64,
-        fuel_used: r.try_get::<i64, _>("fuel_used")? as u64,
-        logs: serde_json::from_str(&r.try_get::<String, _>("logs")?).map_err(corrupt)?,
-        created_at: from_micros(r.try_get("created_at")?)?,
-    })
-}
 
 async fn by_name(
     conn: &mut AnyConnection,
@@ -536,283 +466,4 @@ impl Functions<'_> {
             .await?;
         Ok(())
     }
-
-    /// The value under `key` in `project`'s key-value store.
-    pub async fn kv_get(
-        &self,
-        project: ProjectId,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT value FROM function_kv WHERE project_id = $1 AND key = $2")
-            .bind(project.to_string())
-            .bind(key)
-            .fetch_optional(self.0.reader())
-            .await?;
-        Ok(row.map(|r| r.try_get("value")).transpose()?)
-    }
-
-    /// Stores `value` under `key`; false when the key is new and the project
-    /// already has [`MAX_KV_KEYS`] keys.
-    pub async fn kv_set(
-        &self,
-        project: ProjectId,
-        key: &str,
-        value: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO function_kv (project_id, key, value, updated_at) \
-             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM function_kv WHERE project_id = $1 AND key = $2) \
-             OR (SELECT COUNT(*) FROM function_kv WHERE project_id = $1) < $5 \
-             ON CONFLICT (project_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(project.to_string())
-        .bind(key)
-        .bind(value)
-        .bind(to_micros(now))
-        .bind(MAX_KV_KEYS)
-        .execute(self.0.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Removes `key` (a missing key is fine).
-    pub async fn kv_delete(&self, project: ProjectId, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM function_kv WHERE project_id = $1 AND key = $2")
-            .bind(project.to_string())
-            .bind(key)
-            .execute(self.0.writer())
-            .await?;
-        Ok(())
-    }
-
-    /// Records an invocation.
-    pub async fn record_invocation(&self, inv: &Invocation) -> Result<(), StoreError> {
-        let mut tx = self.0.writer().begin().await?;
-        insert_invocation(&mut tx, inv).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Up to `limit` invocations of `function` older than `before`, newest first.
-    pub async fn invocations(
-        &self,
-        function: FunctionId,
-        before: Option<InvocationId>,
-        limit: u32,
-    ) -> Result<Vec<Invocation>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM function_invocations WHERE function_id = $1 AND ($2 = '' OR id < $2) \
-             ORDER BY id DESC LIMIT $3",
-        )
-        .bind(function.to_string())
-        .bind(before.map(|b| b.to_string()).unwrap_or_default())
-        .bind(i64::from(limit))
-        .fetch_all(self.0.reader())
-        .await?;
-        rows.iter().map(decode_invocation).collect()
-    }
-
-    /// Projects whose log has events the functions fan-out has not read yet.
-    pub async fn projects_behind(&self) -> Result<Vec<ProjectId>, StoreError> {
-        cursors::projects_behind(self.0.reader(), CONSUMER).await
-    }
-
-    /// Queues jobs for up to `batch` unread events of `project` and moves the
-    /// cursor past them, in one transaction. Returns how many events were read;
-    /// fewer than `batch` means the cursor reached the end.
-    pub async fn fan_out(
-        &self,
-        project: ProjectId,
-        batch: u32,
-        now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        let mut tx = self.0.writer().begin().await?;
-        let after = cursors::lock(&mut tx, CONSUMER, project).await?;
-        let rows = sqlx::query(&format!(
-            "{DEPLOYED} WHERE f.project_id = $1 AND f.deleted_at IS NULL"
-        ))
-        .bind(project.to_string())
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut handlers = Vec::new();
-        for row in &rows {
-            let d = decode_deployed(row)?;
-            if d.triggers.events.is_some() {
-                handlers.push((d, row.try_get::<i64, _>("from_seq")?));
-            }
-        }
-        if handlers.is_empty() {
-            cursors::skip_to_end(&mut tx, CONSUMER, project).await?;
-            tx.commit().await?;
-            return Ok(0);
-        }
-        let events = crate::events::after(&mut tx, project, after, batch).await?;
-        if events.is_empty() {
-            return Ok(0);
-        }
-        let now = to_micros(now);
-        let mut last = after;
-        for event in &events {
-            last = event.seq;
-            for (handler, from_seq) in &handlers {
-                // A function's own events do not run it again, so an `emit` in a
-                // handler of `function.*` cannot loop forever.
-                let own = matches!(&event.payload, EventPayload::FunctionEvent { function, .. } if *function == handler.name);
-                if event.seq > *from_seq && !own && handler.triggers.runs_on(event.event_type()) {
-                    sqlx::query(
-                        "INSERT INTO function_jobs (id, project_id, function_id, event_id, event_seq, order_key, \
-                         status, next_attempt_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(FunctionJobId::new().to_string())
-                    .bind(project.to_string())
-                    .bind(handler.function_id.to_string())
-                    .bind(event.id.to_string())
-                    .bind(event.seq)
-                    .bind(event.room().map(|r| r.sid.to_string()).unwrap_or_default())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-        }
-        cursors::advance(&mut tx, CONSUMER, project, last).await?;
-        tx.commit().await?;
-        Ok(events.len())
-    }
-
-    /// Up to `limit` jobs due at `now` that nobody holds, in log order. A job
-    /// waits while an earlier job of the same function and room is pending,
-    /// so each room's events reach a function in order.
-    ///
-    /// At most `per_project` of each project, taken in turns: every project's
-    /// oldest due job comes before any project's second, so one project with
-    /// a thousand slow jobs due takes a few places of the batch, not all.
-    pub async fn due(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        per_project: u32,
-    ) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM (SELECT j.id, j.project_id, j.function_id, j.attempts, e.body, \
-             j.next_attempt_at AS due_at, j.event_seq AS seq, \
-             ROW_NUMBER() OVER (PARTITION BY j.project_id ORDER BY j.next_attempt_at, j.event_seq) AS turn \
-             FROM function_jobs j \
-             JOIN events e ON e.id = j.event_id \
-             WHERE j.status = 'pending' AND j.next_attempt_at <= $1 \
-             AND (j.locked_until IS NULL OR j.locked_until < $1) \
-             AND NOT EXISTS (SELECT 1 FROM function_jobs p WHERE p.function_id = j.function_id \
-                 AND p.order_key = j.order_key AND p.status = 'pending' AND p.event_seq < j.event_seq)) ranked \
-             WHERE turn <= $3 ORDER BY turn, due_at, seq LIMIT $2",
-        )
-        .bind(to_micros(now))
-        .bind(i64::from(limit))
-        .bind(i64::from(per_project))
-        .fetch_all(self.0.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Job {
-                    id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
-                    project_id: r
-                        .try_get::<String, _>("project_id")?
-                        .parse()
-                        .map_err(corrupt)?,
-                    function_id: r
-                        .try_get::<String, _>("function_id")?
-                        .parse()
-                        .map_err(corrupt)?,
-                    event: serde_json::from_str(&r.try_get::<String, _>("body")?)
-                        .map_err(corrupt)?,
-                    attempts: r.try_get::<i64, _>("attempts")? as u32,
-                })
-            })
-            .collect()
-    }
-
-    /// Takes `job` until `now + lease`; false if another runner has it or it is done.
-    pub async fn claim(
-        &self,
-        job: FunctionJobId,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE function_jobs SET locked_until = $1, attempts = attempts + 1 \
-             WHERE id = $2 AND status = 'pending' AND (locked_until IS NULL OR locked_until < $3)",
-        )
-        .bind(to_micros(now + lease))
-        .bind(job.to_string())
-        .bind(to_micros(now))
-        .execute(self.0.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Marks `job` done and records its invocation, in one transaction.
-    pub async fn finish(
-        &self,
-        job: FunctionJobId,
-        invocation: Option<&Invocation>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.0.writer().begin().await?;
-        sqlx::query("UPDATE function_jobs SET status = 'done', locked_until = NULL, updated_at = $1 WHERE id = $2")
-            .bind(to_micros(now))
-            .bind(job.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if let Some(inv) = invocation {
-            insert_invocation(&mut tx, inv).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Puts `job` back to run again at `at` (the host could not run it).
-    pub async fn postpone(&self, job: FunctionJobId, at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE function_jobs SET locked_until = NULL, next_attempt_at = $1, updated_at = $1 WHERE id = $2",
-        )
-        .bind(to_micros(at))
-        .bind(job.to_string())
-        .execute(self.0.writer())
-        .await?;
-        Ok(())
-    }
-}
-
-async fn insert_invocation(conn: &mut AnyConnection, inv: &Invocation) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO function_invocations (id, project_id, function_id, version, trigger_kind, event_id, \
-         event_type, outcome, decision, error, duration_us, fuel_used, logs, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(inv.id.to_string())
-    .bind(inv.project_id.to_string())
-    .bind(inv.function_id.to_string())
-    .bind(i64::from(inv.version))
-    .bind(&inv.trigger)
-    .bind(inv.event_id.map(|e| e.to_string()))
-    .bind(&inv.event_type)
-    .bind(&inv.outcome)
-    .bind(&inv.decision)
-    .bind(&inv.error)
-    .bind(inv.duration_us as i64)
-    .bind(inv.fuel_used as i64)
-    .bind(serde_json::to_string(&inv.logs).map_err(corrupt)?)
-    .bind(to_micros(stored(inv.created_at)))
-    .execute(&mut *conn)
-    .await?;
-    // Metered with the record, so a run is billed exactly when it is listed.
-    crate::usage::add_invocation(
-        conn,
-        inv.project_id,
-        inv.id,
-        inv.created_at,
-        inv.duration_us,
-    )
-    .await
 }
