@@ -55,8 +55,15 @@ pub(crate) async fn answer(
     };
     let answer = pc.create_answer(None).await.map_err(refused)?;
     pc.set_local_description(answer).await.map_err(refused)?;
-    pc.local_description()
+    local(pc, node_ip)
         .await
-        .map(|d| advertise(&d.sdp, node_ip).into_owned())
         .ok_or_else(|| "cannot answer this offer".to_owned())
+}
+
+/// `pc`'s local description as the client gets it: host candidates at
+/// `node_ip` (see [`advertise`]). Every description sent to a client comes
+/// through here.
+pub(crate) async fn local(pc: &Arc<dyn PeerConnection>, node_ip: Option<IpAddr>) -> Option<String> {
+    let d = pc.local_description().await?;
+    Some(advertise(&d.sdp, node_ip).into_owned())
 }

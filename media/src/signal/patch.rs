@@ -86,8 +86,8 @@ pub(crate) async fn apply(
     let deadline = tokio::time::Instant::now() + CANDIDATES_WAIT;
     while !local.contains("a=candidate:") && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if let Some(d) = pc.local_description().await {
-            local = super::candidate::advertise(&d.sdp, node_ip).into_owned();
+        if let Some(d) = super::description::local(pc, node_ip).await {
+            local = d;
         }
     }
     let etag =

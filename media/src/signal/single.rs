@@ -140,9 +140,9 @@ pub(crate) async fn complete_answer(
         }
     }
     // The description as gathered by now, candidates included.
-    Ok(single.pc.local_description().await.map_or(sdp, |d| {
-        super::candidate::advertise(&d.sdp, node_ip).into_owned()
-    }))
+    Ok(super::description::local(&single.pc, node_ip)
+        .await
+        .unwrap_or(sdp))
 }
 
 /// Runs the session in the background until it ends, then removes the participant.

@@ -70,12 +70,13 @@ impl Session {
         let result = async {
             let offer = pc.create_offer(options).await?;
             pc.set_local_description(offer).await?;
-            Ok::<_, webrtc::error::Error>(pc.local_description().await.map(|d| d.sdp))
+            Ok::<_, webrtc::error::Error>(
+                crate::signal::description::local(&pc, self.node_ip).await,
+            )
         }
         .await;
         match result {
             Ok(Some(sdp)) => {
-                let sdp = crate::signal::candidate::advertise(&sdp, self.node_ip).into_owned();
                 self.sub_negotiating = true;
                 self.send(&ServerMessage::Offer { sdp }).await;
             }
