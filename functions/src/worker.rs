@@ -139,14 +139,22 @@ impl Worker {
         let mut running: JoinSet<()> = JoinSet::new();
         let mut projects: HashMap<tokio::task::Id, ProjectId> = HashMap::new();
         let mut in_flight: HashMap<ProjectId, usize> = HashMap::new();
+        let mut busy: Vec<ProjectId> = Vec::new();
         loop {
             if running.len() < per_node {
                 let now = self.host.services().clock.now();
                 let per_project_u32 = u32::try_from(per_project).unwrap_or(u32::MAX);
+                busy.clear();
+                busy.extend(
+                    in_flight
+                        .iter()
+                        .filter(|(_, n)| **n >= per_project)
+                        .map(|(p, _)| *p),
+                );
                 match self
                     .store
                     .functions()
-                    .due(now, DUE_BATCH, per_project_u32)
+                    .due(now, DUE_BATCH, per_project_u32, &busy)
                     .await
                 {
                     Ok(jobs) => {

@@ -18,6 +18,7 @@ use switchboard_core::event::EventPayload;
 use switchboard_core::{AttemptId, DeliveryId, Event, EventId, ProjectId, WebhookId};
 
 use crate::cursors;
+use crate::db::not_in;
 use crate::error::corrupt;
 use crate::time::{from_micros, stored, to_micros};
 use crate::webhooks;
@@ -292,31 +293,52 @@ impl Deliveries<'_> {
     /// delivery is in the next batch. A delivery waits while an earlier event
     /// for the same room and endpoint has not had its first attempt, so a
     /// healthy endpoint gets each room's events in order.
+    ///
+    /// Endpoints in `busy_endpoints` and projects in `busy_projects` (the
+    /// caller can send none of theirs now) are left out before anything else
+    /// is read, so a stuck endpoint's backlog costs the query nothing.
     pub async fn due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
         per_endpoint: u32,
+        busy_endpoints: &[WebhookId],
+        busy_projects: &[ProjectId],
     ) -> Result<Vec<Due>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT * FROM (SELECT {COLUMNS}, w.url, e.body, d.event_seq AS seq, \
+        let skip = format!(
+            "{}{}",
+            not_in("d.webhook_id", 4, busy_endpoints.len()),
+            not_in(
+                "d.project_id",
+                4 + busy_endpoints.len(),
+                busy_projects.len()
+            )
+        );
+        let sql = format!(
+            "SELECT ranked.*, w.url, e.body FROM (SELECT {COLUMNS}, d.event_seq AS seq, \
              ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.event_seq) AS turn \
              FROM webhook_deliveries d \
-             JOIN webhooks w ON w.id = d.webhook_id \
-             JOIN events e ON e.id = d.event_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
-             AND (d.locked_until IS NULL OR d.locked_until < $1) \
-             AND w.enabled = 1 AND w.deleted_at IS NULL \
+             AND (d.locked_until IS NULL OR d.locked_until < $1){skip} \
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id \
                  AND p.order_key = d.order_key AND p.status = 'pending' AND p.attempts = 0 \
                  AND p.event_seq < d.event_seq)) ranked \
-             WHERE turn <= $3 ORDER BY turn, next_attempt_at, seq LIMIT $2"
-        ))
-        .bind(to_micros(now))
-        .bind(i64::from(limit))
-        .bind(i64::from(per_endpoint))
-        .fetch_all(self.0.reader())
-        .await?;
+             JOIN webhooks w ON w.id = ranked.webhook_id \
+             JOIN events e ON e.id = ranked.event_id \
+             WHERE ranked.turn <= $3 AND w.enabled = 1 AND w.deleted_at IS NULL \
+             ORDER BY ranked.turn, ranked.next_attempt_at, ranked.seq LIMIT $2"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(to_micros(now))
+            .bind(i64::from(limit))
+            .bind(i64::from(per_endpoint));
+        for id in busy_endpoints {
+            query = query.bind(id.to_string());
+        }
+        for id in busy_projects {
+            query = query.bind(id.to_string());
+        }
+        let rows = query.fetch_all(self.0.reader()).await?;
         rows.iter()
             .map(|r| {
                 Ok(Due {

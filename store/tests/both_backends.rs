@@ -27,6 +27,7 @@ switchboard_store::on_both_backends!(
     events_are_append_only,
     api_keys_authenticate_and_revoke,
     idempotency_replays_and_refuses_mismatches,
+    due_deliveries_leave_out_busy_endpoints_and_projects,
 );
 
 async fn migrations_run_twice_without_harm(b: Backend) {
@@ -416,4 +417,69 @@ async fn idempotency_replays_and_refuses_mismatches(b: Backend) {
         idem.reserve(project.id, "k", b"h3", later).await.unwrap(),
         Reservation::Proceed
     );
+}
+
+/// Issue 22: the sender cannot start a delivery for an endpoint or a project
+/// at its in-flight cap, so the due query leaves those out before ranking:
+/// a stuck endpoint's backlog of thousands was otherwise ranked and checked
+/// on every wake-up (150 ms a query on PostgreSQL), starving everyone else.
+async fn due_deliveries_leave_out_busy_endpoints_and_projects(b: Backend) {
+    use switchboard_core::event::RoomRef;
+    use switchboard_core::{Event, RoomSid};
+    use switchboard_core::webhook::EventTypes;
+    use switchboard_store::webhooks::NewWebhook;
+
+    let (_db, store) = store(b).await;
+    let now = Utc::now();
+    let mut endpoints = Vec::new();
+    let mut projects = Vec::new();
+    for (name, events) in [("stuck", 3), ("quiet", 1)] {
+        let project = store.projects().create(name, now).await.unwrap().id;
+        let hook = NewWebhook {
+            url: format!("https://{name}.example/hook"),
+            description: String::new(),
+            events: EventTypes::new(vec!["*".into()]).unwrap(),
+            enabled: true,
+        };
+        let (webhook, _) = store.webhooks().create(project, hook, now).await.unwrap();
+        for i in 0..events {
+            let room = RoomRef {
+                sid: RoomSid::new(),
+                name: RoomName::new(format!("{name}-{i}")).unwrap(),
+            };
+            let event = Event::new(project, now, EventPayload::RoomStarted { room });
+            store.events().record(event).await.unwrap();
+        }
+        store.deliveries().fan_out(project, 100, now).await.unwrap();
+        endpoints.push(webhook.id);
+        projects.push(project);
+    }
+    let later = now + Duration::seconds(1);
+    let of = |due: &[switchboard_store::deliveries::Due]| {
+        let mut ids: Vec<_> = due.iter().map(|d| d.delivery.webhook_id).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let all = store.deliveries().due(later, 10, 8, &[], &[]).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let quiet_only = store
+        .deliveries()
+        .due(later, 10, 8, &[endpoints[0]], &[])
+        .await
+        .unwrap();
+    assert_eq!(of(&quiet_only), [endpoints[1]]);
+    let stuck_only = store
+        .deliveries()
+        .due(later, 10, 8, &[], &[projects[1]])
+        .await
+        .unwrap();
+    assert_eq!((of(&stuck_only), stuck_only.len()), (vec![endpoints[0]], 3));
+    let none = store
+        .deliveries()
+        .due(later, 10, 8, &[endpoints[0]], &[projects[1]])
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert!(!quiet_only[0].event.id.to_string().is_empty(), "bodies come with the rows");
 }

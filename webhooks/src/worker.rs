@@ -205,21 +205,38 @@ impl Worker {
     async fn deliver_loop(&self) {
         loop {
             let now = self.inner.clock.now();
-            let per_endpoint =
-                u32::try_from(self.inner.config.max_in_flight_per_endpoint).unwrap_or(u32::MAX);
-            match self
-                .inner
-                .store
-                .deliveries()
-                .due(now, DUE_BATCH, per_endpoint)
-                .await
-            {
-                Ok(due) => {
-                    for d in due {
-                        self.try_start(d).await;
+            let config = &self.inner.config;
+            let per_endpoint = u32::try_from(config.max_in_flight_per_endpoint).unwrap_or(u32::MAX);
+            // Endpoints and projects at their cap could not take a delivery now.
+            let (full, busy_endpoints, busy_projects) = {
+                let flight = self.lock();
+                (
+                    flight.total >= config.max_in_flight,
+                    at_cap(&flight.per_endpoint, config.max_in_flight_per_endpoint),
+                    at_cap(&flight.per_project, config.max_in_flight_per_project),
+                )
+            };
+            if !full {
+                match self
+                    .inner
+                    .store
+                    .deliveries()
+                    .due(
+                        now,
+                        DUE_BATCH,
+                        per_endpoint,
+                        &busy_endpoints,
+                        &busy_projects,
+                    )
+                    .await
+                {
+                    Ok(due) => {
+                        for d in due {
+                            self.try_start(d).await;
+                        }
                     }
+                    Err(e) => tracing::warn!(error = %e, "cannot read due webhook deliveries"),
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot read due webhook deliveries"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.inner.config.poll_interval) => {}
@@ -361,4 +378,13 @@ fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K) {
             counts.remove(&key);
         }
     }
+}
+
+/// The keys of `counts` at or above `cap`.
+fn at_cap<K: Copy>(counts: &HashMap<K, usize>, cap: usize) -> Vec<K> {
+    counts
+        .iter()
+        .filter(|(_, n)| **n >= cap)
+        .map(|(k, _)| *k)
+        .collect()
 }

@@ -8,6 +8,7 @@ use switchboard_core::{Event, FunctionId, FunctionJobId, ProjectId};
 
 use super::invocations::{insert_invocation, Invocation};
 use super::{decode_deployed, Functions, CONSUMER, DEPLOYED};
+use crate::db::not_in;
 use crate::error::corrupt;
 use crate::time::to_micros;
 use crate::{cursors, StoreError};
@@ -104,29 +105,39 @@ impl Functions<'_> {
     /// At most `per_project` of each project, taken in turns: every project's
     /// oldest due job comes before any project's second, so one project with
     /// a thousand slow jobs due takes a few places of the batch, not all.
+    /// Projects in `busy` (the caller can start none of their jobs now) are
+    /// left out before anything else is read, so their backlog costs the
+    /// query nothing: a noisy project's thousand waiting jobs would otherwise
+    /// be ranked and checked on every wake-up.
     pub async fn due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
         per_project: u32,
+        busy: &[ProjectId],
     ) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM (SELECT j.id, j.project_id, j.function_id, j.attempts, e.body, \
+        let sql = format!(
+            "SELECT r.id, r.project_id, r.function_id, r.attempts, e.body FROM (\
+             SELECT j.id, j.project_id, j.function_id, j.attempts, j.event_id, \
              j.next_attempt_at AS due_at, j.event_seq AS seq, \
              ROW_NUMBER() OVER (PARTITION BY j.project_id ORDER BY j.next_attempt_at, j.event_seq) AS turn \
              FROM function_jobs j \
-             JOIN events e ON e.id = j.event_id \
              WHERE j.status = 'pending' AND j.next_attempt_at <= $1 \
-             AND (j.locked_until IS NULL OR j.locked_until < $1) \
+             AND (j.locked_until IS NULL OR j.locked_until < $1){} \
              AND NOT EXISTS (SELECT 1 FROM function_jobs p WHERE p.function_id = j.function_id \
-                 AND p.order_key = j.order_key AND p.status = 'pending' AND p.event_seq < j.event_seq)) ranked \
-             WHERE turn <= $3 ORDER BY turn, due_at, seq LIMIT $2",
-        )
-        .bind(to_micros(now))
-        .bind(i64::from(limit))
-        .bind(i64::from(per_project))
-        .fetch_all(self.0.reader())
-        .await?;
+                 AND p.order_key = j.order_key AND p.status = 'pending' AND p.event_seq < j.event_seq)) r \
+             JOIN events e ON e.id = r.event_id \
+             WHERE r.turn <= $3 ORDER BY r.turn, r.due_at, r.seq LIMIT $2",
+            not_in("j.project_id", 4, busy.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(to_micros(now))
+            .bind(i64::from(limit))
+            .bind(i64::from(per_project));
+        for project in busy {
+            query = query.bind(project.to_string());
+        }
+        let rows = query.fetch_all(self.0.reader()).await?;
         rows.iter()
             .map(|r| {
                 Ok(Job {
