@@ -17,6 +17,7 @@
 
 pub mod artifacts;
 pub mod gate;
+pub mod handler_pool;
 pub mod host;
 mod limits;
 pub mod runtime;
@@ -35,6 +36,8 @@ use switchboard_core::function::{
 use switchboard_core::{Event, InvocationId, ProjectId};
 use switchboard_store::functions::{Deployed, Invocation};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use handler_pool::HandlerPool;
 
 pub use host::Services;
 pub use limits::{Limits, MAX_EMIT_CHAIN};
@@ -61,6 +64,7 @@ pub struct FunctionHost {
     services: Arc<Services>,
     node: Arc<Semaphore>,
     projects: Mutex<HashMap<ProjectId, Arc<Semaphore>>>,
+    handlers: HandlerPool,
 }
 
 /// Why the host could not run a version at all (nothing ran).
@@ -82,11 +86,13 @@ impl FunctionHost {
         artifacts: Option<PathBuf>,
     ) -> Result<Arc<Self>, EngineError> {
         let node = Arc::new(Semaphore::new(limits.per_node));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Arc::new(Self {
             runtime: Runtime::new(limits, artifacts)?,
             services,
             node,
             projects: Mutex::new(HashMap::new()),
+            handlers: HandlerPool::new(threads).map_err(|e| EngineError(e.into()))?,
         }))
     }
 
@@ -261,14 +267,16 @@ impl FunctionHost {
         let Some(_permits) = self.permit(project, Some(worker::SLOT_WAIT)).await else {
             return Err(HostError::Busy);
         };
-        Ok(self
-            .runtime
-            .call_event(
-                &compiled,
-                self.context(project, d, Some(event), dry_run),
-                wit_event(event),
-            )
-            .await)
+        let (runtime, ctx) = (
+            self.runtime.clone(),
+            self.context(project, d, Some(event), dry_run),
+        );
+        let event = wit_event(event);
+        let run = self
+            .handlers
+            .run(async move { runtime.call_event(&compiled, ctx, event).await })
+            .await;
+        Ok(run.unwrap_or_else(|| failed("error", "the handler's thread failed")))
     }
 }
 

@@ -38,7 +38,7 @@ const CONSOLE_BYTES: usize = 64 << 10;
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the WebAssembly engine: {0:#}")]
-pub struct EngineError(wasmtime::Error);
+pub struct EngineError(pub(crate) wasmtime::Error);
 
 /// Why a component is refused at upload.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
