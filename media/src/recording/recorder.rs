@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rtc::rtp::Packet;
@@ -219,12 +219,11 @@ impl Recorder {
             fell_behind: self.fell_behind.clone(),
         };
         let downtrack = DownTrack::new(
+            receiver.clone(),
             self.sid,
-            info.sid,
             &codec_params,
             Output::Recorder(sink),
             0,
-            receiver.best_layer(Instant::now()),
         );
         let new = NewTrack {
             slot,
@@ -241,7 +240,7 @@ impl Recorder {
         // they have already let go of is not attached after them.
         let slots = self.slots();
         if slots.by_track.contains_key(&info.sid) {
-            receiver.attach(downtrack);
+            downtrack.attach();
         }
     }
 

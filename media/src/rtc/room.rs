@@ -276,9 +276,10 @@ impl Room {
         for sid in track_sids {
             self.unpublish(p, sid).await;
         }
-        let subscriptions: Vec<(TrackSid, Subscription)> = lock(&p.subscriptions).drain().collect();
-        for (track_sid, sub) in subscriptions {
-            self.detach(p, track_sid, &sub);
+        let subscriptions: Vec<Subscription> =
+            lock(&p.subscriptions).drain().map(|(_, s)| s).collect();
+        for sub in subscriptions {
+            sub.downtrack.close();
         }
         if was_here && !p.grants.recorder {
             self.record_at(
@@ -507,17 +508,15 @@ impl Room {
                     .map_err(MediaError::webrtc)?,
             ),
         };
-        let initial_layer = receiver.best_layer(std::time::Instant::now());
         let downtrack = DownTrack::new(
+            receiver.clone(),
             subscriber.sid,
-            info.sid,
             &codec,
             Output::Peer(out),
             ssrc,
-            initial_layer,
         );
         tokio::spawn(downtrack.clone().read_feedback());
-        receiver.attach(downtrack.clone());
+        downtrack.attach();
         lock(&subscriber.subscriptions).insert(info.sid, Subscription { downtrack, sender });
         Ok(())
     }
@@ -646,11 +645,11 @@ impl Room {
             }
         }
         if before.can_subscribe && !now.can_subscribe {
-            let subscriptions: Vec<(TrackSid, Subscription)> =
-                lock(&p.subscriptions).drain().collect();
+            let subscriptions: Vec<Subscription> =
+                lock(&p.subscriptions).drain().map(|(_, s)| s).collect();
             let any = !subscriptions.is_empty();
-            for (track_sid, sub) in subscriptions {
-                self.detach(p, track_sid, &sub);
+            for sub in subscriptions {
+                sub.downtrack.close();
                 if let Some(sender) = &sub.sender {
                     let _ = p.subscriber.remove_track(sender).await;
                 }
@@ -661,16 +660,6 @@ impl Room {
         }
         if !before.can_subscribe && now.can_subscribe {
             self.subscribe_to_existing(p).await;
-        }
-    }
-
-    /// Stops `subscriber`'s copy of a track and takes it off the publisher's receiver.
-    fn detach(&self, subscriber: &Participant, track_sid: TrackSid, sub: &Subscription) {
-        sub.downtrack.close();
-        for publisher in self.participants() {
-            if let Some(t) = lock(&publisher.published).get(&track_sid) {
-                t.receiver.detach(subscriber.sid);
-            }
         }
     }
 

@@ -7,7 +7,7 @@
 //! whose measured bitrate fits its share. Going up needs a margin, so a
 //! share that hovers at a layer's rate does not flip between layers.
 
-use super::receiver::MAX_LAYERS;
+use super::layers::MAX_LAYERS;
 
 /// How much room a higher layer needs before it is taken: its bitrate times this.
 pub const UPGRADE_MARGIN: f64 = 1.15;

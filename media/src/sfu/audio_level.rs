@@ -2,7 +2,6 @@
 //! header extension (`urn:ietf:params:rtp-hdrext:ssrc-audio-level`) that
 //! browsers put on every Opus packet: no decoding needed.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The header extension URI carrying the level.
@@ -24,28 +23,27 @@ pub fn linear_level(byte: u8) -> f32 {
 }
 
 /// A track's smoothed audio level.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct AudioLevel {
-    state: Mutex<Option<(f32, Instant)>>,
+    state: Option<(f32, Instant)>,
 }
 
 impl AudioLevel {
     /// Records the level byte of a packet received at `now`.
-    pub fn observe(&self, now: Instant, byte: u8) {
+    pub fn observe(&mut self, now: Instant, byte: u8) {
         let level = linear_level(byte);
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let smoothed = match *state {
+        let smoothed = match self.state {
             Some((prev, at)) if now.duration_since(at) < STALE_AFTER => {
                 prev + (level - prev) * SMOOTHING
             }
             _ => level * SMOOTHING,
         };
-        *state = Some((smoothed, now));
+        self.state = Some((smoothed, now));
     }
 
     /// The smoothed level at `now`; 0.0 once packets stopped.
     pub fn level(&self, now: Instant) -> f32 {
-        match *self.state.lock().unwrap_or_else(|p| p.into_inner()) {
+        match self.state {
             Some((level, at)) if now.duration_since(at) < STALE_AFTER => level,
             _ => 0.0,
         }
@@ -67,7 +65,7 @@ mod tests {
 
     #[test]
     fn levels_rise_with_speech_and_fall_to_zero_when_packets_stop() {
-        let a = AudioLevel::default();
+        let mut a = AudioLevel::default();
         let t0 = Instant::now();
         assert_eq!(a.level(t0), 0.0);
         for i in 0..50 {
