@@ -425,8 +425,8 @@ async fn idempotency_replays_and_refuses_mismatches(b: Backend) {
 /// on every wake-up (150 ms a query on PostgreSQL), starving everyone else.
 async fn due_deliveries_leave_out_busy_endpoints_and_projects(b: Backend) {
     use switchboard_core::event::RoomRef;
-    use switchboard_core::{Event, RoomSid};
     use switchboard_core::webhook::EventTypes;
+    use switchboard_core::{Event, RoomSid};
     use switchboard_store::webhooks::NewWebhook;
 
     let (_db, store) = store(b).await;
@@ -461,7 +461,11 @@ async fn due_deliveries_leave_out_busy_endpoints_and_projects(b: Backend) {
         ids.dedup();
         ids
     };
-    let all = store.deliveries().due(later, 10, 8, &[], &[]).await.unwrap();
+    let all = store
+        .deliveries()
+        .due(later, 10, 8, &[], &[])
+        .await
+        .unwrap();
     assert_eq!(all.len(), 4);
     let quiet_only = store
         .deliveries()
@@ -481,5 +485,8 @@ async fn due_deliveries_leave_out_busy_endpoints_and_projects(b: Backend) {
         .await
         .unwrap();
     assert!(none.is_empty());
-    assert!(!quiet_only[0].event.id.to_string().is_empty(), "bodies come with the rows");
+    assert!(
+        !quiet_only[0].event.id.to_string().is_empty(),
+        "bodies come with the rows"
+    );
 }
