@@ -8,7 +8,10 @@
 # once per backend and sets $sqlite and $postgres to what it printed.
 PG_ADMIN=${SWITCHBOARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
-cargo build --release -p switchboard -p switchboard-bench >/dev/null
+# PROFILE=sfu-bench builds in a fraction of a release build's time (see Cargo.toml).
+PROFILE=${PROFILE:-release}
+bin=target/$PROFILE
+cargo build --profile "$PROFILE" -p switchboard -p switchboard-bench >/dev/null
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -22,11 +25,11 @@ TOML
 run_on() { # label database_url port binary args...
   local label=$1 url=$2 port=$3 binary=$4
   shift 4
-  DATABASE_URL=$url ./target/release/switchboard serve --dev --config "$work/unlimited.toml" \
+  DATABASE_URL=$url ./$bin/switchboard serve --dev --config "$work/unlimited.toml" \
     --data-dir "$work/$label" --http-addr 127.0.0.1:"$port" >"$work/$label.out" 2>"$work/$label.log" &
   local pid=$!
   for _ in $(seq 100); do grep -q "listening on" "$work/$label.out" 2>/dev/null && break; sleep 0.1; done
-  ./target/release/"$binary" --url http://127.0.0.1:"$port" --label "$label" "$@"
+  ./$bin/"$binary" --url http://127.0.0.1:"$port" --label "$label" "$@"
   kill -TERM $pid; wait $pid || true
 }
 
