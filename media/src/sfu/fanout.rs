@@ -233,10 +233,9 @@ impl<S> Fanout<S> {
     /// Starts forwarding to `subscriber`, on the best layer arriving at `now`
     /// that its cap and share allow. A subscriber already attached is replaced.
     pub fn attach(&mut self, now: Instant, mut subscriber: Subscriber<S>) {
-        subscriber
-            .forwarder
-            .set_target_layer(self.layers.best_alive(now));
-        subscriber.choose_layer(self.layers.best_alive(now), self.layers.rates());
+        let best = self.layers.best_alive(now);
+        subscriber.forwarder.set_target_layer(best);
+        subscriber.choose_layer(best, self.layers.rates());
         self.detach(subscriber.id);
         self.subscribers.push(subscriber);
     }
@@ -304,24 +303,23 @@ impl<S> Fanout<S> {
                 self.audio_level.observe(now, byte);
             }
         }
-        let keyframe = self.codec.is_keyframe(payload);
-        let best = self.layers.best_alive(now);
-        let rates = *self.layers.rates();
+        let incoming = Incoming {
+            layer,
+            sequence_number: header.sequence_number,
+            timestamp: header.timestamp,
+            keyframe: self.codec.is_keyframe(payload),
+        };
+        // Layer choices change only at a recheck; between them no subscriber needs them.
+        let best = recheck.then(|| (self.layers.best_alive(now), *self.layers.rates()));
         for (slot, sub) in self.subscribers.iter_mut().enumerate() {
-            if recheck {
-                sub.choose_layer(best, &rates);
+            if let Some((best, rates)) = &best {
+                sub.choose_layer(*best, rates);
                 if let Some(l) = sub.keyframe_wanted(now) {
                     if !keyframes.contains(&l) {
                         keyframes.push(l);
                     }
                 }
             }
-            let incoming = Incoming {
-                layer,
-                sequence_number: header.sequence_number,
-                timestamp: header.timestamp,
-                keyframe,
-            };
             match sub.forwarder.on_packet(now, incoming) {
                 Verdict::Drop => sub.counts.dropped += 1,
                 Verdict::Forward {
