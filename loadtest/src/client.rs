@@ -17,7 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use switchboard_core::event::{TrackKind, TrackSource};
 use switchboard_core::signal::{ClientMessage, ServerMessage, Target};
-use switchboard_media::sfu::engine::{codec_for, new_peer_connection, RtcConfig};
+use switchboard_media::peer::config::{codec_for, new_peer_connection, RtcConfig};
 use switchboard_media::signal::candidate;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;

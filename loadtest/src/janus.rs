@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_core::event::TrackKind;
-use switchboard_media::sfu::engine::{new_peer_connection, RtcConfig};
+use switchboard_media::peer::config::{new_peer_connection, RtcConfig};
 use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};

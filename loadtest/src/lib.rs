@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_media::sfu::engine::RtcConfig;
+use switchboard_media::peer::config::RtcConfig;
 use tokio::sync::Semaphore;
 
 use client::{PublishSpec, SimParticipant};

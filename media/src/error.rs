@@ -14,7 +14,7 @@ pub enum MediaError {
     Protocol(String),
     /// Every port of the media port range is taken.
     #[error("every media port in {0} is in use; widen --rtc-port-range")]
-    PortsExhausted(crate::sfu::engine::PortRange),
+    PortsExhausted(crate::peer::config::PortRange),
 }
 
 impl MediaError {

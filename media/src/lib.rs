@@ -34,6 +34,7 @@ mod error;
 
 pub mod http;
 pub mod load;
+pub mod peer;
 pub mod recording;
 pub mod rtc;
 pub mod sdp;
@@ -41,5 +42,6 @@ pub mod sfu;
 pub mod signal;
 pub mod transport;
 pub mod turn;
+pub mod worker;
 
 pub use error::MediaError;

@@ -71,7 +71,7 @@ pub struct ServeFlags {
     pub max_publish_packet_rate: Option<u32>,
     /// Ports media sockets bind, `FIRST-LAST` (one per peer connection, two per SDK participant).
     #[arg(long, env = "SWITCHBOARD_RTC_PORT_RANGE")]
-    pub rtc_port_range: Option<switchboard_media::sfu::engine::PortRange>,
+    pub rtc_port_range: Option<switchboard_media::peer::config::PortRange>,
     /// Seconds a client has to send a request's line and headers, and may
     /// pause within its body, before the request fails and its connection closes.
     #[arg(long, env = "SWITCHBOARD_HTTP_READ_TIMEOUT_S",

@@ -22,8 +22,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::assembler::{Assembler, RtpIn};
 use super::live::LiveUploads;
 use super::writer::{Input, NewTrack, Report, Writer};
+use crate::peer::config::codec_for;
 use crate::sfu::downtrack::{DownTrack, Output};
-use crate::sfu::engine::codec_for;
 use crate::sfu::keyframe::Codec;
 use crate::sfu::receiver::TrackReceiver;
 

@@ -22,8 +22,8 @@ use switchboard_store::{Store, StoreError};
 
 use super::participant::{lock, Participant};
 use super::room::{MutedBy, Room};
+use crate::peer::config::RtcConfig;
 use crate::recording::Recorder;
-use crate::sfu::engine::RtcConfig;
 
 /// Why a join could not find its room.
 #[derive(Debug)]

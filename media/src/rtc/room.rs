@@ -22,9 +22,9 @@ use webrtc::media_stream::MediaStreamTrack;
 
 use super::mailbox::Command;
 use super::participant::{lock, Participant, Published, Subscription};
+use crate::peer::config::codec_for;
 use crate::recording::Recorder;
 use crate::sfu::downtrack::{DownTrack, Output};
-use crate::sfu::engine::codec_for;
 use crate::sfu::receiver::TrackReceiver;
 use crate::MediaError;
 use switchboard_core::signal::ServerMessage;

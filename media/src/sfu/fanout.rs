@@ -201,6 +201,11 @@ impl<S> Fanout<S> {
         self.layers.add(ssrc, rid);
     }
 
+    /// Whether `ssrc` is a layer already recorded.
+    pub fn has_layer(&self, ssrc: u32) -> bool {
+        self.layers.known_layer_of(ssrc).is_some()
+    }
+
     /// The highest layer arriving at `now`.
     pub fn best_layer(&self, now: Instant) -> u8 {
         self.layers.best_alive(now)
@@ -244,6 +249,11 @@ impl<S> Fanout<S> {
     pub fn detach(&mut self, id: ParticipantSid) -> Option<Subscriber<S>> {
         let i = self.subscribers.iter().position(|s| s.id == id)?;
         Some(self.subscribers.swap_remove(i))
+    }
+
+    /// Stops forwarding to every subscriber `gone` picks (their connection closed).
+    pub fn detach_if(&mut self, mut gone: impl FnMut(&Subscriber<S>) -> bool) {
+        self.subscribers.retain(|s| !gone(s));
     }
 
     /// Stops forwarding to everyone (the track ended).

@@ -3,7 +3,6 @@
 pub mod allocation;
 pub mod audio_level;
 pub mod downtrack;
-pub mod engine;
 pub mod fanout;
 pub mod forwarder;
 pub mod keyframe;

@@ -16,11 +16,11 @@ use super::description::{answer, apply_remote, Kind};
 use super::peer_events::{PcEvent, PcHandler};
 use super::tracks::publish_track;
 use crate::http::error;
+use crate::peer::config::new_peer_connection;
 use crate::rtc::mailbox::{mailbox, Inbox, Mail};
 use crate::rtc::manager::RoomManager;
 use crate::rtc::participant::Participant;
 use crate::rtc::room::{AdmitError, Room};
-use crate::sfu::engine::new_peer_connection;
 use crate::MediaError;
 use switchboard_core::signal::Target;
 

@@ -31,11 +31,11 @@ use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnec
 use super::peer_events::{PcEvent, PcHandler};
 use super::resume::{new_token, Resumes, RESUME_WINDOW};
 use super::tracks::{publish_track, read_data};
+use crate::peer::config::new_peer_connection;
 use crate::rtc::mailbox::{mailbox, Command, Inbox, Mail};
 use crate::rtc::manager::RoomManager;
 use crate::rtc::participant::{lock, DataChannels, Participant};
 use crate::rtc::room::{AdmitError, Room};
-use crate::sfu::engine::new_peer_connection;
 use client::{FRAMES_PER_S, FRAME_BURST, METADATA_BURST, METADATA_PER_S};
 use switchboard_core::signal::{RoomSummary, ServerMessage, Target};
 

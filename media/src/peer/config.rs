@@ -47,7 +47,7 @@ pub struct RtcConfig {
     /// How long a session has to get media connected before it is dropped.
     pub connect_timeout: Duration,
     /// What one participant may publish before packets are dropped.
-    pub publish_limits: super::rate_limit::PublishLimits,
+    pub publish_limits: crate::sfu::rate_limit::PublishLimits,
     /// Ports media sockets bind; an ephemeral port per connection when unset.
     pub port_range: Option<PortRange>,
     /// Also offer passive ICE-TCP candidates, on the same port number as UDP.
@@ -172,7 +172,7 @@ fn media_engine() -> Result<MediaEngine, MediaError> {
     // Publishers' audio levels drive active speaker detection.
     me.register_header_extension(
         RTCRtpHeaderExtensionCapability {
-            uri: super::audio_level::AUDIO_LEVEL_URI.into(),
+            uri: crate::sfu::audio_level::AUDIO_LEVEL_URI.into(),
         },
         RtpCodecKind::Audio,
         Some(RTCRtpTransceiverDirection::Recvonly),
@@ -219,6 +219,50 @@ async fn build_peer_connection(
     handler: Arc<dyn PeerConnectionEventHandler>,
     port: u16,
 ) -> Result<Arc<dyn PeerConnection>, MediaError> {
+    let Stack {
+        media_engine,
+        registry,
+        settings,
+        configuration,
+    } = stack(config)?;
+    let mut settings = settings;
+    if let Some(ip) = config.node_ip {
+        settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
+    }
+    let addr = std::net::SocketAddr::new(config.bind_ip, port).to_string();
+    let tcp_addrs = if config.ice_tcp {
+        vec![addr.clone()]
+    } else {
+        Vec::new()
+    };
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(configuration)
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings.build())
+        .with_handler(handler)
+        .with_udp_addrs(vec![addr])
+        .with_tcp_addrs(tcp_addrs)
+        .build()
+        .await
+        .map_err(MediaError::webrtc)?;
+    Ok(Arc::new(pc))
+}
+
+/// What every peer connection of the node is built from.
+pub struct Stack {
+    /// Codecs and header extensions.
+    pub media_engine: MediaEngine,
+    /// NACK, reports, TWCC, congestion control and the SFU's keyframe relay.
+    pub registry: Registry,
+    /// ICE timing, mDNS off.
+    pub settings: SettingEngineBuilder,
+    /// STUN/TURN servers.
+    pub configuration: rtc::peer_connection::configuration::RTCConfiguration,
+}
+
+/// The codecs, feedback and ICE settings of a peer connection under `config`.
+pub fn stack(config: &RtcConfig) -> Result<Stack, MediaError> {
     let mut me = media_engine()?;
     let registry = configure_nack(Registry::new(), &mut me);
     let registry = if config.relay_sender_reports {
@@ -242,7 +286,7 @@ async fn build_peer_connection(
     );
     let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
 
-    let mut settings = SettingEngineBuilder::new()
+    let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_timeouts(
             Some(Duration::from_secs(5)),
@@ -260,9 +304,6 @@ async fn build_peer_connection(
         // 200 ms: each step of the handshake otherwise waits for the next tick.
         // Still 1.4 s of attempts per pair before it is given up.
         .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28));
-    if let Some(ip) = config.node_ip {
-        settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
-    }
     let ice_servers = config
         .ice_servers
         .iter()
@@ -272,28 +313,14 @@ async fn build_peer_connection(
             credential: s.credential.clone().unwrap_or_default(),
         })
         .collect();
-    let addr = std::net::SocketAddr::new(config.bind_ip, port).to_string();
-    let tcp_addrs = if config.ice_tcp {
-        vec![addr.clone()]
-    } else {
-        Vec::new()
-    };
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(
-            RTCConfigurationBuilder::new()
-                .with_ice_servers(ice_servers)
-                .build(),
-        )
-        .with_media_engine(me)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(settings.build())
-        .with_handler(handler)
-        .with_udp_addrs(vec![addr])
-        .with_tcp_addrs(tcp_addrs)
-        .build()
-        .await
-        .map_err(MediaError::webrtc)?;
-    Ok(Arc::new(pc))
+    Ok(Stack {
+        media_engine: me,
+        registry,
+        settings,
+        configuration: RTCConfigurationBuilder::new()
+            .with_ice_servers(ice_servers)
+            .build(),
+    })
 }
 
 /// The ports media sockets may bind (`--rtc-port-range FIRST-LAST`), one per peer connection.

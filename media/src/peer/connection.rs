@@ -1,0 +1,184 @@
+//! One peer connection on a worker: webrtc-rs's sans-I/O state machine, fed
+//! datagrams and time by the worker, with the credentials the worker routes by.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use super::config::{stack, RtcConfig, Stack};
+use crate::MediaError;
+
+/// A peer connection and what its worker knows of it.
+pub struct Connection {
+    /// The state machine; the worker feeds it and drains its outputs.
+    pub(crate) pc: RTCPeerConnection,
+    /// The address the node advertised and every datagram is tagged with.
+    local: SocketAddr,
+    /// The local ICE username fragment binding requests name, once described.
+    ufrag: Option<String>,
+    /// When the state machine next wants [`Connection::tick`].
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl Connection {
+    /// A connection whose only candidate is the node's shared port at `advertised`.
+    pub fn new(
+        config: &RtcConfig,
+        advertised: SocketAddr,
+        now: Instant,
+    ) -> Result<Self, MediaError> {
+        let Stack {
+            media_engine,
+            registry,
+            settings,
+            configuration,
+        } = stack(config)?;
+        let pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings.build())
+            .build(now)
+            .map_err(MediaError::webrtc)?;
+        Ok(Self {
+            pc,
+            local: advertised,
+            ufrag: None,
+            deadline: None,
+        })
+    }
+
+    /// Answers `offer` (the client's), advertising the shared port.
+    pub fn answer(
+        &mut self,
+        now: Instant,
+        offer: RTCSessionDescription,
+    ) -> Result<RTCSessionDescription, MediaError> {
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(MediaError::webrtc)?;
+        self.add_host_candidate()?;
+        let answer = self.pc.create_answer(None).map_err(MediaError::webrtc)?;
+        self.pc
+            .set_local_description(now, answer)
+            .map_err(MediaError::webrtc)?;
+        self.described()
+    }
+
+    /// Makes an offer (the server's, to a subscriber), advertising the shared port.
+    pub fn offer(&mut self, now: Instant) -> Result<RTCSessionDescription, MediaError> {
+        self.add_host_candidate()?;
+        let offer = self.pc.create_offer(None).map_err(MediaError::webrtc)?;
+        self.pc
+            .set_local_description(now, offer)
+            .map_err(MediaError::webrtc)?;
+        self.described()
+    }
+
+    /// Takes the client's answer to [`Connection::offer`].
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        answer: RTCSessionDescription,
+    ) -> Result<(), MediaError> {
+        self.pc
+            .set_remote_description(now, answer)
+            .map_err(MediaError::webrtc)
+    }
+
+    /// Adds a candidate the client trickled.
+    pub fn add_remote_candidate(
+        &mut self,
+        candidate: RTCIceCandidateInit,
+    ) -> Result<(), MediaError> {
+        self.pc
+            .add_remote_candidate(candidate)
+            .map_err(MediaError::webrtc)
+    }
+
+    /// The local ufrag binding requests for this connection carry.
+    pub fn ufrag(&self) -> Option<&str> {
+        self.ufrag.as_deref()
+    }
+
+    /// Hands the connection a datagram `from` the client.
+    pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let message = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.local,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(datagram),
+        };
+        if let Err(e) = self.pc.handle_read(message) {
+            tracing::debug!(%from, error = %e, "datagram refused");
+        }
+    }
+
+    /// Runs the connection's timers due at `now`.
+    pub fn tick(&mut self, now: Instant) {
+        if let Err(e) = self.pc.handle_timeout(now) {
+            tracing::debug!(error = %e, "peer connection timer failed");
+        }
+    }
+
+    /// Re-reads when the connection next wants [`Connection::tick`];
+    /// `true` if that changed.
+    pub(crate) fn rearm(&mut self) -> bool {
+        let next = self.pc.poll_timeout();
+        let changed = next != self.deadline;
+        self.deadline = next;
+        changed
+    }
+
+    fn add_host_candidate(&mut self) -> Result<(), MediaError> {
+        if self.ufrag.is_some() {
+            // Described before: the candidate is already there (an ICE restart
+            // or a renegotiation keeps it).
+            return Ok(());
+        }
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: self.local.ip().to_string(),
+                port: self.local.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(MediaError::webrtc)?;
+        let init = RTCIceCandidate::from(&candidate)
+            .to_json()
+            .map_err(MediaError::webrtc)?;
+        self.pc
+            .add_local_candidate(init)
+            .map_err(MediaError::webrtc)
+    }
+
+    /// Reads the local ufrag from the description just set and returns it.
+    fn described(&mut self) -> Result<RTCSessionDescription, MediaError> {
+        let local = self
+            .pc
+            .local_description()
+            .ok_or_else(|| MediaError::Protocol("no local description".into()))?;
+        self.ufrag = local
+            .sdp
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+            .map(str::to_owned);
+        Ok(local)
+    }
+}

@@ -1,0 +1,140 @@
+//! The node's one UDP port: a socket per worker bound to the same address
+//! (`SO_REUSEPORT`), read in batches (`recvmmsg` through quinn-udp).
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+
+use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState, BATCH_SIZE};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The largest datagram the node reads; media packets stay under the path MTU.
+pub const MAX_DATAGRAM: usize = 1500;
+
+/// Binds a non-blocking UDP socket at `addr` that other sockets of this
+/// process may share (`SO_REUSEPORT`), so every worker reads the same port.
+pub fn bind_shared(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    // Bursts of a keyframe to many subscribers: room for them in the kernel.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// One socket on the shared port and the buffers it reads into, reused for
+/// every batch.
+pub struct Port {
+    socket: mio::net::UdpSocket,
+    state: UdpSocketState,
+    local: SocketAddr,
+    buffers: Box<[[u8; MAX_DATAGRAM]; BATCH_SIZE]>,
+    meta: [RecvMeta; BATCH_SIZE],
+}
+
+impl Port {
+    /// Wraps a socket from [`bind_shared`].
+    pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+        let local = socket.local_addr()?;
+        let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        Ok(Self {
+            socket: mio::net::UdpSocket::from_std(socket),
+            state,
+            local,
+            buffers: Box::new([[0; MAX_DATAGRAM]; BATCH_SIZE]),
+            meta: [RecvMeta::default(); BATCH_SIZE],
+        })
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The socket, to register with the worker's poller.
+    pub fn socket_mut(&mut self) -> &mut mio::net::UdpSocket {
+        &mut self.socket
+    }
+
+    /// Reads what is waiting, up to one batch, handing each datagram to
+    /// `each(from, bytes)`; `Ok(0)` when nothing is left to read.
+    pub fn recv_batch(&mut self, mut each: impl FnMut(SocketAddr, &[u8])) -> io::Result<usize> {
+        let count = {
+            let mut slices: [IoSliceMut<'_>; BATCH_SIZE] = {
+                let mut it = self.buffers.iter_mut();
+                std::array::from_fn(|_| match it.next() {
+                    Some(b) => IoSliceMut::new(&mut b[..]),
+                    None => IoSliceMut::new(&mut []),
+                })
+            };
+            match self
+                .state
+                .recv(UdpSockRef::from(&self.socket), &mut slices, &mut self.meta)
+            {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) => return Err(e),
+            }
+        };
+        let mut datagrams = 0;
+        for (meta, buffer) in self.meta[..count].iter().zip(self.buffers.iter()) {
+            // With GRO one buffer may hold several datagrams of `stride` bytes each.
+            let stride = meta.stride.max(1);
+            for datagram in buffer[..meta.len].chunks(stride) {
+                each(meta.addr, datagram);
+                datagrams += 1;
+            }
+        }
+        Ok(datagrams)
+    }
+
+    /// Sends one datagram to `to`; a full socket buffer drops it (media is
+    /// loss-tolerant, and NACK or the next keyframe repairs it).
+    pub fn send(&self, to: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        let transmit = Transmit {
+            destination: to,
+            ecn: None,
+            contents: datagram,
+            segment_size: None,
+            src_ip: None,
+        };
+        match self
+            .state
+            .try_send(UdpSockRef::from(&self.socket), &transmit)
+        {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_sockets_share_one_port_and_a_batch_reads_every_datagram() {
+        let first = bind_shared("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = bind_shared(addr).expect("a second socket on the same port");
+        assert_eq!(second.local_addr().unwrap(), addr);
+        drop(second);
+
+        let mut port = Port::new(first).unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..40u8 {
+            client.send_to(&[0x80, i, 0, 0], addr).unwrap();
+        }
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while seen.len() < 40 && std::time::Instant::now() < deadline {
+            port.recv_batch(|from, d| {
+                assert_eq!(from, client.local_addr().unwrap());
+                seen.push(d[1]);
+            })
+            .unwrap();
+        }
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,228 @@
+//! The media workers: plain threads, one per core by default, each owning
+//! whole rooms' peer connections and the fan-out of their tracks, so a packet
+//! is received, routed, rewritten and sent on one thread with no lock and no
+//! await. Every worker reads the node's one UDP port through its own socket.
+//!
+//! The control plane (rooms, signaling) never touches a connection: it sends
+//! a [`Command`] to the connection's worker and hears back [`Event`]s.
+
+mod event_loop;
+mod tracks;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use switchboard_core::ParticipantSid;
+use tokio::sync::oneshot;
+
+use crate::peer::config::RtcConfig;
+use crate::transport::udp::bind_shared;
+use crate::MediaError;
+
+/// A peer connection's id, unique in the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Default for ConnId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A track a connection receives from its client, as the worker names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TrackRef {
+    /// The publisher's connection.
+    pub conn: ConnId,
+    /// The track's id in that connection (the client's `MediaStreamTrack` id).
+    pub track: String,
+}
+
+/// What a worker is asked to do. Replies come back on the command's channel.
+pub enum Command {
+    /// Creates connection `conn`; its events go to `events`.
+    Open {
+        /// The new connection's id.
+        conn: ConnId,
+        /// Where its [`Event`]s go.
+        events: tokio::sync::mpsc::UnboundedSender<Event>,
+    },
+    /// Answers the client's offer on `conn`.
+    Answer {
+        /// The connection.
+        conn: ConnId,
+        /// The client's offer.
+        offer: RTCSessionDescription,
+        /// The answer, or why not.
+        reply: oneshot::Sender<Result<RTCSessionDescription, MediaError>>,
+    },
+    /// Makes the server's offer on `conn` (after subscribing it to tracks).
+    Offer {
+        /// The connection.
+        conn: ConnId,
+        /// The offer, or why not.
+        reply: oneshot::Sender<Result<RTCSessionDescription, MediaError>>,
+    },
+    /// Takes the client's answer to the server's offer on `conn`.
+    Accept {
+        /// The connection.
+        conn: ConnId,
+        /// The client's answer.
+        answer: RTCSessionDescription,
+        /// Whether it was accepted.
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// Adds a candidate the client trickled.
+    Candidate {
+        /// The connection.
+        conn: ConnId,
+        /// The candidate.
+        candidate: RTCIceCandidateInit,
+    },
+    /// Forwards `track` to connection `subscriber`, on a new outgoing track
+    /// (the caller renegotiates with [`Command::Offer`]).
+    Subscribe {
+        /// The published track.
+        track: TrackRef,
+        /// The subscriber's connection (on the same worker).
+        subscriber: ConnId,
+        /// The subscribing participant.
+        participant: ParticipantSid,
+        /// Done, or why not.
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// Closes `conn`: its tracks end and its subscriptions are dropped.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// What a worker tells the control plane about a connection.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The connection's state changed.
+    State(ConnId, RTCPeerConnectionState),
+    /// The client started sending a track (once per track, whatever its layers).
+    Track {
+        /// The track.
+        track: TrackRef,
+        /// Audio or video.
+        kind: RtpCodecKind,
+        /// Its codec's MIME type, as negotiated.
+        mime: String,
+    },
+    /// The client's track ended.
+    TrackEnded(TrackRef),
+}
+
+/// One worker's mailbox.
+#[derive(Clone)]
+pub struct Worker {
+    commands: mpsc::Sender<Command>,
+    waker: Arc<mio::Waker>,
+}
+
+impl Worker {
+    /// Sends `command` to the worker; `false` if the worker has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        let sent = self.commands.send(command).is_ok();
+        // A failed wake means the poller is gone; the send above says so too.
+        let _ = self.waker.wake();
+        sent
+    }
+}
+
+/// The node's media workers and the port they share.
+pub struct Workers {
+    workers: Vec<Worker>,
+    local: SocketAddr,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts `count` workers on `bind` (port 0 picks one), advertising
+    /// `advertise` (the node's public IP, else the bound one) in candidates.
+    pub fn start(
+        config: &RtcConfig,
+        bind: SocketAddr,
+        advertise: Option<IpAddr>,
+        count: usize,
+    ) -> io::Result<Self> {
+        let first = bind_shared(bind)?;
+        let local = first.local_addr()?;
+        let advertised = SocketAddr::new(advertise.unwrap_or(local.ip()), local.port());
+        let mut sockets = vec![first];
+        for _ in 1..count.max(1) {
+            sockets.push(bind_shared(local)?);
+        }
+        let mut workers = Vec::new();
+        let mut threads = Vec::new();
+        for (index, socket) in sockets.into_iter().enumerate() {
+            let (commands, inbox) = mpsc::channel();
+            let event_loop = event_loop::EventLoop::new(config.clone(), socket, advertised, inbox)?;
+            workers.push(Worker {
+                commands,
+                waker: event_loop.waker(),
+            });
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("media-worker-{index}"))
+                    .spawn(move || event_loop.run())?,
+            );
+        }
+        Ok(Self {
+            workers,
+            local,
+            threads,
+        })
+    }
+
+    /// The address the shared port is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// How many workers there are.
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Always false: there is at least one worker.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The worker that owns everything keyed by `key` (a room's hash).
+    pub fn for_key(&self, key: u64) -> &Worker {
+        &self.workers[(key % self.workers.len() as u64) as usize]
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        // Dropping the senders ends each loop at its next wake.
+        let wakers: Vec<_> = self.workers.drain(..).map(|w| w.waker).collect();
+        for waker in wakers {
+            let _ = waker.wake();
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
