@@ -24,7 +24,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use switchboard_core::ParticipantSid;
 use switchboard_media::peer::config::{codec_for, stack, RtcConfig, Stack};
-use switchboard_media::worker::{Command, ConnId, Event, TrackRef, Workers};
+use switchboard_media::worker::{Command, ConnId, Event, Output, TrackRef, Workers};
 use tokio::sync::{mpsc, oneshot};
 
 /// A client peer on its own socket, stepped by the test.
@@ -35,9 +35,15 @@ struct Client {
     connected: bool,
     /// RTP packets received, by SSRC.
     received: HashMap<u32, u32>,
+    /// Data channel messages received, as text.
+    messages: Vec<String>,
 }
 
 impl Client {
+    fn received(&self) -> u32 {
+        self.received.values().sum()
+    }
+
     fn new() -> Self {
         let config = RtcConfig {
             relay_sender_reports: false,
@@ -65,6 +71,7 @@ impl Client {
             local,
             connected: false,
             received: HashMap::new(),
+            messages: Vec::new(),
         }
     }
 
@@ -124,6 +131,21 @@ impl Client {
         self.pc.local_description().unwrap()
     }
 
+    /// Moves to a new socket (a new address, as when a laptop leaves Wi-Fi
+    /// for a phone's hotspot) and offers an ICE restart from there.
+    fn move_and_restart(&mut self) -> RTCSessionDescription {
+        self.socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        self.socket.set_nonblocking(true).unwrap();
+        self.local = self.socket.local_addr().unwrap();
+        self.pc.restart_ice();
+        self.add_host_candidate();
+        let offer = self.pc.create_offer(None).unwrap();
+        self.pc
+            .set_local_description(Instant::now(), offer)
+            .unwrap();
+        self.pc.local_description().unwrap()
+    }
+
     /// Feeds what arrived, runs timers, sends what is due.
     fn step(&mut self, now: Instant) {
         let mut buf = [0u8; 1500];
@@ -152,8 +174,15 @@ impl Client {
             }
         }
         while let Some(read) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, packet) = read.message {
-                *self.received.entry(packet.header.ssrc).or_default() += 1;
+            match read.message {
+                RTCMessage::RtpPacket(_, packet) => {
+                    *self.received.entry(packet.header.ssrc).or_default() += 1;
+                }
+                RTCMessage::DataChannelMessage(_, m) => {
+                    self.messages
+                        .push(String::from_utf8_lossy(&m.data).into_owned());
+                }
+                _ => {}
             }
         }
         while let Some(out) = self.pc.poll_write() {
@@ -178,38 +207,91 @@ fn only_candidates_on(sdp: &str, port: u16) -> bool {
     !ports.is_empty() && ports.iter().all(|p| *p == port)
 }
 
-#[test]
-fn twenty_peers_share_one_port_and_every_subscriber_receives_the_publisher() {
-    let config = RtcConfig::default();
-    let workers = Workers::start(&config, "127.0.0.1:0".parse().unwrap(), None, 1).unwrap();
-    let port = workers.local_addr().port();
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+const PUBLISHER_SSRC: u32 = 0x0BAD_CAFE;
 
-    // The publisher offers; the node answers on the shared port.
-    let mut publisher = Client::new();
-    let pub_conn = ConnId::new();
-    assert!(workers.for_key(0).send(Command::Open {
-        conn: pub_conn,
-        events: events_tx.clone(),
-    }));
-    let publisher_ssrc = 0x0BAD_CAFE;
-    let (offer, sender) = publisher.publish_offer(publisher_ssrc);
-    let answer = ask(&workers, |reply| Command::Answer {
-        conn: pub_conn,
-        offer,
-        reply,
-    })
-    .expect("an answer");
-    assert!(only_candidates_on(&answer.sdp, port), "{}", answer.sdp);
-    publisher
-        .pc
-        .set_remote_description(Instant::now(), answer)
-        .unwrap();
+/// A node's workers, one publisher and its subscribers, stepped together.
+struct Call {
+    workers: Workers,
+    events: mpsc::UnboundedReceiver<Event>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    publisher: Client,
+    pub_conn: ConnId,
+    sender: RTCRtpSenderId,
+    sequence: u16,
+    track: Option<TrackRef>,
+    subscribers: Vec<(Client, ConnId)>,
+}
 
-    // Its track opens once media arrives; send a keyframe until it does.
-    let mut sequence = 0u16;
-    let mut send = |publisher: &mut Client, keyframe: bool| {
-        sequence = sequence.wrapping_add(1);
+impl Call {
+    /// Starts a node and a publisher whose track has opened.
+    fn start() -> Self {
+        let config = RtcConfig::default();
+        let workers = Workers::start(&config, "127.0.0.1:0".parse().unwrap(), None, 1).unwrap();
+        let port = workers.local_addr().port();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut publisher = Client::new();
+        let pub_conn = ConnId::new();
+        assert!(workers.for_key(0).send(Command::Open {
+            conn: pub_conn,
+            events: events_tx.clone(),
+            budget: None,
+            data_channels: false,
+        }));
+        let (offer, sender) = publisher.publish_offer(PUBLISHER_SSRC);
+        let answer = ask(&workers, |reply| Command::Answer {
+            conn: pub_conn,
+            offer,
+            reply,
+        })
+        .expect("an answer");
+        assert!(only_candidates_on(&answer.sdp, port), "{}", answer.sdp);
+        publisher
+            .pc
+            .set_remote_description(Instant::now(), answer)
+            .unwrap();
+        let mut call = Self {
+            workers,
+            events,
+            events_tx,
+            publisher,
+            pub_conn,
+            sender,
+            sequence: 0,
+            track: None,
+            subscribers: Vec::new(),
+        };
+        // The track opens once media arrives: send keyframes until it does.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while call.track.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the published track never opened"
+            );
+            call.publisher.step(Instant::now());
+            if call.publisher.connected {
+                call.send(true);
+            }
+            call.read_events();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        call
+    }
+
+    fn read_events(&mut self) -> Vec<Event> {
+        let mut seen = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            if let Event::Track { track, mime, .. } = &event {
+                assert!(mime.eq_ignore_ascii_case("video/VP8"), "{mime}");
+                self.track = Some(track.clone());
+            }
+            seen.push(event);
+        }
+        seen
+    }
+
+    /// Sends one VP8 packet from the publisher.
+    fn send(&mut self, keyframe: bool) {
+        self.sequence = self.sequence.wrapping_add(1);
         let payload: &[u8] = if keyframe {
             &[0x10, 0x00, 0x9d, 0x01, 0x2a, 0, 0, 0]
         } else {
@@ -220,97 +302,177 @@ fn twenty_peers_share_one_port_and_every_subscriber_receives_the_publisher() {
                 version: 2,
                 marker: true,
                 payload_type: 96,
-                sequence_number: sequence,
-                timestamp: u32::from(sequence) * 3000,
-                ssrc: publisher_ssrc,
+                sequence_number: self.sequence,
+                timestamp: u32::from(self.sequence) * 3000,
+                ssrc: PUBLISHER_SSRC,
                 ..Default::default()
             },
             payload: Bytes::copy_from_slice(payload),
         };
-        let _ = publisher
+        let _ = self
+            .publisher
             .pc
-            .rtp_sender(sender)
+            .rtp_sender(self.sender)
             .unwrap()
             .write_rtp(Instant::now(), packet);
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let track: TrackRef = loop {
-        assert!(
-            Instant::now() < deadline,
-            "the published track never opened"
-        );
-        publisher.step(Instant::now());
-        if publisher.connected {
-            send(&mut publisher, true);
-        }
-        match events.try_recv() {
-            Ok(Event::Track { track, mime, .. }) => {
-                assert!(mime.eq_ignore_ascii_case("video/VP8"), "{mime}");
-                break track;
-            }
-            Ok(_) | Err(_) => std::thread::sleep(Duration::from_millis(5)),
-        }
-    };
+    }
 
-    // Nineteen subscribers, each offered the track by the node.
-    let mut subscribers = Vec::new();
-    for _ in 0..19 {
+    /// Adds a subscriber the node offers the track to.
+    fn subscribe(&mut self) {
+        let port = self.workers.local_addr().port();
         let mut client = Client::new();
         let conn = ConnId::new();
-        assert!(workers.for_key(0).send(Command::Open {
+        assert!(self.workers.for_key(0).send(Command::Open {
             conn,
-            events: events_tx.clone(),
+            events: self.events_tx.clone(),
+            budget: None,
+            data_channels: true,
         }));
-        ask(&workers, |reply| Command::Subscribe {
-            track: track.clone(),
-            subscriber: conn,
+        let track = self.track.clone().unwrap();
+        ask(&self.workers, |reply| Command::Subscribe {
+            track,
             participant: ParticipantSid::new(),
+            output: Output::Peer(conn),
             reply,
         })
         .expect("subscribed");
-        let offer = ask(&workers, |reply| Command::Offer { conn, reply }).expect("an offer");
+        let offer = ask(&self.workers, |reply| Command::Offer {
+            conn,
+            ice_restart: false,
+            reply,
+        })
+        .expect("an offer");
         assert!(only_candidates_on(&offer.sdp, port), "{}", offer.sdp);
         let answer = client.answer(offer);
-        ask(&workers, |reply| Command::Accept {
+        ask(&self.workers, |reply| Command::Accept {
             conn,
             answer,
             reply,
         })
         .expect("answer accepted");
-        subscribers.push(client);
+        self.subscribers.push((client, conn));
     }
 
-    // Every subscriber connects through the one port and receives video.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut frame = 0u32;
-    loop {
-        let now = Instant::now();
-        publisher.step(now);
-        for s in &mut subscribers {
-            s.step(now);
+    /// Steps everyone, the publisher sending a frame a step (a keyframe
+    /// every 30), until `done` or `within` has passed.
+    fn run_until(&mut self, within: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        let mut frame = 0u32;
+        while Instant::now() < deadline {
+            let now = Instant::now();
+            self.publisher.step(now);
+            for (s, _) in &mut self.subscribers {
+                s.step(now);
+            }
+            frame += 1;
+            self.send(frame.is_multiple_of(30));
+            if done(self) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-        frame += 1;
-        send(&mut publisher, frame.is_multiple_of(30));
-        let done = subscribers
-            .iter()
-            .filter(|s| s.received.values().sum::<u32>() >= 20)
-            .count();
-        if done == subscribers.len() {
-            break;
-        }
-        assert!(
-            now < deadline,
-            "{done} of {} subscribers received 20 packets; connected: {}",
-            subscribers.len(),
-            subscribers.iter().filter(|s| s.connected).count()
-        );
-        std::thread::sleep(Duration::from_millis(5));
+        false
     }
-    for s in &subscribers {
+}
+
+#[test]
+fn twenty_peers_share_one_port_and_every_subscriber_receives_the_publisher() {
+    let mut call = Call::start();
+    for _ in 0..19 {
+        call.subscribe();
+    }
+    let all_received = call.run_until(Duration::from_secs(20), |c| {
+        c.subscribers.iter().all(|(s, _)| s.received() >= 20)
+    });
+    let counts: Vec<u32> = call.subscribers.iter().map(|(s, _)| s.received()).collect();
+    assert!(all_received, "packets received per subscriber: {counts:?}");
+    for (s, _) in &call.subscribers {
         assert_eq!(s.received.len(), 1, "one stream per subscriber");
         assert!(
-            !s.received.contains_key(&publisher_ssrc),
+            !s.received.contains_key(&PUBLISHER_SSRC),
             "the SSRC is rewritten per subscriber"
         );
     }
+}
+
+#[test]
+fn a_publisher_whose_address_changes_restarts_ice_and_its_subscribers_receive_again() {
+    let mut call = Call::start();
+    call.subscribe();
+    assert!(
+        call.run_until(Duration::from_secs(10), |c| c.subscribers[0].0.received()
+            >= 20)
+    );
+
+    // The publisher's network changes: its old address is gone for good.
+    let offer = call.publisher.move_and_restart();
+    let conn = call.pub_conn;
+    let answer = ask(&call.workers, |reply| Command::Answer {
+        conn,
+        offer,
+        reply,
+    })
+    .expect("the restart is answered");
+    call.publisher
+        .pc
+        .set_remote_description(Instant::now(), answer)
+        .unwrap();
+    let before = call.subscribers[0].0.received();
+    assert!(
+        call.run_until(Duration::from_secs(3), |c| c.subscribers[0].0.received()
+            >= before + 20),
+        "the subscriber received {} packets after the restart",
+        call.subscribers[0].0.received() - before
+    );
+    let ended: Vec<_> = call
+        .read_events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::TrackEnded(_)))
+        .collect();
+    assert!(ended.is_empty(), "the track lived on: {ended:?}");
+}
+
+#[test]
+fn the_server_sends_on_its_data_channels_and_hands_up_what_clients_send() {
+    let mut call = Call::start();
+    call.subscribe();
+    assert!(call.run_until(Duration::from_secs(10), |c| c.subscribers[0].0.connected));
+    let conn = call.subscribers[0].1;
+    // Sent until it arrives: the channel opens some time after the connection.
+    let arrived = call.run_until(Duration::from_secs(10), |c| {
+        c.workers.for_key(0).send(Command::SendData {
+            conn,
+            reliable: true,
+            text: "hello".into(),
+        });
+        !c.subscribers[0].0.messages.is_empty()
+    });
+    assert!(arrived, "no data message arrived");
+    assert_eq!(call.subscribers[0].0.messages[0], "hello");
+
+    // The client opens its own channel on the same association and sends.
+    let channel = call.subscribers[0]
+        .0
+        .pc
+        .create_data_channel("_reliable", None)
+        .unwrap()
+        .id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut heard = None;
+    while heard.is_none() && Instant::now() < deadline {
+        call.run_until(Duration::from_millis(20), |_| false);
+        if let Some(mut ch) = call.subscribers[0].0.pc.data_channel(channel) {
+            // Refused until the channel is open.
+            let _ = ch.send_text(Instant::now(), "from the client");
+        }
+        heard = call.read_events().into_iter().find_map(|e| match e {
+            Event::Data {
+                conn: from,
+                reliable,
+                data,
+            } if from == conn => Some((reliable, data)),
+            _ => None,
+        });
+    }
+    assert_eq!(heard, Some((true, Bytes::from_static(b"from the client"))));
 }

@@ -10,23 +10,16 @@ use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use mio::{Events, Interest, Poll, Token, Waker};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
-use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::header::Header;
-use rtc::rtp::packet::Packet;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+use rtc::data_channel::RTCDataChannelId;
+use rtc::peer_connection::message::TaggedRTCMessage;
 use rtc::sansio::Protocol;
 
-use super::tracks::{Sink, Tracks};
-use super::{Command, ConnId, Event, TrackRef};
-use crate::peer::config::{codec_for, RtcConfig};
+use super::tracks::Tracks;
+use super::{Command, ConnId, Event};
+use crate::peer::config::RtcConfig;
 use crate::peer::connection::Connection;
-use crate::sfu::fanout::Subscriber;
+use crate::sfu::rate_limit::PublishBudget;
 use crate::transport::demux::{Route, Router};
 use crate::transport::udp::Port;
 use crate::MediaError;
@@ -37,29 +30,33 @@ const PORT: Token = Token(1);
 const IDLE: Duration = Duration::from_secs(1);
 
 /// A connection on this worker and where its events go.
-struct Entry {
-    conn: Connection,
-    events: tokio::sync::mpsc::UnboundedSender<Event>,
+pub(super) struct Entry {
+    pub(super) conn: Connection,
+    pub(super) events: tokio::sync::mpsc::UnboundedSender<Event>,
+    /// What its client may publish.
+    pub(super) budget: Option<Arc<PublishBudget>>,
+    /// The data channels the server opened on it (reliable, lossy).
+    pub(super) channels: Option<(RTCDataChannelId, RTCDataChannelId)>,
     /// Queued in `touched` and not drained since.
-    touched: bool,
+    pub(super) touched: bool,
 }
 
 /// One worker's state; [`EventLoop::run`] owns it on the worker's thread.
 pub(super) struct EventLoop {
-    config: RtcConfig,
-    poll: Poll,
-    waker: Arc<Waker>,
-    port: Port,
-    advertised: SocketAddr,
-    inbox: mpsc::Receiver<Command>,
-    router: Router<ConnId>,
-    conns: HashMap<ConnId, Entry>,
-    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    pub(super) config: RtcConfig,
+    pub(super) poll: Poll,
+    pub(super) waker: Arc<Waker>,
+    pub(super) port: Port,
+    pub(super) advertised: SocketAddr,
+    pub(super) inbox: mpsc::Receiver<Command>,
+    pub(super) router: Router<ConnId>,
+    pub(super) conns: HashMap<ConnId, Entry>,
+    pub(super) timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Connections fed since they were last drained, in order.
-    touched: Vec<ConnId>,
-    tracks: Tracks,
+    pub(super) touched: Vec<ConnId>,
+    pub(super) tracks: Tracks,
     /// Reused per drain: what a connection decrypted.
-    reads: Vec<TaggedRTCMessage>,
+    pub(super) reads: Vec<TaggedRTCMessage>,
 }
 
 impl EventLoop {
@@ -163,164 +160,7 @@ impl EventLoop {
         }
     }
 
-    /// Runs the commands waiting; `false` once the handle is gone.
-    fn commands(&mut self, now: Instant) -> bool {
-        loop {
-            match self.inbox.try_recv() {
-                Ok(command) => self.command(now, command),
-                Err(mpsc::TryRecvError::Empty) => return true,
-                Err(mpsc::TryRecvError::Disconnected) => return false,
-            }
-        }
-    }
-
-    fn command(&mut self, now: Instant, command: Command) {
-        match command {
-            Command::Open { conn, events } => {
-                match Connection::new(&self.config, self.advertised, now) {
-                    Ok(c) => {
-                        self.conns.insert(
-                            conn,
-                            Entry {
-                                conn: c,
-                                events,
-                                touched: false,
-                            },
-                        );
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot build a peer connection"),
-                }
-            }
-            Command::Answer { conn, offer, reply } => {
-                let result = self.describe(conn, |c| c.answer(now, offer));
-                let _ = reply.send(result);
-            }
-            Command::Offer { conn, reply } => {
-                let result = self.describe(conn, |c| c.offer(now));
-                let _ = reply.send(result);
-            }
-            Command::Accept {
-                conn,
-                answer,
-                reply,
-            } => {
-                let result = match self.conns.get_mut(&conn) {
-                    Some(entry) => entry.conn.accept(now, answer),
-                    None => Err(gone()),
-                };
-                self.touch(conn);
-                let _ = reply.send(result);
-            }
-            Command::Candidate { conn, candidate } => {
-                if let Some(entry) = self.conns.get_mut(&conn) {
-                    if let Err(e) = entry.conn.add_remote_candidate(candidate) {
-                        tracing::debug!(error = %e, "trickled candidate refused");
-                    }
-                }
-                self.touch(conn);
-            }
-            Command::Subscribe {
-                track,
-                subscriber,
-                participant,
-                reply,
-            } => {
-                let result = self.subscribe(now, &track, subscriber, participant);
-                let _ = reply.send(result);
-            }
-            Command::Close { conn } => self.close(conn),
-        }
-    }
-
-    /// Sets a description through `f` and keeps the router's ufrags in step
-    /// (a new connection, or an ICE restart's new credentials).
-    fn describe<T>(
-        &mut self,
-        conn: ConnId,
-        f: impl FnOnce(&mut Connection) -> Result<T, MediaError>,
-    ) -> Result<T, MediaError> {
-        let entry = self.conns.get_mut(&conn).ok_or_else(gone)?;
-        let before = entry.conn.ufrag().map(str::to_owned);
-        let result = f(&mut entry.conn);
-        let after = entry.conn.ufrag().map(str::to_owned);
-        if before != after {
-            if let Some(old) = before {
-                self.router.remove_ufrag(&old);
-            }
-            if let Some(new) = after {
-                self.router.add_ufrag(&new, conn);
-            }
-        }
-        self.touch(conn);
-        result
-    }
-
-    fn subscribe(
-        &mut self,
-        now: Instant,
-        track: &TrackRef,
-        subscriber: ConnId,
-        participant: switchboard_core::ParticipantSid,
-    ) -> Result<(), MediaError> {
-        let mime = self
-            .tracks
-            .published_mut(track.conn, &track.track)
-            .map(|p| p.mime.clone())
-            .ok_or_else(|| MediaError::Protocol("no such track".into()))?;
-        let codec = codec_for(&mime)
-            .ok_or_else(|| MediaError::Protocol(format!("codec {mime} is not forwarded")))?;
-        let entry = self.conns.get_mut(&subscriber).ok_or_else(gone)?;
-        let ssrc = rand::random::<u32>();
-        let kind = if codec.rtp_codec.clock_rate == 90_000 {
-            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video
-        } else {
-            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio
-        };
-        let local = MediaStreamTrack::new(
-            format!("{}-{}", track.conn.0, track.track),
-            format!("{}-{}", track.conn.0, track.track),
-            track.track.clone(),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: codec.rtp_codec.clone(),
-                ..Default::default()
-            }],
-        );
-        entry.conn.pc.add_track(local).map_err(MediaError::webrtc)?;
-        let sink = Sink { conn: subscriber };
-        let copy = Subscriber::new(
-            participant,
-            sink,
-            ssrc,
-            codec.payload_type,
-            codec.rtp_codec.clock_rate,
-        );
-        self.tracks.subscribe(now, track, ssrc, copy);
-        Ok(())
-    }
-
-    fn close(&mut self, conn: ConnId) {
-        let Some(mut entry) = self.conns.remove(&conn) else {
-            return;
-        };
-        let _ = entry.conn.pc.close();
-        // The close alert goes out now; nothing is read from the connection again.
-        while let Some(out) = entry.conn.pc.poll_write() {
-            let _ = self.port.send(out.transport.peer_addr, &out.message);
-        }
-        self.router.remove(conn);
-        for track in self.tracks.close(conn) {
-            let _ = entry
-                .events
-                .send(Event::TrackEnded(TrackRef { conn, track }));
-        }
-    }
-
-    fn touch(&mut self, conn: ConnId) {
+    pub(super) fn touch(&mut self, conn: ConnId) {
         if let Some(entry) = self.conns.get_mut(&conn) {
             if !entry.touched {
                 entry.touched = true;
@@ -349,89 +189,8 @@ impl EventLoop {
         }
     }
 
-    /// Drains every touched connection: its events, what it decrypted
-    /// (routed into other connections, which are touched in turn), what it
-    /// has to send; then re-arms its timer.
-    fn drain(&mut self, now: Instant) {
-        let mut i = 0;
-        while i < self.touched.len() {
-            let id = self.touched[i];
-            i += 1;
-            self.drain_one(now, id);
-        }
-        self.touched.clear();
-    }
-
-    fn drain_one(&mut self, now: Instant, id: ConnId) {
-        let Self {
-            conns,
-            tracks,
-            reads,
-            ..
-        } = self;
-        let Some(entry) = conns.get_mut(&id) else {
-            return;
-        };
-        entry.touched = false;
-        while let Some(event) = entry.conn.pc.poll_event() {
-            match event {
-                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-                    let _ = entry.events.send(Event::State(id, state));
-                }
-                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    let Some((kind, mime)) = track_codec(&mut entry.conn, init.receiver_id) else {
-                        continue;
-                    };
-                    let track = TrackRef {
-                        conn: id,
-                        track: init.track_id,
-                    };
-                    if tracks.publish(&track, &mime) {
-                        let _ = entry.events.send(Event::Track { track, kind, mime });
-                    }
-                }
-                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {
-                    let _ = entry
-                        .events
-                        .send(Event::TrackEnded(TrackRef { conn: id, track }));
-                }
-                _ => {}
-            }
-        }
-        reads.clear();
-        while let Some(read) = entry.conn.pc.poll_read() {
-            reads.push(read);
-        }
-        let mut reads = std::mem::take(&mut self.reads);
-        for read in reads.drain(..) {
-            match read.message {
-                RTCMessage::RtpPacket(track, packet) => {
-                    self.forward(now, id, &track, &packet.header, &packet.payload)
-                }
-                RTCMessage::RtcpPacket(_, packets) => {
-                    for p in &packets {
-                        let any = p.as_any();
-                        let media_ssrc =
-                            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-                                Some(pli.media_ssrc)
-                            } else {
-                                any.downcast_ref::<FullIntraRequest>()
-                                    .and_then(|fir| fir.fir.first().map(|e| e.ssrc))
-                            };
-                        if let Some(ssrc) = media_ssrc {
-                            self.keyframe_requested(id, ssrc);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        self.reads = reads;
-        self.flush(id);
-    }
-
     /// Sends what `id` has to send and re-arms its timer.
-    fn flush(&mut self, id: ConnId) {
+    pub(super) fn flush(&mut self, id: ConnId) {
         let Some(entry) = self.conns.get_mut(&id) else {
             return;
         };
@@ -446,119 +205,8 @@ impl EventLoop {
             }
         }
     }
-
-    /// Routes one packet of `conn`'s `track` to its subscribers' connections.
-    fn forward(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        track: &str,
-        header: &Header,
-        payload: &Bytes,
-    ) {
-        let conns = &mut self.conns;
-        self.tracks
-            .route(now, conn, track, (header, payload), |ssrc| {
-                layer_rid(conns.get_mut(&conn)?, ssrc)
-            });
-        let routed = &mut self.tracks.routed;
-        for (sink, header) in routed.copies.drain(..) {
-            let Some(entry) = self.conns.get_mut(&sink.conn) else {
-                continue;
-            };
-            let packet = Packet {
-                header,
-                payload: payload.clone(),
-            };
-            // The stack finds the sender by the packet's SSRC; the track id is
-            // not read, and an empty String allocates nothing.
-            if let Err(e) = entry.conn.pc.handle_write(TaggedRTCMessage {
-                now,
-                message: RTCMessage::RtpPacket(String::new(), packet),
-            }) {
-                tracing::trace!(error = %e, "forwarded packet refused");
-            }
-            if !entry.touched {
-                entry.touched = true;
-                self.touched.push(sink.conn);
-            }
-        }
-        let mut keyframe_ssrcs = std::mem::take(&mut routed.keyframe_ssrcs);
-        for &media_ssrc in &keyframe_ssrcs {
-            self.request_keyframe(now, conn, media_ssrc);
-        }
-        keyframe_ssrcs.clear();
-        self.tracks.routed.keyframe_ssrcs = keyframe_ssrcs;
-    }
-
-    /// A subscriber on `conn` asked for a keyframe of its outgoing `ssrc`.
-    fn keyframe_requested(&mut self, conn: ConnId, ssrc: u32) {
-        let Some((track, participant)) = self.tracks.subscription(conn, ssrc).cloned() else {
-            return;
-        };
-        if let Some(published) = self.tracks.published_mut(track.conn, &track.track) {
-            if let Some(sub) = published.fanout.subscriber_mut(participant) {
-                sub.request_keyframe();
-            }
-        }
-    }
-
-    /// Sends the publisher on `conn` a PLI for `media_ssrc`.
-    fn request_keyframe(&mut self, now: Instant, conn: ConnId, media_ssrc: u32) {
-        let Some(entry) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let pli = PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
-        };
-        if let Err(e) = entry.conn.pc.handle_write(TaggedRTCMessage {
-            now,
-            message: RTCMessage::RtcpPacket(String::new(), vec![Box::new(pli)]),
-        }) {
-            tracing::debug!(error = %e, "keyframe request refused");
-        }
-        if !entry.touched {
-            entry.touched = true;
-            self.touched.push(conn);
-        }
-    }
 }
 
-/// The kind and codec of the track a receiver of `conn` opened.
-fn track_codec(
-    conn: &mut Connection,
-    receiver: rtc::rtp_transceiver::RTCRtpReceiverId,
-) -> Option<(rtc::rtp_transceiver::rtp_sender::RtpCodecKind, String)> {
-    let mut receiver = conn.pc.rtp_receiver(receiver)?;
-    let kind = receiver.track().kind();
-    let from_ssrc = receiver
-        .track()
-        .ssrcs()
-        .find_map(|ssrc| receiver.track().codec(ssrc).map(|c| c.mime_type.clone()));
-    let mime = match from_ssrc {
-        Some(mime) => mime,
-        None => receiver
-            .get_parameters()
-            .rtp_parameters
-            .codecs
-            .first()?
-            .rtp_codec
-            .mime_type
-            .clone(),
-    };
-    Some((kind, mime))
-}
-
-/// The RID of the simulcast layer `ssrc` of a connection, if it has one.
-fn layer_rid(entry: &mut Entry, ssrc: u32) -> Option<String> {
-    let receivers: Vec<_> = entry.conn.pc.get_receivers().collect();
-    receivers.into_iter().find_map(|r| {
-        let receiver = entry.conn.pc.rtp_receiver(r)?;
-        receiver.track().rid(ssrc).map(|rid| rid.to_string())
-    })
-}
-
-fn gone() -> MediaError {
+pub(super) fn gone() -> MediaError {
     MediaError::Protocol("the peer connection is closed".into())
 }

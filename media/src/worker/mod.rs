@@ -6,7 +6,9 @@
 //! The control plane (rooms, signaling) never touches a connection: it sends
 //! a [`Command`] to the connection's worker and hears back [`Event`]s.
 
+mod commands;
 mod event_loop;
+mod media;
 mod tracks;
 
 use std::io;
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -23,6 +26,7 @@ use switchboard_core::ParticipantSid;
 use tokio::sync::oneshot;
 
 use crate::peer::config::RtcConfig;
+use crate::sfu::rate_limit::PublishBudget;
 use crate::transport::udp::bind_shared;
 use crate::MediaError;
 
@@ -53,6 +57,51 @@ pub struct TrackRef {
     pub track: String,
 }
 
+/// Where a subscription's packets go.
+pub enum Output {
+    /// An outgoing track on a subscriber's connection (on the same worker).
+    Peer(ConnId),
+    /// A recording's track writer.
+    Recorder(crate::recording::TrackSink),
+}
+
+/// A change to one subscriber's copy of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionChange {
+    /// Forward at most this layer (the subscriber asked for less).
+    MaxLayer(u8),
+    /// This track's share of the subscriber's bandwidth estimate.
+    BandwidthShare(u64),
+    /// Pause, or resume at the next keyframe.
+    Paused(bool),
+    /// Send under the payload type the subscriber's connection negotiated.
+    PayloadType(u8),
+    /// Ask the publisher for a keyframe on the subscriber's behalf.
+    Keyframe,
+}
+
+/// A change to a published track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackChange {
+    /// Forward nothing while muted.
+    Muted(bool),
+    /// Read audio levels from the header extension negotiated as this id.
+    AudioLevelExtension(u8),
+}
+
+/// A question about what a worker forwards, answered on its channel.
+pub enum Query {
+    /// The published tracks' audio levels now (0 to 1), in the order asked.
+    AudioLevels(Vec<TrackRef>, oneshot::Sender<Vec<f32>>),
+    /// The highest layer of a track arriving now.
+    BestLayer(TrackRef, oneshot::Sender<Option<u8>>),
+    /// A connection's statistics.
+    Stats(
+        ConnId,
+        oneshot::Sender<Option<rtc::statistics::report::RTCStatsReport>>,
+    ),
+}
+
 /// What a worker is asked to do. Replies come back on the command's channel.
 pub enum Command {
     /// Creates connection `conn`; its events go to `events`.
@@ -61,8 +110,13 @@ pub enum Command {
         conn: ConnId,
         /// Where its [`Event`]s go.
         events: tokio::sync::mpsc::UnboundedSender<Event>,
+        /// What its client may publish (packets over it are dropped).
+        budget: Option<Arc<PublishBudget>>,
+        /// Open the `_reliable` and `_lossy` data channels from the server's side.
+        data_channels: bool,
     },
-    /// Answers the client's offer on `conn`.
+    /// Answers the client's offer on `conn` (also an ICE restart: an offer
+    /// with new credentials).
     Answer {
         /// The connection.
         conn: ConnId,
@@ -75,6 +129,8 @@ pub enum Command {
     Offer {
         /// The connection.
         conn: ConnId,
+        /// Restart ICE: new credentials, new checks.
+        ice_restart: bool,
         /// The offer, or why not.
         reply: oneshot::Sender<Result<RTCSessionDescription, MediaError>>,
     },
@@ -94,17 +150,51 @@ pub enum Command {
         /// The candidate.
         candidate: RTCIceCandidateInit,
     },
-    /// Forwards `track` to connection `subscriber`, on a new outgoing track
-    /// (the caller renegotiates with [`Command::Offer`]).
+    /// Forwards `track` to `participant` through `output` (a connection's new
+    /// outgoing track: the caller renegotiates with [`Command::Offer`]).
     Subscribe {
         /// The published track.
         track: TrackRef,
-        /// The subscriber's connection (on the same worker).
-        subscriber: ConnId,
         /// The subscribing participant.
         participant: ParticipantSid,
+        /// Where the packets go.
+        output: Output,
         /// Done, or why not.
         reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// Stops forwarding `track` to `participant`.
+    Unsubscribe {
+        /// The published track.
+        track: TrackRef,
+        /// The subscriber.
+        participant: ParticipantSid,
+    },
+    /// Changes `participant`'s copy of `track`.
+    Subscription {
+        /// The published track.
+        track: TrackRef,
+        /// The subscriber.
+        participant: ParticipantSid,
+        /// What changes.
+        change: SubscriptionChange,
+    },
+    /// Changes a published track.
+    Track {
+        /// The track.
+        track: TrackRef,
+        /// What changes.
+        change: TrackChange,
+    },
+    /// Answers a question.
+    Query(Query),
+    /// Sends a text message on one of `conn`'s data channels.
+    SendData {
+        /// The connection.
+        conn: ConnId,
+        /// `_reliable` or `_lossy`.
+        reliable: bool,
+        /// The message.
+        text: String,
     },
     /// Closes `conn`: its tracks end and its subscriptions are dropped.
     Close {
@@ -126,9 +216,20 @@ pub enum Event {
         kind: RtpCodecKind,
         /// Its codec's MIME type, as negotiated.
         mime: String,
+        /// Its codec's clock rate.
+        clock_rate: u32,
     },
     /// The client's track ended.
     TrackEnded(TrackRef),
+    /// A message arrived on one of the connection's data channels.
+    Data {
+        /// The connection.
+        conn: ConnId,
+        /// Whether it came on `_reliable` (else `_lossy`, or a channel of another name).
+        reliable: bool,
+        /// The message.
+        data: Bytes,
+    },
 }
 
 /// One worker's mailbox.

@@ -1,22 +1,27 @@
-//! A worker's tracks: each track its connections receive has a [`Fanout`],
-//! each subscription an outgoing SSRC on the subscriber's connection.
+//! A worker's tracks: each track its connections receive has a [`Fanout`];
+//! each subscription is an outgoing SSRC on a subscriber's connection or a
+//! recording's track writer.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::header::Header;
 use switchboard_core::ParticipantSid;
 
-use super::{ConnId, TrackRef};
+use super::{ConnId, SubscriptionChange, TrackChange, TrackRef};
+use crate::recording::TrackSink;
 use crate::sfu::fanout::{Fanout, Rewrite, Subscriber};
 use crate::sfu::keyframe::Codec;
 
 /// Where one subscriber's copy of a track goes.
-#[derive(Debug, Clone, Copy)]
-pub struct Sink {
-    /// The subscriber's connection.
-    pub conn: ConnId,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// An outgoing track of a connection on this worker.
+    Peer(ConnId),
+    /// A recording's track writer, by its number in [`Tracks`].
+    Recorder(u32),
 }
 
 /// A track a connection receives from its client.
@@ -35,9 +40,13 @@ pub struct Tracks {
     published: HashMap<ConnId, HashMap<String, Published>>,
     /// Subscriptions by subscriber connection and outgoing SSRC.
     subscriptions: HashMap<(ConnId, u32), (TrackRef, ParticipantSid)>,
+    /// Recordings' track writers.
+    recorders: HashMap<u32, TrackSink>,
+    next_recorder: u32,
     /// Reused per packet.
     rewrites: Vec<Rewrite>,
     keyframes: Vec<u8>,
+    reports: Vec<(usize, SenderReport)>,
     /// What the last [`Tracks::route`] produced.
     pub routed: Routed,
 }
@@ -49,6 +58,8 @@ pub struct Routed {
     pub copies: Vec<(Sink, Header)>,
     /// The publisher's SSRCs to ask a keyframe of.
     pub keyframe_ssrcs: Vec<u32>,
+    /// Sender reports translated per subscriber.
+    pub reports: Vec<(Sink, SenderReport)>,
 }
 
 impl Tracks {
@@ -73,7 +84,19 @@ impl Tracks {
         self.published.get_mut(&conn)?.get_mut(track)
     }
 
-    /// Adds a subscriber of `track`, sending as `ssrc` on its connection.
+    /// Registers a recording's track writer, to subscribe as [`Sink::Recorder`].
+    pub fn add_recorder(&mut self, sink: TrackSink) -> Sink {
+        self.next_recorder = self.next_recorder.wrapping_add(1);
+        self.recorders.insert(self.next_recorder, sink);
+        Sink::Recorder(self.next_recorder)
+    }
+
+    /// The track writer behind [`Sink::Recorder`] `id`.
+    pub fn recorder(&self, id: u32) -> Option<&TrackSink> {
+        self.recorders.get(&id)
+    }
+
+    /// Adds a subscriber of `track`, sending as `ssrc`.
     pub fn subscribe(
         &mut self,
         now: Instant,
@@ -84,11 +107,69 @@ impl Tracks {
         let Some(published) = self.published_mut(track.conn, &track.track) else {
             return false;
         };
-        let key = (subscriber.sink.conn, ssrc);
+        let sink = subscriber.sink;
         let participant = subscriber.id;
+        let old = published.fanout.detach(participant);
         published.fanout.attach(now, subscriber);
-        self.subscriptions.insert(key, (track.clone(), participant));
+        if let Some(old) = old {
+            self.forget(old.sink);
+        }
+        if let Sink::Peer(conn) = sink {
+            self.subscriptions
+                .insert((conn, ssrc), (track.clone(), participant));
+        }
         true
+    }
+
+    /// Stops forwarding `track` to `participant`.
+    pub fn unsubscribe(&mut self, track: &TrackRef, participant: ParticipantSid) {
+        let Some(published) = self.published_mut(track.conn, &track.track) else {
+            return;
+        };
+        if let Some(gone) = published.fanout.detach(participant) {
+            self.forget(gone.sink);
+            self.subscriptions
+                .retain(|_, (t, p)| !(*p == participant && t == track));
+        }
+    }
+
+    fn forget(&mut self, sink: Sink) {
+        if let Sink::Recorder(id) = sink {
+            self.recorders.remove(&id);
+        }
+    }
+
+    /// Changes `participant`'s copy of `track`.
+    pub fn change_subscription(
+        &mut self,
+        track: &TrackRef,
+        participant: ParticipantSid,
+        change: SubscriptionChange,
+    ) {
+        let Some(sub) = self
+            .published_mut(track.conn, &track.track)
+            .and_then(|p| p.fanout.subscriber_mut(participant))
+        else {
+            return;
+        };
+        match change {
+            SubscriptionChange::MaxLayer(layer) => sub.set_max_layer(layer),
+            SubscriptionChange::BandwidthShare(bps) => sub.set_bandwidth_share(bps),
+            SubscriptionChange::Paused(paused) => sub.set_paused(paused),
+            SubscriptionChange::PayloadType(pt) => sub.set_payload_type(pt),
+            SubscriptionChange::Keyframe => sub.request_keyframe(),
+        }
+    }
+
+    /// Changes a published track.
+    pub fn change_track(&mut self, track: &TrackRef, change: TrackChange) {
+        let Some(published) = self.published_mut(track.conn, &track.track) else {
+            return;
+        };
+        match change {
+            TrackChange::Muted(muted) => published.fanout.set_muted(muted),
+            TrackChange::AudioLevelExtension(id) => published.fanout.set_audio_level_extension(id),
+        }
     }
 
     /// The track and subscriber an outgoing `ssrc` of `conn` carries.
@@ -130,10 +211,9 @@ impl Tracks {
             &mut self.keyframes,
         );
         for rewrite in &self.rewrites {
-            let mut out = rewrite.header();
-            // Keep the publisher's extensions off: their ids were negotiated with it.
-            out.extension = false;
-            self.routed.copies.push((*fanout.sink(rewrite.slot), out));
+            self.routed
+                .copies
+                .push((*fanout.sink(rewrite.slot), rewrite.header()));
         }
         for &layer in &self.keyframes {
             if let Some(ssrc) = fanout.keyframe_ssrc(layer) {
@@ -142,19 +222,55 @@ impl Tracks {
         }
     }
 
+    /// Translates a publisher's sender report into [`Routed::reports`]: one
+    /// per subscriber of the track it describes.
+    pub fn route_report(&mut self, conn: ConnId, report: &SenderReport) {
+        self.routed.reports.clear();
+        let Some(tracks) = self.published.get(&conn) else {
+            return;
+        };
+        for published in tracks.values() {
+            if !published.fanout.has_layer(report.ssrc) {
+                continue;
+            }
+            self.reports.clear();
+            published.fanout.on_sender_report(report, &mut self.reports);
+            for (slot, translated) in self.reports.drain(..) {
+                self.routed
+                    .reports
+                    .push((*published.fanout.sink(slot), translated));
+            }
+        }
+    }
+
     /// Forgets everything of `conn`: returns the tracks it published (their
     /// subscribers are detached) and drops its subscriptions.
     pub fn close(&mut self, conn: ConnId) -> Vec<String> {
-        let ended: Vec<String> = self
-            .published
-            .remove(&conn)
-            .map(|tracks| tracks.into_keys().collect())
-            .unwrap_or_default();
+        let mut ended = Vec::new();
+        if let Some(tracks) = self.published.remove(&conn) {
+            for (id, mut published) in tracks {
+                for gone in published.fanout.detach_all() {
+                    self.forget(gone.sink);
+                }
+                ended.push(id);
+            }
+        }
         self.subscriptions
             .retain(|(sub, _), (track, _)| *sub != conn && track.conn != conn);
         for published in self.published.values_mut().flat_map(|t| t.values_mut()) {
-            published.fanout.detach_if(|s| s.sink.conn == conn);
+            published.fanout.detach_if(|s| s.sink == Sink::Peer(conn));
         }
         ended
+    }
+
+    /// The audio level of each of `tracks` at `now`, 0 for one not published.
+    pub fn audio_levels(&mut self, now: Instant, tracks: &[TrackRef]) -> Vec<f32> {
+        tracks
+            .iter()
+            .map(|t| {
+                self.published_mut(t.conn, &t.track)
+                    .map_or(0.0, |p| p.fanout.audio_level(now))
+            })
+            .collect()
     }
 }

@@ -1,0 +1,284 @@
+//! What a worker does when the control plane asks: open, describe and close
+//! connections, subscribe, change subscriptions and tracks, answer queries.
+
+use std::sync::mpsc;
+use std::time::Instant;
+
+use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use switchboard_core::ParticipantSid;
+
+use super::event_loop::{gone, Entry, EventLoop};
+use super::tracks::Sink;
+use super::{Command, ConnId, Event, Output, Query, TrackRef};
+use crate::peer::config::codec_for;
+use crate::peer::connection::Connection;
+use crate::sfu::fanout::Subscriber;
+use crate::MediaError;
+
+/// The data channels the server opens on a subscriber connection.
+pub(super) const RELIABLE: &str = "_reliable";
+pub(super) const LOSSY: &str = "_lossy";
+
+impl EventLoop {
+    /// Runs the commands waiting; `false` once the handle is gone.
+    pub(super) fn commands(&mut self, now: Instant) -> bool {
+        loop {
+            match self.inbox.try_recv() {
+                Ok(command) => self.command(now, command),
+                Err(mpsc::TryRecvError::Empty) => return true,
+                Err(mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Open {
+                conn,
+                events,
+                budget,
+                data_channels,
+            } => match self.open(now, data_channels) {
+                Ok((c, channels)) => {
+                    self.conns.insert(
+                        conn,
+                        Entry {
+                            conn: c,
+                            events,
+                            budget,
+                            channels,
+                            touched: false,
+                        },
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot build a peer connection"),
+            },
+            Command::Answer { conn, offer, reply } => {
+                let result = self.describe(conn, |c| c.answer(now, offer));
+                let _ = reply.send(result);
+            }
+            Command::Offer {
+                conn,
+                ice_restart,
+                reply,
+            } => {
+                let result = self.describe(conn, |c| {
+                    if ice_restart {
+                        c.pc.restart_ice();
+                    }
+                    c.offer(now)
+                });
+                let _ = reply.send(result);
+            }
+            Command::Accept {
+                conn,
+                answer,
+                reply,
+            } => {
+                let result = match self.conns.get_mut(&conn) {
+                    Some(entry) => entry.conn.accept(now, answer),
+                    None => Err(gone()),
+                };
+                self.touch(conn);
+                let _ = reply.send(result);
+            }
+            Command::Candidate { conn, candidate } => {
+                if let Some(entry) = self.conns.get_mut(&conn) {
+                    if let Err(e) = entry.conn.add_remote_candidate(candidate) {
+                        tracing::debug!(error = %e, "trickled candidate refused");
+                    }
+                }
+                self.touch(conn);
+            }
+            Command::Subscribe {
+                track,
+                participant,
+                output,
+                reply,
+            } => {
+                let result = self.subscribe(now, &track, participant, output);
+                let _ = reply.send(result);
+            }
+            Command::Unsubscribe { track, participant } => {
+                self.tracks.unsubscribe(&track, participant);
+            }
+            Command::Subscription {
+                track,
+                participant,
+                change,
+            } => self.tracks.change_subscription(&track, participant, change),
+            Command::Track { track, change } => self.tracks.change_track(&track, change),
+            Command::Query(query) => self.query(now, query),
+            Command::SendData {
+                conn,
+                reliable,
+                text,
+            } => self.send_data(now, conn, reliable, text),
+            Command::Close { conn } => self.close(conn),
+        }
+    }
+
+    /// A new connection, with the server's data channels if asked.
+    #[allow(clippy::type_complexity)]
+    fn open(
+        &self,
+        now: Instant,
+        data_channels: bool,
+    ) -> Result<(Connection, Option<(RTCDataChannelId, RTCDataChannelId)>), MediaError> {
+        let mut c = Connection::new(&self.config, self.advertised, now)?;
+        if !data_channels {
+            return Ok((c, None));
+        }
+        let reliable =
+            c.pc.create_data_channel(RELIABLE, None)
+                .map_err(MediaError::webrtc)?
+                .id();
+        let lossy = RTCDataChannelInit {
+            ordered: false,
+            max_retransmits: Some(0),
+            ..Default::default()
+        };
+        let lossy =
+            c.pc.create_data_channel(LOSSY, Some(lossy))
+                .map_err(MediaError::webrtc)?
+                .id();
+        Ok((c, Some((reliable, lossy))))
+    }
+
+    /// Sets a description through `f` and keeps the router's ufrags in step
+    /// (a new connection, or an ICE restart's new credentials).
+    fn describe<T>(
+        &mut self,
+        conn: ConnId,
+        f: impl FnOnce(&mut Connection) -> Result<T, MediaError>,
+    ) -> Result<T, MediaError> {
+        let entry = self.conns.get_mut(&conn).ok_or_else(gone)?;
+        let before = entry.conn.ufrag().map(str::to_owned);
+        let result = f(&mut entry.conn);
+        let after = entry.conn.ufrag().map(str::to_owned);
+        if before != after {
+            // The old credentials stay routable until the connection closes:
+            // checks of the old pair may still be in flight during a restart.
+            if let Some(new) = after {
+                self.router.add_ufrag(&new, conn);
+            }
+        }
+        self.touch(conn);
+        result
+    }
+
+    fn subscribe(
+        &mut self,
+        now: Instant,
+        track: &TrackRef,
+        participant: ParticipantSid,
+        output: Output,
+    ) -> Result<(), MediaError> {
+        let mime = self
+            .tracks
+            .published_mut(track.conn, &track.track)
+            .map(|p| p.mime.clone())
+            .ok_or_else(|| MediaError::Protocol("no such track".into()))?;
+        let codec = codec_for(&mime)
+            .ok_or_else(|| MediaError::Protocol(format!("codec {mime} is not forwarded")))?;
+        let ssrc = rand::random::<u32>();
+        let sink = match output {
+            Output::Recorder(writer) => self.tracks.add_recorder(writer),
+            Output::Peer(subscriber) => {
+                let entry = self.conns.get_mut(&subscriber).ok_or_else(gone)?;
+                let kind = if mime.to_ascii_lowercase().starts_with("audio/") {
+                    RtpCodecKind::Audio
+                } else {
+                    RtpCodecKind::Video
+                };
+                let id = format!("{}-{}", track.conn.0, track.track);
+                let local = MediaStreamTrack::new(
+                    id.clone(),
+                    id,
+                    track.track.clone(),
+                    kind,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            ssrc: Some(ssrc),
+                            ..Default::default()
+                        },
+                        codec: codec.rtp_codec.clone(),
+                        ..Default::default()
+                    }],
+                );
+                entry.conn.pc.add_track(local).map_err(MediaError::webrtc)?;
+                Sink::Peer(subscriber)
+            }
+        };
+        let copy = Subscriber::new(
+            participant,
+            sink,
+            ssrc,
+            codec.payload_type,
+            codec.rtp_codec.clock_rate,
+        );
+        self.tracks.subscribe(now, track, ssrc, copy);
+        Ok(())
+    }
+
+    fn query(&mut self, now: Instant, query: Query) {
+        match query {
+            Query::AudioLevels(tracks, reply) => {
+                let _ = reply.send(self.tracks.audio_levels(now, &tracks));
+            }
+            Query::BestLayer(track, reply) => {
+                let best = self
+                    .tracks
+                    .published_mut(track.conn, &track.track)
+                    .map(|p| p.fanout.best_layer(now));
+                let _ = reply.send(best);
+            }
+            Query::Stats(conn, reply) => {
+                let report = self.conns.get_mut(&conn).map(|e| {
+                    e.conn
+                        .pc
+                        .get_stats(now, rtc::statistics::StatsSelector::None)
+                });
+                let _ = reply.send(report);
+            }
+        }
+    }
+
+    fn send_data(&mut self, now: Instant, conn: ConnId, reliable: bool, text: String) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some((reliable_id, lossy_id)) = entry.channels else {
+            return;
+        };
+        let id = if reliable { reliable_id } else { lossy_id };
+        if let Some(mut channel) = entry.conn.pc.data_channel(id) {
+            if let Err(e) = channel.send_text(now, text) {
+                tracing::debug!(error = %e, "data message not sent");
+            }
+        }
+        self.touch(conn);
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        let Some(mut entry) = self.conns.remove(&conn) else {
+            return;
+        };
+        let _ = entry.conn.pc.close();
+        // The close alert goes out now; nothing is read from the connection again.
+        while let Some(out) = entry.conn.pc.poll_write() {
+            let _ = self.port.send(out.transport.peer_addr, &out.message);
+        }
+        self.router.remove(conn);
+        for track in self.tracks.close(conn) {
+            let _ = entry
+                .events
+                .send(Event::TrackEnded(TrackRef { conn, track }));
+        }
+    }
+}
