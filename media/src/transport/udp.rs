@@ -23,12 +23,23 @@ pub fn bind_shared(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+/// A socket on the shared port `local` connected to `remote`: the kernel
+/// hands it every datagram from `remote`, whichever worker's socket the port's
+/// hash would have picked, so a connection's packets reach the worker that
+/// owns it.
+pub fn connect_shared(local: SocketAddr, remote: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = bind_shared(local)?;
+    socket.connect(remote)?;
+    Ok(socket)
+}
+
 /// One socket on the shared port and the buffers it reads into, reused for
 /// every batch.
 pub struct Port {
     socket: mio::net::UdpSocket,
     state: UdpSocketState,
     local: SocketAddr,
+    peer: Option<SocketAddr>,
     buffers: Box<[[u8; MAX_DATAGRAM]; BATCH_SIZE]>,
     meta: [RecvMeta; BATCH_SIZE],
 }
@@ -37,11 +48,13 @@ impl Port {
     /// Wraps a socket from [`bind_shared`].
     pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
         let local = socket.local_addr()?;
+        let peer = socket.peer_addr().ok();
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
         Ok(Self {
             socket: mio::net::UdpSocket::from_std(socket),
             state,
             local,
+            peer,
             buffers: Box::new([[0; MAX_DATAGRAM]; BATCH_SIZE]),
             meta: [RecvMeta::default(); BATCH_SIZE],
         })
@@ -50,6 +63,11 @@ impl Port {
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The client a connected socket is connected to.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
     }
 
     /// The socket, to register with the worker's poller.
@@ -136,5 +154,41 @@ mod tests {
             .unwrap();
         }
         assert_eq!(seen, (0..40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_connected_socket_gets_its_peers_datagrams_whatever_the_hash_says() {
+        let first = bind_shared("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let others: Vec<_> = (0..3).map(|_| bind_shared(addr).unwrap()).collect();
+        let clients: Vec<_> = (0..8)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let connected: Vec<_> = clients
+            .iter()
+            .map(|c| connect_shared(addr, c.local_addr().unwrap()).unwrap())
+            .collect();
+        for c in &clients {
+            for _ in 0..5 {
+                c.send_to(&[0x80, 1], addr).unwrap();
+            }
+        }
+        let mut buf = [0u8; 16];
+        for (socket, client) in connected.iter().zip(&clients) {
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            socket.set_nonblocking(false).unwrap();
+            for _ in 0..5 {
+                let (_, from) = socket.recv_from(&mut buf).expect("its peer's datagram");
+                assert_eq!(from, client.local_addr().unwrap());
+            }
+        }
+        for s in std::iter::once(&first).chain(&others) {
+            assert!(
+                s.recv_from(&mut buf).is_err(),
+                "nothing for the unconnected sockets"
+            );
+        }
     }
 }

@@ -52,6 +52,8 @@ impl EventLoop {
                             events,
                             budget,
                             channels,
+                            sockets: Vec::new(),
+                            ufrags: Vec::new(),
                             touched: false,
                         },
                     );
@@ -166,6 +168,8 @@ impl EventLoop {
             // checks of the old pair may still be in flight during a restart.
             if let Some(new) = after {
                 self.router.add_ufrag(&new, conn);
+                self.siblings.directory.insert(&new, self.siblings.index);
+                entry.ufrags.push(new);
             }
         }
         self.touch(conn);
@@ -275,6 +279,10 @@ impl EventLoop {
             let _ = self.port.send(out.transport.peer_addr, &out.message);
         }
         self.router.remove(conn);
+        for ufrag in &entry.ufrags {
+            self.siblings.directory.remove(ufrag);
+        }
+        self.disconnect(&entry);
         for track in self.tracks.close(conn) {
             let _ = entry
                 .events

@@ -9,6 +9,7 @@
 mod commands;
 mod event_loop;
 mod media;
+mod siblings;
 mod tracks;
 
 use std::io;
@@ -252,6 +253,7 @@ impl Worker {
 /// The node's media workers and the port they share.
 pub struct Workers {
     workers: Vec<Worker>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
     local: SocketAddr,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -272,11 +274,35 @@ impl Workers {
         for _ in 1..count.max(1) {
             sockets.push(bind_shared(local)?);
         }
-        let mut workers = Vec::new();
-        let mut threads = Vec::new();
+        // Every loop exists before any starts: each needs the others' queues.
+        let directory = Arc::new(siblings::Directory::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut loops = Vec::new();
+        let mut handoffs = Vec::new();
         for (index, socket) in sockets.into_iter().enumerate() {
             let (commands, inbox) = mpsc::channel();
-            let event_loop = event_loop::EventLoop::new(config.clone(), socket, advertised, inbox)?;
+            let (handoff_tx, handoff_rx) = mpsc::channel();
+            let siblings = siblings::Siblings {
+                index,
+                directory: directory.clone(),
+                inbox: handoff_rx,
+                all: Vec::new(),
+            };
+            let event_loop = event_loop::EventLoop::new(
+                config.clone(),
+                socket,
+                advertised,
+                inbox,
+                siblings,
+                stop.clone(),
+            )?;
+            handoffs.push((handoff_tx, event_loop.waker()));
+            loops.push((commands, event_loop));
+        }
+        let mut workers = Vec::new();
+        let mut threads = Vec::new();
+        for (index, (commands, mut event_loop)) in loops.into_iter().enumerate() {
+            event_loop.siblings.all = handoffs.clone();
             workers.push(Worker {
                 commands,
                 waker: event_loop.waker(),
@@ -289,6 +315,7 @@ impl Workers {
         }
         Ok(Self {
             workers,
+            stop,
             local,
             threads,
         })
@@ -317,10 +344,10 @@ impl Workers {
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        // Dropping the senders ends each loop at its next wake.
-        let wakers: Vec<_> = self.workers.drain(..).map(|w| w.waker).collect();
-        for waker in wakers {
-            let _ = waker.wake();
+        // Worker handles may outlive this one: each loop stops on the flag.
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers.drain(..) {
+            let _ = worker.waker.wake();
         }
         for thread in self.threads.drain(..) {
             let _ = thread.join();

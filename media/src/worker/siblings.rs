@@ -1,0 +1,76 @@
+//! What a worker knows of the others: which worker owns each ICE username
+//! fragment, and a way to hand them a datagram that reached the wrong socket.
+//!
+//! The kernel spreads the shared port's datagrams over the workers' sockets
+//! by a hash of the sender's address, not by room. So a client's first check
+//! may reach a worker that does not own its connection; that worker looks the
+//! ufrag up here and hands the datagram over. The owner then opens a socket
+//! connected to the client, and the kernel sends it everything that client
+//! sends from then on: only the first few datagrams of a connection cross
+//! threads.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc, Mutex};
+
+use mio::Waker;
+
+/// A datagram handed from the worker that read it to the one that owns it.
+pub(super) struct Handoff {
+    pub(super) from: SocketAddr,
+    pub(super) datagram: Vec<u8>,
+}
+
+/// Which worker owns each local ufrag, shared by all of them.
+#[derive(Default)]
+pub(super) struct Directory(Mutex<HashMap<String, usize>>);
+
+impl Directory {
+    pub(super) fn insert(&self, ufrag: &str, worker: usize) {
+        self.lock().insert(ufrag.to_owned(), worker);
+    }
+
+    pub(super) fn remove(&self, ufrag: &str) {
+        self.lock().remove(ufrag);
+    }
+
+    pub(super) fn owner(&self, ufrag: &str) -> Option<usize> {
+        self.lock().get(ufrag).copied()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        // A panic elsewhere cannot leave the map half-written: every update is one call.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One worker's view of the others.
+pub(super) struct Siblings {
+    /// This worker's position.
+    pub(super) index: usize,
+    pub(super) directory: Arc<Directory>,
+    /// Datagrams the others handed to this worker.
+    pub(super) inbox: mpsc::Receiver<Handoff>,
+    /// Every worker's hand-off queue and waker, this one's included.
+    pub(super) all: Vec<(mpsc::Sender<Handoff>, Arc<Waker>)>,
+}
+
+impl Siblings {
+    /// Whether datagrams can reach another worker's socket: only with more than one.
+    pub(super) fn alone(&self) -> bool {
+        self.all.len() <= 1
+    }
+
+    /// Hands `datagram` to worker `to`.
+    pub(super) fn hand_to(&self, to: usize, from: SocketAddr, datagram: &[u8]) {
+        if let Some((queue, waker)) = self.all.get(to) {
+            let handoff = Handoff {
+                from,
+                datagram: datagram.to_vec(),
+            };
+            if queue.send(handoff).is_ok() {
+                let _ = waker.wake();
+            }
+        }
+    }
+}
