@@ -7,6 +7,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use rtc::ice::network_type::NetworkType;
+use rtc::ice::tcp_type::TcpType;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
@@ -21,6 +23,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
+use rtc::shared::tcp_framing::{frame_packet, TcpFrameDecoder};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use switchboard_core::ParticipantSid;
 use switchboard_media::peer::config::{codec_for, stack, RtcConfig, Stack};
@@ -31,6 +34,8 @@ use tokio::sync::{mpsc, oneshot};
 struct Client {
     pc: RTCPeerConnection,
     socket: UdpSocket,
+    /// ICE-TCP instead of UDP: the stream to the node and what it read.
+    tcp: Option<(std::net::TcpStream, TcpFrameDecoder)>,
     local: SocketAddr,
     connected: bool,
     /// RTP packets received, by SSRC.
@@ -45,6 +50,11 @@ impl Client {
     }
 
     fn new() -> Self {
+        Self::with_networks(None)
+    }
+
+    /// A client limited to `networks` (all when `None`).
+    fn with_networks(networks: Option<Vec<NetworkType>>) -> Self {
         let config = RtcConfig {
             relay_sender_reports: false,
             ..Default::default()
@@ -52,9 +62,12 @@ impl Client {
         let Stack {
             media_engine,
             registry,
-            settings,
+            mut settings,
             configuration,
         } = stack(&config).unwrap();
+        if let Some(networks) = networks {
+            settings = settings.with_network_types(networks);
+        }
         let pc = RTCPeerConnectionBuilder::new()
             .with_configuration(configuration)
             .with_media_engine(media_engine)
@@ -68,6 +81,7 @@ impl Client {
         Self {
             pc,
             socket,
+            tcp: None,
             local,
             connected: false,
             received: HashMap::new(),
@@ -146,9 +160,66 @@ impl Client {
         self.pc.local_description().unwrap()
     }
 
+    /// Answers the server's offer as a client without UDP: an active
+    /// ICE-TCP candidate, and a TCP connection to the node's media port.
+    fn answer_over_tcp(
+        &mut self,
+        offer: RTCSessionDescription,
+        node: SocketAddr,
+    ) -> RTCSessionDescription {
+        self.pc
+            .set_remote_description(Instant::now(), offer)
+            .unwrap();
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "tcp".to_owned(),
+                address: "127.0.0.1".into(),
+                port: 9,
+                component: 1,
+                ..Default::default()
+            },
+            tcp_type: TcpType::Active,
+        }
+        .new_candidate_host()
+        .unwrap();
+        let init = RTCIceCandidate::from(&candidate).to_json().unwrap();
+        self.pc.add_local_candidate(init).unwrap();
+        let answer = self.pc.create_answer(None).unwrap();
+        self.pc
+            .set_local_description(Instant::now(), answer)
+            .unwrap();
+        let stream = std::net::TcpStream::connect(node).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        self.local = stream.local_addr().unwrap();
+        self.tcp = Some((stream, TcpFrameDecoder::new()));
+        self.pc.local_description().unwrap()
+    }
+
     /// Feeds what arrived, runs timers, sends what is due.
     fn step(&mut self, now: Instant) {
         let mut buf = [0u8; 1500];
+        if let Some((stream, decoder)) = &mut self.tcp {
+            use std::io::Read;
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                decoder.extend_from_slice(&buf[..n]);
+            }
+            let peer_addr = stream.peer_addr().unwrap();
+            while let Some(frame) = decoder.next_packet() {
+                let _ = self.pc.handle_read(TaggedBytesMut {
+                    now,
+                    transport: TransportContext {
+                        local_addr: self.local,
+                        peer_addr,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::TCP,
+                    },
+                    message: BytesMut::from(&frame[..]),
+                });
+            }
+        }
         while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
             let _ = self.pc.handle_read(TaggedBytesMut {
                 now,
@@ -186,7 +257,15 @@ impl Client {
             }
         }
         while let Some(out) = self.pc.poll_write() {
-            let _ = self.socket.send_to(&out.message, out.transport.peer_addr);
+            match &mut self.tcp {
+                Some((stream, _)) if out.transport.transport_protocol == TransportProtocol::TCP => {
+                    use std::io::Write;
+                    let _ = stream.write_all(&frame_packet(&out.message));
+                }
+                _ => {
+                    let _ = self.socket.send_to(&out.message, out.transport.peer_addr);
+                }
+            }
         }
     }
 }
@@ -233,7 +312,10 @@ impl Call {
     /// Starts a node of `count` workers, the call on the last one, and a
     /// publisher whose track has opened.
     fn start_on(count: usize) -> Self {
-        let config = RtcConfig::default();
+        Self::start_with(count, RtcConfig::default())
+    }
+
+    fn start_with(count: usize, config: RtcConfig) -> Self {
         let workers = Workers::start(&config, "127.0.0.1:0".parse().unwrap(), None, count).unwrap();
         let worker = workers.for_key(count as u64 - 1).clone();
         let port = workers.local_addr().port();
@@ -329,8 +411,12 @@ impl Call {
 
     /// Adds a subscriber the node offers the track to.
     fn subscribe(&mut self) {
+        self.subscribe_with(Client::new(), false);
+    }
+
+    /// Adds `client` as a subscriber, over ICE-TCP if `tcp`.
+    fn subscribe_with(&mut self, mut client: Client, tcp: bool) {
         let port = self.workers.local_addr().port();
-        let mut client = Client::new();
         let conn = ConnId::new();
         assert!(self.worker.send(Command::Open {
             conn,
@@ -353,7 +439,11 @@ impl Call {
         })
         .expect("an offer");
         assert!(only_candidates_on(&offer.sdp, port), "{}", offer.sdp);
-        let answer = client.answer(offer);
+        let answer = if tcp {
+            client.answer_over_tcp(offer, self.workers.local_addr())
+        } else {
+            client.answer(offer)
+        };
         ask(&self.worker, |reply| Command::Accept {
             conn,
             answer,
@@ -447,6 +537,23 @@ fn a_publisher_whose_address_changes_restarts_ice_and_its_subscribers_receive_ag
         .filter(|e| matches!(e, Event::TrackEnded(_)))
         .collect();
     assert!(ended.is_empty(), "the track lived on: {ended:?}");
+}
+
+#[test]
+fn a_client_without_udp_receives_over_ice_tcp_on_the_same_port_number() {
+    let config = RtcConfig {
+        ice_tcp: true,
+        ..Default::default()
+    };
+    let mut call = Call::start_with(2, config);
+    let client = Client::with_networks(Some(vec![NetworkType::Tcp4]));
+    call.subscribe_with(client, true);
+    assert!(
+        call.run_until(Duration::from_secs(10), |c| c.subscribers[0].0.received()
+            >= 20),
+        "received {} packets over TCP",
+        call.subscribers[0].0.received()
+    );
 }
 
 #[test]

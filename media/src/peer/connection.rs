@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use rtc::ice::tcp_type::TcpType;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
@@ -22,6 +23,8 @@ pub struct Connection {
     pub(crate) pc: RTCPeerConnection,
     /// The address the node advertised and every datagram is tagged with.
     local: SocketAddr,
+    /// Whether a passive ICE-TCP candidate is advertised too.
+    ice_tcp: bool,
     /// The local ICE username fragment binding requests name, once described.
     ufrag: Option<String>,
     /// When the state machine next wants [`Connection::tick`].
@@ -51,6 +54,7 @@ impl Connection {
         Ok(Self {
             pc,
             local: advertised,
+            ice_tcp: config.ice_tcp,
             ufrag: None,
             deadline: None,
         })
@@ -109,15 +113,19 @@ impl Connection {
         self.ufrag.as_deref()
     }
 
-    /// Hands the connection a datagram `from` the client.
-    pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    /// Hands the connection a datagram `from` the client, over UDP or ICE-TCP.
+    pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], tcp: bool) {
         let message = TaggedBytesMut {
             now,
             transport: TransportContext {
                 local_addr: self.local,
                 peer_addr: from,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: if tcp {
+                    TransportProtocol::TCP
+                } else {
+                    TransportProtocol::UDP
+                },
             },
             message: BytesMut::from(datagram),
         };
@@ -148,24 +156,32 @@ impl Connection {
             // or a renegotiation keeps it).
             return Ok(());
         }
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: self.local.ip().to_string(),
-                port: self.local.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .map_err(MediaError::webrtc)?;
-        let init = RTCIceCandidate::from(&candidate)
-            .to_json()
+        let networks: &[(&str, TcpType)] = if self.ice_tcp {
+            &[("udp", TcpType::Unspecified), ("tcp", TcpType::Passive)]
+        } else {
+            &[("udp", TcpType::Unspecified)]
+        };
+        for &(network, tcp_type) in networks {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: network.to_owned(),
+                    address: self.local.ip().to_string(),
+                    port: self.local.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                tcp_type,
+            }
+            .new_candidate_host()
             .map_err(MediaError::webrtc)?;
-        self.pc
-            .add_local_candidate(init)
-            .map_err(MediaError::webrtc)
+            let init = RTCIceCandidate::from(&candidate)
+                .to_json()
+                .map_err(MediaError::webrtc)?;
+            self.pc
+                .add_local_candidate(init)
+                .map_err(MediaError::webrtc)?;
+        }
+        Ok(())
     }
 
     /// Reads the local ufrag from the description just set and returns it.

@@ -1,4 +1,6 @@
 //! The network edge of the media node: what arrives on the node's one UDP
-//! port ([`udp`]) and which peer connection it is for ([`demux`]).
+//! port ([`udp`]) or, from clients without UDP, over TCP on the same port
+//! number ([`tcp`]), and which peer connection it is for ([`demux`]).
 pub mod demux;
+pub mod tcp;
 pub mod udp;

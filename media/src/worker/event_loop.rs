@@ -15,21 +15,24 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use rtc::data_channel::RTCDataChannelId;
 use rtc::peer_connection::message::TaggedRTCMessage;
 use rtc::sansio::Protocol;
+use rtc::shared::TransportProtocol;
 
-use super::siblings::Siblings;
+use super::siblings::{Handoff, Siblings};
 use super::tracks::Tracks;
 use super::{Command, ConnId, Event};
 use crate::peer::config::RtcConfig;
 use crate::peer::connection::Connection;
 use crate::sfu::rate_limit::PublishBudget;
 use crate::transport::demux::{Route, Router, Stun};
+use crate::transport::tcp::Stream;
 use crate::transport::udp::{connect_shared, Port};
 use crate::MediaError;
 
 const WAKER: Token = Token(0);
 const PORT: Token = Token(1);
-/// Sockets connected to clients take tokens from here up.
-const FIRST_CONNECTED: usize = 2;
+const LISTENER: Token = Token(2);
+/// Connected sockets and ICE-TCP streams take tokens from here up.
+const FIRST_CONNECTED: usize = 3;
 /// How long the loop sleeps when no connection has a timer.
 const IDLE: Duration = Duration::from_secs(1);
 
@@ -73,6 +76,11 @@ pub(super) struct EventLoop {
     learned: Vec<(SocketAddr, ConnId)>,
     /// Set when the node shuts its workers down.
     stop: Arc<AtomicBool>,
+    /// ICE-TCP: the listener on the media port number, if enabled.
+    listener: Option<mio::net::TcpListener>,
+    /// ICE-TCP streams by poll token, and their tokens by client address.
+    pub(super) streams: HashMap<Token, Stream>,
+    pub(super) stream_for: HashMap<SocketAddr, Token>,
 }
 
 impl EventLoop {
@@ -83,12 +91,22 @@ impl EventLoop {
         inbox: mpsc::Receiver<Command>,
         siblings: Siblings,
         stop: Arc<AtomicBool>,
+        listener: Option<std::net::TcpListener>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut port = Port::new(socket)?;
         poll.registry()
             .register(port.socket_mut(), PORT, Interest::READABLE)?;
+        let listener = match listener {
+            Some(l) => {
+                let mut l = mio::net::TcpListener::from_std(l);
+                poll.registry()
+                    .register(&mut l, LISTENER, Interest::READABLE)?;
+                Some(l)
+            }
+            None => None,
+        };
         Ok(Self {
             config,
             poll,
@@ -107,6 +125,9 @@ impl EventLoop {
             next_token: FIRST_CONNECTED,
             learned: Vec::new(),
             stop,
+            listener,
+            streams: HashMap::new(),
+            stream_for: HashMap::new(),
         })
     }
 
@@ -136,6 +157,10 @@ impl EventLoop {
                             return;
                         }
                         self.handoffs(now);
+                    }
+                    LISTENER => self.accept(now),
+                    token if self.streams.contains_key(&token) => {
+                        self.read_stream(now, token, event.is_writable())
                     }
                     token => self.read_socket(now, token),
                 }
@@ -175,7 +200,9 @@ impl EventLoop {
             learned,
         };
         loop {
-            match port.recv_batch(|from, datagram| ctx.deliver(now, from, datagram)) {
+            match port.recv_batch(|from, datagram| {
+                ctx.deliver(now, from, datagram, false);
+            }) {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(e) => {
@@ -186,26 +213,124 @@ impl EventLoop {
         }
     }
 
-    /// Feeds the datagrams other workers handed over.
+    /// Feeds the datagrams and streams other workers handed over.
     fn handoffs(&mut self, now: Instant) {
-        let Self {
-            router,
-            conns,
-            touched,
-            siblings,
-            learned,
-            ..
-        } = self;
-        let handoffs: Vec<_> = siblings.inbox.try_iter().collect();
-        let mut ctx = Delivery {
-            router,
-            conns,
-            touched,
-            siblings,
-            learned,
+        let handoffs: Vec<_> = self.siblings.inbox.try_iter().collect();
+        for handoff in handoffs {
+            match handoff {
+                Handoff::Datagram { from, datagram } => {
+                    self.delivery().deliver(now, from, &datagram, false);
+                }
+                Handoff::Stream {
+                    stream,
+                    remote,
+                    pending,
+                } => {
+                    let stream =
+                        Stream::new(mio::net::TcpStream::from_std(stream), remote, &pending);
+                    self.adopt_stream(now, stream);
+                }
+            }
+        }
+    }
+
+    fn delivery(&mut self) -> Delivery<'_> {
+        Delivery {
+            router: &mut self.router,
+            conns: &mut self.conns,
+            touched: &mut self.touched,
+            siblings: &self.siblings,
+            learned: &mut self.learned,
+        }
+    }
+
+    /// Accepts ICE-TCP connections.
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((socket, remote)) => {
+                    let _ = socket.set_nodelay(true);
+                    self.adopt_stream(now, Stream::new(socket, remote, &[]));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "ICE-TCP accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Polls a stream this worker now serves and reads what it holds.
+    fn adopt_stream(&mut self, now: Instant, mut stream: Stream) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(stream.socket_mut(), token, interest)
+        {
+            tracing::debug!(error = %e, "cannot poll an ICE-TCP stream");
+            return;
+        }
+        self.stream_for.insert(stream.remote(), token);
+        self.streams.insert(token, stream);
+        self.read_stream(now, token, true);
+    }
+
+    /// Reads an ICE-TCP stream's datagrams (and writes what it holds unsent).
+    fn read_stream(&mut self, now: Instant, token: Token, writable: bool) {
+        let Some(mut stream) = self.streams.remove(&token) else {
+            return;
         };
-        for h in handoffs {
-            ctx.deliver(now, h.from, &h.datagram);
+        if writable {
+            let _ = stream.flush();
+        }
+        let remote = stream.remote();
+        let mut hand_to = None;
+        let open = {
+            let mut delivery = self.delivery();
+            stream.read(
+                |datagram| match delivery.deliver(now, remote, datagram, true) {
+                    Delivered::Here => true,
+                    Delivered::Elsewhere(owner) => {
+                        hand_to = Some((owner, datagram.to_vec()));
+                        false
+                    }
+                },
+            )
+        };
+        if let Some((owner, first)) = hand_to {
+            self.stream_for.remove(&remote);
+            let _ = self.poll.registry().deregister(stream.socket_mut());
+            let (socket, rest) = stream.into_parts();
+            let mut pending = Vec::with_capacity(first.len() + 2 + rest.len());
+            pending.extend_from_slice(&(first.len() as u16).to_be_bytes());
+            pending.extend_from_slice(&first);
+            pending.extend_from_slice(&rest);
+            let std_stream = std::net::TcpStream::from(std::os::fd::OwnedFd::from(socket));
+            self.siblings.send(
+                owner,
+                Handoff::Stream {
+                    stream: std_stream,
+                    remote,
+                    pending,
+                },
+            );
+            return;
+        }
+        match open {
+            Ok(true) => {
+                self.streams.insert(token, stream);
+            }
+            Ok(false) | Err(_) => {
+                self.stream_for.remove(&remote);
+                let _ = self.poll.registry().deregister(stream.socket_mut());
+            }
         }
     }
 
@@ -296,8 +421,21 @@ impl EventLoop {
             return;
         };
         while let Some(out) = entry.conn.pc.poll_write() {
-            if let Err(e) = self.port.send(out.transport.peer_addr, &out.message) {
-                tracing::debug!(to = %out.transport.peer_addr, error = %e, "send failed");
+            let to = out.transport.peer_addr;
+            let sent = if out.transport.transport_protocol == TransportProtocol::TCP {
+                match self
+                    .stream_for
+                    .get(&to)
+                    .and_then(|t| self.streams.get_mut(t))
+                {
+                    Some(stream) => stream.send(&out.message),
+                    None => Ok(()),
+                }
+            } else {
+                self.port.send(to, &out.message)
+            };
+            if let Err(e) = sent {
+                tracing::debug!(%to, error = %e, "send failed");
             }
         }
         if entry.conn.rearm() {
@@ -318,10 +456,18 @@ struct Delivery<'a> {
     learned: &'a mut Vec<(SocketAddr, ConnId)>,
 }
 
+/// Where a delivered datagram went.
+enum Delivered {
+    /// To a connection of this worker, or nowhere.
+    Here,
+    /// It is for a connection of that worker (handed over if it came over UDP).
+    Elsewhere(usize),
+}
+
 impl Delivery<'_> {
     /// Feeds one datagram `from` a client to its connection, or hands it to
     /// the worker that owns it.
-    fn deliver(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    fn deliver(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], tcp: bool) -> Delivered {
         let (id, check) = match self.router.route(from, datagram) {
             Route::Known(id) => (id, false),
             Route::Check(id) => (id, true),
@@ -329,25 +475,32 @@ impl Delivery<'_> {
                 let owner = Stun::parse(datagram)
                     .and_then(|s| s.local_ufrag())
                     .and_then(|u| self.siblings.directory.owner(u));
-                if let Some(owner) = owner.filter(|o| *o != self.siblings.index) {
-                    self.siblings.hand_to(owner, from, datagram);
-                }
-                return;
+                return match owner.filter(|o| *o != self.siblings.index) {
+                    Some(owner) if tcp => Delivered::Elsewhere(owner),
+                    Some(owner) => {
+                        self.siblings.hand_to(owner, from, datagram);
+                        Delivered::Elsewhere(owner)
+                    }
+                    None => Delivered::Here,
+                };
             }
         };
         let Some(entry) = self.conns.get_mut(&id) else {
-            return;
+            return Delivered::Here;
         };
-        entry.conn.feed(now, from, datagram);
+        entry.conn.feed(now, from, datagram, tcp);
         if check {
             // An address belongs to the last connection checked from it.
             self.router.learn(from, id);
-            self.learned.push((from, id));
+            if !tcp {
+                self.learned.push((from, id));
+            }
         }
         if !entry.touched {
             entry.touched = true;
             self.touched.push(id);
         }
+        Delivered::Here
     }
 }
 

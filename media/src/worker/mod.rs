@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 
 use crate::peer::config::RtcConfig;
 use crate::sfu::rate_limit::PublishBudget;
+use crate::transport::tcp::listen_shared;
 use crate::transport::udp::bind_shared;
 use crate::MediaError;
 
@@ -288,6 +289,11 @@ impl Workers {
                 inbox: handoff_rx,
                 all: Vec::new(),
             };
+            let listener = if config.ice_tcp {
+                Some(listen_shared(local)?)
+            } else {
+                None
+            };
             let event_loop = event_loop::EventLoop::new(
                 config.clone(),
                 socket,
@@ -295,6 +301,7 @@ impl Workers {
                 inbox,
                 siblings,
                 stop.clone(),
+                listener,
             )?;
             handoffs.push((handoff_tx, event_loop.waker()));
             loops.push((commands, event_loop));

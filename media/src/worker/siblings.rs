@@ -15,10 +15,17 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use mio::Waker;
 
-/// A datagram handed from the worker that read it to the one that owns it.
-pub(super) struct Handoff {
-    pub(super) from: SocketAddr,
-    pub(super) datagram: Vec<u8>,
+/// What one worker hands another: something that reached the wrong worker.
+pub(super) enum Handoff {
+    /// A datagram read on the wrong worker's UDP socket.
+    Datagram { from: SocketAddr, datagram: Vec<u8> },
+    /// An ICE-TCP stream accepted by the wrong worker, with the bytes it
+    /// read from it and has not delivered (framed).
+    Stream {
+        stream: std::net::TcpStream,
+        remote: SocketAddr,
+        pending: Vec<u8>,
+    },
 }
 
 /// Which worker owns each local ufrag, shared by all of them.
@@ -63,11 +70,18 @@ impl Siblings {
 
     /// Hands `datagram` to worker `to`.
     pub(super) fn hand_to(&self, to: usize, from: SocketAddr, datagram: &[u8]) {
-        if let Some((queue, waker)) = self.all.get(to) {
-            let handoff = Handoff {
+        self.send(
+            to,
+            Handoff::Datagram {
                 from,
                 datagram: datagram.to_vec(),
-            };
+            },
+        );
+    }
+
+    /// Sends worker `to` a hand-off and wakes it.
+    pub(super) fn send(&self, to: usize, handoff: Handoff) {
+        if let Some((queue, waker)) = self.all.get(to) {
             if queue.send(handoff).is_ok() {
                 let _ = waker.wake();
             }
