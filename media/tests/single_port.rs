@@ -409,6 +409,35 @@ impl Call {
             .write_rtp(Instant::now(), packet);
     }
 
+    /// Renegotiates subscriber `i`'s connection (the node offers).
+    fn renegotiate(&mut self, i: usize) -> RTCSessionDescription {
+        let conn = self.subscribers[i].1;
+        let offer = ask(&self.worker, |reply| Command::Offer {
+            conn,
+            ice_restart: false,
+            reply,
+        })
+        .expect("an offer");
+        let client = &mut self.subscribers[i].0;
+        client
+            .pc
+            .set_remote_description(Instant::now(), offer.clone())
+            .unwrap();
+        let answer = client.pc.create_answer(None).unwrap();
+        client
+            .pc
+            .set_local_description(Instant::now(), answer)
+            .unwrap();
+        let answer = client.pc.local_description().unwrap();
+        ask(&self.worker, |reply| Command::Accept {
+            conn,
+            answer,
+            reply,
+        })
+        .expect("accepted");
+        offer
+    }
+
     /// Adds a subscriber the node offers the track to.
     fn subscribe(&mut self) {
         self.subscribe_with(Client::new(), false);
@@ -553,6 +582,65 @@ fn a_client_without_udp_receives_over_ice_tcp_on_the_same_port_number() {
             >= 20),
         "received {} packets over TCP",
         call.subscribers[0].0.received()
+    );
+}
+
+#[test]
+fn an_unsubscribed_track_stops_and_leaves_the_subscribers_offer() {
+    let mut call = Call::start();
+    call.subscribe();
+    call.subscribe();
+    assert!(call.run_until(Duration::from_secs(10), |c| {
+        c.subscribers.iter().all(|(s, _)| s.received() >= 20)
+    }));
+    let participant = ParticipantSid::new();
+    // A second subscription on the first subscriber's connection, under a
+    // participant id the test knows, then taken away again.
+    let conn = call.subscribers[0].1;
+    let track = call.track.clone().unwrap();
+    ask(&call.worker, |reply| Command::Subscribe {
+        track: track.clone(),
+        participant,
+        output: Output::Peer(conn),
+        reply,
+    })
+    .expect("subscribed");
+    let sending = |sdp: &str| {
+        sdp.split("m=video")
+            .skip(1)
+            .filter(|m| m.contains("a=sendrecv") || m.contains("a=sendonly"))
+            .count()
+    };
+    let offer = call.renegotiate(0);
+    assert_eq!(sending(&offer.sdp), 2, "{}", offer.sdp);
+    assert!(call.run_until(Duration::from_secs(10), |c| c.subscribers[0]
+        .0
+        .received
+        .len()
+        == 2));
+
+    assert!(call
+        .worker
+        .send(Command::Unsubscribe { track, participant }));
+    let offer = call.renegotiate(0);
+    assert_eq!(sending(&offer.sdp), 1, "{}", offer.sdp);
+    call.run_until(Duration::from_millis(300), |_| false);
+    let frozen = call.subscribers[0].0.received.clone();
+    let other = call.subscribers[1].0.received();
+    call.run_until(Duration::from_secs(1), |_| false);
+    let now = &call.subscribers[0].0.received;
+    let growing: Vec<_> = now
+        .iter()
+        .filter(|(ssrc, n)| frozen.get(ssrc) != Some(n))
+        .collect();
+    assert_eq!(
+        growing.len(),
+        1,
+        "only the remaining stream grows: {frozen:?} then {now:?}"
+    );
+    assert!(
+        call.subscribers[1].0.received() > other,
+        "the other subscriber is untouched"
     );
 }
 

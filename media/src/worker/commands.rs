@@ -9,6 +9,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use switchboard_core::ParticipantSid;
 
@@ -107,7 +108,9 @@ impl EventLoop {
                 let _ = reply.send(result);
             }
             Command::Unsubscribe { track, participant } => {
-                self.tracks.unsubscribe(&track, participant);
+                if let Some((conn, sender)) = self.tracks.unsubscribe(&track, participant) {
+                    self.remove_sender(conn, sender);
+                }
             }
             Command::Subscription {
                 track,
@@ -191,6 +194,7 @@ impl EventLoop {
         let codec = codec_for(&mime)
             .ok_or_else(|| MediaError::Protocol(format!("codec {mime} is not forwarded")))?;
         let ssrc = rand::random::<u32>();
+        let mut sender = None;
         let sink = match output {
             Output::Recorder(writer) => self.tracks.add_recorder(writer),
             Output::Peer(subscriber) => {
@@ -215,7 +219,7 @@ impl EventLoop {
                         ..Default::default()
                     }],
                 );
-                entry.conn.pc.add_track(local).map_err(MediaError::webrtc)?;
+                sender = Some(entry.conn.pc.add_track(local).map_err(MediaError::webrtc)?);
                 Sink::Peer(subscriber)
             }
         };
@@ -226,7 +230,7 @@ impl EventLoop {
             codec.payload_type,
             codec.rtp_codec.clock_rate,
         );
-        self.tracks.subscribe(now, track, ssrc, copy);
+        self.tracks.subscribe(now, track, (ssrc, sender), copy);
         Ok(())
     }
 
@@ -283,10 +287,25 @@ impl EventLoop {
             self.siblings.directory.remove(ufrag);
         }
         self.disconnect(&entry);
-        for track in self.tracks.close(conn) {
+        let mut senders = Vec::new();
+        for track in self.tracks.close(conn, &mut senders) {
             let _ = entry
                 .events
                 .send(Event::TrackEnded(TrackRef { conn, track }));
         }
+        for (subscriber, sender) in senders {
+            self.remove_sender(subscriber, sender);
+        }
+    }
+
+    /// Removes an outgoing track from a subscriber's connection (the caller
+    /// renegotiates).
+    fn remove_sender(&mut self, conn: ConnId, sender: RTCRtpSenderId) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            if let Err(e) = entry.conn.pc.remove_track(sender) {
+                tracing::debug!(error = %e, "outgoing track not removed");
+            }
+        }
+        self.touch(conn);
     }
 }

@@ -202,11 +202,14 @@ impl EventLoop {
 
     /// A subscriber on `conn` asked for a keyframe of its outgoing `ssrc`.
     fn keyframe_requested(&mut self, conn: ConnId, ssrc: u32) {
-        let Some((track, participant)) = self.tracks.subscription(conn, ssrc).cloned() else {
+        let Some(s) = self.tracks.subscription(conn, ssrc).cloned() else {
             return;
         };
-        self.tracks
-            .change_subscription(&track, participant, super::SubscriptionChange::Keyframe);
+        self.tracks.change_subscription(
+            &s.track,
+            s.participant,
+            super::SubscriptionChange::Keyframe,
+        );
     }
 
     /// Sends the publisher on `conn` a PLI for `media_ssrc`.

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::header::Header;
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use switchboard_core::ParticipantSid;
 
 use super::{ConnId, SubscriptionChange, TrackChange, TrackRef};
@@ -39,7 +40,7 @@ pub struct Tracks {
     /// up by `&str` per packet, so nothing is allocated to find one).
     published: HashMap<ConnId, HashMap<String, Published>>,
     /// Subscriptions by subscriber connection and outgoing SSRC.
-    subscriptions: HashMap<(ConnId, u32), (TrackRef, ParticipantSid)>,
+    subscriptions: HashMap<(ConnId, u32), Subscription>,
     /// Recordings' track writers.
     recorders: HashMap<u32, TrackSink>,
     next_recorder: u32,
@@ -49,6 +50,17 @@ pub struct Tracks {
     reports: Vec<(usize, SenderReport)>,
     /// What the last [`Tracks::route`] produced.
     pub routed: Routed,
+}
+
+/// One subscription to a track on a subscriber's connection.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// The published track.
+    pub track: TrackRef,
+    /// The subscriber.
+    pub participant: ParticipantSid,
+    /// The outgoing track's sender on the subscriber's connection.
+    pub sender: RTCRtpSenderId,
 }
 
 /// What routing one packet produced, reused from packet to packet.
@@ -96,12 +108,13 @@ impl Tracks {
         self.recorders.get(&id)
     }
 
-    /// Adds a subscriber of `track`, sending as `ssrc`.
+    /// Adds a subscriber of `track`, sending as `ssrc` through `sender` on
+    /// its connection (none for a recorder).
     pub fn subscribe(
         &mut self,
         now: Instant,
         track: &TrackRef,
-        ssrc: u32,
+        (ssrc, sender): (u32, Option<RTCRtpSenderId>),
         subscriber: Subscriber<Sink>,
     ) -> bool {
         let Some(published) = self.published_mut(track.conn, &track.track) else {
@@ -114,23 +127,34 @@ impl Tracks {
         if let Some(old) = old {
             self.forget(old.sink);
         }
-        if let Sink::Peer(conn) = sink {
-            self.subscriptions
-                .insert((conn, ssrc), (track.clone(), participant));
+        if let (Sink::Peer(conn), Some(sender)) = (sink, sender) {
+            let subscription = Subscription {
+                track: track.clone(),
+                participant,
+                sender,
+            };
+            self.subscriptions.insert((conn, ssrc), subscription);
         }
         true
     }
 
-    /// Stops forwarding `track` to `participant`.
-    pub fn unsubscribe(&mut self, track: &TrackRef, participant: ParticipantSid) {
-        let Some(published) = self.published_mut(track.conn, &track.track) else {
-            return;
-        };
-        if let Some(gone) = published.fanout.detach(participant) {
-            self.forget(gone.sink);
-            self.subscriptions
-                .retain(|_, (t, p)| !(*p == participant && t == track));
-        }
+    /// Stops forwarding `track` to `participant`; returns the outgoing
+    /// track to remove from the subscriber's connection, if it had one.
+    pub fn unsubscribe(
+        &mut self,
+        track: &TrackRef,
+        participant: ParticipantSid,
+    ) -> Option<(ConnId, RTCRtpSenderId)> {
+        let published = self.published_mut(track.conn, &track.track)?;
+        let gone = published.fanout.detach(participant)?;
+        self.forget(gone.sink);
+        let key = self
+            .subscriptions
+            .iter()
+            .find(|(_, s)| s.participant == participant && s.track == *track)
+            .map(|(k, _)| *k)?;
+        let removed = self.subscriptions.remove(&key)?;
+        Some((key.0, removed.sender))
     }
 
     fn forget(&mut self, sink: Sink) {
@@ -172,8 +196,8 @@ impl Tracks {
         }
     }
 
-    /// The track and subscriber an outgoing `ssrc` of `conn` carries.
-    pub fn subscription(&self, conn: ConnId, ssrc: u32) -> Option<&(TrackRef, ParticipantSid)> {
+    /// The subscription an outgoing `ssrc` of `conn` carries.
+    pub fn subscription(&self, conn: ConnId, ssrc: u32) -> Option<&Subscription> {
         self.subscriptions.get(&(conn, ssrc))
     }
 
@@ -244,8 +268,13 @@ impl Tracks {
     }
 
     /// Forgets everything of `conn`: returns the tracks it published (their
-    /// subscribers are detached) and drops its subscriptions.
-    pub fn close(&mut self, conn: ConnId) -> Vec<String> {
+    /// subscribers are detached; `senders` gets the outgoing tracks to remove
+    /// from their connections) and drops its subscriptions.
+    pub fn close(
+        &mut self,
+        conn: ConnId,
+        senders: &mut Vec<(ConnId, RTCRtpSenderId)>,
+    ) -> Vec<String> {
         let mut ended = Vec::new();
         if let Some(tracks) = self.published.remove(&conn) {
             for (id, mut published) in tracks {
@@ -255,8 +284,12 @@ impl Tracks {
                 ended.push(id);
             }
         }
-        self.subscriptions
-            .retain(|(sub, _), (track, _)| *sub != conn && track.conn != conn);
+        self.subscriptions.retain(|(sub, _), s| {
+            if *sub != conn && s.track.conn == conn {
+                senders.push((*sub, s.sender));
+            }
+            *sub != conn && s.track.conn != conn
+        });
         for published in self.published.values_mut().flat_map(|t| t.values_mut()) {
             published.fanout.detach_if(|s| s.sink == Sink::Peer(conn));
         }
