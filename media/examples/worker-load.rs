@@ -16,7 +16,7 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -25,8 +25,8 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use switchboard_core::ParticipantSid;
-use switchboard_media::peer::config::{codec_for, stack, RtcConfig, Stack};
-use switchboard_media::worker::{Command, ConnId, Event, Output, Workers};
+use switchboard_media::peer::config::{codec_for, stack, RtcConfig};
+use switchboard_media::worker::{Command, ConnId, Event, Output, Workers, EVENTS_CAPACITY};
 use tokio::sync::{mpsc, oneshot};
 
 const PACKETS_PER_S: u32 = 130;
@@ -46,18 +46,8 @@ impl Peer {
             relay_sender_reports: false,
             ..Default::default()
         };
-        let Stack {
-            media_engine,
-            registry,
-            settings,
-            configuration,
-        } = stack(&config).expect("stack");
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(configuration)
-            .with_media_engine(media_engine)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings.build())
-            .build(Instant::now())
+        let mut pc = stack(&config)
+            .and_then(|s| s.build(Instant::now()))
             .expect("peer");
         let socket = UdpSocket::bind("127.0.0.1:0").expect("socket");
         socket.set_nonblocking(true).expect("nonblocking");
@@ -157,7 +147,7 @@ fn main() {
         1,
     )
     .expect("workers");
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (events_tx, mut events) = mpsc::channel(EVENTS_CAPACITY);
     let mut buf = vec![0u8; 2048];
 
     let mut publisher = Peer::new();

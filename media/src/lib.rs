@@ -20,8 +20,11 @@
 //! - [`http`]: `/rtc`, `/sdk/switchboard.js` and the dev `/demo` page.
 //! - [`turn`]: the STUN/TURN servers handed to clients, with time-limited
 //!   TURN REST credentials.
-//! - [`transport`]: the single-port engine's network edge, being built
-//!   (issue 21): RFC 7983 demultiplexing and STUN routing by ufrag.
+//! - [`transport`], [`peer`], [`worker`]: the single-port engine (issue 21,
+//!   not yet under the server): sockets on one UDP port (and ICE-TCP on the
+//!   same number) with RFC 7983 demultiplexing; the WebRTC stack's set-up and
+//!   one sans-I/O connection; worker threads that own connections and drive
+//!   the packet path, talked to through commands. `docs/media-engine.md`.
 //!
 //! # Invariants
 //!

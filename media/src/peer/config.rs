@@ -261,6 +261,22 @@ pub struct Stack {
     pub configuration: rtc::peer_connection::configuration::RTCConfiguration,
 }
 
+impl Stack {
+    /// A sans-I/O peer connection of this stack, started at `now`.
+    pub fn build(
+        self,
+        now: Instant,
+    ) -> Result<rtc::peer_connection::RTCPeerConnection, MediaError> {
+        rtc::peer_connection::RTCPeerConnectionBuilder::new()
+            .with_configuration(self.configuration)
+            .with_media_engine(self.media_engine)
+            .with_interceptor_registry(self.registry)
+            .with_setting_engine(self.settings.build())
+            .build(now)
+            .map_err(MediaError::webrtc)
+    }
+}
+
 /// The codecs, feedback and ICE settings of a peer connection under `config`.
 pub fn stack(config: &RtcConfig) -> Result<Stack, MediaError> {
     let mut me = media_engine()?;

@@ -10,11 +10,11 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
 };
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::config::{stack, RtcConfig, Stack};
+use super::config::{stack, RtcConfig};
 use crate::MediaError;
 
 /// A peer connection and what its worker knows of it.
@@ -38,19 +38,7 @@ impl Connection {
         advertised: SocketAddr,
         now: Instant,
     ) -> Result<Self, MediaError> {
-        let Stack {
-            media_engine,
-            registry,
-            settings,
-            configuration,
-        } = stack(config)?;
-        let pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(configuration)
-            .with_media_engine(media_engine)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings.build())
-            .build(now)
-            .map_err(MediaError::webrtc)?;
+        let pc = stack(config)?.build(now)?;
         Ok(Self {
             pc,
             local: advertised,

@@ -167,6 +167,13 @@ impl<C: Copy + Eq + Hash> Router<C> {
         self.by_addr.insert(remote, conn);
     }
 
+    /// Stops routing datagrams from `remote` to `conn` (it moved on).
+    pub fn unlearn(&mut self, remote: SocketAddr, conn: C) {
+        if self.by_addr.get(&remote) == Some(&conn) {
+            self.by_addr.remove(&remote);
+        }
+    }
+
     /// Forgets `conn` entirely (it closed).
     pub fn remove(&mut self, conn: C) {
         self.by_ufrag.retain(|_, c| *c != conn);

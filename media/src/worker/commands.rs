@@ -13,7 +13,7 @@ use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use switchboard_core::ParticipantSid;
 
-use super::event_loop::{gone, Entry, EventLoop};
+use super::event_loop::{gone, notify, Entry, EventLoop};
 use super::tracks::Sink;
 use super::{Command, ConnId, Event, Output, Query, TrackRef};
 use crate::peer::config::codec_for;
@@ -53,6 +53,7 @@ impl EventLoop {
                             events,
                             budget,
                             channels,
+                            addresses: Default::default(),
                             sockets: Vec::new(),
                             ufrags: Vec::new(),
                             touched: false,
@@ -289,9 +290,7 @@ impl EventLoop {
         self.disconnect(&entry);
         let mut senders = Vec::new();
         for track in self.tracks.close(conn, &mut senders) {
-            let _ = entry
-                .events
-                .send(Event::TrackEnded(TrackRef { conn, track }));
+            notify(&entry.events, Event::TrackEnded(TrackRef { conn, track }));
         }
         for (subscriber, sender) in senders {
             self.remove_sender(subscriber, sender);

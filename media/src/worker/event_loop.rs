@@ -33,13 +33,23 @@ const PORT: Token = Token(1);
 const LISTENER: Token = Token(2);
 /// Connected sockets and ICE-TCP streams take tokens from here up.
 const FIRST_CONNECTED: usize = 3;
+/// How many client addresses a connection keeps routable: enough for a
+/// network change or two mid-restart, few enough that a client checking from
+/// many ports cannot fill the node's tables or its file descriptors.
+const MAX_ADDRESSES: usize = 4;
+/// How many ICE-TCP streams may wait for their first check, per worker, and
+/// for how long: strangers can open streams without any credential.
+const MAX_UNBOUND_STREAMS: usize = 256;
+const UNBOUND_STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the loop sleeps when no connection has a timer.
 const IDLE: Duration = Duration::from_secs(1);
 
 /// A connection on this worker and where its events go.
 pub(super) struct Entry {
     pub(super) conn: Connection,
-    pub(super) events: tokio::sync::mpsc::UnboundedSender<Event>,
+    pub(super) events: tokio::sync::mpsc::Sender<Event>,
+    /// Client addresses the connection has sent to, oldest first.
+    pub(super) addresses: std::collections::VecDeque<SocketAddr>,
     /// What its client may publish.
     pub(super) budget: Option<Arc<PublishBudget>>,
     /// The data channels the server opened on it (reliable, lossy).
@@ -74,6 +84,10 @@ pub(super) struct EventLoop {
     next_token: usize,
     /// Addresses a connection's agent was checked from in this wake-up.
     learned: Vec<(SocketAddr, ConnId)>,
+    /// Addresses connections stopped using in this wake-up.
+    forgotten: Vec<(SocketAddr, ConnId)>,
+    /// ICE-TCP streams that have not reached a connection yet, since when.
+    unbound: HashMap<Token, Instant>,
     /// Set when the node shuts its workers down.
     stop: Arc<AtomicBool>,
     /// ICE-TCP: the listener on the media port number, if enabled.
@@ -124,6 +138,8 @@ impl EventLoop {
             connected: HashMap::new(),
             next_token: FIRST_CONNECTED,
             learned: Vec::new(),
+            forgotten: Vec::new(),
+            unbound: HashMap::new(),
             stop,
             listener,
             streams: HashMap::new(),
@@ -166,6 +182,7 @@ impl EventLoop {
                 }
             }
             self.connect_learned();
+            self.close_unbound(now);
             self.expire(now);
             self.drain(now);
         }
@@ -181,7 +198,6 @@ impl EventLoop {
             conns,
             touched,
             siblings,
-            learned,
             ..
         } = self;
         let port = if token == PORT {
@@ -197,7 +213,6 @@ impl EventLoop {
             conns,
             touched,
             siblings,
-            learned,
         };
         loop {
             match port.recv_batch(|from, datagram| {
@@ -240,7 +255,27 @@ impl EventLoop {
             conns: &mut self.conns,
             touched: &mut self.touched,
             siblings: &self.siblings,
-            learned: &mut self.learned,
+        }
+    }
+
+    /// Closes ICE-TCP streams that sent no check of a connection in time.
+    fn close_unbound(&mut self, now: Instant) {
+        let stale: Vec<Token> = self
+            .unbound
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) > UNBOUND_STREAM_TIMEOUT)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in stale {
+            self.close_stream(token);
+        }
+    }
+
+    fn close_stream(&mut self, token: Token) {
+        self.unbound.remove(&token);
+        if let Some(mut stream) = self.streams.remove(&token) {
+            self.stream_for.remove(&stream.remote());
+            let _ = self.poll.registry().deregister(stream.socket_mut());
         }
     }
 
@@ -252,6 +287,19 @@ impl EventLoop {
             };
             match listener.accept() {
                 Ok((socket, remote)) => {
+                    if self.unbound.len() >= MAX_UNBOUND_STREAMS {
+                        // The oldest stranger goes: a client sends its first
+                        // check at once, so it gets in however many idle
+                        // streams someone keeps opening.
+                        let oldest = self
+                            .unbound
+                            .iter()
+                            .min_by_key(|(_, at)| **at)
+                            .map(|(t, _)| *t);
+                        if let Some(token) = oldest {
+                            self.close_stream(token);
+                        }
+                    }
                     let _ = socket.set_nodelay(true);
                     self.adopt_stream(now, Stream::new(socket, remote, &[]));
                 }
@@ -279,6 +327,7 @@ impl EventLoop {
         }
         self.stream_for.insert(stream.remote(), token);
         self.streams.insert(token, stream);
+        self.unbound.insert(token, now);
         self.read_stream(now, token, true);
     }
 
@@ -292,11 +341,16 @@ impl EventLoop {
         }
         let remote = stream.remote();
         let mut hand_to = None;
+        let mut fed = false;
         let open = {
             let mut delivery = self.delivery();
             stream.read(
                 |datagram| match delivery.deliver(now, remote, datagram, true) {
-                    Delivered::Here => true,
+                    Delivered::Fed => {
+                        fed = true;
+                        true
+                    }
+                    Delivered::Dropped => true,
                     Delivered::Elsewhere(owner) => {
                         hand_to = Some((owner, datagram.to_vec()));
                         false
@@ -304,7 +358,11 @@ impl EventLoop {
                 },
             )
         };
+        if fed {
+            self.unbound.remove(&token);
+        }
         if let Some((owner, first)) = hand_to {
+            self.unbound.remove(&token);
             self.stream_for.remove(&remote);
             let _ = self.poll.registry().deregister(stream.socket_mut());
             let (socket, rest) = stream.into_parts();
@@ -328,6 +386,7 @@ impl EventLoop {
                 self.streams.insert(token, stream);
             }
             Ok(false) | Err(_) => {
+                self.unbound.remove(&token);
                 self.stream_for.remove(&remote);
                 let _ = self.poll.registry().deregister(stream.socket_mut());
             }
@@ -337,6 +396,7 @@ impl EventLoop {
     /// Opens a socket connected to each client address learned, so the
     /// kernel brings that client's datagrams to this worker.
     fn connect_learned(&mut self) {
+        self.disconnect_forgotten();
         if self.siblings.alone() {
             self.learned.clear();
             return;
@@ -374,6 +434,32 @@ impl EventLoop {
             }
             entry.sockets.push(token);
             self.connected.insert(token, (conn, port));
+        }
+    }
+
+    /// Closes the streams and connected sockets of client addresses their
+    /// connections no longer use.
+    fn disconnect_forgotten(&mut self) {
+        for (remote, conn) in std::mem::take(&mut self.forgotten) {
+            if let Some(token) = self.stream_for.get(&remote).copied() {
+                self.close_stream(token);
+            }
+            let Some(entry) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            let connected = &mut self.connected;
+            let poll = &self.poll;
+            entry.sockets.retain(|t| {
+                let keep = connected
+                    .get(t)
+                    .is_none_or(|(_, p)| p.peer() != Some(remote));
+                if !keep {
+                    if let Some((_, mut port)) = connected.remove(t) {
+                        let _ = poll.registry().deregister(port.socket_mut());
+                    }
+                }
+                keep
+            });
         }
     }
 
@@ -422,7 +508,24 @@ impl EventLoop {
         };
         while let Some(out) = entry.conn.pc.poll_write() {
             let to = out.transport.peer_addr;
-            let sent = if out.transport.transport_protocol == TransportProtocol::TCP {
+            let tcp = out.transport.transport_protocol == TransportProtocol::TCP;
+            // The agent only sends to addresses it answers checks from or
+            // checks itself: those, and no address a stranger merely names
+            // in a check, route to this connection.
+            if !entry.addresses.contains(&to) {
+                self.router.learn(to, id);
+                entry.addresses.push_back(to);
+                if entry.addresses.len() > MAX_ADDRESSES {
+                    if let Some(oldest) = entry.addresses.pop_front() {
+                        self.router.unlearn(oldest, id);
+                        self.forgotten.push((oldest, id));
+                    }
+                }
+                if !tcp {
+                    self.learned.push((to, id));
+                }
+            }
+            let sent = if tcp {
                 match self
                     .stream_for
                     .get(&to)
@@ -453,13 +556,14 @@ struct Delivery<'a> {
     conns: &'a mut HashMap<ConnId, Entry>,
     touched: &'a mut Vec<ConnId>,
     siblings: &'a Siblings,
-    learned: &'a mut Vec<(SocketAddr, ConnId)>,
 }
 
 /// Where a delivered datagram went.
 enum Delivered {
-    /// To a connection of this worker, or nowhere.
-    Here,
+    /// To a connection of this worker.
+    Fed,
+    /// Nowhere: it was for no connection.
+    Dropped,
     /// It is for a connection of that worker (handed over if it came over UDP).
     Elsewhere(usize),
 }
@@ -468,9 +572,8 @@ impl Delivery<'_> {
     /// Feeds one datagram `from` a client to its connection, or hands it to
     /// the worker that owns it.
     fn deliver(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], tcp: bool) -> Delivered {
-        let (id, check) = match self.router.route(from, datagram) {
-            Route::Known(id) => (id, false),
-            Route::Check(id) => (id, true),
+        let id = match self.router.route(from, datagram) {
+            Route::Known(id) | Route::Check(id) => id,
             Route::Unknown => {
                 let owner = Stun::parse(datagram)
                     .and_then(|s| s.local_ufrag())
@@ -481,26 +584,31 @@ impl Delivery<'_> {
                         self.siblings.hand_to(owner, from, datagram);
                         Delivered::Elsewhere(owner)
                     }
-                    None => Delivered::Here,
+                    None => Delivered::Dropped,
                 };
             }
         };
         let Some(entry) = self.conns.get_mut(&id) else {
-            return Delivered::Here;
+            return Delivered::Dropped;
         };
+        // The address is learned when the connection answers it (`flush`).
         entry.conn.feed(now, from, datagram, tcp);
-        if check {
-            // An address belongs to the last connection checked from it.
-            self.router.learn(from, id);
-            if !tcp {
-                self.learned.push((from, id));
-            }
-        }
         if !entry.touched {
             entry.touched = true;
             self.touched.push(id);
         }
-        Delivered::Here
+        Delivered::Fed
+    }
+}
+
+/// Tells the control plane about a connection; an event that does not fit
+/// is logged and dropped (the control plane is far behind).
+pub(super) fn notify(events: &tokio::sync::mpsc::Sender<Event>, event: Event) {
+    if let Err(tokio::sync::mpsc::error::TrySendError::Full(event)) = events.try_send(event) {
+        tracing::warn!(
+            ?event,
+            "the control plane is not reading a connection's events"
+        );
     }
 }
 

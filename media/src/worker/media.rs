@@ -17,7 +17,7 @@ use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::sansio::Protocol;
 
 use super::commands::RELIABLE;
-use super::event_loop::{Entry, EventLoop};
+use super::event_loop::{notify, Entry, EventLoop};
 use super::tracks::Sink;
 use super::{ConnId, Event, TrackRef};
 use crate::peer::connection::Connection;
@@ -50,7 +50,7 @@ impl EventLoop {
         while let Some(event) = entry.conn.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-                    let _ = entry.events.send(Event::State(id, state));
+                    notify(&entry.events, Event::State(id, state));
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                     let Some((kind, mime, clock_rate)) =
@@ -63,18 +63,22 @@ impl EventLoop {
                         track: init.track_id,
                     };
                     if tracks.publish(&track, &mime) {
-                        let _ = entry.events.send(Event::Track {
-                            track,
-                            kind,
-                            mime,
-                            clock_rate,
-                        });
+                        notify(
+                            &entry.events,
+                            Event::Track {
+                                track,
+                                kind,
+                                mime,
+                                clock_rate,
+                            },
+                        );
                     }
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {
-                    let _ = entry
-                        .events
-                        .send(Event::TrackEnded(TrackRef { conn: id, track }));
+                    notify(
+                        &entry.events,
+                        Event::TrackEnded(TrackRef { conn: id, track }),
+                    );
                 }
                 _ => {}
             }
@@ -250,11 +254,15 @@ impl EventLoop {
             .pc
             .data_channel(channel)
             .is_some_and(|c| c.label() == RELIABLE);
-        let _ = entry.events.send(Event::Data {
-            conn,
-            reliable,
-            data: data.freeze(),
-        });
+        // Data is dropped long before the channel is full: the events that
+        // say what happened to the connection must still fit.
+        if entry.events.capacity() > entry.events.max_capacity() / 4 {
+            let _ = entry.events.try_send(Event::Data {
+                conn,
+                reliable,
+                data: data.freeze(),
+            });
+        }
     }
 }
 

@@ -110,8 +110,11 @@ pub enum Command {
     Open {
         /// The new connection's id.
         conn: ConnId,
-        /// Where its [`Event`]s go.
-        events: tokio::sync::mpsc::UnboundedSender<Event>,
+        /// Where its [`Event`]s go: a bounded channel, of at least
+        /// [`EVENTS_CAPACITY`] (data messages are dropped once it is three
+        /// quarters full, so a client cannot grow the node through a slow
+        /// control plane).
+        events: tokio::sync::mpsc::Sender<Event>,
         /// What its client may publish (packets over it are dropped).
         budget: Option<Arc<PublishBudget>>,
         /// Open the `_reliable` and `_lossy` data channels from the server's side.
@@ -234,6 +237,9 @@ pub enum Event {
     },
 }
 
+/// The capacity a connection's event channel should have.
+pub const EVENTS_CAPACITY: usize = 1024;
+
 /// One worker's mailbox.
 #[derive(Clone)]
 pub struct Worker {
@@ -282,7 +288,7 @@ impl Workers {
         let mut handoffs = Vec::new();
         for (index, socket) in sockets.into_iter().enumerate() {
             let (commands, inbox) = mpsc::channel();
-            let (handoff_tx, handoff_rx) = mpsc::channel();
+            let (handoff_tx, handoff_rx) = mpsc::sync_channel(siblings::HANDOFF_CAPACITY);
             let siblings = siblings::Siblings {
                 index,
                 directory: directory.clone(),

@@ -15,6 +15,9 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use mio::Waker;
 
+/// How many hand-offs may wait for one worker.
+pub(super) const HANDOFF_CAPACITY: usize = 1024;
+
 /// What one worker hands another: something that reached the wrong worker.
 pub(super) enum Handoff {
     /// A datagram read on the wrong worker's UDP socket.
@@ -59,7 +62,7 @@ pub(super) struct Siblings {
     /// Datagrams the others handed to this worker.
     pub(super) inbox: mpsc::Receiver<Handoff>,
     /// Every worker's hand-off queue and waker, this one's included.
-    pub(super) all: Vec<(mpsc::Sender<Handoff>, Arc<Waker>)>,
+    pub(super) all: Vec<(mpsc::SyncSender<Handoff>, Arc<Waker>)>,
 }
 
 impl Siblings {
@@ -79,10 +82,11 @@ impl Siblings {
         );
     }
 
-    /// Sends worker `to` a hand-off and wakes it.
+    /// Sends worker `to` a hand-off and wakes it; dropped when its queue
+    /// is full (a flood of checks: ICE retransmits what matters).
     pub(super) fn send(&self, to: usize, handoff: Handoff) {
         if let Some((queue, waker)) = self.all.get(to) {
-            if queue.send(handoff).is_ok() {
+            if queue.try_send(handoff).is_ok() {
                 let _ = waker.wake();
             }
         }

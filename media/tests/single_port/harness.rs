@@ -1,6 +1,5 @@
-//! The media workers over real UDP sockets on loopback: peers built on the
-//! same WebRTC stack (sans-I/O, each on its own socket) connect to the node's
-//! one port, one publishes VP8, the rest subscribe and receive it.
+//! The test harness: client peers of the same stack on their own sockets,
+//! and a call (a node's workers, a publisher, subscribers) stepped together.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -15,7 +14,7 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -26,55 +25,46 @@ use rtc::sansio::Protocol;
 use rtc::shared::tcp_framing::{frame_packet, TcpFrameDecoder};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use switchboard_core::ParticipantSid;
-use switchboard_media::peer::config::{codec_for, stack, RtcConfig, Stack};
-use switchboard_media::worker::{Command, ConnId, Event, Output, TrackRef, Worker, Workers};
+use switchboard_media::peer::config::{codec_for, stack, RtcConfig};
+use switchboard_media::worker::{
+    Command, ConnId, Event, Output, TrackRef, Worker, Workers, EVENTS_CAPACITY,
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// A client peer on its own socket, stepped by the test.
-struct Client {
-    pc: RTCPeerConnection,
-    socket: UdpSocket,
+pub struct Client {
+    pub pc: RTCPeerConnection,
+    pub socket: UdpSocket,
     /// ICE-TCP instead of UDP: the stream to the node and what it read.
-    tcp: Option<(std::net::TcpStream, TcpFrameDecoder)>,
-    local: SocketAddr,
-    connected: bool,
+    pub tcp: Option<(std::net::TcpStream, TcpFrameDecoder)>,
+    pub local: SocketAddr,
+    pub connected: bool,
     /// RTP packets received, by SSRC.
-    received: HashMap<u32, u32>,
+    pub received: HashMap<u32, u32>,
     /// Data channel messages received, as text.
-    messages: Vec<String>,
+    pub messages: Vec<String>,
 }
 
 impl Client {
-    fn received(&self) -> u32 {
+    pub fn received(&self) -> u32 {
         self.received.values().sum()
     }
 
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self::with_networks(None)
     }
 
     /// A client limited to `networks` (all when `None`).
-    fn with_networks(networks: Option<Vec<NetworkType>>) -> Self {
+    pub fn with_networks(networks: Option<Vec<NetworkType>>) -> Self {
         let config = RtcConfig {
             relay_sender_reports: false,
             ..Default::default()
         };
-        let Stack {
-            media_engine,
-            registry,
-            mut settings,
-            configuration,
-        } = stack(&config).unwrap();
+        let mut stack = stack(&config).unwrap();
         if let Some(networks) = networks {
-            settings = settings.with_network_types(networks);
+            stack.settings = stack.settings.with_network_types(networks);
         }
-        let pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(configuration)
-            .with_media_engine(media_engine)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings.build())
-            .build(Instant::now())
-            .unwrap();
+        let pc = stack.build(Instant::now()).unwrap();
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let local = socket.local_addr().unwrap();
@@ -89,7 +79,7 @@ impl Client {
         }
     }
 
-    fn add_host_candidate(&mut self) {
+    pub fn add_host_candidate(&mut self) {
         let candidate = CandidateHostConfig {
             base_config: CandidateConfig {
                 network: "udp".to_owned(),
@@ -107,7 +97,7 @@ impl Client {
     }
 
     /// Offers to publish one VP8 track sending as `ssrc`.
-    fn publish_offer(&mut self, ssrc: u32) -> (RTCSessionDescription, RTCRtpSenderId) {
+    pub fn publish_offer(&mut self, ssrc: u32) -> (RTCSessionDescription, RTCRtpSenderId) {
         let vp8 = codec_for("video/VP8").unwrap();
         let track = MediaStreamTrack::new(
             "stream".into(),
@@ -133,7 +123,7 @@ impl Client {
     }
 
     /// Answers the server's offer.
-    fn answer(&mut self, offer: RTCSessionDescription) -> RTCSessionDescription {
+    pub fn answer(&mut self, offer: RTCSessionDescription) -> RTCSessionDescription {
         self.pc
             .set_remote_description(Instant::now(), offer)
             .unwrap();
@@ -147,7 +137,7 @@ impl Client {
 
     /// Moves to a new socket (a new address, as when a laptop leaves Wi-Fi
     /// for a phone's hotspot) and offers an ICE restart from there.
-    fn move_and_restart(&mut self) -> RTCSessionDescription {
+    pub fn move_and_restart(&mut self) -> RTCSessionDescription {
         self.socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         self.socket.set_nonblocking(true).unwrap();
         self.local = self.socket.local_addr().unwrap();
@@ -162,7 +152,7 @@ impl Client {
 
     /// Answers the server's offer as a client without UDP: an active
     /// ICE-TCP candidate, and a TCP connection to the node's media port.
-    fn answer_over_tcp(
+    pub fn answer_over_tcp(
         &mut self,
         offer: RTCSessionDescription,
         node: SocketAddr,
@@ -196,7 +186,7 @@ impl Client {
     }
 
     /// Feeds what arrived, runs timers, sends what is due.
-    fn step(&mut self, now: Instant) {
+    pub fn step(&mut self, now: Instant) {
         let mut buf = [0u8; 1500];
         if let Some((stream, decoder)) = &mut self.tcp {
             use std::io::Read;
@@ -270,14 +260,14 @@ impl Client {
     }
 }
 
-fn ask<T>(worker: &Worker, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
+pub fn ask<T>(worker: &Worker, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
     let (tx, rx) = oneshot::channel();
     assert!(worker.send(make(tx)));
     rx.blocking_recv().expect("the worker replied")
 }
 
 /// Whether every candidate `sdp` names is on `port` (and there is one).
-fn only_candidates_on(sdp: &str, port: u16) -> bool {
+pub fn only_candidates_on(sdp: &str, port: u16) -> bool {
     let ports: Vec<u16> = sdp
         .lines()
         .filter(|l| l.starts_with("a=candidate:"))
@@ -286,40 +276,40 @@ fn only_candidates_on(sdp: &str, port: u16) -> bool {
     !ports.is_empty() && ports.iter().all(|p| *p == port)
 }
 
-const PUBLISHER_SSRC: u32 = 0x0BAD_CAFE;
+pub const PUBLISHER_SSRC: u32 = 0x0BAD_CAFE;
 
 /// A node's workers, one publisher and its subscribers, stepped together.
-struct Call {
-    workers: Workers,
+pub struct Call {
+    pub workers: Workers,
     /// The worker that owns the call's connections.
-    worker: Worker,
-    events: mpsc::UnboundedReceiver<Event>,
-    events_tx: mpsc::UnboundedSender<Event>,
-    publisher: Client,
-    pub_conn: ConnId,
-    sender: RTCRtpSenderId,
-    sequence: u16,
-    track: Option<TrackRef>,
-    subscribers: Vec<(Client, ConnId)>,
+    pub worker: Worker,
+    pub events: mpsc::Receiver<Event>,
+    pub events_tx: mpsc::Sender<Event>,
+    pub publisher: Client,
+    pub pub_conn: ConnId,
+    pub sender: RTCRtpSenderId,
+    pub sequence: u16,
+    pub track: Option<TrackRef>,
+    pub subscribers: Vec<(Client, ConnId)>,
 }
 
 impl Call {
     /// Starts a node of one worker and a publisher whose track has opened.
-    fn start() -> Self {
+    pub fn start() -> Self {
         Self::start_on(1)
     }
 
     /// Starts a node of `count` workers, the call on the last one, and a
     /// publisher whose track has opened.
-    fn start_on(count: usize) -> Self {
+    pub fn start_on(count: usize) -> Self {
         Self::start_with(count, RtcConfig::default())
     }
 
-    fn start_with(count: usize, config: RtcConfig) -> Self {
+    pub fn start_with(count: usize, config: RtcConfig) -> Self {
         let workers = Workers::start(&config, "127.0.0.1:0".parse().unwrap(), None, count).unwrap();
         let worker = workers.for_key(count as u64 - 1).clone();
         let port = workers.local_addr().port();
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::channel(EVENTS_CAPACITY);
         let mut publisher = Client::new();
         let pub_conn = ConnId::new();
         assert!(worker.send(Command::Open {
@@ -369,7 +359,7 @@ impl Call {
         call
     }
 
-    fn read_events(&mut self) -> Vec<Event> {
+    pub fn read_events(&mut self) -> Vec<Event> {
         let mut seen = Vec::new();
         while let Ok(event) = self.events.try_recv() {
             if let Event::Track { track, mime, .. } = &event {
@@ -382,7 +372,7 @@ impl Call {
     }
 
     /// Sends one VP8 packet from the publisher.
-    fn send(&mut self, keyframe: bool) {
+    pub fn send(&mut self, keyframe: bool) {
         self.sequence = self.sequence.wrapping_add(1);
         let payload: &[u8] = if keyframe {
             &[0x10, 0x00, 0x9d, 0x01, 0x2a, 0, 0, 0]
@@ -410,7 +400,7 @@ impl Call {
     }
 
     /// Renegotiates subscriber `i`'s connection (the node offers).
-    fn renegotiate(&mut self, i: usize) -> RTCSessionDescription {
+    pub fn renegotiate(&mut self, i: usize) -> RTCSessionDescription {
         let conn = self.subscribers[i].1;
         let offer = ask(&self.worker, |reply| Command::Offer {
             conn,
@@ -439,12 +429,12 @@ impl Call {
     }
 
     /// Adds a subscriber the node offers the track to.
-    fn subscribe(&mut self) {
+    pub fn subscribe(&mut self) {
         self.subscribe_with(Client::new(), false);
     }
 
     /// Adds `client` as a subscriber, over ICE-TCP if `tcp`.
-    fn subscribe_with(&mut self, mut client: Client, tcp: bool) {
+    pub fn subscribe_with(&mut self, mut client: Client, tcp: bool) {
         let port = self.workers.local_addr().port();
         let conn = ConnId::new();
         assert!(self.worker.send(Command::Open {
@@ -484,7 +474,7 @@ impl Call {
 
     /// Steps everyone, the publisher sending a frame a step (a keyframe
     /// every 30), until `done` or `within` has passed.
-    fn run_until(&mut self, within: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
+    pub fn run_until(&mut self, within: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
         let deadline = Instant::now() + within;
         let mut frame = 0u32;
         while Instant::now() < deadline {
@@ -502,189 +492,4 @@ impl Call {
         }
         false
     }
-}
-
-#[test]
-fn twenty_peers_share_one_port_and_every_subscriber_receives_the_publisher() {
-    twenty_peers_on(1);
-}
-
-#[test]
-fn with_several_workers_each_connection_reaches_the_worker_that_owns_it() {
-    // The kernel spreads the clients over four sockets by address; the call
-    // lives on one worker, so most first checks are handed over.
-    twenty_peers_on(4);
-}
-
-fn twenty_peers_on(workers: usize) {
-    let mut call = Call::start_on(workers);
-    for _ in 0..19 {
-        call.subscribe();
-    }
-    let all_received = call.run_until(Duration::from_secs(20), |c| {
-        c.subscribers.iter().all(|(s, _)| s.received() >= 20)
-    });
-    let counts: Vec<u32> = call.subscribers.iter().map(|(s, _)| s.received()).collect();
-    assert!(all_received, "packets received per subscriber: {counts:?}");
-    for (s, _) in &call.subscribers {
-        assert_eq!(s.received.len(), 1, "one stream per subscriber");
-        assert!(
-            !s.received.contains_key(&PUBLISHER_SSRC),
-            "the SSRC is rewritten per subscriber"
-        );
-    }
-}
-
-#[test]
-fn a_publisher_whose_address_changes_restarts_ice_and_its_subscribers_receive_again() {
-    let mut call = Call::start();
-    call.subscribe();
-    assert!(
-        call.run_until(Duration::from_secs(10), |c| c.subscribers[0].0.received()
-            >= 20)
-    );
-
-    // The publisher's network changes: its old address is gone for good.
-    let offer = call.publisher.move_and_restart();
-    let conn = call.pub_conn;
-    let answer = ask(&call.worker, |reply| Command::Answer { conn, offer, reply })
-        .expect("the restart is answered");
-    call.publisher
-        .pc
-        .set_remote_description(Instant::now(), answer)
-        .unwrap();
-    let before = call.subscribers[0].0.received();
-    assert!(
-        call.run_until(Duration::from_secs(3), |c| c.subscribers[0].0.received()
-            >= before + 20),
-        "the subscriber received {} packets after the restart",
-        call.subscribers[0].0.received() - before
-    );
-    let ended: Vec<_> = call
-        .read_events()
-        .into_iter()
-        .filter(|e| matches!(e, Event::TrackEnded(_)))
-        .collect();
-    assert!(ended.is_empty(), "the track lived on: {ended:?}");
-}
-
-#[test]
-fn a_client_without_udp_receives_over_ice_tcp_on_the_same_port_number() {
-    let config = RtcConfig {
-        ice_tcp: true,
-        ..Default::default()
-    };
-    let mut call = Call::start_with(2, config);
-    let client = Client::with_networks(Some(vec![NetworkType::Tcp4]));
-    call.subscribe_with(client, true);
-    assert!(
-        call.run_until(Duration::from_secs(10), |c| c.subscribers[0].0.received()
-            >= 20),
-        "received {} packets over TCP",
-        call.subscribers[0].0.received()
-    );
-}
-
-#[test]
-fn an_unsubscribed_track_stops_and_leaves_the_subscribers_offer() {
-    let mut call = Call::start();
-    call.subscribe();
-    call.subscribe();
-    assert!(call.run_until(Duration::from_secs(10), |c| {
-        c.subscribers.iter().all(|(s, _)| s.received() >= 20)
-    }));
-    let participant = ParticipantSid::new();
-    // A second subscription on the first subscriber's connection, under a
-    // participant id the test knows, then taken away again.
-    let conn = call.subscribers[0].1;
-    let track = call.track.clone().unwrap();
-    ask(&call.worker, |reply| Command::Subscribe {
-        track: track.clone(),
-        participant,
-        output: Output::Peer(conn),
-        reply,
-    })
-    .expect("subscribed");
-    let sending = |sdp: &str| {
-        sdp.split("m=video")
-            .skip(1)
-            .filter(|m| m.contains("a=sendrecv") || m.contains("a=sendonly"))
-            .count()
-    };
-    let offer = call.renegotiate(0);
-    assert_eq!(sending(&offer.sdp), 2, "{}", offer.sdp);
-    assert!(call.run_until(Duration::from_secs(10), |c| c.subscribers[0]
-        .0
-        .received
-        .len()
-        == 2));
-
-    assert!(call
-        .worker
-        .send(Command::Unsubscribe { track, participant }));
-    let offer = call.renegotiate(0);
-    assert_eq!(sending(&offer.sdp), 1, "{}", offer.sdp);
-    call.run_until(Duration::from_millis(300), |_| false);
-    let frozen = call.subscribers[0].0.received.clone();
-    let other = call.subscribers[1].0.received();
-    call.run_until(Duration::from_secs(1), |_| false);
-    let now = &call.subscribers[0].0.received;
-    let growing: Vec<_> = now
-        .iter()
-        .filter(|(ssrc, n)| frozen.get(ssrc) != Some(n))
-        .collect();
-    assert_eq!(
-        growing.len(),
-        1,
-        "only the remaining stream grows: {frozen:?} then {now:?}"
-    );
-    assert!(
-        call.subscribers[1].0.received() > other,
-        "the other subscriber is untouched"
-    );
-}
-
-#[test]
-fn the_server_sends_on_its_data_channels_and_hands_up_what_clients_send() {
-    let mut call = Call::start();
-    call.subscribe();
-    assert!(call.run_until(Duration::from_secs(10), |c| c.subscribers[0].0.connected));
-    let conn = call.subscribers[0].1;
-    // Sent until it arrives: the channel opens some time after the connection.
-    let arrived = call.run_until(Duration::from_secs(10), |c| {
-        c.worker.send(Command::SendData {
-            conn,
-            reliable: true,
-            text: "hello".into(),
-        });
-        !c.subscribers[0].0.messages.is_empty()
-    });
-    assert!(arrived, "no data message arrived");
-    assert_eq!(call.subscribers[0].0.messages[0], "hello");
-
-    // The client opens its own channel on the same association and sends.
-    let channel = call.subscribers[0]
-        .0
-        .pc
-        .create_data_channel("_reliable", None)
-        .unwrap()
-        .id();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut heard = None;
-    while heard.is_none() && Instant::now() < deadline {
-        call.run_until(Duration::from_millis(20), |_| false);
-        if let Some(mut ch) = call.subscribers[0].0.pc.data_channel(channel) {
-            // Refused until the channel is open.
-            let _ = ch.send_text(Instant::now(), "from the client");
-        }
-        heard = call.read_events().into_iter().find_map(|e| match e {
-            Event::Data {
-                conn: from,
-                reliable,
-                data,
-            } if from == conn => Some((reliable, data)),
-            _ => None,
-        });
-    }
-    assert_eq!(heard, Some((true, Bytes::from_static(b"from the client"))));
 }
