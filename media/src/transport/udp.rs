@@ -1,8 +1,12 @@
 //! The node's one UDP port: a socket per worker bound to the same address
-//! (`SO_REUSEPORT`), read in batches (`recvmmsg` through quinn-udp).
+//! (`SO_REUSEPORT`), read in batches (`recvmmsg` through quinn-udp) and
+//! written in batches (`sendmmsg`, [`Outbox`]).
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+
+use bytes::BytesMut;
 
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState, BATCH_SIZE};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -127,6 +131,109 @@ impl Port {
     }
 }
 
+/// How many datagrams one `sendmmsg` carries at most.
+const SEND_BATCH: usize = 64;
+
+/// Datagrams waiting to be sent, with the system call's headers, reused
+/// from batch to batch so that sending allocates nothing.
+#[derive(Default)]
+pub struct Outbox {
+    datagrams: Vec<(socket2::SockAddr, BytesMut)>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+impl Outbox {
+    /// Queues `datagram` for `to`.
+    pub fn push(&mut self, to: SocketAddr, datagram: BytesMut) {
+        self.datagrams.push((to.into(), datagram));
+    }
+
+    /// How many datagrams are queued.
+    pub fn len(&self) -> usize {
+        self.datagrams.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.datagrams.is_empty()
+    }
+}
+
+impl Port {
+    /// Sends everything queued in `outbox`, up to [`SEND_BATCH`] datagrams a
+    /// system call, and empties it. What a full socket buffer refuses is
+    /// dropped, as with [`Port::send`]. Returns how many were sent.
+    pub fn send_all(&self, outbox: &mut Outbox) -> usize {
+        let mut sent = 0;
+        let fd = self.socket.as_raw_fd();
+        let Outbox {
+            datagrams,
+            iovecs,
+            headers,
+        } = outbox;
+        for batch in datagrams.chunks(SEND_BATCH) {
+            iovecs.clear();
+            headers.clear();
+            for (_, bytes) in batch {
+                iovecs.push(libc::iovec {
+                    iov_base: bytes.as_ptr() as *mut libc::c_void,
+                    iov_len: bytes.len(),
+                });
+            }
+            for (i, (to, _)) in batch.iter().enumerate() {
+                // SAFETY: a zeroed msghdr is a valid empty one; every pointer
+                // set below points into `batch` or `iovecs`, which outlive the
+                // call and are not touched until it returns.
+                let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                header.msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+                header.msg_hdr.msg_namelen = to.len();
+                header.msg_hdr.msg_iov = &mut iovecs[i];
+                header.msg_hdr.msg_iovlen = 1;
+                headers.push(header);
+            }
+            let mut offset = 0;
+            while offset < headers.len() {
+                // SAFETY: `headers[offset..]` are initialised mmsghdrs whose
+                // pointers are valid (above); the kernel writes only msg_len.
+                let n = unsafe {
+                    libc::sendmmsg(
+                        fd,
+                        headers[offset..].as_mut_ptr(),
+                        (headers.len() - offset) as libc::c_uint,
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if n > 0 {
+                    offset += n as usize;
+                    sent += n as usize;
+                    continue;
+                }
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => {}
+                    // A full buffer: the rest of the batch is dropped.
+                    io::ErrorKind::WouldBlock => break,
+                    // One bad destination (unreachable, refused): skip it.
+                    _ => {
+                        tracing::debug!(error = %e, "datagram not sent");
+                        offset += 1;
+                    }
+                }
+            }
+        }
+        datagrams.clear();
+        iovecs.clear();
+        headers.clear();
+        sent
+    }
+}
+
+// SAFETY: `iovecs` and `headers` hold raw pointers only during `send_all`,
+// into data the outbox owns; they are emptied before it returns, so moving
+// an `Outbox` to another thread moves no live pointer.
+unsafe impl Send for Outbox {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +261,33 @@ mod tests {
             .unwrap();
         }
         assert_eq!(seen, (0..40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_outbox_sends_every_datagram_to_its_own_destination() {
+        let port = Port::new(bind_shared("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
+        let clients: Vec<_> = (0..3)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let mut outbox = Outbox::default();
+        // More than one system call's worth.
+        for i in 0..150u8 {
+            let to = clients[usize::from(i) % 3].local_addr().unwrap();
+            outbox.push(to, BytesMut::from(&[0x80, i][..]));
+        }
+        assert_eq!(port.send_all(&mut outbox), 150);
+        assert!(outbox.is_empty());
+        let mut buf = [0u8; 8];
+        for (c, client) in clients.iter().enumerate() {
+            client
+                .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            for k in 0..50 {
+                let (n, from) = client.recv_from(&mut buf).unwrap();
+                assert_eq!(from, port.local_addr());
+                assert_eq!(&buf[..n], &[0x80, (k * 3 + c) as u8]);
+            }
+        }
     }
 
     #[test]

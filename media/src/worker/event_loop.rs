@@ -25,7 +25,7 @@ use crate::peer::connection::Connection;
 use crate::sfu::rate_limit::PublishBudget;
 use crate::transport::demux::{Route, Router, Stun};
 use crate::transport::tcp::Stream;
-use crate::transport::udp::{connect_shared, Port};
+use crate::transport::udp::{connect_shared, Outbox, Port};
 use crate::MediaError;
 
 const WAKER: Token = Token(0);
@@ -41,6 +41,9 @@ const MAX_ADDRESSES: usize = 4;
 /// for how long: strangers can open streams without any credential.
 const MAX_UNBOUND_STREAMS: usize = 256;
 const UNBOUND_STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many datagrams wait for the end of a wake-up before they are sent
+/// anyway (a burst to many subscribers).
+const OUTBOX_LIMIT: usize = 1024;
 /// How long the loop sleeps when no connection has a timer.
 const IDLE: Duration = Duration::from_secs(1);
 
@@ -88,6 +91,8 @@ pub(super) struct EventLoop {
     forgotten: Vec<(SocketAddr, ConnId)>,
     /// ICE-TCP streams that have not reached a connection yet, since when.
     unbound: HashMap<Token, Instant>,
+    /// Datagrams to send at the end of this wake-up, in one `sendmmsg` per batch.
+    outbox: Outbox,
     /// Set when the node shuts its workers down.
     stop: Arc<AtomicBool>,
     /// ICE-TCP: the listener on the media port number, if enabled.
@@ -140,6 +145,7 @@ impl EventLoop {
             learned: Vec::new(),
             forgotten: Vec::new(),
             unbound: HashMap::new(),
+            outbox: Outbox::default(),
             stop,
             listener,
             streams: HashMap::new(),
@@ -185,6 +191,7 @@ impl EventLoop {
             self.close_unbound(now);
             self.expire(now);
             self.drain(now);
+            self.port.send_all(&mut self.outbox);
         }
     }
 
@@ -535,7 +542,11 @@ impl EventLoop {
                     None => Ok(()),
                 }
             } else {
-                self.port.send(to, &out.message)
+                self.outbox.push(to, out.message);
+                if self.outbox.len() >= OUTBOX_LIMIT {
+                    self.port.send_all(&mut self.outbox);
+                }
+                Ok(())
             };
             if let Err(e) = sent {
                 tracing::debug!(%to, error = %e, "send failed");
