@@ -16,8 +16,8 @@ use switchboard_core::{Identity, ProjectId, RoomName};
 use switchboard_store::api_keys::AccessTokenError;
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::rtc::manager::{RoomLookupError, RoomManager};
-use crate::rtc::room::Room;
+use crate::room::live::Room;
+use crate::room::manager::{RoomLookupError, RoomManager};
 use crate::signal::resume::Resumes;
 use crate::signal::whip::{find_resource, OfferRequest};
 use switchboard_core::signal::MAX_FRAME_BYTES;
@@ -409,7 +409,14 @@ async fn session_for(
     state: &MediaState,
     resource: &str,
     headers: &HeaderMap,
-) -> Result<(Arc<Room>, Arc<crate::rtc::participant::Participant>, Claims), Response> {
+) -> Result<
+    (
+        Arc<Room>,
+        Arc<crate::room::participant::Participant>,
+        Claims,
+    ),
+    Response,
+> {
     let Some(token) = bearer(headers) else {
         return Err(error(
             StatusCode::UNAUTHORIZED,

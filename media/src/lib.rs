@@ -5,9 +5,9 @@
 //! - [`signal`]: the WebSocket signaling protocol (`docs/signaling.md`) and
 //!   the per-participant session loop that owns a client's socket and its two
 //!   peer connections.
-//! - [`rtc`]: room logic. [`rtc::room::Room`] knows who is in a room and what
+//! - [`room`]: room logic. [`room::live::Room`] knows who is in a room and what
 //!   they publish, and wires publishers' receivers to subscribers'
-//!   down-tracks; [`rtc::manager::RoomManager`] owns the live rooms and is the
+//!   down-tracks; [`room::manager::RoomManager`] owns the live rooms and is the
 //!   [`ParticipantDirectory`](switchboard_core::directory::ParticipantDirectory)
 //!   the REST API asks.
 //! - [`sfu`]: the packet path, which knows nothing of rooms: a
@@ -39,7 +39,7 @@ pub mod http;
 pub mod load;
 pub mod peer;
 pub mod recording;
-pub mod rtc;
+pub mod room;
 pub mod sdp;
 pub mod sfu;
 pub mod signal;

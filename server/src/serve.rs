@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use switchboard_core::signal::IceServer;
 use switchboard_media::http::DemoKey;
 use switchboard_media::peer::config::RtcConfig;
-use switchboard_media::rtc::manager::RoomManager;
+use switchboard_media::room::manager::RoomManager;
 use switchboard_media::sfu::rate_limit::PublishLimits;
 use switchboard_media::turn::TurnRest;
 

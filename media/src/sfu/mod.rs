@@ -1,5 +1,5 @@
 //! The packet path: receive from a publisher, decide per subscriber, rewrite, send.
-//! It knows nothing of rooms; [`crate::rtc`] drives it.
+//! It knows nothing of rooms; [`crate::room`] drives it.
 pub mod allocation;
 pub mod audio_level;
 pub mod downtrack;

@@ -17,10 +17,10 @@ use super::peer_events::{PcEvent, PcHandler};
 use super::tracks::publish_track;
 use crate::http::error;
 use crate::peer::config::new_peer_connection;
-use crate::rtc::mailbox::{mailbox, Inbox, Mail};
-use crate::rtc::manager::RoomManager;
-use crate::rtc::participant::Participant;
-use crate::rtc::room::{AdmitError, Room};
+use crate::room::live::{AdmitError, Room};
+use crate::room::mailbox::{mailbox, Inbox, Mail};
+use crate::room::manager::RoomManager;
+use crate::room::participant::Participant;
 use crate::MediaError;
 use switchboard_core::signal::Target;
 

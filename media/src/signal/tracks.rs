@@ -9,8 +9,8 @@ use switchboard_core::TrackSid;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_remote::TrackRemote;
 
-use crate::rtc::participant::{lock, Participant};
-use crate::rtc::room::Room;
+use crate::room::live::Room;
+use crate::room::participant::{lock, Participant};
 use crate::sdp::extmap_id;
 use crate::sfu::audio_level::AUDIO_LEVEL_URI;
 use crate::sfu::keyframe::Codec;

@@ -12,7 +12,7 @@ use super::whip::{
     check_offer_request, created, resource_location, CheckedOffer, Needs, OfferRequest,
 };
 use crate::http::{error, join_room};
-use crate::rtc::manager::RoomManager;
+use crate::room::manager::RoomManager;
 
 /// Handles a WHEP offer for `identity`'s tracks in `room`.
 pub async fn offer(

@@ -13,9 +13,9 @@ use switchboard_core::{ProjectId, RoomName};
 
 use super::single::{admit_single, apply_offer, complete_answer, drive, Admitted};
 use crate::http::{authorize, bearer, error, join_room, Redirect};
-use crate::rtc::manager::RoomManager;
-use crate::rtc::participant::Participant;
-use crate::rtc::room::Room;
+use crate::room::live::Room;
+use crate::room::manager::RoomManager;
+use crate::room::participant::Participant;
 use crate::turn::link_headers;
 
 /// Largest SDP offer accepted, in bytes.

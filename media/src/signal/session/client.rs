@@ -7,8 +7,8 @@ use switchboard_core::signal::{parse_client_message, ClientMessage, Layer, Serve
 use super::Session;
 use std::sync::Arc;
 
-use crate::rtc::participant::{lock, Participant, PendingTrack};
-use crate::rtc::room::{MuteError, MutedBy};
+use crate::room::live::{MuteError, MutedBy};
+use crate::room::participant::{lock, Participant, PendingTrack};
 use crate::signal::candidate::{address_allowed, candidate_is_well_formed};
 use switchboard_core::event::LeaveReason;
 

@@ -32,10 +32,10 @@ use super::peer_events::{PcEvent, PcHandler};
 use super::resume::{new_token, Resumes, RESUME_WINDOW};
 use super::tracks::{publish_track, read_data};
 use crate::peer::config::new_peer_connection;
-use crate::rtc::mailbox::{mailbox, Command, Inbox, Mail};
-use crate::rtc::manager::RoomManager;
-use crate::rtc::participant::{lock, DataChannels, Participant};
-use crate::rtc::room::{AdmitError, Room};
+use crate::room::live::{AdmitError, Room};
+use crate::room::mailbox::{mailbox, Command, Inbox, Mail};
+use crate::room::manager::RoomManager;
+use crate::room::participant::{lock, DataChannels, Participant};
 use client::{FRAMES_PER_S, FRAME_BURST, METADATA_BURST, METADATA_PER_S};
 use switchboard_core::signal::{RoomSummary, ServerMessage, Target};
 
@@ -397,7 +397,7 @@ impl Session {
                 Some(mail) = inbox.recv() => match mail {
                     Mail::Close(reason) => return Err(reason),
                     // The resumed client is sent the whole room; only so much is worth keeping.
-                    Mail::Command(_) | Mail::FellBehind if held_commands.len() >= crate::rtc::mailbox::CAPACITY => {
+                    Mail::Command(_) | Mail::FellBehind if held_commands.len() >= crate::room::mailbox::CAPACITY => {
                         tracing::info!("too much happened while the socket was away");
                         return Err(LeaveReason::ConnectionLost);
                     }

@@ -13,9 +13,9 @@ use switchboard_core::signal::{ConnectionQuality, QualityUpdate, ServerMessage};
 use switchboard_core::ParticipantSid;
 use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
 
+use super::live::Room;
 use super::participant::{lock, Participant};
 use super::quality::{measure, Sample};
-use super::room::Room;
 use super::speakers::SpeakerDetector;
 use crate::sfu::allocation::video_share;
 

@@ -20,8 +20,8 @@ use switchboard_recording::Storage;
 use switchboard_store::rooms::NewRoom;
 use switchboard_store::{Store, StoreError};
 
+use super::live::{MutedBy, Room};
 use super::participant::{lock, Participant};
-use super::room::{MutedBy, Room};
 use crate::peer::config::RtcConfig;
 use crate::recording::Recorder;
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use super::live::Room;
 use super::participant::{lock, Participant, DATA_BURST, DATA_PER_S};
-use super::room::Room;
 
 /// Largest data message forwarded, in bytes.
 pub const MAX_DATA_BYTES: usize = 15 * 1024;
