@@ -167,6 +167,11 @@ impl<C: Copy + Eq + Hash> Router<C> {
         self.by_addr.insert(remote, conn);
     }
 
+    /// The connection datagrams from `remote` go to, if any.
+    pub fn owner(&self, remote: SocketAddr) -> Option<C> {
+        self.by_addr.get(&remote).copied()
+    }
+
     /// Stops routing datagrams from `remote` to `conn` (it moved on).
     pub fn unlearn(&mut self, remote: SocketAddr, conn: C) {
         if self.by_addr.get(&remote) == Some(&conn) {

@@ -5,7 +5,6 @@
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
-use rtc::shared::tcp_framing::TcpFrameDecoder;
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// What one stream may hold unsent before datagrams are dropped: media is
@@ -23,23 +22,29 @@ pub fn listen_shared(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// The largest frame: a two-byte length and up to 65535 bytes.
+const MAX_FRAME: usize = 2 + u16::MAX as usize;
+
 /// One client's TCP connection to the media port.
 pub struct Stream {
     socket: mio::net::TcpStream,
     remote: SocketAddr,
-    decoder: TcpFrameDecoder,
+    /// Bytes read and not yet framed: `received[start..]`. Never more than
+    /// one frame and one read's worth, and compacted once per read, so a
+    /// stream of tiny frames costs linear time.
+    received: Vec<u8>,
+    start: usize,
     unsent: Vec<u8>,
 }
 
 impl Stream {
     /// Wraps an accepted stream from `remote`, with bytes already read from it.
     pub fn new(socket: mio::net::TcpStream, remote: SocketAddr, read: &[u8]) -> Self {
-        let mut decoder = TcpFrameDecoder::new();
-        decoder.extend_from_slice(read);
         Self {
             socket,
             remote,
-            decoder,
+            received: read.to_vec(),
+            start: 0,
             unsent: Vec::new(),
         }
     }
@@ -54,38 +59,45 @@ impl Stream {
         &mut self.socket
     }
 
-    /// Gives the stream up, with what it read and has not framed yet (to
-    /// hand it to another worker).
-    pub fn into_parts(self) -> (mio::net::TcpStream, Vec<u8>) {
-        let mut decoder = self.decoder;
-        let mut rest = Vec::new();
-        // Complete frames were taken already; the rest is one partial frame.
-        while let Some(frame) = decoder.next_packet() {
-            rest.extend_from_slice(&(frame.len() as u16).to_be_bytes());
-            rest.extend_from_slice(&frame);
-        }
-        (self.socket, rest)
+    /// Gives the stream up, with the bytes it read and has not delivered
+    /// (to hand it to another worker, which frames them first).
+    pub fn into_parts(mut self) -> (mio::net::TcpStream, Vec<u8>) {
+        self.received.drain(..self.start);
+        (self.socket, self.received)
     }
 
-    /// Reads what is waiting and hands each complete datagram to `each`;
+    /// Reads what is waiting and hands each complete datagram to `each`,
+    /// which returns `false` to stop (the rest stays for [`Stream::into_parts`]);
     /// `Ok(false)` once the client has closed.
     pub fn read(&mut self, mut each: impl FnMut(&[u8]) -> bool) -> io::Result<bool> {
-        let mut buf = [0u8; 4096];
-        let open = loop {
-            match self.socket.read(&mut buf) {
-                Ok(0) => break false,
-                Ok(n) => self.decoder.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            // Frame what is held before reading more: the buffer stays small.
+            while let Some(len) = self.next_frame_len() {
+                let frame = self.start + 2..self.start + 2 + len;
+                if !each(&self.received[frame.clone()]) {
+                    return Ok(true);
+                }
+                self.start = frame.end;
+            }
+            self.received.drain(..self.start);
+            self.start = 0;
+            match self.socket.read(&mut chunk) {
+                Ok(0) => return Ok(false),
+                Ok(n) => self.received.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-        };
-        while let Some(datagram) = self.decoder.next_packet() {
-            if !each(&datagram) {
-                break;
-            }
+            debug_assert!(self.received.len() <= MAX_FRAME + chunk.len());
         }
-        Ok(open)
+    }
+
+    /// The length of the next frame if all of it has arrived.
+    fn next_frame_len(&self) -> Option<usize> {
+        let held = &self.received[self.start..];
+        let len = usize::from(u16::from_be_bytes([*held.first()?, *held.get(1)?]));
+        (held.len() >= 2 + len).then_some(len)
     }
 
     /// Frames and sends one datagram; dropped when too much is unsent.
@@ -163,9 +175,24 @@ mod tests {
         }
         assert_eq!(got, [vec![1, 2, 3], vec![9]]);
 
+        // A stream handed over keeps the frame its reader stopped at and
+        // the partial one behind it.
+        client.write_all(&[0, 1, 5, 0, 2, 6]).unwrap();
+        let mut seen = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while seen == 0 && std::time::Instant::now() < deadline {
+            stream
+                .read(|_| {
+                    seen += 1;
+                    false
+                })
+                .unwrap();
+        }
         stream.send(&[7, 7]).unwrap();
         let mut back = [0u8; 4];
         client.read_exact(&mut back).unwrap();
         assert_eq!(back, [0, 2, 7, 7]);
+        let (_, rest) = stream.into_parts();
+        assert_eq!(rest, [0, 1, 5, 0, 2, 6]);
     }
 }

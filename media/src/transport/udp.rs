@@ -27,6 +27,36 @@ pub fn bind_shared(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+/// Turns UDP generic receive offload back off: quinn-udp enables it, and
+/// with it the kernel joins a burst of equal-sized datagrams into one read
+/// that a [`MAX_DATAGRAM`] buffer would cut short (loopback never does, real
+/// network cards do). Buffers 64 times larger per socket are not worth it
+/// for media-sized datagrams.
+fn disable_gro(socket: &std::net::UdpSocket) -> io::Result<()> {
+    let off: libc::c_int = 0;
+    // SAFETY: a valid socket, an int-sized option value that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&off as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        // Kernels without GRO never enabled it.
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOPROTOOPT) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+}
+
 /// A socket on the shared port `local` connected to `remote`: the kernel
 /// hands it every datagram from `remote`, whichever worker's socket the port's
 /// hash would have picked, so a connection's packets reach the worker that
@@ -54,6 +84,7 @@ impl Port {
         let local = socket.local_addr()?;
         let peer = socket.peer_addr().ok();
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        disable_gro(&socket)?;
         Ok(Self {
             socket: mio::net::UdpSocket::from_std(socket),
             state,
@@ -80,7 +111,8 @@ impl Port {
     }
 
     /// Reads what is waiting, up to one batch, handing each datagram to
-    /// `each(from, bytes)`; `Ok(0)` when nothing is left to read.
+    /// `each(from, bytes)`; returns how many messages were read, `Ok(0)` only
+    /// when nothing is left (an empty datagram counts as one).
     pub fn recv_batch(&mut self, mut each: impl FnMut(SocketAddr, &[u8])) -> io::Result<usize> {
         let count = {
             let mut slices: [IoSliceMut<'_>; BATCH_SIZE] = {
@@ -99,16 +131,11 @@ impl Port {
                 Err(e) => return Err(e),
             }
         };
-        let mut datagrams = 0;
         for (meta, buffer) in self.meta[..count].iter().zip(self.buffers.iter()) {
-            // With GRO one buffer may hold several datagrams of `stride` bytes each.
-            let stride = meta.stride.max(1);
-            for datagram in buffer[..meta.len].chunks(stride) {
-                each(meta.addr, datagram);
-                datagrams += 1;
-            }
+            // GRO is off (`disable_gro`): one buffer holds one datagram.
+            each(meta.addr, &buffer[..meta.len.min(MAX_DATAGRAM)]);
         }
-        Ok(datagrams)
+        Ok(count)
     }
 
     /// Sends one datagram to `to`; a full socket buffer drops it (media is

@@ -105,6 +105,10 @@ impl EventLoop {
                 output,
                 reply,
             } => {
+                // Subscribing again replaces the subscription, sender and all.
+                if let Some((conn, sender)) = self.tracks.unsubscribe(&track, participant) {
+                    self.remove_sender(conn, sender);
+                }
                 let result = self.subscribe(now, &track, participant, output);
                 let _ = reply.send(result);
             }
@@ -168,12 +172,19 @@ impl EventLoop {
         let result = f(&mut entry.conn);
         let after = entry.conn.ufrag().map(str::to_owned);
         if before != after {
-            // The old credentials stay routable until the connection closes:
-            // checks of the old pair may still be in flight during a restart.
+            // The previous credentials stay routable: checks of the old pair
+            // may still be in flight during a restart.
             if let Some(new) = after {
                 self.router.add_ufrag(&new, conn);
                 self.siblings.directory.insert(&new, self.siblings.index);
                 entry.ufrags.push(new);
+                // The previous credentials stay for a restart in flight; older
+                // ones go, or a client restarting in a loop would grow them.
+                if entry.ufrags.len() > 2 {
+                    let old = entry.ufrags.remove(0);
+                    self.router.remove_ufrag(&old);
+                    self.siblings.directory.remove(&old);
+                }
             }
         }
         self.touch(conn);
@@ -299,7 +310,7 @@ impl EventLoop {
 
     /// Removes an outgoing track from a subscriber's connection (the caller
     /// renegotiates).
-    fn remove_sender(&mut self, conn: ConnId, sender: RTCRtpSenderId) {
+    pub(super) fn remove_sender(&mut self, conn: ConnId, sender: RTCRtpSenderId) {
         if let Some(entry) = self.conns.get_mut(&conn) {
             if let Err(e) = entry.conn.pc.remove_track(sender) {
                 tracing::debug!(error = %e, "outgoing track not removed");

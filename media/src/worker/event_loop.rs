@@ -23,7 +23,7 @@ use super::{Command, ConnId, Event};
 use crate::peer::config::RtcConfig;
 use crate::peer::connection::Connection;
 use crate::sfu::rate_limit::PublishBudget;
-use crate::transport::demux::{Route, Router, Stun};
+use crate::transport::demux::{Route, Router, Stun, StunClass};
 use crate::transport::tcp::Stream;
 use crate::transport::udp::{connect_shared, Outbox, Port};
 use crate::MediaError;
@@ -227,6 +227,9 @@ impl EventLoop {
             }) {
                 Ok(0) => return,
                 Ok(_) => {}
+                // A connected socket reports the ICMP errors of earlier
+                // sends; the datagrams behind them still wait to be read.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "media socket read failed");
                     return;
@@ -348,35 +351,24 @@ impl EventLoop {
         }
         let remote = stream.remote();
         let mut hand_to = None;
-        let mut fed = false;
         let open = {
             let mut delivery = self.delivery();
             stream.read(
                 |datagram| match delivery.deliver(now, remote, datagram, true) {
-                    Delivered::Fed => {
-                        fed = true;
-                        true
-                    }
-                    Delivered::Dropped => true,
+                    Delivered::Fed | Delivered::Dropped => true,
                     Delivered::Elsewhere(owner) => {
-                        hand_to = Some((owner, datagram.to_vec()));
+                        // Left unread: it goes over with the stream.
+                        hand_to = Some(owner);
                         false
                     }
                 },
             )
         };
-        if fed {
-            self.unbound.remove(&token);
-        }
-        if let Some((owner, first)) = hand_to {
+        if let Some(owner) = hand_to {
             self.unbound.remove(&token);
             self.stream_for.remove(&remote);
             let _ = self.poll.registry().deregister(stream.socket_mut());
-            let (socket, rest) = stream.into_parts();
-            let mut pending = Vec::with_capacity(first.len() + 2 + rest.len());
-            pending.extend_from_slice(&(first.len() as u16).to_be_bytes());
-            pending.extend_from_slice(&first);
-            pending.extend_from_slice(&rest);
+            let (socket, pending) = stream.into_parts();
             let std_stream = std::net::TcpStream::from(std::os::fd::OwnedFd::from(socket));
             self.siblings.send(
                 owner,
@@ -470,11 +462,16 @@ impl EventLoop {
         }
     }
 
-    /// Closes the sockets connected to `entry`'s client.
+    /// Closes the sockets connected to `entry`'s client and its ICE-TCP streams.
     pub(super) fn disconnect(&mut self, entry: &Entry) {
         for token in &entry.sockets {
             if let Some((_, mut port)) = self.connected.remove(token) {
                 let _ = self.poll.registry().deregister(port.socket_mut());
+            }
+        }
+        for remote in &entry.addresses {
+            if let Some(token) = self.stream_for.get(remote).copied() {
+                self.close_stream(token);
             }
         }
     }
@@ -516,10 +513,15 @@ impl EventLoop {
         while let Some(out) = entry.conn.pc.poll_write() {
             let to = out.transport.peer_addr;
             let tcp = out.transport.transport_protocol == TransportProtocol::TCP;
-            // The agent only sends to addresses it answers checks from or
-            // checks itself: those, and no address a stranger merely names
-            // in a check, route to this connection.
-            if !entry.addresses.contains(&to) {
+            // An address routes to this connection once the agent answers a
+            // check from it (a success response: the check carried valid
+            // integrity), not when a check merely names it or the agent
+            // checks an address a client claimed; and never away from a
+            // live connection that holds it.
+            if !entry.addresses.contains(&to)
+                && is_success_response(&out.message)
+                && self.router.owner(to).is_none_or(|owner| owner == id)
+            {
                 self.router.learn(to, id);
                 entry.addresses.push_back(to);
                 if entry.addresses.len() > MAX_ADDRESSES {
@@ -533,11 +535,12 @@ impl EventLoop {
                 }
             }
             let sent = if tcp {
-                match self
-                    .stream_for
-                    .get(&to)
-                    .and_then(|t| self.streams.get_mut(t))
-                {
+                let token = self.stream_for.get(&to).copied();
+                if let Some(token) = token.filter(|_| entry.addresses.contains(&to)) {
+                    // Answered: the stream is a client's, not a stranger's.
+                    self.unbound.remove(&token);
+                }
+                match token.and_then(|t| self.streams.get_mut(&t)) {
                     Some(stream) => stream.send(&out.message),
                     None => Ok(()),
                 }
@@ -621,6 +624,11 @@ pub(super) fn notify(events: &tokio::sync::mpsc::Sender<Event>, event: Event) {
             "the control plane is not reading a connection's events"
         );
     }
+}
+
+/// Whether an outgoing datagram is a STUN success response.
+fn is_success_response(datagram: &[u8]) -> bool {
+    Stun::parse(datagram).is_some_and(|s| s.class == StunClass::Success)
 }
 
 pub(super) fn gone() -> MediaError {

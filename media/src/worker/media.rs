@@ -47,6 +47,7 @@ impl EventLoop {
             return;
         };
         entry.touched = false;
+        let mut ended = Vec::new();
         while let Some(event) = entry.conn.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
@@ -75,6 +76,7 @@ impl EventLoop {
                     }
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {
+                    tracks.end(id, &track, &mut ended);
                     notify(
                         &entry.events,
                         Event::TrackEnded(TrackRef { conn: id, track }),
@@ -121,6 +123,9 @@ impl EventLoop {
             }
         }
         self.reads = reads;
+        for (subscriber, sender) in ended {
+            self.remove_sender(subscriber, sender);
+        }
         self.flush(id);
     }
 

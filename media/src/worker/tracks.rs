@@ -267,6 +267,25 @@ impl Tracks {
         }
     }
 
+    /// Ends `conn`'s track `track`: its subscribers are detached and
+    /// `senders` gets their outgoing tracks to remove.
+    pub fn end(&mut self, conn: ConnId, track: &str, senders: &mut Vec<(ConnId, RTCRtpSenderId)>) {
+        let Some(mut published) = self.published.get_mut(&conn).and_then(|t| t.remove(track))
+        else {
+            return;
+        };
+        for gone in published.fanout.detach_all() {
+            self.forget(gone.sink);
+        }
+        self.subscriptions.retain(|(sub, _), s| {
+            let ended = s.track.conn == conn && s.track.track == track;
+            if ended {
+                senders.push((*sub, s.sender));
+            }
+            !ended
+        });
+    }
+
     /// Forgets everything of `conn`: returns the tracks it published (their
     /// subscribers are detached; `senders` gets the outgoing tracks to remove
     /// from their connections) and drops its subscriptions.
