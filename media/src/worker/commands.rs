@@ -64,6 +64,9 @@ impl EventLoop {
             },
             Command::Answer { conn, offer, reply } => {
                 let result = self.describe(conn, |c| c.answer(now, offer));
+                if result.is_ok() {
+                    self.end_stopped_tracks(conn);
+                }
                 let _ = reply.send(result);
             }
             Command::Offer {
@@ -301,6 +304,44 @@ impl EventLoop {
         self.disconnect(&entry);
         let mut senders = Vec::new();
         for track in self.tracks.close(conn, &mut senders) {
+            notify(&entry.events, Event::TrackEnded(TrackRef { conn, track }));
+        }
+        for (subscriber, sender) in senders {
+            self.remove_sender(subscriber, sender);
+        }
+    }
+
+    /// Ends the tracks of `conn` its client stopped sending in its last offer.
+    /// The stack says when a track opens but not when it ends: a track has
+    /// ended when no transceiver still receiving carries it.
+    fn end_stopped_tracks(&mut self, conn: ConnId) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let pc = &mut entry.conn.pc;
+        let transceivers: Vec<_> = pc.get_transceivers().collect();
+        let mut receiving = Vec::new();
+        for id in transceivers {
+            let receiver = pc
+                .rtp_transceiver(id)
+                .filter(|t| t.current_direction().has_recv())
+                .and_then(|t| t.receiver());
+            if let Some(track) = receiver
+                .and_then(|r| pc.rtp_receiver(r))
+                .map(|r| r.track().track_id().clone())
+            {
+                receiving.push(track);
+            }
+        }
+        let stopped: Vec<String> = self
+            .tracks
+            .published_by(conn)
+            .filter(|t| !receiving.iter().any(|r| r == *t))
+            .map(str::to_owned)
+            .collect();
+        let mut senders = Vec::new();
+        for track in stopped {
+            self.tracks.end(conn, &track, &mut senders);
             notify(&entry.events, Event::TrackEnded(TrackRef { conn, track }));
         }
         for (subscriber, sender) in senders {

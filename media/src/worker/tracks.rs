@@ -267,6 +267,14 @@ impl Tracks {
         }
     }
 
+    /// The ids of the tracks `conn` publishes.
+    pub fn published_by(&self, conn: ConnId) -> impl Iterator<Item = &str> {
+        self.published
+            .get(&conn)
+            .into_iter()
+            .flat_map(|t| t.keys().map(String::as_str))
+    }
+
     /// Ends `conn`'s track `track`: its subscribers are detached and
     /// `senders` gets their outgoing tracks to remove.
     pub fn end(&mut self, conn: ConnId, track: &str, senders: &mut Vec<(ConnId, RTCRtpSenderId)>) {

@@ -27,8 +27,25 @@ fn binding_request(username: &str) -> Vec<u8> {
     m
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+/// How many UDP sockets of this machine are bound to `port` (the node's
+/// workers' and any connected to clients), from /proc/net/udp: other tests
+/// of this process open sockets of their own meanwhile.
+fn sockets_on(port: u16) -> usize {
+    let suffix = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|t| {
+            t.lines()
+                .skip(1)
+                .filter(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|local| local.ends_with(&suffix))
+                })
+                .count()
+        })
+        .sum()
 }
 
 #[test]
@@ -50,7 +67,7 @@ fn checks_naming_a_connection_from_strangers_open_nothing_and_take_nothing() {
         .to_owned();
     let node = call.workers.local_addr();
 
-    let before = open_fds();
+    let before = sockets_on(node.port());
     let strangers: Vec<UdpSocket> = (0..40)
         .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -66,10 +83,11 @@ fn checks_naming_a_connection_from_strangers_open_nothing_and_take_nothing() {
             >= received + 50),
         "the call went on"
     );
-    let opened = open_fds() - before;
+    let after = sockets_on(node.port());
     assert!(
-        opened <= strangers.len() + 2,
-        "{opened} descriptors for {} strangers' sockets: the node connected sockets to them",
+        after <= before,
+        "{before} sockets on the node's port before {} strangers checked, {after} after: \
+         the node connected sockets to them",
         strangers.len()
     );
     // Nothing answered them: their checks carry no valid integrity.

@@ -276,6 +276,14 @@ pub fn only_candidates_on(sdp: &str, port: u16) -> bool {
     !ports.is_empty() && ports.iter().all(|p| *p == port)
 }
 
+/// How many video m-lines of `sdp` send.
+pub fn sending_video(sdp: &str) -> usize {
+    sdp.split("\nm=")
+        .filter(|m| m.starts_with("video"))
+        .filter(|m| m.contains("a=sendrecv") || m.contains("a=sendonly"))
+        .count()
+}
+
 pub const PUBLISHER_SSRC: u32 = 0x0BAD_CAFE;
 
 /// A node's workers, one publisher and its subscribers, stepped together.
@@ -391,12 +399,10 @@ impl Call {
             },
             payload: Bytes::copy_from_slice(payload),
         };
-        let _ = self
-            .publisher
-            .pc
-            .rtp_sender(self.sender)
-            .unwrap()
-            .write_rtp(Instant::now(), packet);
+        // Nothing once the publisher has stopped its track.
+        if let Some(mut sender) = self.publisher.pc.rtp_sender(self.sender) {
+            let _ = sender.write_rtp(Instant::now(), packet);
+        }
     }
 
     /// Renegotiates subscriber `i`'s connection (the node offers).

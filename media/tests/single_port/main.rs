@@ -13,7 +13,7 @@ use switchboard_core::ParticipantSid;
 use switchboard_media::peer::config::RtcConfig;
 use switchboard_media::worker::{Command, Event, Output};
 
-use harness::{ask, Call, Client, PUBLISHER_SSRC};
+use harness::{ask, sending_video, Call, Client, PUBLISHER_SSRC};
 
 #[test]
 fn twenty_peers_share_one_port_and_every_subscriber_receives_the_publisher() {
@@ -116,14 +116,8 @@ fn an_unsubscribed_track_stops_and_leaves_the_subscribers_offer() {
         reply,
     })
     .expect("subscribed");
-    let sending = |sdp: &str| {
-        sdp.split("m=video")
-            .skip(1)
-            .filter(|m| m.contains("a=sendrecv") || m.contains("a=sendonly"))
-            .count()
-    };
     let offer = call.renegotiate(0);
-    assert_eq!(sending(&offer.sdp), 2, "{}", offer.sdp);
+    assert_eq!(sending_video(&offer.sdp), 2, "{}", offer.sdp);
     assert!(call.run_until(Duration::from_secs(10), |c| c.subscribers[0]
         .0
         .received
@@ -134,7 +128,7 @@ fn an_unsubscribed_track_stops_and_leaves_the_subscribers_offer() {
         .worker
         .send(Command::Unsubscribe { track, participant }));
     let offer = call.renegotiate(0);
-    assert_eq!(sending(&offer.sdp), 1, "{}", offer.sdp);
+    assert_eq!(sending_video(&offer.sdp), 1, "{}", offer.sdp);
     call.run_until(Duration::from_millis(300), |_| false);
     let frozen = call.subscribers[0].0.received.clone();
     let other = call.subscribers[1].0.received();
@@ -198,4 +192,44 @@ fn the_server_sends_on_its_data_channels_and_hands_up_what_clients_send() {
         });
     }
     assert_eq!(heard, Some((true, Bytes::from_static(b"from the client"))));
+}
+
+#[test]
+fn a_track_the_client_stops_ends_for_its_subscribers() {
+    let mut call = Call::start();
+    call.subscribe();
+    assert!(
+        call.run_until(Duration::from_secs(10), |c| c.subscribers[0].0.received()
+            >= 20)
+    );
+    call.read_events();
+
+    // The publisher stops its camera and renegotiates.
+    call.publisher.pc.remove_track(call.sender).unwrap();
+    let offer = call.publisher.pc.create_offer(None).unwrap();
+    call.publisher
+        .pc
+        .set_local_description(Instant::now(), offer)
+        .unwrap();
+    let offer = call.publisher.pc.local_description().unwrap();
+    let conn = call.pub_conn;
+    let answer =
+        ask(&call.worker, |reply| Command::Answer { conn, offer, reply }).expect("answered");
+    call.publisher
+        .pc
+        .set_remote_description(Instant::now(), answer)
+        .unwrap();
+    let mut ended = false;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ended && Instant::now() < deadline {
+        call.run_until(Duration::from_millis(50), |_| false);
+        ended = call
+            .read_events()
+            .iter()
+            .any(|e| matches!(e, Event::TrackEnded(t) if Some(t) == call.track.as_ref()));
+    }
+    assert!(ended, "the node never said the track ended");
+    // Its subscriber's outgoing track went with it: the next offer sends nothing.
+    let offer = call.renegotiate(0);
+    assert_eq!(sending_video(&offer.sdp), 0, "{}", offer.sdp);
 }
