@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 use rtc::data_channel::RTCDataChannelId;
-use rtc::peer_connection::message::TaggedRTCMessage;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::sansio::Protocol;
 use rtc::shared::TransportProtocol;
 
@@ -63,6 +63,24 @@ pub(super) struct Entry {
     pub(super) ufrags: Vec<String>,
     /// Queued in `touched` and not drained since.
     pub(super) touched: bool,
+}
+
+impl Entry {
+    /// Queues connection `id` (this one) to be drained in this wake-up, once.
+    pub(super) fn mark(&mut self, id: ConnId, touched: &mut Vec<ConnId>) {
+        if !self.touched {
+            self.touched = true;
+            touched.push(id);
+        }
+    }
+
+    /// Hands the connection something to send (RTP, RTCP); a refusal (not
+    /// connected yet, closed) drops it.
+    pub(super) fn write(&mut self, now: Instant, message: RTCMessage) {
+        if let Err(e) = self.conn.pc.handle_write(TaggedRTCMessage { now, message }) {
+            tracing::trace!(error = %e, "write refused");
+        }
+    }
 }
 
 /// One worker's state; [`EventLoop::run`] owns it on the worker's thread.
@@ -478,10 +496,7 @@ impl EventLoop {
 
     pub(super) fn touch(&mut self, conn: ConnId) {
         if let Some(entry) = self.conns.get_mut(&conn) {
-            if !entry.touched {
-                entry.touched = true;
-                self.touched.push(conn);
-            }
+            entry.mark(conn, &mut self.touched);
         }
     }
 
@@ -607,10 +622,7 @@ impl Delivery<'_> {
         };
         // The address is learned when the connection answers it (`flush`).
         entry.conn.feed(now, from, datagram, tcp);
-        if !entry.touched {
-            entry.touched = true;
-            self.touched.push(id);
-        }
+        entry.mark(id, self.touched);
         Delivered::Fed
     }
 }

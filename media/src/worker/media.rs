@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
-use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::message::RTCMessage;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
@@ -89,15 +89,15 @@ impl EventLoop {
         while let Some(read) = entry.conn.pc.poll_read() {
             reads.push(read);
         }
+        // Looked up once per drain, not once per packet.
+        let budget = entry.budget.clone();
         let mut reads = std::mem::take(&mut self.reads);
         for read in reads.drain(..) {
             match read.message {
                 RTCMessage::RtpPacket(track, packet) => {
-                    let allowed = self.conns.get(&id).is_some_and(|e| {
-                        e.budget
-                            .as_ref()
-                            .is_none_or(|b| b.allow(now, packet.payload.len()))
-                    });
+                    let allowed = budget
+                        .as_ref()
+                        .is_none_or(|b| b.allow(now, packet.payload.len()));
                     if allowed {
                         self.forward(now, id, &track, &packet.header, &packet.payload);
                     }
@@ -156,16 +156,8 @@ impl EventLoop {
                     };
                     // The stack finds the sender by the packet's SSRC; the track
                     // id is not read, and an empty String allocates nothing.
-                    if let Err(e) = entry.conn.pc.handle_write(TaggedRTCMessage {
-                        now,
-                        message: RTCMessage::RtpPacket(String::new(), packet),
-                    }) {
-                        tracing::trace!(error = %e, "forwarded packet refused");
-                    }
-                    if !entry.touched {
-                        entry.touched = true;
-                        self.touched.push(to);
-                    }
+                    entry.write(now, RTCMessage::RtpPacket(String::new(), packet));
+                    entry.mark(to, &mut self.touched);
                 }
                 Sink::Recorder(n) => {
                     if let Some(writer) = self.tracks.recorder(n) {
@@ -195,16 +187,11 @@ impl EventLoop {
             let Some(entry) = self.conns.get_mut(&to) else {
                 continue;
             };
-            if let Err(e) = entry.conn.pc.handle_write(TaggedRTCMessage {
+            entry.write(
                 now,
-                message: RTCMessage::RtcpPacket(String::new(), vec![Box::new(translated)]),
-            }) {
-                tracing::trace!(error = %e, "sender report refused");
-            }
-            if !entry.touched {
-                entry.touched = true;
-                self.touched.push(to);
-            }
+                RTCMessage::RtcpPacket(String::new(), vec![Box::new(translated)]),
+            );
+            entry.mark(to, &mut self.touched);
         }
         self.tracks.routed.reports = reports;
     }
@@ -230,16 +217,11 @@ impl EventLoop {
             sender_ssrc: 0,
             media_ssrc,
         };
-        if let Err(e) = entry.conn.pc.handle_write(TaggedRTCMessage {
+        entry.write(
             now,
-            message: RTCMessage::RtcpPacket(String::new(), vec![Box::new(pli)]),
-        }) {
-            tracing::debug!(error = %e, "keyframe request refused");
-        }
-        if !entry.touched {
-            entry.touched = true;
-            self.touched.push(conn);
-        }
+            RTCMessage::RtcpPacket(String::new(), vec![Box::new(pli)]),
+        );
+        entry.mark(conn, &mut self.touched);
     }
 
     /// A message on one of `conn`'s data channels: handed up, unless it came
