@@ -37,6 +37,8 @@ use crate::LoadtestError;
 
 /// How long a participant may take from socket to connected media.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a leaving participant waits for the server to close its session.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keyframe every two seconds unless one is asked for sooner.
 const KEYFRAME_INTERVAL_FRAMES: u32 = 2 * VIDEO_FPS;
 
@@ -81,6 +83,8 @@ pub struct SimParticipant {
     /// Its identity.
     pub identity: String,
     outgoing: mpsc::UnboundedSender<ClientMessage>,
+    /// The signaling loop, which ends when the server closes the socket.
+    signaling: tokio::task::JoinHandle<()>,
     publisher: Option<Arc<dyn PeerConnection>>,
     subscriber: Arc<dyn PeerConnection>,
     /// What it receives.
@@ -297,7 +301,7 @@ impl SimParticipant {
 
         let published = Arc::new(Mutex::new(HashMap::new()));
         let (connected_tx, connected_rx) = oneshot::channel();
-        tokio::spawn(
+        let signaling = tokio::spawn(
             Signaling {
                 identity: identity.clone(),
                 outgoing: out_tx.clone(),
@@ -331,6 +335,7 @@ impl SimParticipant {
         Ok(Self {
             identity,
             outgoing: out_tx,
+            signaling,
             publisher,
             subscriber,
             received,
@@ -391,6 +396,10 @@ impl SimParticipant {
     /// Leaves the room and closes the connections.
     pub async fn leave(self) {
         let _ = self.outgoing.send(ClientMessage::Leave);
+        // The server ends the session on `leave` and closes the socket. Closing
+        // the connections (or exiting) before it has read `leave` would end the
+        // session as a lost connection instead, and bill it as one.
+        let _ = tokio::time::timeout(LEAVE_TIMEOUT, self.signaling).await;
         if let Some(pc) = &self.publisher {
             let _ = pc.close().await;
         }

@@ -108,9 +108,12 @@ async fn usage_matches_the_log_to_the_microsecond_and_survives_a_restart() {
         .map(|x| x["billed_us"].as_i64().unwrap())
         .sum();
     assert_eq!(billed, video);
-    assert!(sessions
-        .iter()
-        .all(|x| x["meter"] == "participant_minutes_video" && x["leave_reason"] == "client_left"));
+    assert!(
+        sessions.iter().all(
+            |x| x["meter"] == "participant_minutes_video" && x["leave_reason"] == "client_left"
+        ),
+        "{sessions:#?}"
+    );
 
     // The preview rounds the period's sum up to whole minutes, once.
     let (_, preview) = send(s.dev(Method::GET, "/v1/billing/preview")).await;
