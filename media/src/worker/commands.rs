@@ -15,7 +15,7 @@ use switchboard_core::ParticipantSid;
 
 use super::event_loop::{gone, notify, Entry, EventLoop};
 use super::tracks::Sink;
-use super::{Command, ConnId, Event, Output, Query, TrackRef};
+use super::{Command, ConnId, Event, Load, Output, Query, TrackRef};
 use crate::peer::config::codec_for;
 use crate::peer::connection::Connection;
 use crate::sfu::fanout::Subscriber;
@@ -268,6 +268,14 @@ impl EventLoop {
                         .get_stats(now, rtc::statistics::StatsSelector::None)
                 });
                 let _ = reply.send(report);
+            }
+            Query::Load(reply) => {
+                let (ufrags, addresses) = self.router.len();
+                let _ = reply.send(Load {
+                    connections: self.conns.len(),
+                    ufrags,
+                    addresses,
+                });
             }
         }
     }

@@ -102,6 +102,20 @@ pub enum Query {
         ConnId,
         oneshot::Sender<Option<rtc::statistics::report::RTCStatsReport>>,
     ),
+    /// What the worker holds for its connections.
+    Load(oneshot::Sender<Load>),
+}
+
+/// What a worker holds: its connections and how many credentials and client
+/// addresses route to them (each bounded per connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Peer connections open.
+    pub connections: usize,
+    /// ICE username fragments that route checks to a connection.
+    pub ufrags: usize,
+    /// Client addresses that route datagrams to a connection.
+    pub addresses: usize,
 }
 
 /// What a worker is asked to do. Replies come back on the command's channel.

@@ -1,14 +1,37 @@
 //! What strangers and hostile clients can do to the port: checks naming a
-//! connection they do not hold, and TCP streams they never use.
+//! connection they do not hold, addresses trickled that are not theirs, ICE
+//! restarts in a loop, and TCP streams they never use.
 
 use std::io::Read;
-use std::net::{TcpStream, UdpSocket};
-use std::time::Duration;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
 
 use rtc::ice::network_type::NetworkType;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use switchboard_media::peer::config::RtcConfig;
+use switchboard_media::worker::{Command, Event, Load, Query, Worker};
 
-use super::harness::{Call, Client};
+use super::harness::{ask, Call, Client};
+
+/// What `worker` holds now.
+fn load(worker: &Worker) -> Load {
+    ask(worker, |reply| Command::Query(Query::Load(reply)))
+}
+
+/// A host candidate naming `addr`, as a client would trickle it.
+fn host_candidate(addr: SocketAddr) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: format!(
+            "candidate:1 1 udp 2130706431 {} {} typ host",
+            addr.ip(),
+            addr.port()
+        ),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+        ..Default::default()
+    }
+}
 
 /// A STUN binding request with USERNAME `username` and no integrity.
 fn binding_request(username: &str) -> Vec<u8> {
@@ -136,4 +159,96 @@ fn idle_tcp_streams_make_room_for_clients_that_check() {
         closed >= 44,
         "only {closed} of 300 idle streams were closed"
     );
+}
+
+#[test]
+fn a_client_trickling_addresses_not_its_own_takes_nothing_from_them() {
+    let mut call = Call::start();
+    call.subscribe();
+    assert!(
+        call.run_until(Duration::from_secs(10), |c| c.subscribers[0].0.received()
+            >= 20)
+    );
+    let (victim, victim_conn) = (call.subscribers[0].0.local, call.subscribers[0].1);
+    // A socket no connection holds, to see that the node did try the
+    // trickled candidates (and so that the test can fail).
+    let bystander = UdpSocket::bind("127.0.0.1:0").unwrap();
+    bystander.set_nonblocking(true).unwrap();
+
+    // The thief joins and trickles the victim's address and the bystander's
+    // as its own, as soon as its answer is in.
+    call.subscribe();
+    let thief = call.subscribers[1].1;
+    for addr in [victim, bystander.local_addr().unwrap()] {
+        assert!(call.worker.send(Command::Candidate {
+            conn: thief,
+            candidate: host_candidate(addr),
+        }));
+    }
+    // Longer than a connection takes to count as disconnected (5 s) when
+    // what its client sends goes elsewhere.
+    call.run_until(Duration::from_secs(7), |_| false);
+
+    let mut checks = 0;
+    let mut buf = [0u8; 1500];
+    while bystander.recv_from(&mut buf).is_ok() {
+        checks += 1;
+    }
+    assert!(checks > 0, "the node never checked the trickled address");
+    let lost: Vec<_> = call
+        .read_events()
+        .into_iter()
+        .filter(|e| {
+            matches!(e, Event::State(conn, s) if *conn == victim_conn
+                && matches!(s, RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed))
+        })
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "the victim's connection suffered: {lost:?}"
+    );
+    assert!(
+        call.subscribers[1].0.received() >= 20,
+        "the thief receives too"
+    );
+    // The publisher's address and each subscriber's own, nothing trickled.
+    assert_eq!(load(&call.worker).addresses, 3);
+    let before = call.subscribers[0].0.received();
+    assert!(
+        call.run_until(Duration::from_secs(2), |c| c.subscribers[0].0.received()
+            >= before + 20),
+        "the victim still receives"
+    );
+}
+
+#[test]
+fn a_client_restarting_ice_in_a_loop_holds_two_credentials_and_four_addresses() {
+    let mut call = Call::start();
+    call.subscribe();
+    assert!(
+        call.run_until(Duration::from_secs(10), |c| c.subscribers[0].0.received()
+            >= 20)
+    );
+    let conn = call.pub_conn;
+    for round in 0..8 {
+        let offer = call.publisher.move_and_restart();
+        let answer = ask(&call.worker, |reply| Command::Answer { conn, offer, reply })
+            .expect("the restart is answered");
+        call.publisher
+            .pc
+            .set_remote_description(Instant::now(), answer)
+            .unwrap();
+        let before = call.subscribers[0].0.received();
+        assert!(
+            call.run_until(Duration::from_secs(5), |c| c.subscribers[0].0.received()
+                >= before + 20),
+            "restart {round}: the subscriber stopped receiving"
+        );
+    }
+    // Nine credentials and nine addresses used by the publisher; it keeps
+    // the current and the previous credentials and its four latest addresses.
+    let held = load(&call.worker);
+    assert_eq!(held.connections, 2);
+    assert_eq!(held.ufrags, 2 + 1, "{held:?}");
+    assert_eq!(held.addresses, 4 + 1, "{held:?}");
 }
