@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::framing::{Deframer, MAX_FRAME};
+
 /// What one stream may hold unsent before datagrams are dropped: media is
 /// loss-tolerant, and a client that does not read must not grow the node.
 const MAX_UNSENT: usize = 1 << 20;
@@ -22,18 +24,11 @@ pub fn listen_shared(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// The largest frame: a two-byte length and up to 65535 bytes.
-const MAX_FRAME: usize = 2 + u16::MAX as usize;
-
 /// One client's TCP connection to the media port.
 pub struct Stream {
     socket: mio::net::TcpStream,
     remote: SocketAddr,
-    /// Bytes read and not yet framed: `received[start..]`. Never more than
-    /// one frame and one read's worth, and compacted once per read, so a
-    /// stream of tiny frames costs linear time.
-    received: Vec<u8>,
-    start: usize,
+    received: Deframer,
     unsent: Vec<u8>,
 }
 
@@ -43,8 +38,7 @@ impl Stream {
         Self {
             socket,
             remote,
-            received: read.to_vec(),
-            start: 0,
+            received: Deframer::new(read),
             unsent: Vec::new(),
         }
     }
@@ -61,9 +55,8 @@ impl Stream {
 
     /// Gives the stream up, with the bytes it read and has not delivered
     /// (to hand it to another worker, which frames them first).
-    pub fn into_parts(mut self) -> (mio::net::TcpStream, Vec<u8>) {
-        self.received.drain(..self.start);
-        (self.socket, self.received)
+    pub fn into_parts(self) -> (mio::net::TcpStream, Vec<u8>) {
+        (self.socket, self.received.into_rest())
     }
 
     /// Reads what is waiting and hands each complete datagram to `each`,
@@ -73,31 +66,21 @@ impl Stream {
         let mut chunk = [0u8; 16 * 1024];
         loop {
             // Frame what is held before reading more: the buffer stays small.
-            while let Some(len) = self.next_frame_len() {
-                let frame = self.start + 2..self.start + 2 + len;
-                if !each(&self.received[frame.clone()]) {
+            while let Some(datagram) = self.received.peek() {
+                if !each(datagram) {
                     return Ok(true);
                 }
-                self.start = frame.end;
+                self.received.pop();
             }
-            self.received.drain(..self.start);
-            self.start = 0;
             match self.socket.read(&mut chunk) {
                 Ok(0) => return Ok(false),
-                Ok(n) => self.received.extend_from_slice(&chunk[..n]),
+                Ok(n) => self.received.extend(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            debug_assert!(self.received.len() <= MAX_FRAME + chunk.len());
+            debug_assert!(self.received.held() <= MAX_FRAME + chunk.len());
         }
-    }
-
-    /// The length of the next frame if all of it has arrived.
-    fn next_frame_len(&self) -> Option<usize> {
-        let held = &self.received[self.start..];
-        let len = usize::from(u16::from_be_bytes([*held.first()?, *held.get(1)?]));
-        (held.len() >= 2 + len).then_some(len)
     }
 
     /// Frames and sends one datagram; dropped when too much is unsent.
