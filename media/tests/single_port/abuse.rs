@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rtc::ice::network_type::NetworkType;
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -229,15 +229,8 @@ fn a_client_restarting_ice_in_a_loop_holds_two_credentials_and_four_addresses() 
         call.run_until(Duration::from_secs(10), |c| c.subscribers[0].0.received()
             >= 20)
     );
-    let conn = call.pub_conn;
     for round in 0..8 {
-        let offer = call.publisher.move_and_restart();
-        let answer = ask(&call.worker, |reply| Command::Answer { conn, offer, reply })
-            .expect("the restart is answered");
-        call.publisher
-            .pc
-            .set_remote_description(Instant::now(), answer)
-            .unwrap();
+        call.restart_publisher();
         let before = call.subscribers[0].0.received();
         assert!(
             call.run_until(Duration::from_secs(5), |c| c.subscribers[0].0.received()

@@ -405,6 +405,19 @@ impl Call {
         }
     }
 
+    /// Moves the publisher to a new address and restarts ICE from there
+    /// (the node answers).
+    pub fn restart_publisher(&mut self) {
+        let offer = self.publisher.move_and_restart();
+        let conn = self.pub_conn;
+        let answer = ask(&self.worker, |reply| Command::Answer { conn, offer, reply })
+            .expect("the restart is answered");
+        self.publisher
+            .pc
+            .set_remote_description(Instant::now(), answer)
+            .unwrap();
+    }
+
     /// Renegotiates subscriber `i`'s connection (the node offers).
     pub fn renegotiate(&mut self, i: usize) -> RTCSessionDescription {
         let conn = self.subscribers[i].1;

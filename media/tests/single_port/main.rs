@@ -56,14 +56,7 @@ fn a_publisher_whose_address_changes_restarts_ice_and_its_subscribers_receive_ag
     );
 
     // The publisher's network changes: its old address is gone for good.
-    let offer = call.publisher.move_and_restart();
-    let conn = call.pub_conn;
-    let answer = ask(&call.worker, |reply| Command::Answer { conn, offer, reply })
-        .expect("the restart is answered");
-    call.publisher
-        .pc
-        .set_remote_description(Instant::now(), answer)
-        .unwrap();
+    call.restart_publisher();
     let before = call.subscribers[0].0.received();
     assert!(
         call.run_until(Duration::from_secs(3), |c| c.subscribers[0].0.received()
