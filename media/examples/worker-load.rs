@@ -5,6 +5,9 @@
 //! packet it delivered, read from `/proc/self/task/*/stat`.
 //!
 //!     cargo run --profile sfu-bench -p switchboard-media --example worker-load -- 50 10
+//!
+//! A third argument sends the same packets in bursts of that many back to
+//! back (a frame of several packets, as keyframes and higher bitrates are).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -139,6 +142,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let subscribers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let burst: u32 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 30);
 
     let workers = Workers::start(
         &RtcConfig::default(),
@@ -291,9 +299,11 @@ fn main() {
                 p.step(now, &mut buf);
             }
             if now >= next {
-                frame += 1;
-                send(publisher, frame.is_multiple_of(PACKETS_PER_S));
-                next += interval;
+                for _ in 0..burst {
+                    frame += 1;
+                    send(publisher, frame.is_multiple_of(PACKETS_PER_S));
+                }
+                next += interval * burst;
             }
             std::thread::sleep(Duration::from_micros(500));
         }
@@ -317,7 +327,7 @@ fn main() {
     let delivered = peers.iter().map(|p| p.received).sum::<u64>() - received_before;
     let expected = u64::from(PACKETS_PER_S) * seconds * subscribers as u64;
     println!(
-        "{{\"subscribers\": {subscribers}, \"connected\": {connected}, \"seconds\": {:.1}, \"delivered\": {delivered}, \"expected\": {expected}, \"worker_cpu_s\": {:.3}, \"worker_us_per_packet\": {:.2}}}",
+        "{{\"subscribers\": {subscribers}, \"burst\": {burst}, \"connected\": {connected}, \"seconds\": {:.1}, \"delivered\": {delivered}, \"expected\": {expected}, \"worker_cpu_s\": {:.3}, \"worker_us_per_packet\": {:.2}}}",
         elapsed.as_secs_f64(),
         cpu.as_secs_f64(),
         cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64

@@ -1,6 +1,8 @@
 //! The node's one UDP port: a socket per worker bound to the same address
 //! (`SO_REUSEPORT`), read in batches (`recvmmsg` through quinn-udp) and
-//! written in batches (`sendmmsg`, [`Outbox`]).
+//! written in batches ([`Outbox`]: `sendmmsg`, and a run of datagrams to one
+//! client, such as a keyframe's packets, as one segmented send where the
+//! kernel offers UDP GSO).
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
@@ -161,13 +163,61 @@ impl Port {
 /// How many datagrams one `sendmmsg` carries at most.
 const SEND_BATCH: usize = 64;
 
-/// Datagrams waiting to be sent, with the system call's headers, reused
-/// from batch to batch so that sending allocates nothing.
+/// The most bytes one segmented (GSO) send carries: under the 64 KiB of a
+/// UDP datagram, headers included.
+const MAX_SEGMENTED: usize = 60_000;
+
+/// Datagrams waiting to be sent, with the system calls' headers and the
+/// buffer a segmented send joins its run into, reused from batch to batch so
+/// that sending allocates nothing.
 #[derive(Default)]
 pub struct Outbox {
     datagrams: Vec<(socket2::SockAddr, BytesMut)>,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
+    joined: Vec<u8>,
+}
+
+/// What [`Port::send_all`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Datagrams the kernel took.
+    pub datagrams: usize,
+    /// System calls it took them in.
+    pub calls: usize,
+}
+
+impl std::ops::AddAssign for Sent {
+    fn add_assign(&mut self, other: Self) {
+        self.datagrams += other.datagrams;
+        self.calls += other.calls;
+    }
+}
+
+/// How many datagrams from the start of `queued` one segmented send can
+/// carry: the same destination, the same size but for a shorter last one
+/// (how the kernel cuts a GSO send), at most `max` and [`MAX_SEGMENTED`] bytes.
+fn run_length(queued: &[(socket2::SockAddr, BytesMut)], max: usize) -> usize {
+    let Some((to, first)) = queued.first() else {
+        return 0;
+    };
+    let size = first.len();
+    if size == 0 {
+        return 1;
+    }
+    let (mut count, mut total) = (1, size);
+    for (next_to, next) in &queued[1..] {
+        if count == max || next_to != to || next.len() > size || total + next.len() > MAX_SEGMENTED
+        {
+            break;
+        }
+        count += 1;
+        total += next.len();
+        if next.len() < size {
+            break;
+        }
+    }
+    count
 }
 
 impl Outbox {
@@ -188,17 +238,97 @@ impl Outbox {
 }
 
 impl Port {
-    /// Sends everything queued in `outbox`, up to [`SEND_BATCH`] datagrams a
-    /// system call, and empties it. What a full socket buffer refuses is
-    /// dropped, as with [`Port::send`]. Returns how many were sent.
-    pub fn send_all(&self, outbox: &mut Outbox) -> usize {
-        let mut sent = 0;
-        let fd = self.socket.as_raw_fd();
+    /// Sends everything queued in `outbox` and empties it: runs of datagrams
+    /// to one client in one segmented send each where the kernel offers GSO,
+    /// the rest up to [`SEND_BATCH`] a `sendmmsg`, each client's datagrams in
+    /// the order queued. What a full socket buffer refuses is dropped, as
+    /// with [`Port::send`].
+    pub fn send_all(&self, outbox: &mut Outbox) -> Sent {
+        let mut sent = Sent::default();
         let Outbox {
             datagrams,
             iovecs,
             headers,
+            joined,
         } = outbox;
+        // quinn-udp finds out whether the kernel and the card segment, and
+        // turns it off for good when a send says they do not.
+        let max = self.state.max_gso_segments();
+        let (mut i, mut singles) = (0, 0);
+        while i < datagrams.len() {
+            let run = if max > 1 {
+                run_length(&datagrams[i..], max)
+            } else {
+                1
+            };
+            if run < 2 {
+                i += 1;
+                continue;
+            }
+            sent += self.send_batches(&datagrams[singles..i], iovecs, headers);
+            let segmented = self.send_segmented(&datagrams[i..i + run], joined);
+            sent += match segmented {
+                Some(s) => s,
+                // Refused whole (GSO turned out unsupported): one by one.
+                None => self.send_batches(&datagrams[i..i + run], iovecs, headers),
+            };
+            i += run;
+            singles = i;
+        }
+        sent += self.send_batches(&datagrams[singles..], iovecs, headers);
+        datagrams.clear();
+        sent
+    }
+
+    /// Sends `run` (one destination, sizes as [`run_length`] allows) as one
+    /// segmented datagram; `None` when the kernel refused it for a reason
+    /// other than a full buffer.
+    fn send_segmented(
+        &self,
+        run: &[(socket2::SockAddr, BytesMut)],
+        joined: &mut Vec<u8>,
+    ) -> Option<Sent> {
+        let (to, first) = run.first()?;
+        let destination = to.as_socket()?;
+        joined.clear();
+        for (_, bytes) in run {
+            joined.extend_from_slice(bytes);
+        }
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents: joined,
+            segment_size: Some(first.len()),
+            src_ip: None,
+        };
+        match self
+            .state
+            .try_send(UdpSockRef::from(&self.socket), &transmit)
+        {
+            Ok(()) => Some(Sent {
+                datagrams: run.len(),
+                calls: 1,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(Sent {
+                datagrams: 0,
+                calls: 1,
+            }),
+            Err(e) => {
+                tracing::debug!(error = %e, "segmented send refused");
+                None
+            }
+        }
+    }
+
+    /// Sends `datagrams` up to [`SEND_BATCH`] a `sendmmsg`.
+    fn send_batches(
+        &self,
+        datagrams: &[(socket2::SockAddr, BytesMut)],
+        iovecs: &mut Vec<libc::iovec>,
+        headers: &mut Vec<libc::mmsghdr>,
+    ) -> Sent {
+        let mut sent = Sent::default();
+        let fd = self.socket.as_raw_fd();
         for batch in datagrams.chunks(SEND_BATCH) {
             iovecs.clear();
             headers.clear();
@@ -231,9 +361,10 @@ impl Port {
                         libc::MSG_DONTWAIT,
                     )
                 };
+                sent.calls += 1;
                 if n > 0 {
                     offset += n as usize;
-                    sent += n as usize;
+                    sent.datagrams += n as usize;
                     continue;
                 }
                 let e = io::Error::last_os_error();
@@ -249,7 +380,6 @@ impl Port {
                 }
             }
         }
-        datagrams.clear();
         iovecs.clear();
         headers.clear();
         sent
@@ -302,7 +432,7 @@ mod tests {
             let to = clients[usize::from(i) % 3].local_addr().unwrap();
             outbox.push(to, BytesMut::from(&[0x80, i][..]));
         }
-        assert_eq!(port.send_all(&mut outbox), 150);
+        assert_eq!(port.send_all(&mut outbox).datagrams, 150);
         assert!(outbox.is_empty());
         let mut buf = [0u8; 8];
         for (c, client) in clients.iter().enumerate() {
@@ -315,6 +445,81 @@ mod tests {
                 assert_eq!(&buf[..n], &[0x80, (k * 3 + c) as u8]);
             }
         }
+    }
+
+    #[test]
+    fn a_run_to_one_client_leaves_in_one_call_and_arrives_datagram_by_datagram() {
+        let port = Port::new(bind_shared("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
+        let (keyframe, other) = (
+            std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+        );
+        let mut outbox = Outbox::default();
+        // A keyframe's packets: five full, a shorter last; then a packet for
+        // someone else, and the next frame's one packet.
+        let sizes = [1200, 1200, 1200, 1200, 1200, 700];
+        for (i, size) in sizes.iter().enumerate() {
+            let mut d = BytesMut::zeroed(*size);
+            d[0] = i as u8;
+            outbox.push(keyframe.local_addr().unwrap(), d);
+        }
+        outbox.push(other.local_addr().unwrap(), BytesMut::from(&[0x80, 9][..]));
+        outbox.push(
+            keyframe.local_addr().unwrap(),
+            BytesMut::from(&[6u8; 300][..]),
+        );
+        let sent = port.send_all(&mut outbox);
+        assert_eq!(sent.datagrams, 8);
+        if port.state.max_gso_segments() > 1 {
+            // The run in one call, the two others in one `sendmmsg`.
+            assert_eq!(sent.calls, 2, "{sent:?}");
+        }
+        keyframe
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = [0u8; 2000];
+        let got: Vec<(usize, u8)> = (0..7)
+            .map(|_| {
+                let n = keyframe.recv(&mut buf).unwrap();
+                (n, buf[0])
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1200, 0),
+                (1200, 1),
+                (1200, 2),
+                (1200, 3),
+                (1200, 4),
+                (700, 5),
+                (300, 6)
+            ]
+        );
+    }
+
+    #[test]
+    fn runs_are_cut_where_the_kernel_would_cut_them() {
+        let a: socket2::SockAddr = "127.0.0.1:1".parse::<SocketAddr>().unwrap().into();
+        let b: socket2::SockAddr = "127.0.0.1:2".parse::<SocketAddr>().unwrap().into();
+        let queue = |items: &[(&socket2::SockAddr, usize)]| -> Vec<_> {
+            items
+                .iter()
+                .map(|(to, n)| ((*to).clone(), BytesMut::zeroed(*n)))
+                .collect()
+        };
+        // A shorter datagram ends a run; a longer one starts the next.
+        assert_eq!(
+            run_length(&queue(&[(&a, 10), (&a, 10), (&a, 5), (&a, 5)]), 64),
+            3
+        );
+        assert_eq!(run_length(&queue(&[(&a, 10), (&a, 20)]), 64), 1);
+        // Another destination ends it, and so does the segment limit.
+        assert_eq!(run_length(&queue(&[(&a, 10), (&b, 10)]), 64), 1);
+        assert_eq!(run_length(&queue(&[(&a, 10); 5]), 3), 3);
+        // So do 60,000 bytes.
+        assert_eq!(run_length(&queue(&[(&a, 1500); 64]), 64), 40);
+        assert_eq!(run_length(&queue(&[]), 64), 0);
     }
 
     #[test]
