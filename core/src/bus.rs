@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use crate::event::Event;
+use crate::id::ProjectId;
 
 /// Why publishing failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,30 @@ impl Subscription {
             broadcast::error::RecvError::Closed => RecvError::Closed,
         })
     }
+
+    /// `first`'s project and the projects of every event already waiting,
+    /// each once in the order first seen, and whether events were skipped
+    /// meanwhile. A consumer that reads each project's log from a cursor then
+    /// serves a project once however many of its events queued, so one busy
+    /// project's burst does not put every other project's events behind its own.
+    pub fn projects_waiting(&mut self, first: &Event) -> (Vec<ProjectId>, bool) {
+        let mut projects = vec![first.project_id];
+        let mut lagged = false;
+        loop {
+            match self.rx.try_recv() {
+                Ok(event) => {
+                    if !projects.contains(&event.project_id) {
+                        projects.push(event.project_id);
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                Err(
+                    broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed,
+                ) => break,
+            }
+        }
+        (projects, lagged)
+    }
 }
 
 /// A bus inside one process, for the single-binary deployment and for tests.
@@ -96,7 +121,6 @@ impl Bus for InProcessBus {
 mod tests {
     use super::*;
     use crate::event::EventPayload;
-    use crate::id::ProjectId;
 
     fn ev(n: &str) -> Event {
         Event::new(
@@ -120,6 +144,29 @@ mod tests {
             assert_eq!(sub.recv().await.unwrap().id, e1.id);
             assert_eq!(sub.recv().await.unwrap().id, e2.id);
         }
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_waiting_events_comes_out_as_its_projects_once_each() {
+        let bus = InProcessBus::new(4);
+        let mut sub = bus.subscribe();
+        let (busy, quiet) = (ev("busy"), ev("quiet"));
+        let again = Event::new(busy.project_id, chrono::Utc::now(), busy.payload.clone());
+        for e in [&busy, &again, &quiet, &again] {
+            bus.publish(e).await.unwrap();
+        }
+        let first = sub.recv().await.unwrap();
+        assert_eq!(
+            sub.projects_waiting(&first),
+            (vec![busy.project_id, quiet.project_id], false)
+        );
+        // Past the capacity, the skipped events are reported as such.
+        for _ in 0..6 {
+            bus.publish(&quiet).await.unwrap();
+        }
+        let (projects, lagged) = sub.projects_waiting(&first);
+        assert!(lagged);
+        assert_eq!(projects, [busy.project_id, quiet.project_id]);
     }
 
     #[tokio::test]

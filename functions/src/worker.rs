@@ -83,8 +83,11 @@ impl Worker {
             sweep = tokio::select! {
                 event = events.recv() => match event {
                     Ok(event) => {
-                        self.fan_out(event.project_id).await;
-                        false
+                        let (projects, lagged) = events.projects_waiting(&event);
+                        for project in projects {
+                            self.fan_out(project).await;
+                        }
+                        lagged
                     }
                     Err(RecvError::Lagged(_)) => true,
                     Err(RecvError::Closed) => {

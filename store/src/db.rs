@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Executor};
 use switchboard_core::bus::{Bus, InProcessBus};
 
 use crate::{MasterKey, StoreError};
@@ -147,6 +147,24 @@ impl Store {
 
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// Lets the transaction on `conn` commit without waiting for its log to
+    /// reach the disk (PostgreSQL's `synchronous_commit = off`, for this
+    /// transaction only; SQLite's commits already do not wait).
+    ///
+    /// Only for a log consumer's fan-out: it moves its cursor in the same
+    /// transaction and inserts idempotently, so if a crash loses it, it is
+    /// read again and redone. What acts on its rows first claims them in a
+    /// transaction that waits, and PostgreSQL writes its log in order, so the
+    /// fan-out is on disk before anything is done with it.
+    pub(crate) async fn skip_flush_wait(&self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -251,6 +251,7 @@ impl Deliveries<'_> {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let mut tx = self.0.writer().begin().await?;
+        self.0.skip_flush_wait(&mut tx).await?;
         let after = cursors::lock(&mut tx, CONSUMER, project).await?;
         let endpoints = webhooks::active(&mut tx, project).await?;
         if endpoints.is_empty() {

@@ -161,10 +161,13 @@ impl Worker {
             sweep = tokio::select! {
                 event = events.recv() => match event {
                     Ok(event) => {
-                        if self.inner.store.deliveries().wanted(event.project_id).await.unwrap_or(true) {
-                            self.fan_out(event.project_id).await;
+                        let (projects, lagged) = events.projects_waiting(&event);
+                        for project in projects {
+                            if self.inner.store.deliveries().wanted(project).await.unwrap_or(true) {
+                                self.fan_out(project).await;
+                            }
                         }
-                        false
+                        lagged
                     }
                     // Missed events are in the log; the sweep finds them.
                     Err(RecvError::Lagged(_)) => true,

@@ -44,6 +44,7 @@ impl Functions<'_> {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let mut tx = self.0.writer().begin().await?;
+        self.0.skip_flush_wait(&mut tx).await?;
         let after = cursors::lock(&mut tx, CONSUMER, project).await?;
         let rows = sqlx::query(&format!(
             "{DEPLOYED} WHERE f.project_id = $1 AND f.deleted_at IS NULL"
