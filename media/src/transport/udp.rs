@@ -255,12 +255,8 @@ impl Port {
         // turns it off for good when a send says they do not.
         let max = self.state.max_gso_segments();
         let (mut i, mut singles) = (0, 0);
-        while i < datagrams.len() {
-            let run = if max > 1 {
-                run_length(&datagrams[i..], max)
-            } else {
-                1
-            };
+        while max > 1 && i < datagrams.len() {
+            let run = run_length(&datagrams[i..], max);
             if run < 2 {
                 i += 1;
                 continue;
