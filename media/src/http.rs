@@ -474,7 +474,7 @@ async fn end_session(
 /// Trickle candidates into, or restart ICE of, a WHIP session.
 #[utoipa::path(patch, path = "/v1/whip/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "The last segment of the offer's Location")),
     request_body(content = String, content_type = "application/trickle-ice-sdpfrag", description = "Candidates (RFC 8840), or new ICE credentials and candidates for an ICE restart"),
-    security(("access_token" = [])), responses((status = 200, description = "ICE restarted: the server's new credentials and candidates, and a new ETag"), (status = 204, description = "Candidates added"), (status = 400, description = "Not a fragment this session can take"), (status = 403, description = "The token is not the session's own identity"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match the session's ETag"), (status = 415, description = "Not application/trickle-ice-sdpfrag"), (status = 428, description = "No If-Match")))]
+    security(("access_token" = [])), responses((status = 200, description = "ICE restarted: the server's new credentials and candidates, and a new ETag"), (status = 204, description = "Candidates added"), (status = 400, description = "Not a fragment this session can take"), (status = 403, description = "The token is not the session's own identity"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match the session's ETag"), (status = 415, description = "Not application/trickle-ice-sdpfrag"), (status = 422, description = "New ICE credentials without If-Match: *"), (status = 428, description = "No If-Match")))]
 async fn patch_whip_session(
     state: State<MediaState>,
     sid: Path<String>,
@@ -487,7 +487,7 @@ async fn patch_whip_session(
 /// Trickle candidates into, or restart ICE of, a WHEP session.
 #[utoipa::path(patch, path = "/v1/whep/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "The last segment of the offer's Location")),
     request_body(content = String, content_type = "application/trickle-ice-sdpfrag", description = "Candidates (RFC 8840), or new ICE credentials and candidates for an ICE restart"),
-    security(("access_token" = [])), responses((status = 200, description = "ICE restarted: the server's new credentials and candidates, and a new ETag"), (status = 204, description = "Candidates added"), (status = 400, description = "Not a fragment this session can take"), (status = 403, description = "The token is not the session's own identity"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match the session's ETag"), (status = 415, description = "Not application/trickle-ice-sdpfrag"), (status = 428, description = "No If-Match")))]
+    security(("access_token" = [])), responses((status = 200, description = "ICE restarted: the server's new credentials and candidates, and a new ETag"), (status = 204, description = "Candidates added"), (status = 400, description = "Not a fragment this session can take"), (status = 403, description = "The token is not the session's own identity"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match the session's ETag"), (status = 415, description = "Not application/trickle-ice-sdpfrag"), (status = 422, description = "New ICE credentials without If-Match: *"), (status = 428, description = "No If-Match")))]
 async fn patch_whep_session(
     state: State<MediaState>,
     sid: Path<String>,
@@ -506,7 +506,7 @@ async fn patch_session(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    use crate::signal::patch::{self, Patched};
+    use crate::signal::patch::{self, Patched, Refused};
     use crate::signal::sdpfrag::SdpFrag;
     const FRAGMENT: &str = "application/trickle-ice-sdpfrag";
     let (_, p, claims) = match session_for(&state, &resource, &headers).await {
@@ -539,7 +539,8 @@ async fn patch_session(
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_fragment", e.to_string()),
     };
     let current = patch::current_etag(&p.publisher).await;
-    if if_match.trim() != "*" && Some(if_match.trim()) != current.as_deref() {
+    let wildcard = if_match.trim() == "*";
+    if !wildcard && Some(if_match.trim()) != current.as_deref() {
         return error(
             StatusCode::PRECONDITION_FAILED,
             "etag_mismatch",
@@ -547,7 +548,8 @@ async fn patch_session(
         );
     }
     let loopback_ok = state.manager.rtc.bind_ip.is_loopback();
-    match patch::apply(&p.publisher, frag, loopback_ok, state.manager.rtc.node_ip).await {
+    let node_ip = state.manager.rtc.node_ip;
+    match patch::apply(&p.publisher, frag, wildcard, loopback_ok, node_ip).await {
         Ok(Patched::Trickled) => StatusCode::NO_CONTENT.into_response(),
         Ok(Patched::Restarted { fragment, etag }) => (
             StatusCode::OK,
@@ -558,7 +560,14 @@ async fn patch_session(
             fragment,
         )
             .into_response(),
-        Err(message) => error(StatusCode::BAD_REQUEST, "invalid_fragment", message),
+        Err(Refused::NotARestart) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "restart_needs_if_match_any",
+            "these ICE credentials are not the session's: restart ICE with If-Match: *, then send candidates with the new ETag",
+        ),
+        Err(Refused::Invalid(message)) => {
+            error(StatusCode::BAD_REQUEST, "invalid_fragment", message)
+        }
     }
 }
 

@@ -42,19 +42,33 @@ pub(crate) async fn current_etag(pc: &Arc<dyn PeerConnection>) -> Option<String>
     etag(&local.sdp)
 }
 
+/// Why a fragment was not applied.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// New ICE credentials under a specific `If-Match`: candidates for an ICE
+    /// session the client has not restarted with `If-Match: *` (422).
+    NotARestart,
+    /// The fragment does not fit the session (400); the message says why.
+    Invalid(String),
+}
+
 /// Applies a client's fragment to `pc`: a restart when it carries ICE
-/// credentials other than the session's, candidates otherwise. Candidates at
-/// addresses the node must not check are dropped, as in offers.
+/// credentials other than the session's, candidates otherwise. A restart
+/// needs `may_restart` (RFC 9725 section 4.4.2: `If-Match: *`), so candidates
+/// a client trickles for its next ICE session before it asks for the restart
+/// cannot start one in its place. Candidates at addresses the node must not
+/// check are dropped, as in offers.
 pub(crate) async fn apply(
     pc: &Arc<dyn PeerConnection>,
     frag: SdpFrag,
+    may_restart: bool,
     loopback_ok: bool,
     node_ip: Option<std::net::IpAddr>,
-) -> Result<Patched, String> {
+) -> Result<Patched, Refused> {
     let remote = pc
         .remote_description()
         .await
-        .ok_or_else(|| "the session has no offer yet".to_owned())?;
+        .ok_or_else(|| Refused::Invalid("the session has no offer yet".to_owned()))?;
     let candidates: Vec<(Option<String>, String)> = frag
         .candidates
         .into_iter()
@@ -73,14 +87,21 @@ pub(crate) async fn apply(
             };
             if let Err(e) = pc.add_ice_candidate(init).await {
                 tracing::debug!(error = %e, "trickled candidate refused");
-                return Err("a candidate was refused by the ICE agent".into());
+                return Err(Refused::Invalid(
+                    "a candidate was refused by the ICE agent".into(),
+                ));
             }
         }
         return Ok(Patched::Trickled);
     };
+    if !may_restart {
+        return Err(Refused::NotARestart);
+    }
     let offer = restarted_offer(&remote.sdp, ufrag, pwd, &candidates);
-    apply_remote(pc, &offer, Kind::Offer, loopback_ok).await?;
-    let mut local = answer(pc, node_ip).await?;
+    apply_remote(pc, &offer, Kind::Offer, loopback_ok)
+        .await
+        .map_err(Refused::Invalid)?;
+    let mut local = answer(pc, node_ip).await.map_err(Refused::Invalid)?;
     // The host candidates are kept across the restart; wait until the
     // description lists them again (the stack adds them as it gathers).
     let deadline = tokio::time::Instant::now() + CANDIDATES_WAIT;
@@ -90,8 +111,9 @@ pub(crate) async fn apply(
             local = d;
         }
     }
-    let etag =
-        etag(&local).ok_or_else(|| "the restarted session has no ICE credentials".to_owned())?;
+    let etag = etag(&local).ok_or_else(|| {
+        Refused::Invalid("the restarted session has no ICE credentials".to_owned())
+    })?;
     tracing::info!("ICE restarted");
     Ok(Patched::Restarted {
         fragment: answer_fragment(&local),

@@ -227,6 +227,22 @@ fn a_whip_encoder_trickles_and_restarts_ice_without_leaving() {
                     403,
                     "not_allowed",
                 ),
+                (
+                    // New credentials under the current ETag: candidates for
+                    // an ICE session not yet asked for, not a restart.
+                    patch(
+                        &obs,
+                        frag,
+                        Some(etag),
+                        &format!(
+                            "a=ice-ufrag:nxt1\r\na=ice-pwd:{}\r\n{candidate}",
+                            "p".repeat(24)
+                        ),
+                    )
+                    .await,
+                    422,
+                    "restart_needs_if_match_any",
+                ),
             ] {
                 assert_eq!(
                     (req.0.as_u16(), req.1["error"]["code"].as_str()),
