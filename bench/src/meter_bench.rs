@@ -390,6 +390,7 @@ async fn time_http(
     runs: usize,
 ) -> anyhow::Result<serde_json::Value> {
     let mut child = tokio::process::Command::new(bin)
+        .env("SWITCHBOARD_RTC_UDP_PORT", "0")
         .args([
             "serve",
             "--http-addr",

@@ -32,7 +32,9 @@ impl Drop for ServerProcess {
 /// Starts `binary` in dev mode on a fresh data directory and waits until it listens.
 pub fn start_server(binary: &PathBuf) -> anyhow::Result<ServerProcess> {
     let dir = tempfile::tempdir()?;
+    // A free media port: the benchmark runs two builds side by side.
     let mut child = Command::new(binary)
+        .env("SWITCHBOARD_RTC_UDP_PORT", "0")
         .args(["serve", "--dev", "--http-addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env("SWITCHBOARD_LOG", "warn")

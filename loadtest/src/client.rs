@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::peer::new_peer_connection;
 use futures::{SinkExt, StreamExt};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -17,7 +18,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use switchboard_core::event::{TrackKind, TrackSource};
 use switchboard_core::signal::{ClientMessage, ServerMessage, Target};
-use switchboard_media::peer::config::{codec_for, new_peer_connection, RtcConfig};
+use switchboard_media::peer::config::{codec_for, RtcConfig};
 use switchboard_media::signal::candidate;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;

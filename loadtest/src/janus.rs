@@ -14,9 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::peer::new_peer_connection;
 use serde_json::{json, Value};
 use switchboard_core::event::TrackKind;
-use switchboard_media::peer::config::{new_peer_connection, RtcConfig};
+use switchboard_media::peer::config::RtcConfig;
 use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};

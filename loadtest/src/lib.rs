@@ -17,6 +17,7 @@
 pub mod client;
 pub mod clock;
 pub mod janus;
+pub mod peer;
 pub mod report;
 pub mod stats;
 pub mod synth;

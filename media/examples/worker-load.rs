@@ -193,7 +193,7 @@ fn main() {
     let offer = publisher.pc.local_description().expect("offer");
     let answer = ask(&workers, |reply| Command::Answer {
         conn: pub_conn,
-        offer,
+        offer: Some(offer),
         reply,
     })
     .expect("answer");
@@ -260,7 +260,7 @@ fn main() {
         ask(&workers, |reply| Command::Subscribe {
             track,
             participant: ParticipantSid::new(),
-            output: Output::Peer(conn),
+            output: Output::Peer(conn, None),
             reply,
         })
         .expect("subscribe");

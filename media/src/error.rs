@@ -12,9 +12,6 @@ pub enum MediaError {
     /// The peer did something the protocol does not allow.
     #[error("{0}")]
     Protocol(String),
-    /// Every port of the media port range is taken.
-    #[error("every media port in {0} is in use; widen --rtc-port-range")]
-    PortsExhausted(crate::peer::config::PortRange),
 }
 
 impl MediaError {

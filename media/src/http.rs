@@ -538,7 +538,7 @@ async fn patch_session(
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_fragment", e.to_string()),
     };
-    let current = patch::current_etag(&p.publisher).await;
+    let current = patch::current_etag(&p.publisher);
     let wildcard = if_match.trim() == "*";
     if !wildcard && Some(if_match.trim()) != current.as_deref() {
         return error(
@@ -548,8 +548,7 @@ async fn patch_session(
         );
     }
     let loopback_ok = state.manager.rtc.bind_ip.is_loopback();
-    let node_ip = state.manager.rtc.node_ip;
-    match patch::apply(&p.publisher, frag, wildcard, loopback_ok, node_ip).await {
+    match patch::apply(&p.publisher, frag, wildcard, loopback_ok).await {
         Ok(Patched::Trickled) => StatusCode::NO_CONTENT.into_response(),
         Ok(Patched::Restarted { fragment, etag }) => (
             StatusCode::OK,

@@ -4,33 +4,36 @@
 //!
 //! - [`signal`]: the WebSocket signaling protocol (`docs/signaling.md`) and
 //!   the per-participant session loop that owns a client's socket and its two
-//!   peer connections.
+//!   peer connections; WHIP and WHEP.
 //! - [`room`]: room logic. [`room::live::Room`] knows who is in a room and what
-//!   they publish, and wires publishers' receivers to subscribers'
-//!   down-tracks; [`room::manager::RoomManager`] owns the live rooms and is the
+//!   they publish, and wires publishers' tracks to subscribers' down-tracks;
+//!   [`room::manager::RoomManager`] owns the live rooms and the media workers
+//!   and is the
 //!   [`ParticipantDirectory`](switchboard_core::directory::ParticipantDirectory)
 //!   the REST API asks.
-//! - [`sfu`]: the packet path, which knows nothing of rooms: a
-//!   [`sfu::receiver::TrackReceiver`] reads a publisher's track and hands each
-//!   packet to every [`sfu::downtrack::DownTrack`], whose
-//!   [`sfu::forwarder::Forwarder`] decides and rewrites it for one subscriber.
+//! - [`worker`]: the media engine: worker threads, one per core, each owning
+//!   whole rooms' peer connections on the node's one UDP port and running their
+//!   packet path; the rest of the node holds handles
+//!   ([`worker::Peer`], [`worker::TrackReceiver`], [`worker::DownTrack`]) that
+//!   send the workers commands. `docs/media-engine.md`.
+//! - [`sfu`]: the packet path's decisions, which know nothing of rooms or
+//!   threads: a track's [`sfu::fanout::Fanout`] decides and rewrites each
+//!   packet for every subscriber through its [`sfu::forwarder::Forwarder`].
+//! - [`transport`], [`peer`]: the shared port's sockets (UDP and ICE-TCP) and
+//!   RFC 7983 demultiplexing; the WebRTC stack's set-up and one sans-I/O
+//!   connection.
 //! - [`recording`]: recording tracks to files: a recorder subscribes to
 //!   tracks like a participant and writes each to its own WebM file.
 //! - [`load`]: what the node carries, reported with its heartbeats.
 //! - [`http`]: `/rtc`, `/sdk/switchboard.js` and the dev `/demo` page.
 //! - [`turn`]: the STUN/TURN servers handed to clients, with time-limited
 //!   TURN REST credentials.
-//! - [`transport`], [`peer`], [`worker`]: the single-port engine (issue 21,
-//!   not yet under the server): sockets on one UDP port (and ICE-TCP on the
-//!   same number) with RFC 7983 demultiplexing; the WebRTC stack's set-up and
-//!   one sans-I/O connection; worker threads that own connections and drive
-//!   the packet path, talked to through commands. `docs/media-engine.md`.
 //!
 //! # Invariants
 //!
 //! - A participant's signaling is handled by one task, in order.
-//! - Per-packet work (route, decide, rewrite) allocates nothing once warm: the
-//!   receiver reuses one batch buffer and payloads are shared, not copied.
+//! - A packet is received, routed, rewritten and sent on one worker thread,
+//!   with no lock and no await; per-packet work allocates nothing once warm.
 //! - Every join, leave, publish and unpublish is appended to the event log.
 
 mod error;

@@ -69,7 +69,16 @@ pub struct ServeFlags {
     #[arg(long, env = "SWITCHBOARD_MAX_PUBLISH_PACKET_RATE",
           value_parser = clap::value_parser!(u32).range(10..))]
     pub max_publish_packet_rate: Option<u32>,
-    /// Ports media sockets bind, `FIRST-LAST` (one per peer connection, two per SDK participant).
+    /// The UDP port every peer connection of the node shares (ICE-TCP
+    /// listens on the same number); 0 picks a free one. Default 7882.
+    #[arg(long, env = "SWITCHBOARD_RTC_UDP_PORT")]
+    pub rtc_udp_port: Option<u16>,
+    /// Media workers, each a thread owning whole rooms; default: one per core.
+    #[arg(long, env = "SWITCHBOARD_RTC_WORKERS",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub rtc_workers: Option<u16>,
+    /// Ports the media port may be taken from, `FIRST-LAST` (the first free
+    /// one), when `--rtc-udp-port` is not given.
     #[arg(long, env = "SWITCHBOARD_RTC_PORT_RANGE")]
     pub rtc_port_range: Option<switchboard_media::peer::config::PortRange>,
     /// Seconds a client has to send a request's line and headers, and may
@@ -180,6 +189,8 @@ pub struct FileConfig {
     pub ice_servers: Option<Vec<String>>,
     pub max_publish_bitrate: Option<u32>,
     pub max_publish_packet_rate: Option<u32>,
+    pub rtc_udp_port: Option<u16>,
+    pub rtc_workers: Option<u16>,
     pub rtc_port_range: Option<String>,
     pub rtc_tcp: Option<bool>,
     pub metrics_token: Option<String>,

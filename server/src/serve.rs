@@ -20,6 +20,7 @@ use switchboard_media::peer::config::RtcConfig;
 use switchboard_media::room::manager::RoomManager;
 use switchboard_media::sfu::rate_limit::PublishLimits;
 use switchboard_media::turn::TurnRest;
+use switchboard_media::worker::Workers;
 
 use crate::config::{init_logging, FileConfig, ServeFlags, Storage, DEFAULT_HTTP_ADDR};
 
@@ -160,7 +161,13 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         .clone()
         .or(file.region.clone())
         .unwrap_or_default();
-    let rooms = RoomManager::new(store.clone(), rtc, node, public_url.clone());
+    let workers = media_workers(
+        flags.rtc_udp_port.or(file.rtc_udp_port),
+        flags.rtc_workers.or(file.rtc_workers),
+        &rtc,
+        role.hosts_media(),
+    )?;
+    let rooms = RoomManager::new(store.clone(), rtc, workers, node, public_url.clone());
     let load: switchboard_cluster::heartbeat::LoadSource = {
         let (rooms, cpu) = (rooms.clone(), switchboard_media::load::CpuShare::new());
         Arc::new(move || NodeLoad {
@@ -719,4 +726,56 @@ fn start_stripe(
         "the config file has a [stripe] section, but this switchboard was built without \
          Stripe (cargo feature `stripe`): build it with default features, or remove [stripe]"
     )
+}
+
+/// The media port when none is configured (LiveKit's `rtc.udp_port` default too).
+const DEFAULT_RTC_UDP_PORT: u16 = 7882;
+
+/// Starts the media workers on the node's one UDP port: `--rtc-udp-port`,
+/// else the first free port of `--rtc-port-range`, else 7882. A node that
+/// hosts no media gets one worker on a port nobody is told of.
+fn media_workers(
+    udp_port: Option<u16>,
+    workers: Option<u16>,
+    rtc: &RtcConfig,
+    hosts_media: bool,
+) -> anyhow::Result<Workers> {
+    let count = workers
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if !hosts_media {
+        let bind = std::net::SocketAddr::new(rtc.bind_ip, 0);
+        return Workers::start(rtc, bind, rtc.node_ip, 1).context("cannot start a media worker");
+    }
+    let port = match (udp_port, rtc.port_range) {
+        (Some(port), _) => port,
+        (None, Some(range)) => range
+            .ports_from(0)
+            .find(|&p| range.is_free(rtc.bind_ip, p, rtc.ice_tcp))
+            .ok_or_else(|| {
+                anyhow::anyhow!("every port of --rtc-port-range {range} is in use; widen it or give --rtc-udp-port")
+            })?,
+        (None, None) => DEFAULT_RTC_UDP_PORT,
+    };
+    // The workers' sockets share the port with SO_REUSEPORT, which another
+    // process of the same user could share too: refuse a port already bound.
+    if port != 0 {
+        let free = std::net::UdpSocket::bind((rtc.bind_ip, port)).is_ok()
+            && (!rtc.ice_tcp || std::net::TcpListener::bind((rtc.bind_ip, port)).is_ok());
+        anyhow::ensure!(
+            free,
+            "the media port {}:{port} is in use (another server?); choose another with --rtc-udp-port (0 picks a free one)",
+            rtc.bind_ip
+        );
+    }
+    let bind = std::net::SocketAddr::new(rtc.bind_ip, port);
+    let workers = Workers::start(rtc, bind, rtc.node_ip, count)
+        .with_context(|| format!("cannot open the media port {bind}"))?;
+    tracing::info!(
+        port = workers.local_addr().port(),
+        workers = workers.len(),
+        ice_tcp = rtc.ice_tcp,
+        "media on one UDP port"
+    );
+    Ok(workers)
 }

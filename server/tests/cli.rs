@@ -86,6 +86,7 @@ async fn migrate_runs_alone(b: Backend) {
 fn token_create_signs_offline_with_the_key_and_secret() {
     let secret = "x".repeat(40);
     let out = Command::new(common::binary())
+        .env("SWITCHBOARD_RTC_UDP_PORT", "0")
         .args([
             "token",
             "create",
@@ -116,6 +117,7 @@ fn token_create_signs_offline_with_the_key_and_secret() {
 
     let refused = |args: &[&str]| {
         let out = Command::new(common::binary())
+            .env("SWITCHBOARD_RTC_UDP_PORT", "0")
             .args(["token", "create"])
             .args(args)
             .env_remove("SWITCHBOARD_API_KEY")
@@ -141,6 +143,7 @@ fn token_create_signs_offline_with_the_key_and_secret() {
     refused(&["--room", "r", "--identity", "a", "--dev", "--ttl-s", "0"]);
     // --dev signs with the dev key.
     let out = Command::new(common::binary())
+        .env("SWITCHBOARD_RTC_UDP_PORT", "0")
         .args(["token", "create", "--room", "r", "--identity", "a", "--dev"])
         .output()
         .unwrap();
@@ -154,6 +157,7 @@ fn serve_reads_a_toml_config_file_and_refuses_a_bad_one() {
     let config = dir.path().join("switchboard.toml");
     std::fs::write(&config, "http_adr = \"127.0.0.1:0\"\n").unwrap();
     let out = Command::new(common::binary())
+        .env("SWITCHBOARD_RTC_UDP_PORT", "0")
         .args(["serve", "--config"])
         .arg(&config)
         .env_remove("DATABASE_URL")
@@ -167,6 +171,7 @@ fn serve_reads_a_toml_config_file_and_refuses_a_bad_one() {
     );
 
     let out = Command::new(common::binary())
+        .env("SWITCHBOARD_RTC_UDP_PORT", "0")
         .args(["serve", "--http-addr", "not-an-address"])
         .output()
         .unwrap();
@@ -192,6 +197,7 @@ fn serve_reads_a_toml_config_file_and_refuses_a_bad_one() {
     ] {
         std::fs::write(&config, bad).unwrap();
         let out = Command::new(common::binary())
+            .env("SWITCHBOARD_RTC_UDP_PORT", "0")
             .args(["serve", "--http-addr", "127.0.0.1:0", "--config"])
             .arg(&config)
             .env("SWITCHBOARD_DATA_DIR", dir.path().join("unused"))
@@ -214,6 +220,7 @@ fn serve_reads_a_toml_config_file_and_refuses_a_bad_one() {
     )
     .unwrap();
     let mut child = Command::new(common::binary())
+        .env("SWITCHBOARD_RTC_UDP_PORT", "0")
         .args(["serve", "--http-addr", "127.0.0.1:0", "--config"])
         .arg(&config)
         .env_remove("DATABASE_URL")

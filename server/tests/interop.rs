@@ -73,8 +73,7 @@ fn aiortc_publishes_over_whip_and_plays_over_whep() {
 
 /// `--node-ip` (a node behind 1:1 NAT) names the address clients must reach
 /// in every host candidate the node sends: WHIP answers and the SDK's
-/// trickled candidates. The WebRTC stack stored the setting and never used
-/// it, so clients were told the node's private address.
+/// subscriber offers (the node's one candidate rides in the SDP).
 #[tokio::test]
 async fn host_candidates_name_the_node_ip() {
     let public = "198.51.100.23";
@@ -97,13 +96,16 @@ async fn host_candidates_name_the_node_ip() {
     };
     let mut ws = common::ws::connect(&s, &token("ann").await).await;
     common::ws::until(&mut ws, "join").await;
-    let trickled = common::ws::until(&mut ws, "candidate").await;
-    let candidate = trickled["candidate"]["candidate"].as_str().unwrap();
-    assert_eq!(
-        candidate.split_whitespace().nth(4),
-        Some(public),
-        "{candidate}"
-    );
+    let offer = common::ws::until(&mut ws, "offer").await;
+    let sdp = offer["sdp"].as_str().unwrap();
+    let hosts: Vec<&str> = sdp
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert!(!hosts.is_empty(), "{sdp}");
+    for c in hosts {
+        assert_eq!(c.split_whitespace().nth(4), Some(public), "{c}");
+    }
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/whip_answer.py");
     let out = Command::new("python3")

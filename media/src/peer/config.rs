@@ -2,11 +2,10 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Registry;
 use rtc::interceptor::{
     Attribute, CongestionControlBuilder, Gcc, Interceptor, Packet, ReceiverReportBuilder, Slot,
     StreamInfo, TaggedPacket, GCC_MAX_BITRATE, GCC_MIN_BITRATE,
@@ -17,7 +16,8 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
-use rtc::peer_connection::transport::RTCIceCandidateType;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceServer};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
@@ -26,10 +26,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::sansio::Protocol;
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceServer, Registry, SettingEngineBuilder,
-};
 
 use crate::MediaError;
 
@@ -181,73 +177,12 @@ fn media_engine() -> Result<MediaEngine, MediaError> {
     Ok(me)
 }
 
-/// Builds a peer connection whose events go to `handler`, on a port of the
-/// configured range if there is one (the next free one, round robin).
-pub async fn new_peer_connection(
-    config: &RtcConfig,
-    handler: Arc<dyn PeerConnectionEventHandler>,
-) -> Result<Arc<dyn PeerConnection>, MediaError> {
-    let Some(range) = config.port_range else {
-        return build_peer_connection(config, handler, 0).await;
-    };
-    let start = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-    for port in range.ports_from(start) {
-        if !range.is_free(config.bind_ip, port, config.ice_tcp) {
-            continue;
-        }
-        // Another process may take the port between the check and the bind: try the next.
-        match build_peer_connection(config, handler.clone(), port).await {
-            Ok(pc) => return Ok(pc),
-            Err(e) => tracing::debug!(port, error = %e, "media port unusable; trying the next"),
-        }
-    }
-    Err(MediaError::PortsExhausted(range))
-}
-
 /// Where a subscriber connection's bandwidth estimate starts: high enough for a
 /// 720p simulcast layer, so a subscriber starts on the best layer and the
 /// estimate backs off from what actually arrives once the path congests
 /// (climbing from GCC's 300 kbit/s default would hold everyone on the lowest
 /// layer for the first twenty seconds).
 const INITIAL_ESTIMATE_BPS: f64 = 2_500_000.0;
-
-/// Where the round robin over the port range continues.
-static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
-
-async fn build_peer_connection(
-    config: &RtcConfig,
-    handler: Arc<dyn PeerConnectionEventHandler>,
-    port: u16,
-) -> Result<Arc<dyn PeerConnection>, MediaError> {
-    let Stack {
-        media_engine,
-        registry,
-        settings,
-        configuration,
-    } = stack(config)?;
-    let mut settings = settings;
-    if let Some(ip) = config.node_ip {
-        settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
-    }
-    let addr = std::net::SocketAddr::new(config.bind_ip, port).to_string();
-    let tcp_addrs = if config.ice_tcp {
-        vec![addr.clone()]
-    } else {
-        Vec::new()
-    };
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(configuration)
-        .with_media_engine(media_engine)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(settings.build())
-        .with_handler(handler)
-        .with_udp_addrs(vec![addr])
-        .with_tcp_addrs(tcp_addrs)
-        .build()
-        .await
-        .map_err(MediaError::webrtc)?;
-    Ok(Arc::new(pc))
-}
 
 /// What every peer connection of the node is built from.
 pub struct Stack {
@@ -389,7 +324,7 @@ impl PortRange {
     }
 
     /// Whether `port` can be bound for UDP (and TCP with ICE-TCP) on `ip` now.
-    fn is_free(&self, ip: IpAddr, port: u16, tcp: bool) -> bool {
+    pub fn is_free(&self, ip: IpAddr, port: u16, tcp: bool) -> bool {
         std::net::UdpSocket::bind((ip, port)).is_ok()
             && (!tcp || std::net::TcpListener::bind((ip, port)).is_ok())
     }
@@ -408,7 +343,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
-    type Error = webrtc::error::Error;
+    type Error = rtc::shared::error::Error;
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {

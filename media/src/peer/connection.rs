@@ -48,15 +48,19 @@ impl Connection {
         })
     }
 
-    /// Answers `offer` (the client's), advertising the shared port.
-    pub fn answer(
+    /// Sets the client's `offer` as the remote description.
+    pub fn take_offer(
         &mut self,
         now: Instant,
         offer: RTCSessionDescription,
-    ) -> Result<RTCSessionDescription, MediaError> {
+    ) -> Result<(), MediaError> {
         self.pc
             .set_remote_description(now, offer)
-            .map_err(MediaError::webrtc)?;
+            .map_err(MediaError::webrtc)
+    }
+
+    /// Answers the offer [`Connection::take_offer`] set, advertising the shared port.
+    pub fn answer(&mut self, now: Instant) -> Result<RTCSessionDescription, MediaError> {
         self.add_host_candidate()?;
         let answer = self.pc.create_answer(None).map_err(MediaError::webrtc)?;
         self.pc

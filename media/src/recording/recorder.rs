@@ -23,9 +23,8 @@ use super::assembler::{Assembler, RtpIn};
 use super::live::LiveUploads;
 use super::writer::{Input, NewTrack, Report, Writer};
 use crate::peer::config::codec_for;
-use crate::sfu::downtrack::{DownTrack, Output};
 use crate::sfu::keyframe::Codec;
-use crate::sfu::receiver::TrackReceiver;
+use crate::worker::{DownTrack, Output, TrackReceiver};
 
 /// Packets (and commands) queued for the writer thread before the recording
 /// counts as fallen behind: about 5 s of a 1.5 Mbit/s video track and its audio.
@@ -218,13 +217,7 @@ impl Recorder {
             queue: self.queue.clone(),
             fell_behind: self.fell_behind.clone(),
         };
-        let downtrack = DownTrack::new(
-            receiver.clone(),
-            self.sid,
-            &codec_params,
-            Output::Recorder(sink),
-            0,
-        );
+        let downtrack = DownTrack::new(receiver.clone(), self.sid, mime);
         let new = NewTrack {
             slot,
             participant,
@@ -240,7 +233,7 @@ impl Recorder {
         // they have already let go of is not attached after them.
         let slots = self.slots();
         if slots.by_track.contains_key(&info.sid) {
-            downtrack.attach();
+            downtrack.attach_now(Output::Recorder(sink));
         }
     }
 

@@ -20,8 +20,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::assembler::{Assembler, RtpIn};
 use super::container::{self, TrackFile, Written};
-use crate::sfu::downtrack::DownTrack;
 use crate::sfu::keyframe::Codec;
+use crate::worker::DownTrack;
 
 /// How often waiting packets are given up on and keyframes asked for.
 const TICK: Duration = Duration::from_millis(100);

@@ -63,17 +63,7 @@ impl Room {
 /// Sends `text` on each participant's reliable or lossy data channel.
 async fn deliver_data(to: Vec<Arc<Participant>>, reliable: bool, text: &str) {
     for p in to {
-        let channel = lock(&p.data_out).as_ref().map(|c| {
-            if reliable {
-                c.reliable.clone()
-            } else {
-                c.lossy.clone()
-            }
-        });
-        if let Some(channel) = channel {
-            if let Err(e) = channel.send_text(text).await {
-                tracing::debug!(to = %p.sid, error = %e, "data message not delivered");
-            }
-        }
+        // A connection without the server's data channels (WHIP, WHEP) drops it.
+        p.subscriber.send_data(reliable, text.to_owned());
     }
 }

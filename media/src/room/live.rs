@@ -5,27 +5,20 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rand::Rng;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use switchboard_core::event::{LeaveReason, RoomRef, TrackKind, TrackRef};
+use switchboard_core::event::{LeaveReason, RoomRef, TrackRef};
 use switchboard_core::room::{ParticipantInfo, ParticipantPermissions, RoomLimits, TrackInfo};
 use switchboard_core::{
     Event, EventPayload, NodeId, ParticipantSid, ProjectId, RecordingId, RoomName, RoomSid,
     TrackSid,
 };
 use switchboard_store::Store;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::MediaStreamTrack;
 
 use super::mailbox::Command;
 use super::participant::{lock, Participant, Published, Subscription};
 use crate::peer::config::codec_for;
 use crate::recording::Recorder;
-use crate::sfu::downtrack::{DownTrack, Output};
-use crate::sfu::receiver::TrackReceiver;
+use crate::sfu::rate_limit::TrackSlot;
+use crate::worker::{DownTrack, Msid, Output, TrackReceiver};
 use crate::MediaError;
 use switchboard_core::signal::ServerMessage;
 
@@ -38,15 +31,6 @@ pub enum AdmitError {
     Closed,
     /// The join could not be recorded (the database is unreachable).
     Unavailable,
-}
-
-/// How a down-track joins the subscriber's peer connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attach {
-    /// A new send-only transceiver; the SFU offers it (SDK sessions).
-    NewTransceiver,
-    /// A receive-only transceiver the client already offered (WHEP).
-    OfferedTransceiver,
 }
 
 /// A live room.
@@ -224,8 +208,8 @@ impl Room {
         if let Err(e) = self.try_record(joined, chrono::Utc::now()).await {
             tracing::error!(room = %self.name, error = %e, "could not record a join; refusing it");
             lock(&self.participants).remove(&p.sid);
-            let _ = p.publisher.close().await;
-            let _ = p.subscriber.close().await;
+            p.publisher.close();
+            p.subscriber.close();
             return Err(AdmitError::Unavailable);
         }
         let info = p.info();
@@ -299,8 +283,8 @@ impl Room {
                 });
             }
         }
-        let _ = p.publisher.close().await;
-        let _ = p.subscriber.close().await;
+        p.publisher.close();
+        p.subscriber.close();
         was_here
     }
 
@@ -311,13 +295,15 @@ impl Room {
         p.close(reason);
     }
 
-    /// Publishes a track `p` started sending, and subscribes everyone else to it.
+    /// Publishes a track `p` started sending (holding `slot` of its track
+    /// limit), and subscribes everyone else to it.
     pub async fn publish(
         &self,
         p: &Arc<Participant>,
         cid: Option<String>,
         info: TrackInfo,
         receiver: Arc<TrackReceiver>,
+        slot: Option<TrackSlot>,
     ) {
         lock(&p.published).insert(
             info.sid,
@@ -325,6 +311,7 @@ impl Room {
                 info: info.clone(),
                 receiver: receiver.clone(),
                 server_muted: false,
+                slot,
             },
         );
         self.record(EventPayload::TrackPublished {
@@ -403,7 +390,6 @@ impl Room {
         for recorder in lock(&self.recorders).iter() {
             recorder.end_track(track_sid);
         }
-        published.receiver.detach_all();
         self.record(EventPayload::TrackUnpublished {
             room: self.reference(),
             participant: p.reference(),
@@ -413,9 +399,8 @@ impl Room {
         for other in self.others(p.sid) {
             let sub = lock(&other.subscriptions).remove(&track_sid);
             if let Some(sub) = sub {
-                if let Some(sender) = &sub.sender {
-                    let _ = other.subscriber.remove_track(sender).await;
-                }
+                // The worker removes the outgoing track with the subscription.
+                sub.downtrack.close();
                 other.command(Command::Renegotiate);
             }
             other.signal(ServerMessage::TrackUnpublished {
@@ -442,13 +427,7 @@ impl Room {
             return false;
         }
         match self
-            .add_downtrack(
-                subscriber,
-                publisher,
-                info,
-                receiver,
-                Attach::NewTransceiver,
-            )
+            .add_downtrack(subscriber, publisher, info, receiver)
             .await
         {
             Ok(()) => true,
@@ -459,65 +438,29 @@ impl Room {
         }
     }
 
+    /// Adds an outgoing copy of the track to `subscriber`'s connection (a
+    /// new transceiver, or, while a WHEP offer is being answered, one the
+    /// client offered to receive on) and starts forwarding.
     async fn add_downtrack(
         &self,
         subscriber: &Arc<Participant>,
         publisher: &Participant,
         info: &TrackInfo,
         receiver: &Arc<TrackReceiver>,
-        attach: Attach,
     ) -> Result<(), MediaError> {
         let mime = info.mime_type.as_deref().unwrap_or_default();
-        let codec = codec_for(mime)
+        codec_for(mime)
             .ok_or_else(|| MediaError::Protocol(format!("codec {mime} is not forwarded")))?;
-        let ssrc: u32 = rand::thread_rng().gen();
-        let kind = match info.kind {
-            TrackKind::Audio => RtpCodecKind::Audio,
-            TrackKind::Video => RtpCodecKind::Video,
+        let downtrack = DownTrack::new(receiver.clone(), subscriber.sid, mime);
+        // The SDK reads who publishes the track, and which track it is, from its msid.
+        let msid = Msid {
+            stream: publisher.sid.to_string(),
+            track: info.sid.to_string(),
         };
-        let out = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            publisher.sid.to_string(),
-            info.sid.to_string(),
-            info.sid.to_string(),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: codec.rtp_codec.clone(),
-                ..Default::default()
-            }],
-        )));
-        let pc = &subscriber.subscriber;
-        let sender = match attach {
-            Attach::NewTransceiver => {
-                let init = RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    ..Default::default()
-                };
-                let transceiver = pc
-                    .add_transceiver_from_track(out.clone(), Some(init))
-                    .await
-                    .map_err(MediaError::webrtc)?;
-                transceiver.sender().await.map_err(MediaError::webrtc)?
-            }
-            Attach::OfferedTransceiver => Some(
-                pc.add_track(out.clone())
-                    .await
-                    .map_err(MediaError::webrtc)?,
-            ),
-        };
-        let downtrack = DownTrack::new(
-            receiver.clone(),
-            subscriber.sid,
-            &codec,
-            Output::Peer(out),
-            ssrc,
-        );
-        tokio::spawn(downtrack.clone().read_feedback());
-        downtrack.attach();
-        lock(&subscriber.subscriptions).insert(info.sid, Subscription { downtrack, sender });
+        downtrack
+            .attach(Output::Peer(subscriber.subscriber.id(), Some(msid)))
+            .await?;
+        lock(&subscriber.subscriptions).insert(info.sid, Subscription { downtrack });
         Ok(())
     }
 
@@ -535,13 +478,7 @@ impl Room {
         let mut added = 0;
         for (info, receiver) in tracks {
             match self
-                .add_downtrack(
-                    viewer,
-                    publisher,
-                    &info,
-                    &receiver,
-                    Attach::OfferedTransceiver,
-                )
+                .add_downtrack(viewer, publisher, &info, &receiver)
                 .await
             {
                 Ok(()) => added += 1,
@@ -650,9 +587,6 @@ impl Room {
             let any = !subscriptions.is_empty();
             for sub in subscriptions {
                 sub.downtrack.close();
-                if let Some(sender) = &sub.sender {
-                    let _ = p.subscriber.remove_track(sender).await;
-                }
             }
             if any {
                 p.command(Command::Renegotiate);

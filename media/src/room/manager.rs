@@ -24,6 +24,7 @@ use super::live::{MutedBy, Room};
 use super::participant::{lock, Participant};
 use crate::peer::config::RtcConfig;
 use crate::recording::Recorder;
+use crate::worker::{Worker, Workers};
 
 /// Why a join could not find its room.
 #[derive(Debug)]
@@ -47,6 +48,8 @@ pub struct RoomManager {
     pub store: Store,
     /// Network settings for peer connections.
     pub rtc: Arc<RtcConfig>,
+    /// The media workers: every connection of a room lives on one of them.
+    workers: Workers,
     /// This process's node id, stamped on the sessions it hosts.
     pub node: NodeId,
     /// The URL clients reach this node at.
@@ -63,13 +66,21 @@ pub struct RoomManager {
 }
 
 impl RoomManager {
-    /// A manager with no rooms, for node `node` reached at `url`.
-    pub fn new(store: Store, rtc: RtcConfig, node: NodeId, url: String) -> Arc<Self> {
+    /// A manager with no rooms, for node `node` reached at `url`, whose
+    /// rooms' media run on `workers`.
+    pub fn new(
+        store: Store,
+        rtc: RtcConfig,
+        workers: Workers,
+        node: NodeId,
+        url: String,
+    ) -> Arc<Self> {
         Arc::new(Self {
             rooms: Mutex::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
             store,
             rtc: Arc::new(rtc),
+            workers,
             node,
             url,
             standalone: std::sync::atomic::AtomicBool::new(false),
@@ -77,6 +88,21 @@ impl RoomManager {
             recordings: std::sync::RwLock::new(None),
             recordings_done: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The worker that owns `room`'s connections: a packet never leaves the
+    /// thread it arrived on.
+    pub fn worker_for(&self, room: &super::live::Room) -> Worker {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        room.sid.hash(&mut hasher);
+        self.workers.for_key(hasher.finish()).clone()
+    }
+
+    /// The UDP port every connection of this node shares (ICE-TCP listens
+    /// on the same number).
+    pub fn media_port(&self) -> u16 {
+        self.workers.local_addr().port()
     }
 
     /// Waits up to `limit` for the recordings started here to end (after the

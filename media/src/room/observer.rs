@@ -8,16 +8,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use rtc::statistics::report::RTCStatsReportEntry;
 use switchboard_core::event::TrackKind;
 use switchboard_core::signal::{ConnectionQuality, QualityUpdate, ServerMessage};
 use switchboard_core::ParticipantSid;
-use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
+use tokio::sync::oneshot;
 
 use super::live::Room;
 use super::participant::{lock, Participant};
 use super::quality::{measure, Sample};
 use super::speakers::SpeakerDetector;
 use crate::sfu::allocation::video_share;
+use crate::worker::{Command, Query};
 
 /// How often speaker levels are looked at.
 const SPEAKER_TICK: Duration = Duration::from_millis(250);
@@ -40,10 +42,7 @@ pub async fn run(room: Weak<Room>) {
         }
         let participants = room.participants();
         let now = Instant::now();
-        let levels: Vec<(ParticipantSid, f32)> = participants
-            .iter()
-            .map(|p| (p.sid, audio_level(p, now)))
-            .collect();
+        let levels = audio_levels(&participants).await;
         if let Some(list) = speakers.update(now, &levels) {
             broadcast(
                 &participants,
@@ -83,13 +82,37 @@ fn broadcast(participants: &[Arc<Participant>], message: ServerMessage) {
     }
 }
 
-/// The loudest of the participant's published audio tracks.
-fn audio_level(p: &Participant, now: Instant) -> f32 {
-    lock(&p.published)
-        .values()
-        .filter(|t| t.info.kind == TrackKind::Audio)
-        .map(|t| t.receiver.audio_level(now))
-        .fold(0.0, f32::max)
+/// Each participant's loudest published audio track, asked of the room's
+/// worker in one query.
+async fn audio_levels(participants: &[Arc<Participant>]) -> Vec<(ParticipantSid, f32)> {
+    let mut owners = Vec::new();
+    let mut tracks = Vec::new();
+    let mut worker = None;
+    for p in participants {
+        for t in lock(&p.published).values() {
+            if t.info.kind == TrackKind::Audio {
+                worker.get_or_insert_with(|| t.receiver.worker().clone());
+                owners.push(p.sid);
+                tracks.push(t.receiver.track().clone());
+            }
+        }
+    }
+    let mut levels: Vec<(ParticipantSid, f32)> =
+        participants.iter().map(|p| (p.sid, 0.0)).collect();
+    let Some(worker) = worker else {
+        return levels;
+    };
+    let (reply, rx) = oneshot::channel();
+    worker.send(Command::Query(Query::AudioLevels(tracks, reply)));
+    let Ok(heard) = rx.await else {
+        return levels;
+    };
+    for (owner, level) in owners.iter().zip(heard) {
+        if let Some(entry) = levels.iter_mut().find(|(sid, _)| sid == owner) {
+            entry.1 = entry.1.max(level);
+        }
+    }
+    levels
 }
 
 /// Splits the subscriber connection's bandwidth estimate among the participant's video subscriptions.
@@ -119,7 +142,9 @@ async fn sample(p: &Participant) -> (Sample, u64) {
     };
     let mut estimate_bps = 0.0f64;
     for (pc, sending) in [(&p.publisher, false), (&p.subscriber, true)] {
-        let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+        let Some(report) = pc.stats().await else {
+            continue;
+        };
         for entry in report.iter() {
             match entry {
                 // Every outbound stream carries the connection's estimate; a stream

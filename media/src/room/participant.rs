@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use rtc::statistics::report::RTCStatsReportEntry;
 use switchboard_core::event::{LeaveReason, ParticipantRef, TrackKind, TrackSource};
 use switchboard_core::rate::TokenBucket;
 use switchboard_core::room::{
@@ -12,24 +13,11 @@ use switchboard_core::room::{
 };
 use switchboard_core::token::Grants;
 use switchboard_core::{Identity, ParticipantSid, TrackSid};
-use webrtc::data_channel::DataChannel;
-use webrtc::peer_connection::{PeerConnection, RTCStatsReportEntry, StatsSelector};
-use webrtc::rtp_transceiver::RtpSender;
 
 use super::mailbox::{Command, Mailbox};
-use crate::sfu::downtrack::DownTrack;
-use crate::sfu::rate_limit::{PublishBudget, PublishLimits};
-use crate::sfu::receiver::TrackReceiver;
+use crate::sfu::rate_limit::{PublishBudget, TrackSlot};
+use crate::worker::{DownTrack, Peer, TrackReceiver};
 use switchboard_core::signal::ServerMessage;
-
-/// A participant's two outgoing data channels.
-#[derive(Clone)]
-pub struct DataChannels {
-    /// Ordered and reliable (`_reliable`).
-    pub reliable: Arc<dyn DataChannel>,
-    /// Unordered, no retransmissions (`_lossy`).
-    pub lossy: Arc<dyn DataChannel>,
-}
 
 /// A track the participant announced with `add_track` and has not offered yet.
 #[derive(Debug, Clone)]
@@ -50,14 +38,14 @@ pub struct Published {
     pub receiver: Arc<TrackReceiver>,
     /// Muted by the server (the API or a room admin): the publisher cannot unmute it.
     pub server_muted: bool,
+    /// Its place in the participant's track limit, given back with it.
+    pub slot: Option<TrackSlot>,
 }
 
 /// A track this participant receives.
 pub struct Subscription {
     /// The outgoing copy.
     pub downtrack: Arc<DownTrack>,
-    /// Its sender on the subscriber connection, to remove it on unpublish.
-    pub sender: Option<Arc<dyn RtpSender>>,
 }
 
 struct Profile {
@@ -78,9 +66,10 @@ pub struct Participant {
     /// The token's grants.
     pub grants: Grants,
     /// The connection the client publishes on.
-    pub publisher: Arc<dyn PeerConnection>,
-    /// The connection the SFU forwards others' media on.
-    pub subscriber: Arc<dyn PeerConnection>,
+    pub publisher: Peer,
+    /// The connection the SFU forwards others' media and data on (the same
+    /// connection for WHIP and WHEP).
+    pub subscriber: Peer,
     /// The unguessable part of its WHIP or WHEP resource URL: knowing the
     /// sid, which every participant sees, is not enough to end the session.
     pub resource_key: String,
@@ -92,8 +81,6 @@ pub struct Participant {
     pub published: Mutex<HashMap<TrackSid, Published>>,
     /// Received tracks.
     pub subscriptions: Mutex<HashMap<TrackSid, Subscription>>,
-    /// Outgoing data channels on the subscriber connection.
-    pub data_out: Mutex<Option<DataChannels>>,
     /// What it may publish, shared by its tracks' receivers.
     pub budget: Arc<PublishBudget>,
     /// Its connection as last measured by the room's observer.
@@ -121,10 +108,10 @@ impl Participant {
         name: String,
         metadata: String,
         grants: Grants,
-        publisher: Arc<dyn PeerConnection>,
-        subscriber: Arc<dyn PeerConnection>,
+        publisher: Peer,
+        subscriber: Peer,
         mailbox: Mailbox,
-        limits: PublishLimits,
+        budget: Arc<PublishBudget>,
     ) -> Arc<Self> {
         // A recorder only receives: what it sent would come from someone the room cannot see.
         let permissions = ParticipantPermissions {
@@ -150,8 +137,7 @@ impl Participant {
             pending: Mutex::new(HashMap::new()),
             published: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
-            data_out: Mutex::new(None),
-            budget: Arc::new(PublishBudget::new(limits)),
+            budget,
             connection: Mutex::new(None),
             data_rate: Mutex::new(TokenBucket::new(DATA_PER_S, DATA_BURST)),
         })
@@ -256,7 +242,9 @@ impl Participant {
     pub async fn last_heard(&self) -> Option<DateTime<Utc>> {
         let mut last: Option<Instant> = None;
         for pc in [&self.publisher, &self.subscriber] {
-            let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+            let Some(report) = pc.stats().await else {
+                continue;
+            };
             for entry in report.iter() {
                 if let RTCStatsReportEntry::IceCandidatePair(pair) = entry {
                     if pair.packets_received > 0 {

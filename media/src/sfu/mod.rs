@@ -1,11 +1,10 @@
-//! The packet path: receive from a publisher, decide per subscriber, rewrite, send.
-//! It knows nothing of rooms; [`crate::room`] drives it.
+//! The packet path's decisions: per track and per subscriber, what to
+//! forward and how to rewrite it. It knows nothing of rooms, sockets or
+//! threads; [`crate::worker`] runs it.
 pub mod allocation;
 pub mod audio_level;
-pub mod downtrack;
 pub mod fanout;
 pub mod forwarder;
 pub mod keyframe;
 pub mod layers;
 pub mod rate_limit;
-pub mod receiver;

@@ -74,9 +74,9 @@ pub struct PublishBudget {
 
 /// One of a participant's track slots, given back when dropped.
 #[derive(Debug)]
-pub struct TrackSlot<'a>(&'a PublishBudget);
+pub struct TrackSlot(std::sync::Arc<PublishBudget>);
 
-impl Drop for TrackSlot<'_> {
+impl Drop for TrackSlot {
     fn drop(&mut self) {
         self.0
             .tracks_in_use
@@ -100,14 +100,14 @@ impl PublishBudget {
     }
 
     /// A slot for one more published track, if the limit leaves one.
-    pub fn claim_track(&self) -> Option<TrackSlot<'_>> {
+    pub fn claim_track(self: &std::sync::Arc<Self>) -> Option<TrackSlot> {
         use std::sync::atomic::Ordering;
         self.tracks_in_use
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < self.tracks).then_some(n + 1)
             })
             .ok()
-            .map(|_| TrackSlot(self))
+            .map(|_| TrackSlot(self.clone()))
     }
 
     /// Whether to route a packet of `bytes` received at `now`; logs sustained floods.

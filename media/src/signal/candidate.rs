@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use switchboard_core::signal::Candidate;
-use webrtc::peer_connection::RTCIceCandidateInit;
 
 /// A trickled candidate as the stack takes it.
 pub fn to_stack(c: Candidate) -> RTCIceCandidateInit {
@@ -105,70 +105,9 @@ pub fn strip_forbidden_candidates(sdp: &str, loopback_ok: bool) -> Cow<'_, str> 
     Cow::Owned(out)
 }
 
-/// `text` (a description, or one candidate) with the address of each host
-/// candidate replaced by `node_ip`: what clients must reach when the node
-/// sits behind 1:1 NAT (`--node-ip`). The WebRTC stack stores that setting
-/// but never applies it, so the node applies it to what it sends.
-pub fn advertise(text: &str, node_ip: Option<IpAddr>) -> Cow<'_, str> {
-    let Some(ip) = node_ip else {
-        return Cow::Borrowed(text);
-    };
-    let is_host = |line: &str| {
-        let body = line.trim_end();
-        let body = body.strip_prefix("a=").unwrap_or(body);
-        body.starts_with("candidate:")
-            && body
-                .split_whitespace()
-                .skip(6)
-                .collect::<Vec<_>>()
-                .starts_with(&["typ", "host"])
-    };
-    if !text.split_inclusive('\n').any(is_host) {
-        return Cow::Borrowed(text);
-    }
-    let ip = ip.to_string();
-    let mut out = String::with_capacity(text.len() + 32);
-    for line in text.split_inclusive('\n') {
-        if !is_host(line) {
-            out.push_str(line);
-            continue;
-        }
-        let ending = &line[line.trim_end().len()..];
-        let fields: Vec<&str> = line.trim_end().split(' ').collect();
-        for (i, field) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(' ');
-            }
-            out.push_str(if i == 4 { &ip } else { field });
-        }
-        out.push_str(ending);
-    }
-    Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{address_allowed, advertise, candidate_is_well_formed, strip_forbidden_candidates};
-
-    #[test]
-    fn host_candidates_name_the_node_ip() {
-        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 7882 typ host\r\na=candidate:2 1 udp 1694498815 198.51.100.1 7882 typ srflx raddr 10.0.0.5 rport 7882\r\n";
-        let ip = Some("203.0.113.9".parse().unwrap());
-        let out = advertise(sdp, ip);
-        assert_eq!(
-            out,
-            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.9 7882 typ host\r\na=candidate:2 1 udp 1694498815 198.51.100.1 7882 typ srflx raddr 10.0.0.5 rport 7882\r\n"
-        );
-        assert_eq!(
-            advertise("candidate:1 1 udp 2130706431 10.0.0.5 7882 typ host", ip),
-            "candidate:1 1 udp 2130706431 203.0.113.9 7882 typ host"
-        );
-        assert!(matches!(
-            advertise(sdp, None),
-            std::borrow::Cow::Borrowed(_)
-        ));
-        assert_eq!(advertise("garbage", ip), "garbage");
-    }
+    use super::{address_allowed, candidate_is_well_formed, strip_forbidden_candidates};
 
     #[test]
     fn candidates_at_addresses_only_the_node_reaches_are_refused() {

@@ -1,16 +1,15 @@
-//! A client's SDP applied to a peer connection, and the answer made to it.
+//! A client's SDP checked and handed to its peer connection, and the
+//! server's answer made to it.
 //!
 //! The client is told what was wrong with its description in words of its
 //! own input; the WebRTC stack's text goes to the log, never to the client.
 //! Candidates at addresses the node must not check are dropped first
 //! ([`candidate::address_allowed`](super::candidate::address_allowed)).
 
-use std::net::IpAddr;
-use std::sync::Arc;
+use rtc::peer_connection::sdp::RTCSessionDescription;
 
-use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
-
-use super::candidate::{advertise, strip_forbidden_candidates};
+use super::candidate::strip_forbidden_candidates;
+use crate::worker::Peer;
 
 /// Which description the client sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,49 +20,54 @@ pub(crate) enum Kind {
     Answer,
 }
 
-/// Sets the client's `sdp` as `pc`'s remote description.
-pub(crate) async fn apply_remote(
-    pc: &Arc<dyn PeerConnection>,
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Offer => "offer",
+            Self::Answer => "answer",
+        }
+    }
+}
+
+/// The client's `sdp` as the stack takes it, forbidden candidates dropped.
+pub(crate) fn parse(
     sdp: &str,
     kind: Kind,
     loopback_ok: bool,
-) -> Result<(), String> {
+) -> Result<RTCSessionDescription, String> {
     let sdp = strip_forbidden_candidates(sdp, loopback_ok).into_owned();
-    let (description, what) = match kind {
-        Kind::Offer => (RTCSessionDescription::offer(sdp), "offer"),
-        Kind::Answer => (RTCSessionDescription::answer(sdp), "answer"),
+    let description = match kind {
+        Kind::Offer => RTCSessionDescription::offer(sdp),
+        Kind::Answer => RTCSessionDescription::answer(sdp),
     };
-    let description = description.map_err(|e| {
-        tracing::debug!(error = %e, "unparsable {what}");
-        format!("the {what} is not valid SDP")
-    })?;
-    pc.set_remote_description(description).await.map_err(|e| {
-        tracing::debug!(error = %e, "{what} refused");
-        format!("the {what} was refused: its media sections, codecs or ICE and DTLS attributes do not fit this connection")
+    description.map_err(|e| {
+        tracing::debug!(error = %e, "unparsable {}", kind.name());
+        format!("the {} is not valid SDP", kind.name())
     })
 }
 
-/// Creates and sets `pc`'s answer to the offer just applied; its SDP as the
-/// client gets it (host candidates at `node_ip`, see [`advertise`]).
-pub(crate) async fn answer(
-    pc: &Arc<dyn PeerConnection>,
-    node_ip: Option<IpAddr>,
-) -> Result<String, String> {
-    let refused = |e: webrtc::error::Error| {
-        tracing::warn!(error = %e, "could not answer an offer");
-        "cannot answer this offer".to_owned()
-    };
-    let answer = pc.create_answer(None).await.map_err(refused)?;
-    pc.set_local_description(answer).await.map_err(refused)?;
-    local(pc, node_ip)
-        .await
-        .ok_or_else(|| "cannot answer this offer".to_owned())
+/// What the client hears when the stack refuses its description.
+pub(crate) fn refused(kind: Kind, e: &crate::MediaError) -> String {
+    tracing::debug!(error = %e, "{} refused", kind.name());
+    format!(
+        "the {} was refused: its media sections, codecs or ICE and DTLS attributes do not fit this connection",
+        kind.name()
+    )
 }
 
-/// `pc`'s local description as the client gets it: host candidates at
-/// `node_ip` (see [`advertise`]). Every description sent to a client comes
-/// through here.
-pub(crate) async fn local(pc: &Arc<dyn PeerConnection>, node_ip: Option<IpAddr>) -> Option<String> {
-    let d = pc.local_description().await?;
-    Some(advertise(&d.sdp, node_ip).into_owned())
+/// Answers the client's offer `sdp` on `peer`; the answer's SDP (its
+/// candidate is the node's shared port).
+pub(crate) async fn answer(peer: &Peer, sdp: &str, loopback_ok: bool) -> Result<String, String> {
+    let offer = parse(sdp, Kind::Offer, loopback_ok)?;
+    peer.answer(offer)
+        .await
+        .map_err(|e| refused(Kind::Offer, &e))
+}
+
+/// Takes the client's answer `sdp` to the server's offer on `peer`.
+pub(crate) async fn accept(peer: &Peer, sdp: &str, loopback_ok: bool) -> Result<(), String> {
+    let answer = parse(sdp, Kind::Answer, loopback_ok)?;
+    peer.accept(answer)
+        .await
+        .map_err(|e| refused(Kind::Answer, &e))
 }

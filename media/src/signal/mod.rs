@@ -4,14 +4,13 @@
 //!   are [`switchboard_core::signal`]); [`resume`] lets a session outlive a dropped socket.
 //! - [`whip`] and [`whep`]: WHIP ingest (RFC 9725) and WHEP playback over plain HTTP,
 //!   one peer connection per session, driven by [`single`].
-//! - Shared by both: [`peer_events`] (the WebRTC stack's callbacks as messages),
-//!   [`tracks`] (what a participant publishes and sends on data channels) and
+//! - Shared by both: [`tracks`] (what a participant's connections report:
+//!   tracks starting and ending, data channel messages) and
 //!   [`candidate`] (ICE candidates between signaling and the stack) and
 //!   [`description`] (a client's SDP applied, and the answer to it).
 pub mod candidate;
 pub(crate) mod description;
 pub(crate) mod patch;
-pub(crate) mod peer_events;
 pub mod resume;
 pub mod sdpfrag;
 pub mod session;

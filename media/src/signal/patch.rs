@@ -4,17 +4,12 @@
 //! The session's entity tag is its current local ICE username fragment, so
 //! it changes exactly when an ICE restart gives the session new credentials.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 
 use super::candidate::address_allowed;
-use super::description::{answer, apply_remote, Kind};
+use super::description::answer;
 use super::sdpfrag::{answer_fragment, restarted_offer, ufrag_of, SdpFrag};
-
-/// How long a restart's answer waits for the server's candidates.
-const CANDIDATES_WAIT: Duration = Duration::from_secs(2);
+use crate::worker::Peer;
 
 /// What a `PATCH` did.
 #[derive(Debug)]
@@ -37,9 +32,8 @@ pub(crate) fn etag(local_sdp: &str) -> Option<String> {
 }
 
 /// The session's current entity tag.
-pub(crate) async fn current_etag(pc: &Arc<dyn PeerConnection>) -> Option<String> {
-    let local = pc.local_description().await?;
-    etag(&local.sdp)
+pub(crate) fn current_etag(pc: &Peer) -> Option<String> {
+    etag(&pc.local_description()?)
 }
 
 /// Why a fragment was not applied.
@@ -59,15 +53,13 @@ pub(crate) enum Refused {
 /// cannot start one in its place. Candidates at addresses the node must not
 /// check are dropped, as in offers.
 pub(crate) async fn apply(
-    pc: &Arc<dyn PeerConnection>,
+    pc: &Peer,
     frag: SdpFrag,
     may_restart: bool,
     loopback_ok: bool,
-    node_ip: Option<std::net::IpAddr>,
 ) -> Result<Patched, Refused> {
     let remote = pc
         .remote_description()
-        .await
         .ok_or_else(|| Refused::Invalid("the session has no offer yet".to_owned()))?;
     let candidates: Vec<(Option<String>, String)> = frag
         .candidates
@@ -75,42 +67,29 @@ pub(crate) async fn apply(
         .filter(|(_, c)| address_allowed(c, loopback_ok))
         .collect();
     let restart = match (&frag.ufrag, &frag.pwd) {
-        (Some(u), Some(p)) if Some(u.as_str()) != ufrag_of(&remote.sdp) => Some((u, p)),
+        (Some(u), Some(p)) if Some(u.as_str()) != ufrag_of(&remote) => Some((u, p)),
         _ => None,
     };
     let Some((ufrag, pwd)) = restart else {
+        // The worker logs a candidate its ICE agent refuses.
         for (mid, candidate) in candidates {
-            let init = RTCIceCandidateInit {
+            pc.add_candidate(RTCIceCandidateInit {
                 candidate,
                 sdp_mid: mid,
                 ..Default::default()
-            };
-            if let Err(e) = pc.add_ice_candidate(init).await {
-                tracing::debug!(error = %e, "trickled candidate refused");
-                return Err(Refused::Invalid(
-                    "a candidate was refused by the ICE agent".into(),
-                ));
-            }
+            });
         }
         return Ok(Patched::Trickled);
     };
     if !may_restart {
         return Err(Refused::NotARestart);
     }
-    let offer = restarted_offer(&remote.sdp, ufrag, pwd, &candidates);
-    apply_remote(pc, &offer, Kind::Offer, loopback_ok)
+    let offer = restarted_offer(&remote, ufrag, pwd, &candidates);
+    // The node's candidate (its shared port) stays across the restart and is
+    // in the answer at once.
+    let local = answer(pc, &offer, loopback_ok)
         .await
         .map_err(Refused::Invalid)?;
-    let mut local = answer(pc, node_ip).await.map_err(Refused::Invalid)?;
-    // The host candidates are kept across the restart; wait until the
-    // description lists them again (the stack adds them as it gathers).
-    let deadline = tokio::time::Instant::now() + CANDIDATES_WAIT;
-    while !local.contains("a=candidate:") && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if let Some(d) = super::description::local(pc, node_ip).await {
-            local = d;
-        }
-    }
     let etag = etag(&local).ok_or_else(|| {
         Refused::Invalid("the restarted session has no ICE credentials".to_owned())
     })?;

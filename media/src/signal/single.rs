@@ -2,49 +2,29 @@
 //! one HTTP offer/answer, ended by `DELETE`, a failed connection or the room.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use rtc::peer_connection::state::RTCPeerConnectionState;
 use switchboard_core::event::LeaveReason;
 use switchboard_core::token::{Claims, Grants};
 use tokio::sync::mpsc;
 use tracing::Instrument;
-use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
-use super::description::{answer, apply_remote, Kind};
-use super::peer_events::{PcEvent, PcHandler};
-use super::tracks::publish_track;
+use super::description::{parse, refused, Kind};
+use super::tracks::{end_track, publish_track, Opened};
 use crate::http::error;
-use crate::peer::config::new_peer_connection;
 use crate::room::live::{AdmitError, Room};
 use crate::room::mailbox::{mailbox, Inbox, Mail};
 use crate::room::manager::RoomManager;
 use crate::room::participant::Participant;
-use crate::MediaError;
-use switchboard_core::signal::Target;
-
-/// How long to wait for ICE candidates before answering without the rest.
-const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
+use crate::sfu::rate_limit::PublishBudget;
+use crate::worker::{Event, Peer};
 
 /// A peer connection and its events.
 pub(crate) struct SinglePc {
-    pub pc: Arc<dyn PeerConnection>,
-    pub events: mpsc::UnboundedReceiver<PcEvent>,
-}
-
-/// A new peer connection for a WHIP or WHEP session.
-pub(crate) async fn new_single(manager: &RoomManager) -> Result<SinglePc, MediaError> {
-    let (tx, events) = mpsc::unbounded_channel();
-    let pc = new_peer_connection(
-        &manager.rtc,
-        Arc::new(PcHandler {
-            target: Target::Publisher,
-            events: tx,
-        }),
-    )
-    .await?;
-    Ok(SinglePc { pc, events })
+    pub pc: Peer,
+    pub events: mpsc::Receiver<Event>,
 }
 
 /// A WHIP or WHEP participant admitted to its room.
@@ -72,18 +52,17 @@ pub(crate) async fn admit_single(
         can_publish_data: grants.can_publish_data && claims.grants.can_publish_data,
         ..grants
     };
-    let single = new_single(manager).await.map_err(|e| match e {
-        MediaError::PortsExhausted(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "media_ports_exhausted",
-            e.to_string(),
-        ),
-        e => error(
+    let worker = manager.worker_for(room);
+    let budget = Arc::new(PublishBudget::new(manager.rtc.publish_limits));
+    let (pc, events) = Peer::open(&worker, Some(budget.clone()), false).map_err(|e| {
+        tracing::error!(error = %e, "could not create a peer connection");
+        error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
-            e.to_string(),
-        ),
+            "the media node cannot take a session now",
+        )
     })?;
+    let single = SinglePc { pc, events };
     let (mailbox, inbox) = mailbox();
     let p = Participant::new(
         claims.sub.clone(),
@@ -93,10 +72,10 @@ pub(crate) async fn admit_single(
         single.pc.clone(),
         single.pc.clone(),
         mailbox,
-        manager.rtc.publish_limits,
+        budget,
     );
     if let Err(e) = room.admit(&p).await {
-        let _ = single.pc.close().await;
+        single.pc.close();
         return Err(match e {
             AdmitError::Full(n) => error(
                 StatusCode::CONFLICT,
@@ -114,35 +93,23 @@ pub(crate) async fn admit_single(
     Ok(Admitted { single, p, inbox })
 }
 
-/// Applies the client's offer.
-pub(crate) async fn apply_offer(
-    manager: &RoomManager,
-    pc: &Arc<dyn PeerConnection>,
-    sdp: &str,
-) -> Result<(), String> {
+/// Takes the client's offer, to be answered by [`complete_answer`] (WHEP
+/// adds the outgoing tracks in between, on the transceivers it offered).
+pub(crate) async fn apply_offer(manager: &RoomManager, pc: &Peer, sdp: &str) -> Result<(), String> {
     let loopback_ok = manager.rtc.bind_ip.is_loopback();
-    apply_remote(pc, sdp, Kind::Offer, loopback_ok).await
+    let offer = parse(sdp, Kind::Offer, loopback_ok)?;
+    pc.take_offer(offer)
+        .await
+        .map_err(|e| refused(Kind::Offer, &e))
 }
 
-/// Creates the answer and waits for ICE gathering, so the answer carries the candidates
-/// (WHIP and WHEP clients need not trickle). Events that arrive meanwhile are kept.
-pub(crate) async fn complete_answer(
-    single: &mut SinglePc,
-    early: &mut Vec<PcEvent>,
-    node_ip: Option<std::net::IpAddr>,
-) -> Result<String, String> {
-    let sdp = answer(&single.pc, node_ip).await?;
-    let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
-    loop {
-        match tokio::time::timeout_at(deadline, single.events.recv()).await {
-            Ok(Some(PcEvent::Gathered)) | Err(_) | Ok(None) => break,
-            Ok(Some(other)) => early.push(other),
-        }
-    }
-    // The description as gathered by now, candidates included.
-    Ok(super::description::local(&single.pc, node_ip)
-        .await
-        .unwrap_or(sdp))
+/// The answer to the offer taken; it carries the node's one candidate, so
+/// WHIP and WHEP clients need not wait for trickled ones.
+pub(crate) async fn complete_answer(single: &SinglePc) -> Result<String, String> {
+    single.pc.answer_taken().await.map_err(|e| {
+        tracing::warn!(error = %e, "could not answer an offer");
+        "cannot answer this offer".to_owned()
+    })
 }
 
 /// Runs the session in the background until it ends, then removes the participant.
@@ -152,42 +119,38 @@ pub(crate) fn drive(
     p: Arc<Participant>,
     mut single: SinglePc,
     mut inbox: Inbox,
-    early: Vec<PcEvent>,
 ) {
     let span = tracing::info_span!("participant", project_id = %room.project, room = %room.name, participant = %p.sid, identity = %p.identity);
     tokio::spawn(
         async move {
             let mut connected = false;
             let deadline = tokio::time::Instant::now() + manager.rtc.connect_timeout;
-            let mut pending = early.into_iter();
             let reason = loop {
-                let event = match pending.next() {
-                    Some(e) => Some(e),
-                    None => tokio::select! {
-                        e = single.events.recv() => match e { Some(e) => Some(e), None => break LeaveReason::ConnectionLost },
-                        // No socket: what the room would tell the client has nowhere to go.
-                        mail = inbox.recv() => match mail {
-                            Some(Mail::Close(reason)) => break reason,
-                            Some(Mail::Command(_) | Mail::FellBehind) => None,
-                            None => break LeaveReason::ConnectionLost,
-                        },
-                        _ = tokio::time::sleep_until(deadline), if !connected => {
-                            tracing::info!("media did not connect in time");
-                            break LeaveReason::ConnectionLost;
-                        }
+                let event = tokio::select! {
+                    e = single.events.recv() => match e { Some(e) => Some(e), None => break LeaveReason::ConnectionLost },
+                    // No socket: what the room would tell the client has nowhere to go.
+                    mail = inbox.recv() => match mail {
+                        Some(Mail::Close(reason)) => break reason,
+                        Some(Mail::Command(_) | Mail::FellBehind) => None,
+                        None => break LeaveReason::ConnectionLost,
                     },
+                    _ = tokio::time::sleep_until(deadline), if !connected => {
+                        tracing::info!("media did not connect in time");
+                        break LeaveReason::ConnectionLost;
+                    }
                 };
                 match event {
-                    Some(PcEvent::State(_, RTCPeerConnectionState::Connected)) if !connected => {
+                    Some(Event::State(_, RTCPeerConnectionState::Connected)) if !connected => {
                         connected = true;
                         p.set_active();
                     }
-                    Some(PcEvent::State(_, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) => {
+                    Some(Event::State(_, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) => {
                         break LeaveReason::ConnectionLost
                     }
-                    Some(PcEvent::Track(track)) => {
-                        tokio::spawn(publish_track(room.clone(), p.clone(), track).in_current_span());
+                    Some(Event::Track { track, kind, mime, clock_rate }) => {
+                        publish_track(&room, &p, Opened { track, kind, mime, clock_rate }).await;
                     }
+                    Some(Event::TrackEnded(track)) => end_track(&room, &p, &track).await,
                     _ => {}
                 }
             };

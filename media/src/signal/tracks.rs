@@ -1,35 +1,44 @@
-//! What a participant sends the room: its tracks, and its data channels' messages.
+//! What a participant's connections tell its session: tracks starting and
+//! ending, and data channel messages, turned into the room's publications
+//! and data.
 
 use std::sync::Arc;
 
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use switchboard_core::event::{TrackKind, TrackSource};
 use switchboard_core::room::TrackInfo;
 use switchboard_core::signal::ServerMessage;
 use switchboard_core::TrackSid;
-use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::media_stream::track_remote::TrackRemote;
 
 use crate::room::live::Room;
 use crate::room::participant::{lock, Participant};
 use crate::sdp::extmap_id;
 use crate::sfu::audio_level::AUDIO_LEVEL_URI;
 use crate::sfu::keyframe::Codec;
-use crate::sfu::receiver::TrackReceiver;
+use crate::worker::{TrackReceiver, TrackRef};
 
-/// Turns a track the client started sending into a published track, and forwards it until it ends.
-pub(crate) async fn publish_track(
-    room: Arc<Room>,
-    p: Arc<Participant>,
-    remote: Arc<dyn TrackRemote>,
-) {
+/// A track the client started sending, as its worker reports it.
+pub(crate) struct Opened {
+    /// How the worker names it.
+    pub track: TrackRef,
+    /// Audio or video.
+    pub kind: RtpCodecKind,
+    /// Its codec's MIME type.
+    pub mime: String,
+    /// Its codec's clock rate.
+    pub clock_rate: u32,
+}
+
+/// Publishes a track the client started sending, if it may; its worker
+/// forwards it to whoever the room subscribes.
+pub(crate) async fn publish_track(room: &Room, p: &Arc<Participant>, opened: Opened) {
     if !p.permissions().can_publish {
         tracing::warn!("dropping media from a participant without can_publish");
         return;
     }
     // Counted as published, not as announced: a client can offer tracks it never announced.
-    let budget = p.budget.clone();
-    let Some(_slot) = budget.claim_track() else {
-        let max_tracks = budget.max_tracks();
+    let Some(slot) = p.budget.claim_track() else {
+        let max_tracks = p.budget.max_tracks();
         tracing::warn!(max_tracks, "dropping a track over the participant's limit");
         p.signal(ServerMessage::Error {
             code: "too_many_tracks".into(),
@@ -37,17 +46,17 @@ pub(crate) async fn publish_track(
         });
         return;
     };
-    let cid = remote.track_id().await.to_string();
+    let Opened {
+        track,
+        kind,
+        mime,
+        clock_rate,
+    } = opened;
+    let cid = track.track.clone();
     let pending = lock(&p.pending).remove(&cid);
-    let kind = match remote.kind().await {
-        rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio => TrackKind::Audio,
+    let kind = match kind {
+        RtpCodecKind::Audio => TrackKind::Audio,
         _ => TrackKind::Video,
-    };
-    let ssrcs = remote.ssrcs().await;
-    let Some(&first) = ssrcs.first() else { return };
-    let Some(codec) = remote.codec(first).await else {
-        tracing::warn!(cid, "track without a negotiated codec");
-        return;
     };
     let source = pending.as_ref().map(|t| t.source).unwrap_or(match kind {
         TrackKind::Audio => TrackSource::Microphone,
@@ -58,53 +67,44 @@ pub(crate) async fn publish_track(
         sid: TrackSid::new(),
         kind,
         source,
-        mime_type: Some(codec.mime_type.clone()),
+        mime_type: Some(mime.clone()),
         muted: false,
         simulcast,
     };
     let receiver = TrackReceiver::new(
         info.sid,
-        remote.clone(),
-        Codec::from_mime(&codec.mime_type),
-        codec.clock_rate,
-        p.budget.clone(),
+        track,
+        p.publisher.worker().clone(),
+        Codec::from_mime(&mime),
+        clock_rate,
     );
-    for ssrc in ssrcs {
-        let rid = remote.rid(ssrc).await;
-        receiver.add_layer(ssrc, rid.as_deref());
-    }
     if kind == TrackKind::Audio {
-        let offer = p.publisher.remote_description().await;
-        if let Some(id) = offer.and_then(|d| extmap_id(&d.sdp, AUDIO_LEVEL_URI)) {
+        let offer = p.publisher.remote_description();
+        if let Some(id) = offer.and_then(|sdp| extmap_id(&sdp, AUDIO_LEVEL_URI)) {
             receiver.set_audio_level_extension(id);
         }
     }
-    let track_sid = info.sid;
-    tracing::info!(track = %track_sid, mime = %codec.mime_type, simulcast, "track published");
-    room.publish(&p, Some(cid), info, receiver.clone()).await;
-    receiver.run().await;
-    room.unpublish(&p, track_sid).await;
+    tracing::info!(track = %info.sid, %mime, simulcast, "track published");
+    room.publish(p, Some(cid), info, receiver, Some(slot)).await;
 }
 
-/// Forwards messages from one of the client's data channels.
-pub(crate) async fn read_data(room: Arc<Room>, p: Arc<Participant>, channel: Arc<dyn DataChannel>) {
-    let reliable = channel
-        .label()
-        .await
-        .map(|l| l == "_reliable")
-        .unwrap_or(false);
-    while let Some(event) = channel.poll().await {
-        match event {
-            DataChannelEvent::OnMessage(m) => {
-                if let Err(e) = room.forward_data(&p, reliable, &m.data).await {
-                    p.signal(ServerMessage::Error {
-                        code: "data_rejected".into(),
-                        message: e,
-                    });
-                }
-            }
-            DataChannelEvent::OnClose => break,
-            _ => {}
-        }
+/// Unpublishes the track the client stopped sending (its worker says which).
+pub(crate) async fn end_track(room: &Room, p: &Arc<Participant>, track: &TrackRef) {
+    let sid = lock(&p.published)
+        .iter()
+        .find(|(_, t)| t.receiver.track() == track)
+        .map(|(sid, _)| *sid);
+    if let Some(sid) = sid {
+        room.unpublish(p, sid).await;
+    }
+}
+
+/// Hands a message from one of the client's data channels to the room.
+pub(crate) async fn data_received(room: &Room, p: &Arc<Participant>, reliable: bool, data: &[u8]) {
+    if let Err(e) = room.forward_data(p, reliable, data).await {
+        p.signal(ServerMessage::Error {
+            code: "data_rejected".into(),
+            message: e,
+        });
     }
 }

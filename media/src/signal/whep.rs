@@ -55,20 +55,19 @@ pub async fn offer(
     grants.can_subscribe = false;
     grants.can_publish_data = false;
     let Admitted {
-        mut single,
+        single,
         p: viewer,
         inbox,
     } = match admit_single(&manager, &room, &claims, grants).await {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let mut early = Vec::new();
     let answer = async {
         apply_offer(&manager, &single.pc, &request.body).await?;
         if room.subscribe_to_participant(&viewer, &publisher).await == 0 {
             return Err(format!("participant `{identity}` publishes nothing yet"));
         }
-        let sdp = complete_answer(&mut single, &mut early, manager.rtc.node_ip).await?;
+        let sdp = complete_answer(&single).await?;
         room.adopt_offered_payload_types(&viewer, &request.body);
         Ok(sdp)
     }
@@ -77,7 +76,7 @@ pub async fn offer(
         Ok(sdp) => {
             let location = resource_location("whep", &viewer);
             let ice_servers = manager.rtc.ice_servers_for(claims.sub.as_str());
-            drive(manager, room, viewer, single, inbox, early);
+            drive(manager, room, viewer, single, inbox);
             created(location, sdp, &ice_servers)
         }
         Err(e) => {

@@ -193,24 +193,19 @@ pub async fn offer(manager: Arc<RoomManager>, room: String, request: OfferReques
     let mut grants = claims.grants.clone();
     grants.can_subscribe = false;
     grants.can_publish_data = false;
-    let Admitted {
-        mut single,
-        p,
-        inbox,
-    } = match admit_single(&manager, &room, &claims, grants).await {
+    let Admitted { single, p, inbox } = match admit_single(&manager, &room, &claims, grants).await {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let mut early = Vec::new();
     let answer = match apply_offer(&manager, &single.pc, &request.body).await {
-        Ok(()) => complete_answer(&mut single, &mut early, manager.rtc.node_ip).await,
+        Ok(()) => complete_answer(&single).await,
         Err(e) => Err(e),
     };
     match answer {
         Ok(sdp) => {
             let location = resource_location("whip", &p);
             let ice_servers = manager.rtc.ice_servers_for(claims.sub.as_str());
-            drive(manager, room, p, single, inbox, early);
+            drive(manager, room, p, single, inbox);
             created(location, sdp, &ice_servers)
         }
         Err(e) => {

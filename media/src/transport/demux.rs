@@ -129,15 +129,30 @@ pub enum Route<C> {
     /// (yet): the first check of a pair, or a client whose network changed.
     /// Feed it to the connection; call [`Router::learn`] once it accepts it.
     Check(C),
+    /// The answer to a check this connection sent (by its transaction id),
+    /// from an address it may not use yet: the client's reply to a check the
+    /// connection started. Feed it; it teaches no address.
+    Response(C),
     /// For nobody: dropped.
     Unknown,
 }
+
+/// How many checks a worker has sent and may still hear answered: ICE
+/// answers in well under a second, and at 20 checks a second per pair this
+/// covers hundreds of connections checking at once.
+pub const OUTSTANDING_CHECKS: usize = 8192;
+
+/// A STUN transaction id.
+pub type TransactionId = [u8; 12];
 
 /// The demultiplexer's tables: connections by local ufrag and by remote address.
 #[derive(Debug)]
 pub struct Router<C> {
     by_ufrag: HashMap<String, C>,
     by_addr: HashMap<SocketAddr, C>,
+    by_transaction: HashMap<TransactionId, C>,
+    /// The checks in `by_transaction`, oldest first.
+    sent: std::collections::VecDeque<TransactionId>,
 }
 
 impl<C> Default for Router<C> {
@@ -145,6 +160,8 @@ impl<C> Default for Router<C> {
         Self {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
+            by_transaction: HashMap::new(),
+            sent: std::collections::VecDeque::new(),
         }
     }
 }
@@ -167,6 +184,19 @@ impl<C: Copy + Eq + Hash> Router<C> {
         self.by_addr.insert(remote, conn);
     }
 
+    /// Routes the answer to the check `conn` sent as `transaction`, whatever
+    /// address it comes from. The oldest of [`OUTSTANDING_CHECKS`] are forgotten.
+    pub fn expect_response(&mut self, transaction: TransactionId, conn: C) {
+        if self.by_transaction.insert(transaction, conn).is_none() {
+            self.sent.push_back(transaction);
+            if self.sent.len() > OUTSTANDING_CHECKS {
+                if let Some(oldest) = self.sent.pop_front() {
+                    self.by_transaction.remove(&oldest);
+                }
+            }
+        }
+    }
+
     /// The connection datagrams from `remote` go to, if any.
     pub fn owner(&self, remote: SocketAddr) -> Option<C> {
         self.by_addr.get(&remote).copied()
@@ -183,6 +213,9 @@ impl<C: Copy + Eq + Hash> Router<C> {
     pub fn remove(&mut self, conn: C) {
         self.by_ufrag.retain(|_, c| *c != conn);
         self.by_addr.retain(|_, c| *c != conn);
+        self.by_transaction.retain(|_, c| *c != conn);
+        let by_transaction = &self.by_transaction;
+        self.sent.retain(|t| by_transaction.contains_key(t));
     }
 
     /// Where a datagram from `remote` goes.
@@ -198,6 +231,12 @@ impl<C: Copy + Eq + Hash> Router<C> {
                         Some(c) if c == *conn => Route::Known(c),
                         _ => Route::Check(*conn),
                     };
+                }
+                if matches!(stun.class, StunClass::Success | StunClass::Error) && known.is_none() {
+                    let checked = <&TransactionId>::try_from(stun.transaction_id)
+                        .ok()
+                        .and_then(|t| self.by_transaction.get(t));
+                    return checked.map_or(Route::Unknown, |c| Route::Response(*c));
                 }
             }
         } else if classify(datagram) == Kind::Other {
@@ -242,6 +281,44 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    /// A binding success response to transaction `id`.
+    fn binding_success(id: [u8; 12]) -> Vec<u8> {
+        let mut m = vec![0x01, 0x01, 0x00, 0x00];
+        m.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
+        m.extend_from_slice(&id);
+        m
+    }
+
+    #[test]
+    fn the_answer_to_a_check_reaches_the_connection_that_sent_it() {
+        let mut router = Router::default();
+        let client = addr("198.51.100.7:50000");
+        router.expect_response([1; 12], 5u32);
+        // A client that nominates with every check (aiortc) gets no answer to
+        // its own until the connection's check is answered: the answer must
+        // get through before the address is learned.
+        assert_eq!(
+            router.route(client, &binding_success([1; 12])),
+            Route::Response(5)
+        );
+        assert_eq!(
+            router.route(client, &binding_success([2; 12])),
+            Route::Unknown
+        );
+        // Only so many checks are remembered, the oldest forgotten first.
+        for i in 0..OUTSTANDING_CHECKS as u32 {
+            let mut id = [9; 12];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            router.expect_response(id, 6);
+        }
+        assert_eq!(
+            router.route(client, &binding_success([1; 12])),
+            Route::Unknown
+        );
+        router.remove(6);
+        assert!(router.by_transaction.is_empty() && router.sent.is_empty());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use switchboard_core::ParticipantSid;
 
 use super::event_loop::{gone, notify, Entry, EventLoop};
 use super::tracks::Sink;
-use super::{Command, ConnId, Event, Load, Output, Query, TrackRef};
+use super::{Command, ConnId, Event, Load, Msid, Output, Query, TrackRef};
 use crate::peer::config::codec_for;
 use crate::peer::connection::Connection;
 use crate::sfu::fanout::Subscriber;
@@ -63,7 +63,17 @@ impl EventLoop {
                 Err(e) => tracing::warn!(error = %e, "cannot build a peer connection"),
             },
             Command::Answer { conn, offer, reply } => {
-                let result = self.describe(conn, |c| c.answer(now, offer));
+                let result = self.describe(conn, |c| match offer {
+                    Some(offer) => c.take_offer(now, offer).and_then(|()| c.answer(now)),
+                    None => c.answer(now),
+                });
+                if result.is_ok() {
+                    self.end_stopped_tracks(conn);
+                }
+                let _ = reply.send(result);
+            }
+            Command::TakeOffer { conn, offer, reply } => {
+                let result = self.describe(conn, |c| c.take_offer(now, offer));
                 if result.is_ok() {
                     self.end_stopped_tracks(conn);
                 }
@@ -212,17 +222,23 @@ impl EventLoop {
         let mut sender = None;
         let sink = match output {
             Output::Recorder(writer) => self.tracks.add_recorder(writer),
-            Output::Peer(subscriber) => {
+            Output::Peer(subscriber, msid) => {
                 let entry = self.conns.get_mut(&subscriber).ok_or_else(gone)?;
                 let kind = if mime.to_ascii_lowercase().starts_with("audio/") {
                     RtpCodecKind::Audio
                 } else {
                     RtpCodecKind::Video
                 };
-                let id = format!("{}-{}", track.conn.0, track.track);
+                let msid = msid.unwrap_or_else(|| {
+                    let id = format!("{}-{}", track.conn.0, track.track);
+                    Msid {
+                        stream: id.clone(),
+                        track: id,
+                    }
+                });
                 let local = MediaStreamTrack::new(
-                    id.clone(),
-                    id,
+                    msid.stream,
+                    msid.track,
                     track.track.clone(),
                     kind,
                     vec![RTCRtpEncodingParameters {

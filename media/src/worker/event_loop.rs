@@ -23,7 +23,7 @@ use super::{Command, ConnId, Event};
 use crate::peer::config::RtcConfig;
 use crate::peer::connection::Connection;
 use crate::sfu::rate_limit::PublishBudget;
-use crate::transport::demux::{Route, Router, Stun, StunClass};
+use crate::transport::demux::{Route, Router, Stun, StunClass, TransactionId};
 use crate::transport::tcp::Stream;
 use crate::transport::udp::{connect_shared, Outbox, Port};
 use crate::MediaError;
@@ -528,6 +528,19 @@ impl EventLoop {
         while let Some(out) = entry.conn.pc.poll_write() {
             let to = out.transport.peer_addr;
             let tcp = out.transport.transport_protocol == TransportProtocol::TCP;
+            // The client's answer to a check may come before its address is
+            // learned, and to another worker's socket.
+            if let Some(check) = Stun::parse(&out.message).filter(|s| s.class == StunClass::Request)
+            {
+                if let Ok(&transaction) = <&TransactionId>::try_from(check.transaction_id) {
+                    self.router.expect_response(transaction, id);
+                    if !self.siblings.alone() {
+                        self.siblings
+                            .checks
+                            .insert(transaction, self.siblings.index);
+                    }
+                }
+            }
             // An address routes to this connection once the agent answers a
             // check from it (a success response: the check carried valid
             // integrity), not when a check merely names it or the agent
@@ -602,11 +615,19 @@ impl Delivery<'_> {
     /// the worker that owns it.
     fn deliver(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], tcp: bool) -> Delivered {
         let id = match self.router.route(from, datagram) {
-            Route::Known(id) | Route::Check(id) => id,
+            Route::Known(id) | Route::Check(id) | Route::Response(id) => id,
             Route::Unknown => {
-                let owner = Stun::parse(datagram)
-                    .and_then(|s| s.local_ufrag())
-                    .and_then(|u| self.siblings.directory.owner(u));
+                let owner = Stun::parse(datagram).and_then(|s| match s.class {
+                    StunClass::Request => s
+                        .local_ufrag()
+                        .and_then(|u| self.siblings.directory.owner(u)),
+                    StunClass::Success | StunClass::Error => {
+                        <&TransactionId>::try_from(s.transaction_id)
+                            .ok()
+                            .and_then(|t| self.siblings.checks.owner(t))
+                    }
+                    StunClass::Indication => None,
+                });
                 return match owner.filter(|o| *o != self.siblings.index) {
                     Some(owner) if tcp => Delivered::Elsewhere(owner),
                     Some(owner) => {

@@ -7,8 +7,11 @@
 //! a [`Command`] to the connection's worker and hears back [`Event`]s.
 
 mod commands;
+mod downtrack;
 mod event_loop;
 mod media;
+mod peer;
+mod receiver;
 mod siblings;
 mod tracks;
 
@@ -31,6 +34,10 @@ use crate::sfu::rate_limit::PublishBudget;
 use crate::transport::tcp::listen_shared;
 use crate::transport::udp::bind_shared;
 use crate::MediaError;
+
+pub use downtrack::DownTrack;
+pub use peer::Peer;
+pub use receiver::TrackReceiver;
 
 /// A peer connection's id, unique in the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,10 +68,21 @@ pub struct TrackRef {
 
 /// Where a subscription's packets go.
 pub enum Output {
-    /// An outgoing track on a subscriber's connection (on the same worker).
-    Peer(ConnId),
+    /// An outgoing track on a subscriber's connection (on the same worker),
+    /// named `msid` in its SDP (else after the publisher's connection and track).
+    Peer(ConnId, Option<Msid>),
     /// A recording's track writer.
     Recorder(crate::recording::TrackSink),
+}
+
+/// How an outgoing track is named in SDP (`a=msid:{stream} {track}`): the
+/// SDK reads the publisher's participant sid and the track's sid from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msid {
+    /// The media stream's id.
+    pub stream: String,
+    /// The track's id.
+    pub track: String,
 }
 
 /// A change to one subscriber's copy of a track.
@@ -139,10 +157,20 @@ pub enum Command {
     Answer {
         /// The connection.
         conn: ConnId,
-        /// The client's offer.
-        offer: RTCSessionDescription,
+        /// The client's offer; `None` answers the one [`Command::TakeOffer`] took.
+        offer: Option<RTCSessionDescription>,
         /// The answer, or why not.
         reply: oneshot::Sender<Result<RTCSessionDescription, MediaError>>,
+    },
+    /// Sets the client's offer on `conn` without answering it yet, so that
+    /// outgoing tracks added next ride the transceivers it offered (WHEP).
+    TakeOffer {
+        /// The connection.
+        conn: ConnId,
+        /// The client's offer.
+        offer: RTCSessionDescription,
+        /// Done, or why not.
+        reply: oneshot::Sender<Result<(), MediaError>>,
     },
     /// Makes the server's offer on `conn` (after subscribing it to tracks).
     Offer {
@@ -297,6 +325,7 @@ impl Workers {
         }
         // Every loop exists before any starts: each needs the others' queues.
         let directory = Arc::new(siblings::Directory::default());
+        let checks = Arc::new(siblings::Checks::default());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut loops = Vec::new();
         let mut handoffs = Vec::new();
@@ -306,6 +335,7 @@ impl Workers {
             let siblings = siblings::Siblings {
                 index,
                 directory: directory.clone(),
+                checks: checks.clone(),
                 inbox: handoff_rx,
                 all: Vec::new(),
             };

@@ -9,11 +9,13 @@
 //! sends from then on: only the first few datagrams of a connection cross
 //! threads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
 
 use mio::Waker;
+
+use crate::transport::demux::{TransactionId, OUTSTANDING_CHECKS};
 
 /// How many hand-offs may wait for one worker.
 pub(super) const HANDOFF_CAPACITY: usize = 1024;
@@ -54,11 +56,38 @@ impl Directory {
     }
 }
 
+/// Which worker sent each connectivity check still awaiting its answer, so
+/// an answer that reaches another worker's socket is handed over.
+#[derive(Default)]
+pub(super) struct Checks(Mutex<(HashMap<TransactionId, usize>, VecDeque<TransactionId>)>);
+
+impl Checks {
+    pub(super) fn insert(&self, transaction: TransactionId, worker: usize) {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (by_id, order) = &mut *guard;
+        if by_id.insert(transaction, worker).is_none() {
+            order.push_back(transaction);
+            if order.len() > OUTSTANDING_CHECKS {
+                if let Some(oldest) = order.pop_front() {
+                    by_id.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    pub(super) fn owner(&self, transaction: &TransactionId) -> Option<usize> {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0.get(transaction).copied()
+    }
+}
+
 /// One worker's view of the others.
 pub(super) struct Siblings {
     /// This worker's position.
     pub(super) index: usize,
     pub(super) directory: Arc<Directory>,
+    /// Which worker sent each check awaiting its answer.
+    pub(super) checks: Arc<Checks>,
     /// Datagrams the others handed to this worker.
     pub(super) inbox: mpsc::Receiver<Handoff>,
     /// Every worker's hand-off queue and waker, this one's included.

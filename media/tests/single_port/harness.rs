@@ -329,7 +329,7 @@ impl Call {
         let (offer, sender) = publisher.publish_offer(PUBLISHER_SSRC);
         let answer = ask(&worker, |reply| Command::Answer {
             conn: pub_conn,
-            offer,
+            offer: Some(offer),
             reply,
         })
         .expect("an answer");
@@ -410,8 +410,12 @@ impl Call {
     pub fn restart_publisher(&mut self) {
         let offer = self.publisher.move_and_restart();
         let conn = self.pub_conn;
-        let answer = ask(&self.worker, |reply| Command::Answer { conn, offer, reply })
-            .expect("the restart is answered");
+        let answer = ask(&self.worker, |reply| Command::Answer {
+            conn,
+            offer: Some(offer),
+            reply,
+        })
+        .expect("the restart is answered");
         self.publisher
             .pc
             .set_remote_description(Instant::now(), answer)
@@ -466,7 +470,7 @@ impl Call {
         ask(&self.worker, |reply| Command::Subscribe {
             track,
             participant: ParticipantSid::new(),
-            output: Output::Peer(conn),
+            output: Output::Peer(conn, None),
             reply,
         })
         .expect("subscribed");

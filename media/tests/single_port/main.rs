@@ -105,7 +105,7 @@ fn an_unsubscribed_track_stops_and_leaves_the_subscribers_offer() {
     ask(&call.worker, |reply| Command::Subscribe {
         track: track.clone(),
         participant,
-        output: Output::Peer(conn),
+        output: Output::Peer(conn, None),
         reply,
     })
     .expect("subscribed");
@@ -206,8 +206,12 @@ fn a_track_the_client_stops_ends_for_its_subscribers() {
         .unwrap();
     let offer = call.publisher.pc.local_description().unwrap();
     let conn = call.pub_conn;
-    let answer =
-        ask(&call.worker, |reply| Command::Answer { conn, offer, reply }).expect("answered");
+    let answer = ask(&call.worker, |reply| Command::Answer {
+        conn,
+        offer: Some(offer),
+        reply,
+    })
+    .expect("answered");
     call.publisher
         .pc
         .set_remote_description(Instant::now(), answer)

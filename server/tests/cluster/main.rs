@@ -491,6 +491,7 @@ fn split_roles_refuse_to_start_without_nats_or_postgresql() {
     let serve = |extra: &[&str]| {
         std::process::Command::new(binary())
             .env("SWITCHBOARD_DATA_DIR", dir.path())
+            .env("SWITCHBOARD_RTC_UDP_PORT", "0")
             .env_remove("DATABASE_URL")
             .args(["serve", "--http-addr", "127.0.0.1:0"])
             .args(extra)

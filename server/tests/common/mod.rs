@@ -88,7 +88,9 @@ impl Server {
     /// A `switchboard` command pointed at this server's database and data directory.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(binary());
+        // Tests run many servers at once: each takes a free media port.
         cmd.env("DATABASE_URL", &self.db.url)
+            .env("SWITCHBOARD_RTC_UDP_PORT", "0")
             .env("SWITCHBOARD_DATA_DIR", self.data_dir.path())
             .env_remove("SWITCHBOARD_MASTER_KEY")
             .env_remove("SWITCHBOARD_HTTP_ADDR")
@@ -106,8 +108,12 @@ impl Server {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let mut child = self
-            .command()
+        let mut command = self.command();
+        if args.contains(&"--rtc-port-range") {
+            // The test names where the media port comes from.
+            command.env_remove("SWITCHBOARD_RTC_UDP_PORT");
+        }
+        let mut child = command
             .arg("serve")
             .args(["--http-addr", "127.0.0.1:0"])
             .args(args)

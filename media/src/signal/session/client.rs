@@ -52,14 +52,8 @@ impl Session {
                     Target::Subscriber => self.sub_remote_set,
                 };
                 if ready {
-                    if let Err(e) = self.pc(target).add_ice_candidate(init).await {
-                        tracing::debug!(error = %e, "candidate refused");
-                        self.error(
-                            "invalid_candidate",
-                            "the candidate does not fit the connection",
-                        )
-                        .await;
-                    }
+                    // The worker logs a candidate its ICE agent refuses.
+                    self.pc(target).add_candidate(init);
                 } else if self.buffered.len() < MAX_BUFFERED_CANDIDATES {
                     self.buffered.push((target, init));
                 }

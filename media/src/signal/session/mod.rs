@@ -19,23 +19,23 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::{SplitSink, StreamExt};
 use futures::SinkExt;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use switchboard_core::event::LeaveReason;
 use switchboard_core::rate::TokenBucket;
 use switchboard_core::token::Claims;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
-use webrtc::data_channel::RTCDataChannelInit;
-use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState};
 
-use super::peer_events::{PcEvent, PcHandler};
 use super::resume::{new_token, Resumes, RESUME_WINDOW};
-use super::tracks::{publish_track, read_data};
-use crate::peer::config::new_peer_connection;
+use super::tracks::{data_received, end_track, publish_track, Opened};
 use crate::room::live::{AdmitError, Room};
 use crate::room::mailbox::{mailbox, Command, Inbox, Mail};
 use crate::room::manager::RoomManager;
-use crate::room::participant::{lock, DataChannels, Participant};
+use crate::room::participant::Participant;
+use crate::sfu::rate_limit::PublishBudget;
+use crate::worker::{Event, Peer, EVENTS_CAPACITY};
 use client::{FRAMES_PER_S, FRAME_BURST, METADATA_BURST, METADATA_PER_S};
 use switchboard_core::signal::{RoomSummary, ServerMessage, Target};
 
@@ -70,58 +70,25 @@ pub async fn run(
                 return;
             }
         };
-        let (pc_tx, pc_rx) = mpsc::unbounded_channel();
+        // Both connections live on the room's worker; their events share one channel.
+        let (pc_tx, pc_rx) = mpsc::channel(EVENTS_CAPACITY);
         let (mailbox, inbox) = mailbox();
-        let pcs = async {
-            let publisher = new_peer_connection(
-                &manager.rtc,
-                Arc::new(PcHandler {
-                    target: Target::Publisher,
-                    events: pc_tx.clone(),
-                }),
-            )
-            .await?;
-            let subscriber = new_peer_connection(
-                &manager.rtc,
-                Arc::new(PcHandler {
-                    target: Target::Subscriber,
-                    events: pc_tx.clone(),
-                }),
-            )
-            .await?;
-            let reliable = subscriber
-                .create_data_channel("_reliable", None)
-                .await
-                .map_err(crate::MediaError::webrtc)?;
-            let lossy = subscriber
-                .create_data_channel(
-                    "_lossy",
-                    Some(RTCDataChannelInit {
-                        ordered: false,
-                        max_retransmits: Some(0),
-                        ..Default::default()
-                    }),
-                )
-                .await
-                .map_err(crate::MediaError::webrtc)?;
-            Ok::<_, crate::MediaError>((publisher, subscriber, reliable, lossy))
-        };
-        let (publisher, subscriber, reliable, lossy) = match pcs.await {
+        let worker = manager.worker_for(&room);
+        let budget = Arc::new(PublishBudget::new(manager.rtc.publish_limits));
+        let pcs = Peer::open_with(&worker, pc_tx.clone(), Some(budget.clone()), false).and_then(
+            |publisher| {
+                let subscriber = Peer::open_with(&worker, pc_tx, Some(budget.clone()), true)?;
+                Ok((publisher, subscriber))
+            },
+        );
+        let (publisher, subscriber) = match pcs {
             Ok(v) => v,
-            Err(e @ crate::MediaError::PortsExhausted(_)) => {
-                tracing::warn!(error = %e, "no media port for a new participant");
-                close(&mut ws_tx, 1013, "media_ports_exhausted").await;
-                return;
-            }
             Err(e) => {
                 tracing::error!(error = %e, "could not create peer connections");
                 close(&mut ws_tx, 1011, "internal_error").await;
                 return;
             }
         };
-        for channel in [reliable.clone(), lossy.clone()] {
-            tokio::spawn(async move { while channel.poll().await.is_some() {} });
-        }
         let participant = Participant::new(
             claims.sub.clone(),
             claims.name.clone().unwrap_or_default(),
@@ -130,9 +97,8 @@ pub async fn run(
             publisher,
             subscriber,
             mailbox,
-            manager.rtc.publish_limits,
+            budget,
         );
-        *lock(&participant.data_out) = Some(DataChannels { reliable, lossy });
         tracing::Span::current().record("participant", tracing::field::display(participant.sid));
 
         let others = match room.admit(&participant).await {
@@ -143,8 +109,8 @@ pub async fn run(
                     AdmitError::Closed => (4410, "room_closed"),
                     AdmitError::Unavailable => (1013, "unavailable"),
                 };
-                let _ = participant.publisher.close().await;
-                let _ = participant.subscriber.close().await;
+                participant.publisher.close();
+                participant.subscriber.close();
                 close(&mut ws_tx, code, reason).await;
                 return;
             }
@@ -175,7 +141,6 @@ pub async fn run(
             buffered: Vec::new(),
             socket_lost: false,
             loopback_candidates: manager.rtc.bind_ip.is_loopback(),
-            node_ip: manager.rtc.node_ip,
             ice_restart_pending: false,
             frames: TokenBucket::new(FRAMES_PER_S, FRAME_BURST),
             metadata_updates: TokenBucket::new(METADATA_PER_S, METADATA_BURST),
@@ -233,8 +198,6 @@ struct Session {
     socket_lost: bool,
     /// Whether client candidates may name loopback addresses (the node serves on loopback).
     loopback_candidates: bool,
-    /// The address host candidates are sent with (`--node-ip`).
-    node_ip: Option<std::net::IpAddr>,
     /// The next subscriber offer restarts ICE (the client asked).
     ice_restart_pending: bool,
     /// Client frames, and `update_metadata` among them.
@@ -280,7 +243,7 @@ impl Session {
         .await;
     }
 
-    fn pc(&self, target: Target) -> &Arc<dyn PeerConnection> {
+    fn pc(&self, target: Target) -> &Peer {
         match target {
             Target::Publisher => &self.p.publisher,
             Target::Subscriber => &self.p.subscriber,
@@ -292,7 +255,7 @@ impl Session {
         resumes: &Resumes,
         mut ws_rx: futures::stream::SplitStream<WebSocket>,
         mut inbox: Inbox,
-        mut pc_events: mpsc::UnboundedReceiver<PcEvent>,
+        mut pc_events: mpsc::Receiver<Event>,
         connect_timeout: Duration,
     ) -> LeaveReason {
         let connect_deadline = Instant::now() + connect_timeout;
@@ -374,7 +337,7 @@ impl Session {
         &mut self,
         resumes: &Resumes,
         inbox: &mut Inbox,
-        pc_events: &mut mpsc::UnboundedReceiver<PcEvent>,
+        pc_events: &mut mpsc::Receiver<Event>,
     ) -> Result<futures::stream::SplitStream<WebSocket>, LeaveReason> {
         // Let go of the old socket now: its client must see it end.
         let _ = tokio::time::timeout(SEND_TIMEOUT, self.ws_tx.close()).await;
@@ -405,7 +368,7 @@ impl Session {
                     Mail::FellBehind => {}
                 },
                 Some(event) = pc_events.recv() => match event {
-                    PcEvent::State(_, RTCPeerConnectionState::Failed) => return Err(LeaveReason::ConnectionLost),
+                    Event::State(_, RTCPeerConnectionState::Failed) => return Err(LeaveReason::ConnectionLost),
                     other => held_events.push(other),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
@@ -463,16 +426,14 @@ impl Session {
     }
 
     /// Handles one peer connection event; `Some` ends the session.
-    async fn on_pc_event(&mut self, event: PcEvent) -> Option<LeaveReason> {
+    async fn on_pc_event(&mut self, event: Event) -> Option<LeaveReason> {
         match event {
-            PcEvent::Candidate(target, init) => {
-                let mut candidate = super::candidate::from_stack(init);
-                candidate.candidate =
-                    super::candidate::advertise(&candidate.candidate, self.node_ip).into_owned();
-                self.send(&ServerMessage::Candidate { target, candidate })
-                    .await;
-            }
-            PcEvent::State(target, state) => {
+            Event::State(conn, state) => {
+                let target = if conn == self.p.publisher.id() {
+                    Target::Publisher
+                } else {
+                    Target::Subscriber
+                };
                 tracing::debug!(?target, %state, "peer connection state");
                 match state {
                     RTCPeerConnectionState::Connected if !self.connected => {
@@ -483,16 +444,23 @@ impl Session {
                     _ => {}
                 }
             }
-            PcEvent::Gathered => {}
-            PcEvent::Track(track) => {
-                tokio::spawn(
-                    publish_track(self.room.clone(), self.p.clone(), track).in_current_span(),
-                );
+            Event::Track {
+                track,
+                kind,
+                mime,
+                clock_rate,
+            } => {
+                let opened = Opened {
+                    track,
+                    kind,
+                    mime,
+                    clock_rate,
+                };
+                publish_track(&self.room, &self.p, opened).await;
             }
-            PcEvent::DataChannel(channel) => {
-                tokio::spawn(
-                    read_data(self.room.clone(), self.p.clone(), channel).in_current_span(),
-                );
+            Event::TrackEnded(track) => end_track(&self.room, &self.p, &track).await,
+            Event::Data { reliable, data, .. } => {
+                data_received(&self.room, &self.p, reliable, &data).await;
             }
         }
         None

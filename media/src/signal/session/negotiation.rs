@@ -3,33 +3,27 @@
 //! candidates wait until their connection has a remote description.
 
 use super::Session;
-use crate::signal::description::{answer, apply_remote, Kind};
+use crate::signal::description::{accept, answer};
 use switchboard_core::signal::{ServerMessage, Target};
 
 impl Session {
-    pub(super) async fn flush_candidates(&mut self, target: Target) {
+    pub(super) fn flush_candidates(&mut self, target: Target) {
         let (ready, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.buffered)
             .into_iter()
             .partition(|(t, _)| *t == target);
         self.buffered = keep;
         for (_, init) in ready {
-            if let Err(e) = self.pc(target).add_ice_candidate(init).await {
-                tracing::debug!(error = %e, "buffered candidate refused");
-            }
+            self.pc(target).add_candidate(init);
         }
     }
 
     pub(super) async fn on_publisher_offer(&mut self, sdp: String) {
-        let pc = self.p.publisher.clone();
-        let result = match apply_remote(&pc, &sdp, Kind::Offer, self.loopback_candidates).await {
-            Ok(()) => answer(&pc, self.node_ip).await,
-            Err(e) => Err(e),
-        };
+        let result = answer(&self.p.publisher, &sdp, self.loopback_candidates).await;
         match result {
             Ok(sdp) => {
                 self.pub_remote_set = true;
                 self.send(&ServerMessage::Answer { sdp }).await;
-                self.flush_candidates(Target::Publisher).await;
+                self.flush_candidates(Target::Publisher);
             }
             Err(e) => self.error("invalid_offer", e).await,
         }
@@ -44,13 +38,12 @@ impl Session {
             .await;
             return;
         }
-        let pc = self.p.subscriber.clone();
-        let result = apply_remote(&pc, &sdp, Kind::Answer, self.loopback_candidates).await;
+        let result = accept(&self.p.subscriber, &sdp, self.loopback_candidates).await;
         self.sub_negotiating = false;
         match result {
             Ok(()) => {
                 self.sub_remote_set = true;
-                self.flush_candidates(Target::Subscriber).await;
+                self.flush_candidates(Target::Subscriber);
             }
             Err(e) => self.error("invalid_answer", e).await,
         }
@@ -64,23 +57,12 @@ impl Session {
             self.sub_pending = true;
             return;
         }
-        let pc = self.p.subscriber.clone();
-        let options = std::mem::take(&mut self.ice_restart_pending)
-            .then_some(rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true });
-        let result = async {
-            let offer = pc.create_offer(options).await?;
-            pc.set_local_description(offer).await?;
-            Ok::<_, webrtc::error::Error>(
-                crate::signal::description::local(&pc, self.node_ip).await,
-            )
-        }
-        .await;
-        match result {
-            Ok(Some(sdp)) => {
+        let ice_restart = std::mem::take(&mut self.ice_restart_pending);
+        match self.p.subscriber.offer(ice_restart).await {
+            Ok(sdp) => {
                 self.sub_negotiating = true;
                 self.send(&ServerMessage::Offer { sdp }).await;
             }
-            Ok(None) => tracing::error!("subscriber offer has no local description"),
             Err(e) => tracing::error!(error = %e, "could not create the subscriber offer"),
         }
     }
