@@ -57,6 +57,7 @@ impl EventLoop {
                             sockets: Vec::new(),
                             ufrags: Vec::new(),
                             touched: false,
+                            connected: false,
                         },
                     );
                 }

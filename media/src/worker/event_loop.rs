@@ -63,6 +63,8 @@ pub(super) struct Entry {
     pub(super) ufrags: Vec<String>,
     /// Queued in `touched` and not drained since.
     pub(super) touched: bool,
+    /// Its DTLS and SRTP are up: media may be written to it.
+    pub(super) connected: bool,
 }
 
 impl Entry {
@@ -77,6 +79,11 @@ impl Entry {
     /// Hands the connection something to send (RTP, RTCP); a refusal (not
     /// connected yet, closed) drops it.
     pub(super) fn write(&mut self, now: Instant, message: RTCMessage) {
+        // A subscriber still connecting has no SRTP keys; the stack would
+        // refuse (and log) every packet a publisher sends meanwhile.
+        if !self.connected {
+            return;
+        }
         if let Err(e) = self.conn.pc.handle_write(TaggedRTCMessage { now, message }) {
             tracing::trace!(error = %e, "write refused");
         }

@@ -175,9 +175,22 @@ fn a_client_trickling_addresses_not_its_own_takes_nothing_from_them() {
     let bystander = UdpSocket::bind("127.0.0.1:0").unwrap();
     bystander.set_nonblocking(true).unwrap();
 
-    // The thief joins and trickles the victim's address and the bystander's
-    // as its own, as soon as its answer is in.
-    call.subscribe();
+    // The thief joins claiming the victim's address and the bystander's as
+    // its own, in its answer (where the node checks them from the start, not
+    // racing its first working pair as trickled ones would), and trickles
+    // them too.
+    let claimed: Vec<String> = [victim, bystander.local_addr().unwrap()]
+        .into_iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            host_candidate(addr).candidate.replacen(
+                "candidate:1 ",
+                &format!("candidate:{} ", 7 + i),
+                1,
+            )
+        })
+        .collect();
+    call.subscribe_claiming(Client::new(), false, &claimed);
     let thief = call.subscribers[1].1;
     for addr in [victim, bystander.local_addr().unwrap()] {
         assert!(call.worker.send(Command::Candidate {

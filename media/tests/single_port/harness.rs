@@ -457,7 +457,13 @@ impl Call {
     }
 
     /// Adds `client` as a subscriber, over ICE-TCP if `tcp`.
-    pub fn subscribe_with(&mut self, mut client: Client, tcp: bool) {
+    pub fn subscribe_with(&mut self, client: Client, tcp: bool) {
+        self.subscribe_claiming(client, tcp, &[]);
+    }
+
+    /// [`Self::subscribe_with`], the client's answer also claiming `extra`
+    /// candidate lines (`candidate:...`) as its own.
+    pub fn subscribe_claiming(&mut self, mut client: Client, tcp: bool, extra: &[String]) {
         let port = self.workers.local_addr().port();
         let conn = ConnId::new();
         assert!(self.worker.send(Command::Open {
@@ -481,11 +487,18 @@ impl Call {
         })
         .expect("an offer");
         assert!(only_candidates_on(&offer.sdp, port), "{}", offer.sdp);
-        let answer = if tcp {
+        let mut answer = if tcp {
             client.answer_over_tcp(offer, self.workers.local_addr())
         } else {
             client.answer(offer)
         };
+        if !extra.is_empty() {
+            let lines: String = extra.iter().map(|c| format!("a={c}\r\n")).collect();
+            let sdp = answer
+                .sdp
+                .replacen("a=mid:0\r\n", &format!("a=mid:0\r\n{lines}"), 1);
+            answer = RTCSessionDescription::answer(sdp).expect("the answer with more candidates");
+        }
         ask(&self.worker, |reply| Command::Accept {
             conn,
             answer,
