@@ -168,6 +168,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         role.hosts_media(),
     )?;
     let rooms = RoomManager::new(store.clone(), rtc, workers, node, public_url.clone());
+    let media_port = (rooms.media_port(), rooms.rtc.ice_tcp);
     let load: switchboard_cluster::heartbeat::LoadSource = {
         let (rooms, cpu) = (rooms.clone(), switchboard_media::load::CpuShare::new());
         Arc::new(move || NodeLoad {
@@ -388,6 +389,11 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         println!(
             "  signaling  {}   (SDK at {public_url}/sdk/switchboard.js)",
             media_url_for_banner(&public_url)
+        );
+        let (port, tcp) = media_port;
+        let tcp = if tcp { " and tcp" } else { "" };
+        println!(
+            "  media      udp{tcp} port {port}   (every peer connection; clients must reach it)"
         );
     }
     println!("  node       {node}, role {role}, region {region}");
