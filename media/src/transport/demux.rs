@@ -61,7 +61,7 @@ pub struct Stun<'a> {
     /// The method (1 is Binding).
     pub method: u16,
     /// The transaction id.
-    pub transaction_id: &'a [u8],
+    pub transaction_id: &'a TransactionId,
     /// The USERNAME attribute's value, if present.
     pub username: Option<&'a [u8]>,
 }
@@ -106,7 +106,7 @@ impl<'a> Stun<'a> {
         Some(Self {
             class,
             method,
-            transaction_id: &datagram[8..20],
+            transaction_id: datagram[8..20].try_into().ok()?,
             username,
         })
     }
@@ -145,14 +145,62 @@ pub const OUTSTANDING_CHECKS: usize = 8192;
 /// A STUN transaction id.
 pub type TransactionId = [u8; 12];
 
+/// Checks sent and not yet answered, by transaction id, with what their
+/// answers are for: at most [`OUTSTANDING_CHECKS`], the oldest forgotten first.
+#[derive(Debug)]
+pub struct Outstanding<V> {
+    by_id: HashMap<TransactionId, V>,
+    /// The ids in `by_id`, oldest first.
+    order: std::collections::VecDeque<TransactionId>,
+}
+
+impl<V> Default for Outstanding<V> {
+    fn default() -> Self {
+        Self {
+            by_id: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+impl<V: Copy> Outstanding<V> {
+    /// Remembers check `id`, forgetting the oldest past the limit.
+    pub fn insert(&mut self, id: TransactionId, value: V) {
+        if self.by_id.insert(id, value).is_none() {
+            self.order.push_back(id);
+            if self.order.len() > OUTSTANDING_CHECKS {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.by_id.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    /// What check `id` was for, if it is remembered.
+    pub fn get(&self, id: &TransactionId) -> Option<V> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Forgets the checks whose value `keep` refuses.
+    pub fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        self.by_id.retain(|_, v| keep(v));
+        let by_id = &self.by_id;
+        self.order.retain(|id| by_id.contains_key(id));
+    }
+
+    /// Whether no check is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty() && self.order.is_empty()
+    }
+}
+
 /// The demultiplexer's tables: connections by local ufrag and by remote address.
 #[derive(Debug)]
 pub struct Router<C> {
     by_ufrag: HashMap<String, C>,
     by_addr: HashMap<SocketAddr, C>,
-    by_transaction: HashMap<TransactionId, C>,
-    /// The checks in `by_transaction`, oldest first.
-    sent: std::collections::VecDeque<TransactionId>,
+    /// The checks each connection sent, for their answers.
+    checks: Outstanding<C>,
 }
 
 impl<C> Default for Router<C> {
@@ -160,8 +208,7 @@ impl<C> Default for Router<C> {
         Self {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
-            by_transaction: HashMap::new(),
-            sent: std::collections::VecDeque::new(),
+            checks: Outstanding::default(),
         }
     }
 }
@@ -187,14 +234,7 @@ impl<C: Copy + Eq + Hash> Router<C> {
     /// Routes the answer to the check `conn` sent as `transaction`, whatever
     /// address it comes from. The oldest of [`OUTSTANDING_CHECKS`] are forgotten.
     pub fn expect_response(&mut self, transaction: TransactionId, conn: C) {
-        if self.by_transaction.insert(transaction, conn).is_none() {
-            self.sent.push_back(transaction);
-            if self.sent.len() > OUTSTANDING_CHECKS {
-                if let Some(oldest) = self.sent.pop_front() {
-                    self.by_transaction.remove(&oldest);
-                }
-            }
-        }
+        self.checks.insert(transaction, conn);
     }
 
     /// The connection datagrams from `remote` go to, if any.
@@ -213,9 +253,7 @@ impl<C: Copy + Eq + Hash> Router<C> {
     pub fn remove(&mut self, conn: C) {
         self.by_ufrag.retain(|_, c| *c != conn);
         self.by_addr.retain(|_, c| *c != conn);
-        self.by_transaction.retain(|_, c| *c != conn);
-        let by_transaction = &self.by_transaction;
-        self.sent.retain(|t| by_transaction.contains_key(t));
+        self.checks.retain(|c| *c != conn);
     }
 
     /// Where a datagram from `remote` goes.
@@ -233,10 +271,8 @@ impl<C: Copy + Eq + Hash> Router<C> {
                     };
                 }
                 if matches!(stun.class, StunClass::Success | StunClass::Error) && known.is_none() {
-                    let checked = <&TransactionId>::try_from(stun.transaction_id)
-                        .ok()
-                        .and_then(|t| self.by_transaction.get(t));
-                    return checked.map_or(Route::Unknown, |c| Route::Response(*c));
+                    let checked = self.checks.get(stun.transaction_id);
+                    return checked.map_or(Route::Unknown, Route::Response);
                 }
             }
         } else if classify(datagram) == Kind::Other {
@@ -318,7 +354,7 @@ mod tests {
             Route::Unknown
         );
         router.remove(6);
-        assert!(router.by_transaction.is_empty() && router.sent.is_empty());
+        assert!(router.checks.is_empty());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::{Command, ConnId, Event};
 use crate::peer::config::RtcConfig;
 use crate::peer::connection::Connection;
 use crate::sfu::rate_limit::PublishBudget;
-use crate::transport::demux::{Route, Router, Stun, StunClass, TransactionId};
+use crate::transport::demux::{Route, Router, Stun, StunClass};
 use crate::transport::tcp::Stream;
 use crate::transport::udp::{connect_shared, Outbox, Port};
 use crate::MediaError;
@@ -539,13 +539,12 @@ impl EventLoop {
             // learned, and to another worker's socket.
             if let Some(check) = Stun::parse(&out.message).filter(|s| s.class == StunClass::Request)
             {
-                if let Ok(&transaction) = <&TransactionId>::try_from(check.transaction_id) {
-                    self.router.expect_response(transaction, id);
-                    if !self.siblings.alone() {
-                        self.siblings
-                            .checks
-                            .insert(transaction, self.siblings.index);
-                    }
+                let transaction = *check.transaction_id;
+                self.router.expect_response(transaction, id);
+                if !self.siblings.alone() {
+                    self.siblings
+                        .checks
+                        .insert(transaction, self.siblings.index);
                 }
             }
             // An address routes to this connection once the agent answers a
@@ -629,9 +628,7 @@ impl Delivery<'_> {
                         .local_ufrag()
                         .and_then(|u| self.siblings.directory.owner(u)),
                     StunClass::Success | StunClass::Error => {
-                        <&TransactionId>::try_from(s.transaction_id)
-                            .ok()
-                            .and_then(|t| self.siblings.checks.owner(t))
+                        self.siblings.checks.owner(s.transaction_id)
                     }
                     StunClass::Indication => None,
                 });

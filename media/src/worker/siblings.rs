@@ -9,13 +9,13 @@
 //! sends from then on: only the first few datagrams of a connection cross
 //! threads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
 
 use mio::Waker;
 
-use crate::transport::demux::{TransactionId, OUTSTANDING_CHECKS};
+use crate::transport::demux::{Outstanding, TransactionId};
 
 /// How many hand-offs may wait for one worker.
 pub(super) const HANDOFF_CAPACITY: usize = 1024;
@@ -59,25 +59,20 @@ impl Directory {
 /// Which worker sent each connectivity check still awaiting its answer, so
 /// an answer that reaches another worker's socket is handed over.
 #[derive(Default)]
-pub(super) struct Checks(Mutex<(HashMap<TransactionId, usize>, VecDeque<TransactionId>)>);
+pub(super) struct Checks(Mutex<Outstanding<usize>>);
 
 impl Checks {
     pub(super) fn insert(&self, transaction: TransactionId, worker: usize) {
-        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (by_id, order) = &mut *guard;
-        if by_id.insert(transaction, worker).is_none() {
-            order.push_back(transaction);
-            if order.len() > OUTSTANDING_CHECKS {
-                if let Some(oldest) = order.pop_front() {
-                    by_id.remove(&oldest);
-                }
-            }
-        }
+        self.lock().insert(transaction, worker);
     }
 
     pub(super) fn owner(&self, transaction: &TransactionId) -> Option<usize> {
-        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        guard.0.get(transaction).copied()
+        self.lock().get(transaction)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outstanding<usize>> {
+        // Every update is one call: a panic elsewhere leaves it whole.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
