@@ -2,13 +2,13 @@
 
 use std::time::Instant;
 
-use switchboard_core::signal::{parse_client_message, ClientMessage, Layer, ServerMessage, Target};
+use switchboard_core::signal::{parse_client_message, ClientMessage, Layer, ServerMessage};
 
 use super::Session;
 use std::sync::Arc;
 
 use crate::room::live::{MuteError, MutedBy};
-use crate::room::participant::{lock, Participant, PendingTrack};
+use crate::room::participant::{Participant, PendingTrack};
 use crate::signal::candidate::{address_allowed, candidate_is_well_formed};
 use switchboard_core::event::LeaveReason;
 
@@ -47,11 +47,7 @@ impl Session {
                     self.error("invalid_candidate", "the server does not connect to link-local, metadata, multicast or loopback addresses").await;
                     return None;
                 }
-                let ready = match target {
-                    Target::Publisher => self.pub_remote_set,
-                    Target::Subscriber => self.sub_remote_set,
-                };
-                if ready {
+                if self.negotiation.described(target) {
                     // The worker logs a candidate its ICE agent refuses.
                     self.pc(target).add_candidate(init);
                 } else if self.buffered.len() < MAX_BUFFERED_CANDIDATES {
@@ -76,7 +72,7 @@ impl Session {
                         .await;
                 } else {
                     let accepted = {
-                        let mut pending = lock(&self.p.pending);
+                        let mut pending = self.p.pending.lock();
                         let room_left = pending.len() < MAX_PENDING_TRACKS;
                         if room_left {
                             pending.insert(
@@ -126,7 +122,10 @@ impl Session {
                     .await;
             }
             ClientMessage::SetLayer { track_sid, layer } => {
-                let dt = lock(&self.p.subscriptions)
+                let dt = self
+                    .p
+                    .subscriptions
+                    .lock()
                     .get(&track_sid)
                     .map(|s| s.downtrack.clone());
                 match dt {
@@ -208,8 +207,7 @@ impl Session {
             }
             ClientMessage::IceRestart => {
                 tracing::info!("ICE restart asked for on the subscriber connection");
-                self.ice_restart_pending = true;
-                self.offer_subscriber().await;
+                self.offer_subscriber(true).await;
             }
             ClientMessage::Leave => return Some(LeaveReason::ClientLeft),
             ClientMessage::Ping => self.send(&ServerMessage::Pong).await,

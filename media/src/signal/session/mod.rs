@@ -37,6 +37,7 @@ use crate::room::participant::Participant;
 use crate::sfu::rate_limit::PublishBudget;
 use crate::worker::{Event, Peer, EVENTS_CAPACITY};
 use client::{FRAMES_PER_S, FRAME_BURST, METADATA_BURST, METADATA_PER_S};
+use negotiation::Negotiation;
 use switchboard_core::signal::{RoomSummary, ServerMessage, Target};
 
 /// How long the socket may stay silent (clients `ping` every 10 s).
@@ -134,14 +135,10 @@ pub async fn run(
             p: participant.clone(),
             reconnect_token,
             connected: false,
-            sub_negotiating: false,
-            sub_pending: false,
-            pub_remote_set: false,
-            sub_remote_set: false,
+            negotiation: Negotiation::default(),
             buffered: Vec::new(),
             socket_lost: false,
             loopback_candidates: manager.rtc.bind_ip.is_loopback(),
-            ice_restart_pending: false,
             frames: TokenBucket::new(FRAMES_PER_S, FRAME_BURST),
             metadata_updates: TokenBucket::new(METADATA_PER_S, METADATA_BURST),
         };
@@ -189,17 +186,13 @@ struct Session {
     reconnect_token: String,
     /// Whether media has connected once.
     connected: bool,
-    sub_negotiating: bool,
-    sub_pending: bool,
-    pub_remote_set: bool,
-    sub_remote_set: bool,
+    /// Where the two connections' offers and answers stand.
+    negotiation: Negotiation,
     buffered: Vec<(Target, RTCIceCandidateInit)>,
     /// A write failed or timed out: nothing more is written until the client resumes.
     socket_lost: bool,
     /// Whether client candidates may name loopback addresses (the node serves on loopback).
     loopback_candidates: bool,
-    /// The next subscriber offer restarts ICE (the client asked).
-    ice_restart_pending: bool,
     /// Client frames, and `update_metadata` among them.
     frames: TokenBucket,
     metadata_updates: TokenBucket,
@@ -409,7 +402,7 @@ impl Session {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Signal(m) => self.send(&m).await,
-            Command::Renegotiate => self.offer_subscriber().await,
+            Command::Renegotiate => self.offer_subscriber(false).await,
         }
     }
 
