@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::name::{Identity, RoomName};
+use crate::room::ParticipantPermissions;
 
 /// Shortest token lifetime accepted, in seconds.
 pub const MIN_TTL_S: u64 = 1;
@@ -53,6 +54,19 @@ pub struct Grants {
 
 fn yes() -> bool {
     true
+}
+
+impl Grants {
+    /// What a participant holding these grants may do in its room. A
+    /// recorder only receives: what it sent would come from someone the room
+    /// cannot see.
+    pub fn permissions(&self) -> ParticipantPermissions {
+        ParticipantPermissions {
+            can_publish: self.can_publish && !self.recorder,
+            can_subscribe: self.can_subscribe,
+            can_publish_data: self.can_publish_data && !self.recorder,
+        }
+    }
 }
 
 impl Default for Grants {

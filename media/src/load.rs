@@ -5,8 +5,8 @@
 //! The CPU time comes from Linux's `/proc/PID/stat`; the load tester and the
 //! benchmarks read other processes' the same way.
 
+use parking_lot::Mutex;
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// CPU seconds of process `pid` (`self` for this one): its own utime+stime,
@@ -64,7 +64,7 @@ impl CpuShare {
             return 0.0;
         };
         let now = Instant::now();
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last.lock();
         match last.at {
             Some((at, _)) if now.duration_since(at) < MIN_WINDOW => return last.share,
             Some((at, before)) => {

@@ -11,7 +11,9 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use webm::mux::{
     AudioCodecId, AudioTrack, Segment, SegmentBuilder, SegmentMode, VideoCodecId, VideoTrack,
@@ -106,7 +108,7 @@ struct Counted {
 impl Counted {
     fn note<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
         if let Err(e) = &r {
-            *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            *self.error.lock() = Some(e.to_string());
         }
         r
     }
@@ -200,7 +202,7 @@ impl TrackFile {
     }
 
     fn failed(&self) -> ContainerError {
-        ContainerError::Muxer(self.error.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        ContainerError::Muxer(self.error.lock().clone())
     }
 
     /// Appends a frame (the first of a video track must be a keyframe).
@@ -226,7 +228,7 @@ impl TrackFile {
 
     /// A Matroska error, with the file system's cause when there was one.
     fn io_cause(&self, e: super::matroska::MatroskaError) -> ContainerError {
-        match self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        match self.error.lock().clone() {
             Some(cause) => ContainerError::Io {
                 what: "the track file".into(),
                 source: std::io::Error::other(cause),

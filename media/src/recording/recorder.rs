@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -171,10 +173,6 @@ impl Recorder {
         self.done.clone()
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Whether `identity`'s `track` is to be recorded.
     pub fn selects(&self, identity: &Identity, track: &TrackRef) -> bool {
         !self.stopped.load(Ordering::Relaxed) && self.spec.selects(identity, track)
@@ -203,7 +201,7 @@ impl Recorder {
             return;
         };
         let slot = {
-            let mut slots = self.slots();
+            let mut slots = self.slots.lock();
             if slots.by_track.contains_key(&info.sid) || self.stopped.load(Ordering::Relaxed) {
                 return;
             }
@@ -231,7 +229,7 @@ impl Recorder {
         self.submit(Input::Track(Box::new(new)));
         // Attached under the lock that `stop` and `end_track` take, so a track
         // they have already let go of is not attached after them.
-        let slots = self.slots();
+        let slots = self.slots.lock();
         if slots.by_track.contains_key(&info.sid) {
             downtrack.attach_now(Output::Recorder(sink));
         }
@@ -239,7 +237,7 @@ impl Recorder {
 
     /// Stops recording a track (it was unpublished): its file is closed.
     pub fn end_track(&self, track: TrackSid) {
-        let Some((slot, receiver)) = self.slots().by_track.remove(&track) else {
+        let Some((slot, receiver)) = self.slots.lock().by_track.remove(&track) else {
             return;
         };
         receiver.detach(self.sid);
@@ -257,7 +255,8 @@ impl Recorder {
 
     fn detach_all(&self) {
         let tracks: Vec<Arc<TrackReceiver>> = self
-            .slots()
+            .slots
+            .lock()
             .by_track
             .drain()
             .map(|(_, (_, receiver))| receiver)

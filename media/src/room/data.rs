@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::live::Room;
-use super::participant::{lock, Participant, DATA_BURST, DATA_PER_S};
+use super::participant::{Participant, DATA_BURST, DATA_PER_S};
 
 /// Largest data message forwarded, in bytes.
 pub const MAX_DATA_BYTES: usize = 15 * 1024;
@@ -26,7 +26,11 @@ impl Room {
                 data.len()
             ));
         }
-        if !lock(&from.data_rate).try_take(std::time::Instant::now(), 1.0) {
+        if !from
+            .data_rate
+            .lock()
+            .try_take(std::time::Instant::now(), 1.0)
+        {
             return Err(format!(
                 "at most {DATA_BURST} data messages at once, then {DATA_PER_S} a second"
             ));

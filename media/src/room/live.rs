@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use switchboard_core::event::{LeaveReason, RoomRef, TrackRef};
 use switchboard_core::room::{ParticipantInfo, ParticipantPermissions, RoomLimits, TrackInfo};
@@ -14,7 +16,7 @@ use switchboard_core::{
 use switchboard_store::Store;
 
 use super::mailbox::Command;
-use super::participant::{lock, Participant, Published, Subscription};
+use super::participant::{Participant, Published, Subscription};
 use crate::peer::config::codec_for;
 use crate::recording::Recorder;
 use crate::sfu::rate_limit::TrackSlot;
@@ -96,12 +98,13 @@ impl Room {
 
     /// Everyone in the room now.
     pub fn participants(&self) -> Vec<Arc<Participant>> {
-        lock(&self.participants).values().cloned().collect()
+        self.participants.lock().values().cloned().collect()
     }
 
     /// The participant with `identity`, if connected.
     pub fn find(&self, identity: &str) -> Option<Arc<Participant>> {
-        lock(&self.participants)
+        self.participants
+            .lock()
             .values()
             .find(|p| p.identity.as_str() == identity)
             .cloned()
@@ -109,7 +112,7 @@ impl Room {
 
     /// Whether nobody is in the room.
     pub fn is_empty(&self) -> bool {
-        lock(&self.participants).is_empty()
+        self.participants.lock().is_empty()
     }
 
     /// The join counter (see [`Room::generation`]).
@@ -143,7 +146,8 @@ impl Room {
     }
 
     pub(super) fn others(&self, sid: ParticipantSid) -> Vec<Arc<Participant>> {
-        lock(&self.participants)
+        self.participants
+            .lock()
             .values()
             .filter(|p| p.sid != sid)
             .cloned()
@@ -152,7 +156,8 @@ impl Room {
 
     /// Everyone but `sid` that participants see: recorders are hidden.
     pub fn visible_others(&self, sid: ParticipantSid) -> Vec<Arc<Participant>> {
-        lock(&self.participants)
+        self.participants
+            .lock()
             .values()
             .filter(|p| p.sid != sid && !p.grants.recorder)
             .cloned()
@@ -162,7 +167,7 @@ impl Room {
     /// Whether a new session for `identity` would find the room full
     /// (a session replacing the same identity takes its place).
     pub fn is_full_for(&self, identity: &str) -> bool {
-        let map = lock(&self.participants);
+        let map = self.participants.lock();
         let replaces = map.values().any(|p| p.identity.as_str() == identity);
         let count = map.len() - usize::from(replaces);
         self.limits.max_participants > 0 && count >= self.limits.max_participants as usize
@@ -175,7 +180,7 @@ impl Room {
             return Err(AdmitError::Closed);
         }
         let (others, replaced) = {
-            let mut map = lock(&self.participants);
+            let mut map = self.participants.lock();
             let replaced = map.values().find(|o| o.identity == p.identity).cloned();
             let count = map.len() - usize::from(replaced.is_some());
             if self.limits.max_participants > 0 && count >= self.limits.max_participants as usize {
@@ -207,7 +212,7 @@ impl Room {
         };
         if let Err(e) = self.try_record(joined, chrono::Utc::now()).await {
             tracing::error!(room = %self.name, error = %e, "could not record a join; refusing it");
-            lock(&self.participants).remove(&p.sid);
+            self.participants.lock().remove(&p.sid);
             p.publisher.close();
             p.subscriber.close();
             return Err(AdmitError::Unavailable);
@@ -228,7 +233,9 @@ impl Room {
         }
         let mut added = false;
         for publisher in self.others(p.sid) {
-            let tracks: Vec<(TrackInfo, Arc<TrackReceiver>)> = lock(&publisher.published)
+            let tracks: Vec<(TrackInfo, Arc<TrackReceiver>)> = publisher
+                .published
+                .lock()
                 .values()
                 .map(|t| (t.info.clone(), t.receiver.clone()))
                 .collect();
@@ -245,7 +252,7 @@ impl Room {
     /// Returns false if it was not (or no longer) in the room.
     pub async fn remove(&self, p: &Arc<Participant>, reason: LeaveReason) -> bool {
         let was_here = {
-            let mut map = lock(&self.participants);
+            let mut map = self.participants.lock();
             match map.get(&p.sid) {
                 Some(current) if Arc::ptr_eq(current, p) => map.remove(&p.sid).is_some(),
                 _ => false,
@@ -256,12 +263,12 @@ impl Room {
             LeaveReason::ConnectionLost if was_here => p.last_heard().await,
             _ => None,
         };
-        let track_sids: Vec<TrackSid> = lock(&p.published).keys().copied().collect();
+        let track_sids: Vec<TrackSid> = p.published.lock().keys().copied().collect();
         for sid in track_sids {
             self.unpublish(p, sid).await;
         }
         let subscriptions: Vec<Subscription> =
-            lock(&p.subscriptions).drain().map(|(_, s)| s).collect();
+            p.subscriptions.lock().drain().map(|(_, s)| s).collect();
         for sub in subscriptions {
             sub.downtrack.close();
         }
@@ -305,7 +312,7 @@ impl Room {
         receiver: Arc<TrackReceiver>,
         slot: Option<TrackSlot>,
     ) {
-        lock(&p.published).insert(
+        p.published.lock().insert(
             info.sid,
             Published {
                 info: info.clone(),
@@ -338,7 +345,7 @@ impl Room {
             }
         }
         let track = track_ref(&info);
-        for recorder in lock(&self.recorders).iter() {
+        for recorder in self.recorders.lock().iter() {
             if recorder.selects(&p.identity, &track) {
                 recorder.add_track(p.reference(), &info, &receiver);
             }
@@ -351,7 +358,7 @@ impl Room {
         {
             // Under the lock `close` takes the recorders with: either it sees
             // this one, or this sees the room closed.
-            let mut recorders = lock(&self.recorders);
+            let mut recorders = self.recorders.lock();
             if self.is_closed() {
                 return false;
             }
@@ -359,7 +366,9 @@ impl Room {
         }
         // Tracks published from here on reach it through `publish` too; it takes each once.
         for p in self.participants() {
-            let tracks: Vec<(TrackInfo, Arc<TrackReceiver>)> = lock(&p.published)
+            let tracks: Vec<(TrackInfo, Arc<TrackReceiver>)> = p
+                .published
+                .lock()
                 .values()
                 .map(|t| (t.info.clone(), t.receiver.clone()))
                 .collect();
@@ -375,7 +384,7 @@ impl Room {
     /// Stops the recording `id` if it runs in this room; whether it did.
     pub fn stop_recorder(&self, id: RecordingId) -> bool {
         let recorder = {
-            let mut recorders = lock(&self.recorders);
+            let mut recorders = self.recorders.lock();
             let i = recorders.iter().position(|r| r.id == id);
             i.map(|i| recorders.swap_remove(i))
         };
@@ -384,10 +393,10 @@ impl Room {
 
     /// Ends a published track for everyone.
     pub async fn unpublish(&self, p: &Arc<Participant>, track_sid: TrackSid) {
-        let Some(published) = lock(&p.published).remove(&track_sid) else {
+        let Some(published) = p.published.lock().remove(&track_sid) else {
             return;
         };
-        for recorder in lock(&self.recorders).iter() {
+        for recorder in self.recorders.lock().iter() {
             recorder.end_track(track_sid);
         }
         self.record(EventPayload::TrackUnpublished {
@@ -397,7 +406,7 @@ impl Room {
         })
         .await;
         for other in self.others(p.sid) {
-            let sub = lock(&other.subscriptions).remove(&track_sid);
+            let sub = other.subscriptions.lock().remove(&track_sid);
             if let Some(sub) = sub {
                 // The worker removes the outgoing track with the subscription.
                 sub.downtrack.close();
@@ -423,7 +432,7 @@ impl Room {
         info: &TrackInfo,
         receiver: &Arc<TrackReceiver>,
     ) -> bool {
-        if lock(&subscriber.subscriptions).contains_key(&info.sid) {
+        if subscriber.subscriptions.lock().contains_key(&info.sid) {
             return false;
         }
         match self
@@ -460,7 +469,10 @@ impl Room {
         downtrack
             .attach(Output::Peer(subscriber.subscriber.id(), Some(msid)))
             .await?;
-        lock(&subscriber.subscriptions).insert(info.sid, Subscription { downtrack });
+        subscriber
+            .subscriptions
+            .lock()
+            .insert(info.sid, Subscription { downtrack });
         Ok(())
     }
 
@@ -471,7 +483,9 @@ impl Room {
         viewer: &Arc<Participant>,
         publisher: &Participant,
     ) -> usize {
-        let tracks: Vec<(TrackInfo, Arc<TrackReceiver>)> = lock(&publisher.published)
+        let tracks: Vec<(TrackInfo, Arc<TrackReceiver>)> = publisher
+            .published
+            .lock()
             .values()
             .map(|t| (t.info.clone(), t.receiver.clone()))
             .collect();
@@ -491,7 +505,7 @@ impl Room {
     /// Points each down-track at the payload type the client's `offer` gave its
     /// codec (when the client, not the SFU, offers, as in WHEP, its numbers rule).
     pub fn adopt_offered_payload_types(&self, subscriber: &Participant, offer: &str) {
-        for sub in lock(&subscriber.subscriptions).values() {
+        for sub in subscriber.subscriptions.lock().values() {
             if let Some(pt) = crate::sdp::offered_payload_type(offer, &sub.downtrack.mime) {
                 sub.downtrack.set_payload_type(pt);
             }
@@ -507,7 +521,9 @@ impl Room {
     ) {
         let mut added = false;
         for track_sid in tracks {
-            let existing = lock(&subscriber.subscriptions)
+            let existing = subscriber
+                .subscriptions
+                .lock()
                 .get(track_sid)
                 .map(|s| s.downtrack.clone());
             match existing {
@@ -517,7 +533,9 @@ impl Room {
                 Some(dt) => dt.set_paused(!subscribed),
                 None if subscribed && subscriber.permissions().can_subscribe => {
                     for publisher in self.others(subscriber.sid) {
-                        let found = lock(&publisher.published)
+                        let found = publisher
+                            .published
+                            .lock()
                             .get(track_sid)
                             .map(|t| (t.info.clone(), t.receiver.clone()));
                         if let Some((info, receiver)) = found {
@@ -546,7 +564,7 @@ impl Room {
         by: MutedBy,
     ) -> Result<(), MuteError> {
         {
-            let mut published = lock(&publisher.published);
+            let mut published = publisher.published.lock();
             let track = published.get_mut(&track_sid).ok_or(MuteError::NotFound)?;
             match by {
                 MutedBy::Server => track.server_muted = muted,
@@ -575,15 +593,15 @@ impl Room {
     pub async fn apply_permissions(&self, p: &Arc<Participant>, before: ParticipantPermissions) {
         let now = p.permissions();
         if before.can_publish && !now.can_publish {
-            lock(&p.pending).clear();
-            let tracks: Vec<TrackSid> = lock(&p.published).keys().copied().collect();
+            p.pending.lock().clear();
+            let tracks: Vec<TrackSid> = p.published.lock().keys().copied().collect();
             for sid in tracks {
                 self.unpublish(p, sid).await;
             }
         }
         if before.can_subscribe && !now.can_subscribe {
             let subscriptions: Vec<Subscription> =
-                lock(&p.subscriptions).drain().map(|(_, s)| s).collect();
+                p.subscriptions.lock().drain().map(|(_, s)| s).collect();
             let any = !subscriptions.is_empty();
             for sub in subscriptions {
                 sub.downtrack.close();
@@ -631,7 +649,7 @@ impl Room {
         for p in self.participants() {
             self.end(&p, reason).await;
         }
-        for recorder in std::mem::take(&mut *lock(&self.recorders)) {
+        for recorder in std::mem::take(&mut *self.recorders.lock()) {
             recorder.stop();
         }
     }

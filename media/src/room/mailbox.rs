@@ -15,7 +15,9 @@
 //! is empty, so a slow client gets one current update, not a backlog.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use switchboard_core::signal::QualityUpdate;
 
 use switchboard_core::event::LeaveReason;
@@ -114,22 +116,12 @@ pub fn mailbox() -> (Mailbox, Inbox) {
     )
 }
 
-fn lock_close(shared: &Shared) -> std::sync::MutexGuard<'_, Option<LeaveReason>> {
-    // The guarded value is a plain Option: a panicked holder cannot leave it half-written.
-    shared.close.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn lock_latest(shared: &Shared) -> std::sync::MutexGuard<'_, Latest> {
-    // Whole messages are swapped in and out: nothing is left half-written.
-    shared.latest.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Mailbox {
     /// Queues a command; false if the session is gone. A full queue drops
     /// the command and marks the session as fallen behind.
     pub fn send(&self, command: Command) -> bool {
         let command = match command {
-            Command::Signal(m) => match lock_latest(&self.shared).keep(*m) {
+            Command::Signal(m) => match self.shared.latest.lock().keep(*m) {
                 Some(m) => Command::Signal(Box::new(m)),
                 None => {
                     self.shared.wake.notify_one();
@@ -153,7 +145,7 @@ impl Mailbox {
     /// Asks the session to end with `reason`, ahead of anything queued. The
     /// first reason given wins.
     pub fn close(&self, reason: LeaveReason) {
-        lock_close(&self.shared).get_or_insert(reason);
+        self.shared.close.lock().get_or_insert(reason);
         self.shared.wake.notify_one();
     }
 }
@@ -163,7 +155,7 @@ impl Inbox {
     /// in order. `None` once the room's end is gone. Cancel-safe.
     pub async fn recv(&mut self) -> Option<Mail> {
         loop {
-            if let Some(reason) = lock_close(&self.shared).take() {
+            if let Some(reason) = self.shared.close.lock().take() {
                 return Some(Mail::Close(reason));
             }
             if self.shared.behind.swap(false, Ordering::SeqCst) {
@@ -174,7 +166,7 @@ impl Inbox {
                 Err(mpsc::error::TryRecvError::Disconnected) => return None,
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
-            if let Some(m) = lock_latest(&self.shared).take() {
+            if let Some(m) = self.shared.latest.lock().take() {
                 return Some(Mail::Command(Command::Signal(Box::new(m))));
             }
             tokio::select! {

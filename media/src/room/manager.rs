@@ -1,7 +1,9 @@
 //! The rooms live on this node, and the [`ParticipantDirectory`] the REST API asks.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,7 +14,6 @@ use switchboard_core::directory::{
 use switchboard_core::event::{LeaveReason, RoomFinishReason};
 use switchboard_core::node::{dead_after, NodeLoad, PlacementError};
 use switchboard_core::recording::{Recording, RecordingSpec, RecordingStatus};
-use switchboard_core::room::ParticipantPermissions;
 use switchboard_core::room::{ParticipantInfo, RoomLimits};
 use switchboard_core::token::{Claims, Grants};
 use switchboard_core::{Identity, NodeId, ProjectId, RecordingId, RoomName, TrackSid};
@@ -21,7 +22,7 @@ use switchboard_store::rooms::NewRoom;
 use switchboard_store::{Store, StoreError};
 
 use super::live::{MutedBy, Room};
-use super::participant::{lock, Participant};
+use super::participant::Participant;
 use crate::peer::config::RtcConfig;
 use crate::recording::Recorder;
 use crate::worker::{Worker, Workers};
@@ -58,9 +59,9 @@ pub struct RoomManager {
     /// placed on another node is a leftover of an earlier process.
     standalone: std::sync::atomic::AtomicBool,
     /// Decides who may join (the project's `participant.joining` hooks).
-    gate: std::sync::RwLock<Arc<dyn JoinGate>>,
+    gate: parking_lot::RwLock<Arc<dyn JoinGate>>,
     /// Where recordings are written; none until set.
-    recordings: std::sync::RwLock<Option<Storage>>,
+    recordings: parking_lot::RwLock<Option<Storage>>,
     /// One flag per recording started here, raised when it has ended.
     recordings_done: Mutex<Vec<tokio::sync::watch::Receiver<bool>>>,
 }
@@ -84,8 +85,8 @@ impl RoomManager {
             node,
             url,
             standalone: std::sync::atomic::AtomicBool::new(false),
-            gate: std::sync::RwLock::new(Arc::new(OpenGate)),
-            recordings: std::sync::RwLock::new(None),
+            gate: parking_lot::RwLock::new(Arc::new(OpenGate)),
+            recordings: parking_lot::RwLock::new(None),
             recordings_done: Mutex::new(Vec::new()),
         })
     }
@@ -108,7 +109,7 @@ impl RoomManager {
     /// Waits up to `limit` for the recordings started here to end (after the
     /// rooms closed, on shutdown); returns how many are still going.
     pub async fn wait_for_recordings(&self, limit: Duration) -> usize {
-        let pending: Vec<_> = lock(&self.recordings_done).drain(..).collect();
+        let pending: Vec<_> = self.recordings_done.lock().drain(..).collect();
         let all = futures::future::join_all(
             pending
                 .into_iter()
@@ -116,13 +117,13 @@ impl RoomManager {
         );
         match tokio::time::timeout(limit, all).await {
             Ok(ended) => ended.iter().filter(|ok| !**ok).count(),
-            Err(_) => lock(&self.recordings_done).len().max(1),
+            Err(_) => self.recordings_done.lock().len().max(1),
         }
     }
 
     /// Writes recordings to `storage` from now on (set once at start).
     pub fn set_recording_storage(&self, storage: Storage) {
-        *self.recordings.write().unwrap_or_else(|p| p.into_inner()) = Some(storage);
+        *self.recordings.write() = Some(storage);
     }
 
     /// Starts the recordings waiting for `room` (and, for a room created with
@@ -179,11 +180,7 @@ impl RoomManager {
                 .await?;
             return Ok(());
         }
-        let storage = self
-            .recordings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let storage = self.recordings.read().clone();
         let started = match storage {
             None => Err("this media node has no recording storage configured".to_string()),
             Some(storage) => Recorder::start(self.store.clone(), storage, room.project, recording),
@@ -191,7 +188,7 @@ impl RoomManager {
         match started {
             Ok(recorder) => {
                 {
-                    let mut done = lock(&self.recordings_done);
+                    let mut done = self.recordings_done.lock();
                     done.retain(|d| !*d.borrow());
                     done.push(recorder.done());
                 }
@@ -216,7 +213,7 @@ impl RoomManager {
     /// Puts `gate` in front of every join from now on (set once at start; the
     /// function host needs this manager, so it cannot be passed to `new`).
     pub fn set_join_gate(&self, gate: Arc<dyn JoinGate>) {
-        *self.gate.write().unwrap_or_else(|p| p.into_inner()) = gate;
+        *self.gate.write() = gate;
     }
 
     /// Refuses joins to a suspended project, then asks the join gate about
@@ -236,18 +233,14 @@ impl RoomManager {
             // store cannot check is let through (and the error logged).
             Err(e) => tracing::error!(error = %e, "cannot check whether the project is suspended"),
         }
-        let gate = self.gate.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let gate = self.gate.read().clone();
         let req = JoinRequest {
             project: room.project,
             room: room.name.clone(),
             identity: claims.sub.clone(),
             name: claims.name.clone().unwrap_or_default(),
             metadata: claims.metadata.clone().unwrap_or_default(),
-            permissions: ParticipantPermissions {
-                can_publish: claims.grants.can_publish,
-                can_subscribe: claims.grants.can_subscribe,
-                can_publish_data: claims.grants.can_publish_data,
-            },
+            permissions: claims.grants.permissions(),
         };
         match gate.check(req).await {
             Admission::Deny { reason } => Err(reason),
@@ -267,7 +260,8 @@ impl RoomManager {
     }
 
     fn live(&self, project: ProjectId, name: &RoomName) -> Option<Arc<Room>> {
-        lock(&self.rooms)
+        self.rooms
+            .lock()
             .get(&(project, name.clone()))
             .cloned()
             .filter(|r| !r.is_closed())
@@ -330,7 +324,9 @@ impl RoomManager {
             self.store.clone(),
             self.node,
         );
-        lock(&self.rooms).insert((project, name.clone()), room.clone());
+        self.rooms
+            .lock()
+            .insert((project, name.clone()), room.clone());
         tokio::spawn(super::observer::run(Arc::downgrade(&room)));
         if let Err(e) = self.start_recordings(&room, stored.record).await {
             // The call goes on without them; they stay waiting for the next time the room goes live.
@@ -451,7 +447,7 @@ impl RoomManager {
     /// so its name may be placed anywhere next time.
     async fn forget(&self, room: &Arc<Room>) {
         {
-            let mut rooms = lock(&self.rooms);
+            let mut rooms = self.rooms.lock();
             if rooms
                 .get(&(room.project, room.name.clone()))
                 .is_some_and(|r| Arc::ptr_eq(r, room))
@@ -496,7 +492,7 @@ impl RoomManager {
             load.rooms += 1;
             for p in room.participants() {
                 load.participants += 1;
-                load.tracks += u32::try_from(lock(&p.published).len()).unwrap_or(u32::MAX);
+                load.tracks += u32::try_from(p.published.lock().len()).unwrap_or(u32::MAX);
                 load.forwarded_bps += p.connection().map_or(0, |c| c.subscribe_bps);
             }
         }
@@ -505,7 +501,7 @@ impl RoomManager {
 
     /// Every live room (for metrics and shutdown).
     pub fn rooms(&self) -> Vec<Arc<Room>> {
-        lock(&self.rooms).values().cloned().collect()
+        self.rooms.lock().values().cloned().collect()
     }
 
     fn participant(

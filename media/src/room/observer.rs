@@ -15,7 +15,7 @@ use switchboard_core::ParticipantSid;
 use tokio::sync::oneshot;
 
 use super::live::Room;
-use super::participant::{lock, Participant};
+use super::participant::Participant;
 use super::quality::{measure, Sample};
 use super::speakers::SpeakerDetector;
 use crate::sfu::allocation::video_share;
@@ -89,7 +89,7 @@ async fn audio_levels(participants: &[Arc<Participant>]) -> Vec<(ParticipantSid,
     let mut tracks = Vec::new();
     let mut worker = None;
     for p in participants {
-        for t in lock(&p.published).values() {
+        for t in p.published.lock().values() {
             if t.info.kind == TrackKind::Audio {
                 worker.get_or_insert_with(|| t.receiver.worker().clone());
                 owners.push(p.sid);
@@ -117,7 +117,7 @@ async fn audio_levels(participants: &[Arc<Participant>]) -> Vec<(ParticipantSid,
 
 /// Splits the subscriber connection's bandwidth estimate among the participant's video subscriptions.
 fn share_bandwidth(p: &Participant, estimate_bps: u64) {
-    let subscriptions = lock(&p.subscriptions);
+    let subscriptions = p.subscriptions.lock();
     let is_video = |mime: &str| mime.to_ascii_lowercase().starts_with("video/");
     let video = subscriptions
         .values()

@@ -1,7 +1,9 @@
 //! A participant: one connected session with its two peer connections.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -95,11 +97,6 @@ pub const DATA_PER_S: f64 = 100.0;
 /// See [`DATA_PER_S`].
 pub const DATA_BURST: f64 = 200.0;
 
-/// Locks a std mutex, recovering from poisoning (a panicked holder left consistent data or none).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Participant {
     /// A participant joining now.
     #[allow(clippy::too_many_arguments)]
@@ -113,12 +110,7 @@ impl Participant {
         mailbox: Mailbox,
         budget: Arc<PublishBudget>,
     ) -> Arc<Self> {
-        // A recorder only receives: what it sent would come from someone the room cannot see.
-        let permissions = ParticipantPermissions {
-            can_publish: grants.can_publish && !grants.recorder,
-            can_subscribe: grants.can_subscribe,
-            can_publish_data: grants.can_publish_data && !grants.recorder,
-        };
+        let permissions = grants.permissions();
         Arc::new(Self {
             sid: ParticipantSid::new(),
             identity,
@@ -153,8 +145,10 @@ impl Participant {
 
     /// The participant as other participants see it.
     pub fn info(&self) -> ParticipantInfo {
-        let profile = lock(&self.profile);
-        let mut tracks: Vec<TrackInfo> = lock(&self.published)
+        let profile = self.profile.lock();
+        let mut tracks: Vec<TrackInfo> = self
+            .published
+            .lock()
             .values()
             .map(|p| p.info.clone())
             .collect();
@@ -177,29 +171,29 @@ impl Participant {
     /// `connection_quality` messages).
     pub fn info_with_connection(&self) -> ParticipantInfo {
         ParticipantInfo {
-            connection: *lock(&self.connection),
+            connection: *self.connection.lock(),
             ..self.info()
         }
     }
 
     /// The connection's latest measures, once measured.
     pub fn connection(&self) -> Option<ConnectionStats> {
-        *lock(&self.connection)
+        *self.connection.lock()
     }
 
     /// Keeps the connection's latest measures.
     pub fn set_connection(&self, stats: ConnectionStats) {
-        *lock(&self.connection) = Some(stats);
+        *self.connection.lock() = Some(stats);
     }
 
     /// Current permissions.
     pub fn permissions(&self) -> ParticipantPermissions {
-        lock(&self.profile).permissions
+        self.profile.lock().permissions
     }
 
     /// Marks media as connected.
     pub fn set_active(&self) {
-        lock(&self.profile).state = ParticipantState::Active;
+        self.profile.lock().state = ParticipantState::Active;
     }
 
     /// Changes name, metadata or permissions.
@@ -209,7 +203,7 @@ impl Participant {
         metadata: Option<String>,
         permissions: Option<ParticipantPermissions>,
     ) {
-        let mut profile = lock(&self.profile);
+        let mut profile = self.profile.lock();
         if let Some(n) = name {
             profile.name = n;
         }

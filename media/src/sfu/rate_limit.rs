@@ -2,7 +2,7 @@
 //! more of the node than its share. Packets over the limit are dropped before
 //! they are routed, so no subscriber and no other room pays for them.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use switchboard_core::rate::TokenBucket;
@@ -112,7 +112,7 @@ impl PublishBudget {
 
     /// Whether to route a packet of `bytes` received at `now`; logs sustained floods.
     pub fn allow(&self, now: Instant, bytes: usize) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock();
         let (limiter, dropped, last_warn) = &mut *state;
         if limiter.allow(now, bytes) {
             return true;

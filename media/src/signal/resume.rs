@@ -7,8 +7,8 @@
 //! access token for the same room and identity) hands its new socket to that
 //! session instead of starting another one. Anything else is a fresh join.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::ws::WebSocket;
@@ -50,15 +50,11 @@ pub struct Ticket<'a> {
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        self.resumes.lock().remove(&self.token);
+        self.resumes.waiting.lock().remove(&self.token);
     }
 }
 
 impl Resumes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Waits under `token` for the client of `participant` in `room`.
     pub fn wait(
         &self,
@@ -68,7 +64,7 @@ impl Resumes {
         identity: &str,
     ) -> Ticket<'_> {
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(
+        self.waiting.lock().insert(
             token.to_owned(),
             Waiting {
                 room,
@@ -86,7 +82,8 @@ impl Resumes {
 
     /// Whether a session of `identity` in `room` waits under `token`.
     pub fn is_waiting(&self, token: &str, room: RoomSid, identity: &str) -> bool {
-        self.lock()
+        self.waiting
+            .lock()
             .get(token)
             .is_some_and(|w| w.room == room && w.identity == identity)
     }
@@ -101,7 +98,7 @@ impl Resumes {
         socket: WebSocket,
     ) -> Result<ParticipantSid, Box<WebSocket>> {
         let waiting = {
-            let mut map = self.lock();
+            let mut map = self.waiting.lock();
             match map.get(token) {
                 Some(w) if w.room == room && w.identity == identity => map.remove(token),
                 _ => None,

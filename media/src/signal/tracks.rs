@@ -11,7 +11,7 @@ use switchboard_core::signal::ServerMessage;
 use switchboard_core::TrackSid;
 
 use crate::room::live::Room;
-use crate::room::participant::{lock, Participant};
+use crate::room::participant::Participant;
 use crate::sdp::extmap_id;
 use crate::sfu::audio_level::AUDIO_LEVEL_URI;
 use crate::sfu::keyframe::Codec;
@@ -53,7 +53,7 @@ pub(crate) async fn publish_track(room: &Room, p: &Arc<Participant>, opened: Ope
         clock_rate,
     } = opened;
     let cid = track.track.clone();
-    let pending = lock(&p.pending).remove(&cid);
+    let pending = p.pending.lock().remove(&cid);
     let kind = match kind {
         RtpCodecKind::Audio => TrackKind::Audio,
         _ => TrackKind::Video,
@@ -90,7 +90,9 @@ pub(crate) async fn publish_track(room: &Room, p: &Arc<Participant>, opened: Ope
 
 /// Unpublishes the track the client stopped sending (its worker says which).
 pub(crate) async fn end_track(room: &Room, p: &Arc<Participant>, track: &TrackRef) {
-    let sid = lock(&p.published)
+    let sid = p
+        .published
+        .lock()
         .iter()
         .find(|(_, t)| t.receiver.track() == track)
         .map(|(sid, _)| *sid);

@@ -3,7 +3,9 @@
 //! into [`Command`]s to the worker that owns the connection, and keeps the
 //! descriptions last exchanged for signaling to read back.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -172,12 +174,12 @@ impl Peer {
 
     /// The last description the server sent (offer or answer).
     pub fn local_description(&self) -> Option<String> {
-        self.descriptions().local.clone()
+        self.described.lock().local.clone()
     }
 
     /// The last description the client sent (offer or answer).
     pub fn remote_description(&self) -> Option<String> {
-        self.descriptions().remote.clone()
+        self.described.lock().remote.clone()
     }
 
     /// Closes the connection: its tracks end, its subscriptions go.
@@ -196,12 +198,8 @@ impl Peer {
         rx.await.map_err(|_| stopped())?
     }
 
-    fn descriptions(&self) -> std::sync::MutexGuard<'_, Descriptions> {
-        self.described.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn remember(&self, local: Option<String>, remote: Option<String>) {
-        let mut d = self.descriptions();
+        let mut d = self.described.lock();
         if local.is_some() {
             d.local = local;
         }

@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
+
+use parking_lot::Mutex;
 
 use mio::Waker;
 
@@ -39,20 +41,15 @@ pub(super) struct Directory(Mutex<HashMap<String, usize>>);
 
 impl Directory {
     pub(super) fn insert(&self, ufrag: &str, worker: usize) {
-        self.lock().insert(ufrag.to_owned(), worker);
+        self.0.lock().insert(ufrag.to_owned(), worker);
     }
 
     pub(super) fn remove(&self, ufrag: &str) {
-        self.lock().remove(ufrag);
+        self.0.lock().remove(ufrag);
     }
 
     pub(super) fn owner(&self, ufrag: &str) -> Option<usize> {
-        self.lock().get(ufrag).copied()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        // A panic elsewhere cannot leave the map half-written: every update is one call.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.lock().get(ufrag).copied()
     }
 }
 
@@ -63,16 +60,11 @@ pub(super) struct Checks(Mutex<Outstanding<usize>>);
 
 impl Checks {
     pub(super) fn insert(&self, transaction: TransactionId, worker: usize) {
-        self.lock().insert(transaction, worker);
+        self.0.lock().insert(transaction, worker);
     }
 
     pub(super) fn owner(&self, transaction: &TransactionId) -> Option<usize> {
-        self.lock().get(transaction)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Outstanding<usize>> {
-        // Every update is one call: a panic elsewhere leaves it whole.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.lock().get(transaction)
     }
 }
 
