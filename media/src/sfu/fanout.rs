@@ -211,6 +211,14 @@ impl<S> Fanout<S> {
         self.layers.best_alive(now)
     }
 
+    /// The SSRCs of every layer of a track whose codec has keyframes: what to
+    /// ask a keyframe of when the publisher's path changed under its subscribers.
+    pub fn keyframe_ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
+        let video = !matches!(self.codec, Codec::Opus);
+        (0..super::layers::MAX_LAYERS as u8)
+            .filter_map(move |layer| video.then(|| self.layers.ssrc_for(layer)).flatten())
+    }
+
     /// The SSRC to send a keyframe request for `layer` to.
     pub fn keyframe_ssrc(&self, layer: u8) -> Option<u32> {
         self.layers.ssrc_for(layer)

@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 /// How often to ask the publisher for a keyframe while waiting for one.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How long a layer must have been silent before a jump in its sequence
+/// numbers counts as a broken path (an ICE restart, a network change) rather
+/// than loss that retransmissions repair.
+pub const RESYNC_AFTER: Duration = Duration::from_secs(1);
+
 /// The parts of an incoming packet the forwarder decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Incoming {
@@ -134,6 +139,12 @@ impl Forwarder {
         if self.paused {
             return Verdict::Drop;
         }
+        if self.current == Some(p.layer) && self.broken_before(now, p) {
+            // What was lost on the way in cannot be repaired: start again at
+            // a keyframe, numbered on from the last packet sent, so the
+            // subscriber sees no hole it would wait on.
+            self.current = None;
+        }
         if p.layer == self.target && self.current != Some(self.target) && p.keyframe {
             self.switch_to(now, p);
         }
@@ -152,6 +163,17 @@ impl Forwarder {
             sequence_number,
             timestamp,
         }
+    }
+
+    /// Whether `p`, of the layer being forwarded, comes after a silence of
+    /// [`RESYNC_AFTER`] with packets missing in between.
+    fn broken_before(&self, now: Instant, p: Incoming) -> bool {
+        let Some(at) = self.last_out_at else {
+            return false;
+        };
+        let expected = self.last_out_seq.wrapping_add(1);
+        let seq = p.sequence_number.wrapping_add(self.seq_offset);
+        seq_newer(seq, expected) && now.saturating_duration_since(at) >= RESYNC_AFTER
     }
 
     /// Starts forwarding `p.layer` so that it continues the stream sent so far.
@@ -219,6 +241,32 @@ mod tests {
             !f.wants_keyframe(t0 + Duration::from_secs(5)),
             "no longer waiting"
         );
+    }
+
+    #[test]
+    fn a_path_broken_upstream_resumes_at_a_keyframe_without_a_hole() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(90_000, 0);
+        assert_eq!(out(f.on_packet(t0, pkt(0, 100, 9000, true))), (100, 9000));
+        assert_eq!(out(f.on_packet(t0, pkt(0, 101, 9000, false))), (101, 9000));
+        // Loss without silence is left to retransmissions: the hole stays.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(
+            out(f.on_packet(t1, pkt(0, 104, 18000, false))),
+            (104, 18000)
+        );
+        // Five seconds of nothing, then packets from further on: no decoder
+        // could use them, so the forwarder waits for a keyframe and asks for one.
+        let t2 = t1 + Duration::from_secs(5);
+        assert_eq!(f.on_packet(t2, pkt(0, 400, 468000, false)), Verdict::Drop);
+        assert!(f.wants_keyframe(t2));
+        let (seq, ts) = out(f.on_packet(t2, pkt(0, 401, 471000, true)));
+        assert_eq!(seq, 105, "numbered on from the last packet sent");
+        assert_eq!(ts, 18000 + 5 * 90_000, "the silence in the clock");
+        assert_eq!(out(f.on_packet(t2, pkt(0, 402, 471000, false))).0, 106);
+        // A silence with nothing missing (a muted camera) changes nothing.
+        let t3 = t2 + Duration::from_secs(3);
+        assert_eq!(out(f.on_packet(t3, pkt(0, 403, 741000, false))).0, 107);
     }
 
     #[test]

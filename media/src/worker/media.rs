@@ -49,10 +49,18 @@ impl EventLoop {
         };
         entry.touched = false;
         let mut ended = Vec::new();
+        let mut reconnected = Vec::new();
         while let Some(event) = entry.conn.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-                    entry.connected = state == RTCPeerConnectionState::Connected;
+                    let connected = state == RTCPeerConnectionState::Connected;
+                    if connected && !entry.connected {
+                        // Back after an ICE restart or a lost path: subscribers
+                        // missed packets NACKs cannot bring back, so every
+                        // layer it publishes starts again at a keyframe.
+                        tracks.keyframe_ssrcs_of(id, &mut reconnected);
+                    }
+                    entry.connected = connected;
                     notify(&entry.events, Event::State(id, state));
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
@@ -125,6 +133,9 @@ impl EventLoop {
             }
         }
         self.reads = reads;
+        for ssrc in reconnected {
+            self.request_keyframe(now, id, ssrc);
+        }
         for (subscriber, sender) in ended {
             self.remove_sender(subscriber, sender);
         }

@@ -246,6 +246,18 @@ impl Tracks {
         }
     }
 
+    /// Adds to `out` the SSRCs of every video layer `conn` publishes.
+    pub fn keyframe_ssrcs_of(&self, conn: ConnId, out: &mut Vec<u32>) {
+        for published in self
+            .published
+            .get(&conn)
+            .into_iter()
+            .flat_map(|t| t.values())
+        {
+            out.extend(published.fanout.keyframe_ssrcs());
+        }
+    }
+
     /// Translates a publisher's sender report into [`Routed::reports`]: one
     /// per subscriber of the track it describes.
     pub fn route_report(&mut self, conn: ConnId, report: &SenderReport) {

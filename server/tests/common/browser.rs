@@ -56,6 +56,24 @@ pub fn isolated_in<F: std::future::Future<Output = ()>>(
     );
 }
 
+/// Runs `program args` inside the test's network namespace (`ip`, `nft`),
+/// failing the test with its output when it fails.
+pub fn netns_run(program: &str, args: &[&str]) {
+    assert!(
+        std::env::var_os("SWITCHBOARD_TEST_NETNS").is_some(),
+        "{program} {args:?} changes the network: run it only inside `isolated`"
+    );
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program} (install it: see .ci/run): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -101,8 +119,14 @@ impl Driver {
 
     /// A new headless Chromium with a fake camera and microphone.
     pub async fn browser(&self) -> Browser {
+        self.browser_with(&[], &[]).await
+    }
+
+    /// [`Driver::browser`] with the command-line switches `extra`, and
+    /// without those of `without`.
+    pub async fn browser_with(&self, extra: &[&str], without: &[&str]) -> Browser {
         let profile = tempfile::tempdir().unwrap();
-        let args = vec![
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
             "--disable-gpu".into(),
@@ -118,6 +142,8 @@ impl Driver {
             "--no-first-run".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        args.retain(|a| !without.contains(&a.as_str()));
+        args.extend(extra.iter().map(|s| s.to_string()));
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert(

@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod dashboard;
 pub mod metering;
+pub mod sdk_peer;
 pub mod ws;
 
 use std::io::{BufRead, BufReader};
@@ -145,6 +146,18 @@ impl Server {
         self.base = addr.trim().to_owned();
         self.banner = banner;
         self.child = Some(child);
+    }
+
+    /// The one port (UDP, and ICE-TCP when enabled) every peer connection of
+    /// this node uses, as its banner names it.
+    pub fn media_port(&self) -> u16 {
+        self.banner
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("media "))
+            .and_then(|l| l.split(" port ").nth(1))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no media port in the banner:\n{}", self.banner))
     }
 
     /// The server process's id, while it runs.

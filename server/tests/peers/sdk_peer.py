@@ -17,6 +17,7 @@ Standard input closing also ends it.
 
 import asyncio
 import json
+import os
 import sys
 
 import aioice.ice
@@ -25,8 +26,10 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-# The test runs in a network namespace that has only loopback.
-aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+# The test runs in a network namespace: candidates on loopback, or on the
+# address the test names.
+HOST = os.environ.get("SDK_PEER_HOST", "127.0.0.1")
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [HOST]
 
 
 def emit(**event):
@@ -39,6 +42,8 @@ class Peer:
         self.pcs = {}
         self.waiting = {"publisher": [], "subscriber": []}
         self.frames = {"video": 0, "audio": 0}
+        # Video frames decoded per received track, by the track's id.
+        self.video_tracks = {}
         self.readers = []
 
     def pc(self, target):
@@ -58,6 +63,8 @@ class Peer:
                         except Exception:
                             return
                         self.frames[track.kind] += 1
+                        if track.kind == "video":
+                            self.video_tracks[track.id] = self.video_tracks.get(track.id, 0) + 1
 
                 self.readers.append(asyncio.ensure_future(read()))
 
@@ -67,10 +74,10 @@ class Peer:
     async def send(self, msg):
         await self.ws.send_str(json.dumps(msg))
 
-    async def publish(self):
+    async def publish(self, video=None):
         pc = self.pc("publisher")
         for track, kind, source in (
-            (VideoStreamTrack(), "video", "camera"),
+            (video or VideoStreamTrack(), "video", "camera"),
             (AudioStreamTrack(), "audio", "microphone"),
         ):
             pc.addTrack(track)

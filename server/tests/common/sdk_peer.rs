@@ -1,0 +1,108 @@
+//! A participant of the WebSocket signaling protocol on aiortc, an
+//! independent WebRTC stack (`tests/peers/sdk_peer.py`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::Server;
+
+/// A participant on aiortc speaking the WebSocket protocol (`tests/peers/sdk_peer.py`).
+pub struct SdkPeer {
+    child: std::process::Child,
+    events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    pub frames: (u64, u64),
+}
+
+impl SdkPeer {
+    pub fn start(s: &Server, token: &str, publish: bool) -> Self {
+        Self::start_on(s, token, publish, "127.0.0.1")
+    }
+
+    /// [`SdkPeer::start`] with ICE candidates on `host`, an address of the test's namespace.
+    pub fn start_on(s: &Server, token: &str, publish: bool, host: &str) -> Self {
+        let url = format!(
+            "{}/rtc?access_token={token}",
+            s.base.replacen("http", "ws", 1)
+        );
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/sdk_peer.py");
+        let mut cmd = Command::new("python3");
+        cmd.args([script, &url]).env("SDK_PEER_HOST", host);
+        if publish {
+            cmd.arg("--publish");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiortc (tests/peers/requirements.txt) must be installed");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Self {
+            child,
+            events,
+            frames: (0, 0),
+        }
+    }
+
+    pub fn send(&mut self, msg: Value) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{}", json!({ "send": msg })).unwrap();
+    }
+
+    /// The next event that `pick` accepts, keeping the frame counts current.
+    pub async fn until<T>(&mut self, what: &str, mut pick: impl FnMut(&Value) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let e = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} in time"))
+                .unwrap_or_else(|| panic!("the peer ended before {what}"));
+            if e["event"] == "frames" {
+                self.frames = (e["video"].as_u64().unwrap(), e["audio"].as_u64().unwrap());
+            }
+            if let Some(t) = pick(&e) {
+                return t;
+            }
+        }
+    }
+
+    /// The next server message of `kind`.
+    pub async fn signal(&mut self, kind: &str) -> Value {
+        self.until(kind, |e| {
+            (e["msg"]["type"] == kind).then(|| e["msg"].clone())
+        })
+        .await
+    }
+
+    /// Video frames decoded over the next `window`.
+    pub async fn video_frames_over(&mut self, window: Duration) -> u64 {
+        let end = tokio::time::Instant::now() + window;
+        self.until("a frame count", |e| (e["event"] == "frames").then_some(()))
+            .await;
+        let start = self.frames.0;
+        while tokio::time::Instant::now() < end {
+            self.until("a frame count", |e| (e["event"] == "frames").then_some(()))
+                .await;
+        }
+        self.frames.0 - start
+    }
+}
+
+impl Drop for SdkPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
