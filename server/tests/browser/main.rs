@@ -5,10 +5,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod ice_restart;
+mod network_change;
+mod one_port;
 
 use std::time::Duration;
 
-use common::browser::{isolated, Browser, Driver};
+use common::browser::{isolated, netns_run, Browser, Driver};
 use common::{send, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -594,71 +596,77 @@ fn a_publisher_rejoins_when_its_session_cannot_be_resumed() {
     );
 }
 
-/// Makes the page's peer connections ignore UDP: no UDP candidate is sent or accepted.
-const UDP_BLOCKED: &str = r#"
-    const udp = (c) => c && / udp /i.test(' ' + (c.candidate || '') + ' ');
-    const add = RTCPeerConnection.prototype.addIceCandidate;
-    RTCPeerConnection.prototype.addIceCandidate = function (c, ...rest) {
-      return udp(c) ? Promise.resolve() : add.call(this, c, ...rest);
-    };
-    const strip = (sdp) => sdp.split('\r\n').filter((l) => !(l.startsWith('a=candidate') && / udp /i.test(l))).join('\r\n');
-    const setRemote = RTCPeerConnection.prototype.setRemoteDescription;
-    RTCPeerConnection.prototype.setRemoteDescription = function (d, ...rest) {
-      return setRemote.call(this, d && d.sdp ? { type: d.type, sdp: strip(d.sdp) } : d, ...rest);
-    };
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (data) {
-      try {
-        const m = JSON.parse(data);
-        if (m.type === 'candidate' && udp(m.candidate)) return;
-        if (m.sdp) { m.sdp = strip(m.sdp); data = JSON.stringify(m); }
-      } catch (e) {}
-      return send.call(this, data);
-    };
-    return null;
-"#;
-
+/// Where no UDP gets through (a corporate firewall), a browser still joins:
+/// nftables drops every UDP datagram in the test's network namespace, and
+/// the subscriber connects over passive ICE-TCP on the node's one media port
+/// and decodes the publisher's video.
 #[test]
 fn a_subscriber_without_udp_receives_over_ice_tcp() {
     isolated("a_subscriber_without_udp_receives_over_ice_tcp", || async {
         let (s, _driver, alice, bob) = two_browsers_with("tcp", &["--dev", "--rtc-tcp"]).await;
+        netns_run("nft", &["add", "table", "inet", "no_udp"]);
+        for hook in ["input", "output"] {
+            netns_run(
+                "nft",
+                &[
+                    "add",
+                    "chain",
+                    "inet",
+                    "no_udp",
+                    hook,
+                    &format!("{{ type filter hook {hook} priority 0; }}"),
+                ],
+            );
+            netns_run(
+                "nft",
+                &[
+                    "add", "rule", "inet", "no_udp", hook, "meta", "l4proto", "udp", "drop",
+                ],
+            );
+        }
         let (url, t) = token(&s, "tcp", "alice", json!({})).await;
         alice.run(JOIN, vec![json!(url), json!(t)]).await;
         alice
             .run("await room.publishCamera(); return null;", vec![])
             .await;
 
-        bob.run(UDP_BLOCKED, vec![]).await;
         let (url, t) = token(&s, "tcp", "bob", json!({ "can_publish": false })).await;
         bob.run(JOIN, vec![json!(url), json!(t)]).await;
         let transport = r#"
             const stats = await room.subscriber.getStats();
-            let frames = 0, protocol = null;
-            const pairs = {}, locals = {}, allPairs = {};
+            let frames = 0, pair = null;
+            const pairs = {}, candidates = {};
             let selected = null;
             stats.forEach((s) => {
               if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded || 0;
-              if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pairs[s.id] = s.localCandidateId;
-              if (s.type === 'candidate-pair') allPairs[s.id] = s.localCandidateId;
+              if (s.type === 'candidate-pair') pairs[s.id] = s;
               if (s.type === 'transport' && s.selectedCandidatePairId) selected = s.selectedCandidatePairId;
-              if (s.type === 'local-candidate') locals[s.id] = s.protocol;
+              if (s.type === 'local-candidate' || s.type === 'remote-candidate') candidates[s.id] = s;
             });
-            for (const id of Object.values(pairs)) protocol = locals[id];
-            // The transport's selected pair is there before the pair's own
-            // `nominated` flag shows in every report.
-            if (selected && allPairs[selected]) protocol = locals[allPairs[selected]] || protocol;
-            return { frames, protocol };
+            if (!selected) for (const p of Object.values(pairs)) if (p.nominated && p.state === 'succeeded') selected = p.id;
+            if (selected && pairs[selected]) {
+              const p = pairs[selected];
+              const local = candidates[p.localCandidateId] || {}, remote = candidates[p.remoteCandidateId] || {};
+              pair = { protocol: local.protocol, remoteProtocol: remote.protocol, remotePort: remote.port };
+            }
+            return { frames, pair };
         "#;
         let mut seen = Value::Null;
         for _ in 0..100 {
             seen = bob.run(transport, vec![]).await;
-            if seen["frames"].as_u64().unwrap_or(0) > 20 && !seen["protocol"].is_null() {
+            if seen["frames"].as_u64().unwrap_or(0) > 20 && !seen["pair"].is_null() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         assert!(seen["frames"].as_u64().unwrap_or(0) > 20, "{seen}");
-        assert_eq!(seen["protocol"], "tcp", "{seen}");
+        assert_eq!(seen["pair"]["protocol"], "tcp", "{seen}");
+        assert_eq!(seen["pair"]["remoteProtocol"], "tcp", "{seen}");
+        assert_eq!(
+            seen["pair"]["remotePort"],
+            json!(s.media_port()),
+            "ICE-TCP on the media port's number: {seen}"
+        );
     });
 }
 
