@@ -4,11 +4,10 @@
 //!
 //! The CPU time comes from Linux's `/proc/PID/stat`; the load tester and the
 //! benchmarks read other processes' the same way.
-
-use parking_lot::Mutex;
 use std::process::Command;
 use std::time::Instant;
 
+use parking_lot::Mutex;
 /// CPU seconds of process `pid` (`self` for this one): its own utime+stime,
 /// or with `children`, the cutime+cstime of the children it reaped.
 /// `None` when the process or `/proc` is not there.

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Weak};
-
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use rtc::rtp::Packet;
 use serde::Serialize;
 use switchboard_core::event::{ParticipantRef, RoomRef, TrackKind, TrackRef};

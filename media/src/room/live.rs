@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-
 use switchboard_core::event::{LeaveReason, RoomRef, TrackRef};
 use switchboard_core::room::{ParticipantInfo, ParticipantPermissions, RoomLimits, TrackInfo};
 use switchboard_core::{

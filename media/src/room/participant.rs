@@ -2,11 +2,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use rtc::statistics::report::RTCStatsReportEntry;
 use switchboard_core::event::{LeaveReason, ParticipantRef, TrackKind, TrackSource};
 use switchboard_core::rate::TokenBucket;

@@ -1,10 +1,9 @@
 //! Per-participant publish limits: one publisher flooding RTP cannot take
 //! more of the node than its share. Packets over the limit are dropped before
 //! they are routed, so no subscriber and no other room pays for them.
-
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use switchboard_core::rate::TokenBucket;
 
 /// How much one participant may publish, over all its tracks.

@@ -6,12 +6,11 @@
 //! its token. A client that comes back with `?reconnect=<token>` (and an
 //! access token for the same room and identity) hands its new socket to that
 //! session instead of starting another one. Anything else is a fresh join.
-
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::ws::WebSocket;
+use parking_lot::Mutex;
 use rand::RngCore;
 use switchboard_core::{ParticipantSid, RoomSid};
 use tokio::sync::oneshot;

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::statistics::report::RTCStatsReport;

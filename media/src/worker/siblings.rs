@@ -13,9 +13,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
 
-use parking_lot::Mutex;
-
 use mio::Waker;
+use parking_lot::Mutex;
 
 use crate::transport::demux::{Outstanding, TransactionId};
 

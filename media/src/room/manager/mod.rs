@@ -1,31 +1,36 @@
-//! The rooms live on this node, and the [`ParticipantDirectory`] the REST API asks.
+//! The rooms live on this node: found or made live for a join, closed when
+//! empty, and their joins gated.
+//!
+//! - [`placement`]: the registry's claim that this node hosts a room;
+//! - [`recordings`]: a live room's recordings, and the REST API's
+//!   [`RecordingDirectory`](switchboard_core::directory::RecordingDirectory);
+//! - [`directory`]: the REST API's
+//!   [`ParticipantDirectory`](switchboard_core::directory::ParticipantDirectory).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use parking_lot::Mutex;
 use switchboard_core::admission::{Admission, JoinGate, JoinRequest, OpenGate};
-use switchboard_core::directory::{
-    DirectoryError, ParticipantDirectory, ParticipantUpdate, RecordingDirectory,
-};
+use switchboard_core::directory::DirectoryError;
 use switchboard_core::event::{LeaveReason, RoomFinishReason};
-use switchboard_core::node::{dead_after, NodeLoad, PlacementError};
-use switchboard_core::recording::{Recording, RecordingSpec, RecordingStatus};
-use switchboard_core::room::{ParticipantInfo, RoomLimits};
+use switchboard_core::node::NodeLoad;
+use switchboard_core::room::RoomLimits;
 use switchboard_core::token::{Claims, Grants};
-use switchboard_core::{Identity, NodeId, ProjectId, RecordingId, RoomName, TrackSid};
+use switchboard_core::{Identity, NodeId, ProjectId, RoomName};
 use switchboard_recording::Storage;
 use switchboard_store::rooms::NewRoom;
 use switchboard_store::{Store, StoreError};
 
-use super::live::{MutedBy, Room};
-use super::participant::Participant;
 use crate::peer::config::RtcConfig;
-use crate::recording::Recorder;
+use crate::room::live::Room;
+use crate::room::participant::Participant;
 use crate::worker::{Worker, Workers};
+
+mod directory;
+mod placement;
+mod recordings;
 
 /// Why a join could not find its room.
 #[derive(Debug)]
@@ -93,7 +98,7 @@ impl RoomManager {
 
     /// The worker that owns `room`'s connections: a packet never leaves the
     /// thread it arrived on.
-    pub fn worker_for(&self, room: &super::live::Room) -> Worker {
+    pub fn worker_for(&self, room: &crate::room::live::Room) -> Worker {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         room.sid.hash(&mut hasher);
@@ -104,110 +109,6 @@ impl RoomManager {
     /// on the same number).
     pub fn media_port(&self) -> u16 {
         self.workers.local_addr().port()
-    }
-
-    /// Waits up to `limit` for the recordings started here to end (after the
-    /// rooms closed, on shutdown); returns how many are still going.
-    pub async fn wait_for_recordings(&self, limit: Duration) -> usize {
-        let pending: Vec<_> = self.recordings_done.lock().drain(..).collect();
-        let all = futures::future::join_all(
-            pending
-                .into_iter()
-                .map(|mut done| async move { done.wait_for(|d| *d).await.is_ok() }),
-        );
-        match tokio::time::timeout(limit, all).await {
-            Ok(ended) => ended.iter().filter(|ok| !**ok).count(),
-            Err(_) => self.recordings_done.lock().len().max(1),
-        }
-    }
-
-    /// Writes recordings to `storage` from now on (set once at start).
-    pub fn set_recording_storage(&self, storage: Storage) {
-        *self.recordings.write() = Some(storage);
-    }
-
-    /// Starts the recordings waiting for `room` (and, for a room created with
-    /// `record: true`, its automatic one), claiming each for this node.
-    async fn start_recordings(&self, room: &Arc<Room>, record: bool) -> Result<(), StoreError> {
-        let recordings = self.store.recordings();
-        let reference = room.reference();
-        if record && !recordings.any_for_room(room.project, &reference).await? {
-            recordings
-                .create(
-                    room.project,
-                    reference.clone(),
-                    RecordingSpec::all_tracks(),
-                    chrono::Utc::now(),
-                )
-                .await?;
-        }
-        for recording in recordings.unclaimed(room.project, &reference).await? {
-            self.start_recording(room, &recording).await?;
-        }
-        Ok(())
-    }
-
-    /// Claims `recording` for this node and attaches its recorder to `room`.
-    async fn start_recording(
-        &self,
-        room: &Arc<Room>,
-        recording: &Recording,
-    ) -> Result<(), StoreError> {
-        if !self
-            .store
-            .recordings()
-            .claim(recording.id, self.node)
-            .await?
-        {
-            return Ok(()); // Another node (or an earlier call) has it.
-        }
-        // Stopped while this node was claiming it: nothing to record.
-        let current = self
-            .store
-            .recordings()
-            .get(room.project, recording.id)
-            .await?;
-        if current.is_none_or(|r| r.status != RecordingStatus::Starting) {
-            self.store
-                .recordings()
-                .fail(
-                    recording.id,
-                    "stopped before any track was recorded".into(),
-                    None,
-                    None,
-                    chrono::Utc::now(),
-                )
-                .await?;
-            return Ok(());
-        }
-        let storage = self.recordings.read().clone();
-        let started = match storage {
-            None => Err("this media node has no recording storage configured".to_string()),
-            Some(storage) => Recorder::start(self.store.clone(), storage, room.project, recording),
-        };
-        match started {
-            Ok(recorder) => {
-                {
-                    let mut done = self.recordings_done.lock();
-                    done.retain(|d| !*d.borrow());
-                    done.push(recorder.done());
-                }
-                if room.attach_recorder(recorder.clone()) {
-                    tracing::info!(room = %room.name, recording = %recording.id, "recording");
-                } else {
-                    // The room closed meanwhile: the recorder ends with nothing recorded.
-                    recorder.stop();
-                }
-            }
-            Err(e) => {
-                tracing::error!(room = %room.name, recording = %recording.id, error = %e, "recording failed to start");
-                self.store
-                    .recordings()
-                    .fail(recording.id, e, None, None, chrono::Utc::now())
-                    .await?;
-            }
-        }
-        Ok(())
     }
 
     /// Puts `gate` in front of every join from now on (set once at start; the
@@ -327,79 +228,12 @@ impl RoomManager {
         self.rooms
             .lock()
             .insert((project, name.clone()), room.clone());
-        tokio::spawn(super::observer::run(Arc::downgrade(&room)));
+        tokio::spawn(crate::room::observer::run(Arc::downgrade(&room)));
         if let Err(e) = self.start_recordings(&room, stored.record).await {
             // The call goes on without them; they stay waiting for the next time the room goes live.
             tracing::error!(room = %room.name, error = %e, "cannot start the room's recordings");
         }
         Ok(room)
-    }
-
-    /// Marks this node as the whole deployment: it takes over any room placed elsewhere.
-    pub fn set_standalone(&self) {
-        self.standalone
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Makes this node the room's host in the registry, unless another live
-    /// node hosts it (the joiner was sent to the wrong node).
-    async fn claim_placement(
-        &self,
-        project: ProjectId,
-        name: &RoomName,
-    ) -> Result<(), RoomLookupError> {
-        let nodes = self.store.nodes();
-        let now = chrono::Utc::now();
-        let placed = nodes
-            .placement(project, name)
-            .await
-            .map_err(RoomLookupError::Store)?;
-        let replacing = match placed {
-            Some(n) if n.id == self.node => return Ok(()),
-            // The same URL is this node's previous process, restarted before its silence was noticed.
-            Some(n)
-                if n.is_alive(now, dead_after())
-                    && n.url != self.url
-                    && !self.standalone.load(std::sync::atomic::Ordering::Relaxed) =>
-            {
-                return Err(RoomLookupError::Elsewhere(n.url))
-            }
-            Some(n) => Some(n.id),
-            None => None,
-        };
-        // Placing the room here ourselves (a token signed offline, or its
-        // node died): only in the regions the project is pinned to.
-        if let Some(allowed) = self
-            .store
-            .projects()
-            .regions(project)
-            .await
-            .map_err(RoomLookupError::Store)?
-        {
-            let here = nodes
-                .get(self.node)
-                .await
-                .map_err(RoomLookupError::Store)?
-                .map(|n| n.region);
-            if !here.is_some_and(|r| allowed.contains(&r)) {
-                return Err(RoomLookupError::OutsideRegions(
-                    PlacementError::outside(&allowed).to_string(),
-                ));
-            }
-        }
-        let winner = nodes
-            .place(project, name, self.node, replacing, now)
-            .await
-            .map_err(RoomLookupError::Store)?;
-        if winner == self.node {
-            return Ok(());
-        }
-        match nodes.get(winner).await.map_err(RoomLookupError::Store)? {
-            Some(n) => Err(RoomLookupError::Elsewhere(n.url)),
-            None => Err(RoomLookupError::Store(StoreError::Conflict(format!(
-                "room `{name}` was placed on unknown node {winner}"
-            )))),
-        }
     }
 
     /// Called when a participant left: closes the room `empty_timeout_s` later if nobody came back.
@@ -513,146 +347,5 @@ impl RoomManager {
         self.live(project, room)
             .and_then(|r| r.find(identity.as_str()).map(|p| (r, p)))
             .ok_or_else(|| DirectoryError::not_connected(identity, room))
-    }
-}
-
-#[async_trait]
-impl ParticipantDirectory for RoomManager {
-    async fn list(
-        &self,
-        project: ProjectId,
-        room: &RoomName,
-    ) -> Result<Vec<ParticipantInfo>, DirectoryError> {
-        let mut list: Vec<ParticipantInfo> = self
-            .live(project, room)
-            .map(|r| {
-                r.participants()
-                    .iter()
-                    .filter(|p| !p.grants.recorder)
-                    .map(|p| p.info_with_connection())
-                    .collect()
-            })
-            .unwrap_or_default();
-        list.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then(a.sid.cmp(&b.sid)));
-        Ok(list)
-    }
-
-    async fn get(
-        &self,
-        project: ProjectId,
-        room: &RoomName,
-        identity: &Identity,
-    ) -> Result<Option<ParticipantInfo>, DirectoryError> {
-        Ok(self
-            .live(project, room)
-            .and_then(|r| r.find(identity.as_str()))
-            .filter(|p| !p.grants.recorder)
-            .map(|p| p.info_with_connection()))
-    }
-
-    async fn remove(
-        &self,
-        project: ProjectId,
-        room: &RoomName,
-        identity: &Identity,
-    ) -> Result<(), DirectoryError> {
-        let (room, p) = self.participant(project, room, identity)?;
-        room.end(&p, LeaveReason::Removed).await;
-        Ok(())
-    }
-
-    async fn mute_track(
-        &self,
-        project: ProjectId,
-        room: &RoomName,
-        identity: &Identity,
-        track: TrackSid,
-        muted: bool,
-    ) -> Result<ParticipantInfo, DirectoryError> {
-        let (room, p) = self.participant(project, room, identity)?;
-        if room
-            .set_track_muted(&p, track, muted, MutedBy::Server)
-            .is_err()
-        {
-            return Err(DirectoryError::NotFound(format!(
-                "participant `{identity}` publishes no track {track}"
-            )));
-        }
-        Ok(p.info())
-    }
-
-    async fn update(
-        &self,
-        project: ProjectId,
-        room: &RoomName,
-        identity: &Identity,
-        update: ParticipantUpdate,
-    ) -> Result<ParticipantInfo, DirectoryError> {
-        let (room, p) = self.participant(project, room, identity)?;
-        room.update_participant(&p, update.name, update.metadata, update.permissions)
-            .await;
-        Ok(p.info())
-    }
-
-    async fn send_data(
-        &self,
-        project: ProjectId,
-        room: &RoomName,
-        topic: Option<&str>,
-        payload: &str,
-    ) -> Result<(), DirectoryError> {
-        let live = self.live(project, room).ok_or_else(|| {
-            DirectoryError::NotFound(format!("nobody is connected to room `{room}`"))
-        })?;
-        live.send_server_data(topic, payload)
-            .await
-            .map_err(DirectoryError::NotFound)
-    }
-
-    async fn close_room(&self, project: ProjectId, room: &RoomName) -> Result<(), DirectoryError> {
-        if let Some(r) = self.live(project, room) {
-            self.forget(&r).await;
-            r.close(LeaveReason::RoomClosed).await;
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl RecordingDirectory for RoomManager {
-    async fn start(
-        &self,
-        project: ProjectId,
-        room: &RoomName,
-        recording: RecordingId,
-    ) -> Result<(), DirectoryError> {
-        let Some(live) = self.live(project, room) else {
-            return Ok(()); // Started when the room goes live.
-        };
-        let unavailable = |e: StoreError| DirectoryError::Unavailable(e.to_string());
-        let found = self
-            .store
-            .recordings()
-            .get(project, recording)
-            .await
-            .map_err(unavailable)?;
-        if let Some(rec) = found.filter(|r| r.room.sid == live.sid) {
-            self.start_recording(&live, &rec)
-                .await
-                .map_err(unavailable)?;
-        }
-        Ok(())
-    }
-
-    async fn stop(
-        &self,
-        project: ProjectId,
-        recording: RecordingId,
-    ) -> Result<bool, DirectoryError> {
-        Ok(self
-            .rooms()
-            .iter()
-            .filter(|r| r.project == project)
-            .any(|r| r.stop_recorder(recording)))
     }
 }

@@ -1,0 +1,76 @@
+//! Which node hosts a room: this node claims a room in the registry before it goes live.
+
+use switchboard_core::node::{dead_after, PlacementError};
+use switchboard_core::{ProjectId, RoomName};
+use switchboard_store::StoreError;
+
+use super::{RoomLookupError, RoomManager};
+
+impl RoomManager {
+    /// Marks this node as the whole deployment: it takes over any room placed elsewhere.
+    pub fn set_standalone(&self) {
+        self.standalone
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Makes this node the room's host in the registry, unless another live
+    /// node hosts it (the joiner was sent to the wrong node).
+    pub(super) async fn claim_placement(
+        &self,
+        project: ProjectId,
+        name: &RoomName,
+    ) -> Result<(), RoomLookupError> {
+        let nodes = self.store.nodes();
+        let now = chrono::Utc::now();
+        let placed = nodes
+            .placement(project, name)
+            .await
+            .map_err(RoomLookupError::Store)?;
+        let replacing = match placed {
+            Some(n) if n.id == self.node => return Ok(()),
+            // The same URL is this node's previous process, restarted before its silence was noticed.
+            Some(n)
+                if n.is_alive(now, dead_after())
+                    && n.url != self.url
+                    && !self.standalone.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                return Err(RoomLookupError::Elsewhere(n.url))
+            }
+            Some(n) => Some(n.id),
+            None => None,
+        };
+        // Placing the room here ourselves (a token signed offline, or its
+        // node died): only in the regions the project is pinned to.
+        if let Some(allowed) = self
+            .store
+            .projects()
+            .regions(project)
+            .await
+            .map_err(RoomLookupError::Store)?
+        {
+            let here = nodes
+                .get(self.node)
+                .await
+                .map_err(RoomLookupError::Store)?
+                .map(|n| n.region);
+            if !here.is_some_and(|r| allowed.contains(&r)) {
+                return Err(RoomLookupError::OutsideRegions(
+                    PlacementError::outside(&allowed).to_string(),
+                ));
+            }
+        }
+        let winner = nodes
+            .place(project, name, self.node, replacing, now)
+            .await
+            .map_err(RoomLookupError::Store)?;
+        if winner == self.node {
+            return Ok(());
+        }
+        match nodes.get(winner).await.map_err(RoomLookupError::Store)? {
+            Some(n) => Err(RoomLookupError::Elsewhere(n.url)),
+            None => Err(RoomLookupError::Store(StoreError::Conflict(format!(
+                "room `{name}` was placed on unknown node {winner}"
+            )))),
+        }
+    }
+}
