@@ -136,6 +136,11 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     token::from_bearer(value).map(str::to_owned)
 }
 
+/// What a signaling socket reads into at first: most frames are far
+/// smaller, a larger one takes a few reads, and the default of 128 KiB per
+/// participant was the largest share of a room's memory.
+const READ_BUFFER_BYTES: usize = 4096;
+
 async fn rtc(
     State(state): State<MediaState>,
     Query(query): Query<HashMap<String, String>>,
@@ -196,6 +201,7 @@ async fn rtc(
     upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             let socket = match resume {
                 Some(token) => {

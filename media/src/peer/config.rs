@@ -7,16 +7,19 @@ use std::time::{Duration, Instant};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Registry;
 use rtc::interceptor::{
-    Attribute, CongestionControlBuilder, Gcc, Interceptor, Packet, ReceiverReportBuilder, Slot,
-    StreamInfo, TaggedPacket, GCC_MAX_BITRATE, GCC_MIN_BITRATE,
+    Attribute, CongestionControlBuilder, Gcc, Interceptor, NackGeneratorBuilder,
+    NackResponderBuilder, Packet, ReceiverReportBuilder, Slot, StreamInfo, TaggedPacket,
+    GCC_MAX_BITRATE, GCC_MIN_BITRATE,
 };
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::setting_engine::{
+    SctpMaxMessageSize, SettingEngineBuilder,
+};
 use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceServer};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -212,6 +215,34 @@ impl Stack {
     }
 }
 
+/// Packets of each outgoing video stream kept for retransmission: about a
+/// second of a 5 Mbps stream. The stack's default, 1024, held 115 KB per
+/// subscriber of each video track.
+const NACK_HISTORY: u16 = 512;
+
+/// The largest data channel message a connection takes, in bytes.
+const SCTP_MAX_MESSAGE_BYTES: u32 = 32 * 1024;
+
+/// NACK for video: retransmissions from [`NACK_HISTORY`] when a subscriber
+/// asks, and requests to publishers for what did not arrive.
+fn configure_nack(registry: Registry, me: &mut MediaEngine) -> Registry {
+    for parameter in ["", "pli"] {
+        me.register_feedback(
+            RTCPFeedback {
+                typ: "nack".into(),
+                parameter: parameter.into(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    registry
+        .with(
+            Slot::NackResponder,
+            NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
+        )
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+}
+
 /// The codecs, feedback and ICE settings of a peer connection under `config`.
 pub fn stack(config: &RtcConfig) -> Result<Stack, MediaError> {
     let mut me = media_engine()?;
@@ -239,6 +270,10 @@ pub fn stack(config: &RtcConfig) -> Result<Stack, MediaError> {
 
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        // Data messages are at most 15 KiB (room::data::MAX_DATA_BYTES, and
+        // the SDK's limit); the stack reads each into a buffer of this size
+        // per connection, 64 KiB by default.
+        .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(SCTP_MAX_MESSAGE_BYTES))
         .with_ice_timeouts(
             Some(Duration::from_secs(5)),
             Some(Duration::from_secs(15)),

@@ -69,15 +69,29 @@ pub fn connect_shared(local: SocketAddr, remote: SocketAddr) -> io::Result<std::
     Ok(socket)
 }
 
-/// One socket on the shared port and the buffers it reads into, reused for
-/// every batch.
+/// One socket on the shared port.
 pub struct Port {
     socket: mio::net::UdpSocket,
     state: UdpSocketState,
     local: SocketAddr,
     peer: Option<SocketAddr>,
+}
+
+/// What a batch of datagrams is read into: one per worker, shared by all its
+/// sockets (they are read one after the other), so a connected socket per
+/// client costs no buffers of its own.
+pub struct RecvBuffers {
     buffers: Box<[[u8; MAX_DATAGRAM]; BATCH_SIZE]>,
     meta: [RecvMeta; BATCH_SIZE],
+}
+
+impl Default for RecvBuffers {
+    fn default() -> Self {
+        Self {
+            buffers: Box::new([[0; MAX_DATAGRAM]; BATCH_SIZE]),
+            meta: [RecvMeta::default(); BATCH_SIZE],
+        }
+    }
 }
 
 impl Port {
@@ -92,8 +106,6 @@ impl Port {
             state,
             local,
             peer,
-            buffers: Box::new([[0; MAX_DATAGRAM]; BATCH_SIZE]),
-            meta: [RecvMeta::default(); BATCH_SIZE],
         })
     }
 
@@ -112,13 +124,17 @@ impl Port {
         &mut self.socket
     }
 
-    /// Reads what is waiting, up to one batch, handing each datagram to
-    /// `each(from, bytes)`; returns how many messages were read, `Ok(0)` only
-    /// when nothing is left (an empty datagram counts as one).
-    pub fn recv_batch(&mut self, mut each: impl FnMut(SocketAddr, &[u8])) -> io::Result<usize> {
+    /// Reads what is waiting, up to one batch, into `into`, handing each
+    /// datagram to `each(from, bytes)`; returns how many messages were read,
+    /// `Ok(0)` only when nothing is left (an empty datagram counts as one).
+    pub fn recv_batch(
+        &mut self,
+        into: &mut RecvBuffers,
+        mut each: impl FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<usize> {
         let count = {
             let mut slices: [IoSliceMut<'_>; BATCH_SIZE] = {
-                let mut it = self.buffers.iter_mut();
+                let mut it = into.buffers.iter_mut();
                 std::array::from_fn(|_| match it.next() {
                     Some(b) => IoSliceMut::new(&mut b[..]),
                     None => IoSliceMut::new(&mut []),
@@ -126,14 +142,14 @@ impl Port {
             };
             match self
                 .state
-                .recv(UdpSockRef::from(&self.socket), &mut slices, &mut self.meta)
+                .recv(UdpSockRef::from(&self.socket), &mut slices, &mut into.meta)
             {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
                 Err(e) => return Err(e),
             }
         };
-        for (meta, buffer) in self.meta[..count].iter().zip(self.buffers.iter()) {
+        for (meta, buffer) in into.meta[..count].iter().zip(into.buffers.iter()) {
             // GRO is off (`disable_gro`): one buffer holds one datagram.
             each(meta.addr, &buffer[..meta.len.min(MAX_DATAGRAM)]);
         }
@@ -405,9 +421,10 @@ mod tests {
             client.send_to(&[0x80, i, 0, 0], addr).unwrap();
         }
         let mut seen = Vec::new();
+        let mut buffers = RecvBuffers::default();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while seen.len() < 40 && std::time::Instant::now() < deadline {
-            port.recv_batch(|from, d| {
+            port.recv_batch(&mut buffers, |from, d| {
                 assert_eq!(from, client.local_addr().unwrap());
                 seen.push(d[1]);
             })

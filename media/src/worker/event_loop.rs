@@ -25,7 +25,7 @@ use crate::peer::connection::Connection;
 use crate::sfu::rate_limit::PublishBudget;
 use crate::transport::demux::{Route, Router, Stun, StunClass};
 use crate::transport::tcp::Stream;
-use crate::transport::udp::{connect_shared, Outbox, Port};
+use crate::transport::udp::{connect_shared, Outbox, Port, RecvBuffers};
 use crate::MediaError;
 
 const WAKER: Token = Token(0);
@@ -118,6 +118,8 @@ pub(super) struct EventLoop {
     unbound: HashMap<Token, Instant>,
     /// Datagrams to send at the end of this wake-up, in one `sendmmsg` per batch.
     outbox: Outbox,
+    /// What every socket of the worker reads its batches into.
+    recv_buffers: RecvBuffers,
     /// Set when the node shuts its workers down.
     stop: Arc<AtomicBool>,
     /// ICE-TCP: the listener on the media port number, if enabled.
@@ -171,6 +173,7 @@ impl EventLoop {
             forgotten: Vec::new(),
             unbound: HashMap::new(),
             outbox: Outbox::default(),
+            recv_buffers: RecvBuffers::default(),
             stop,
             listener,
             streams: HashMap::new(),
@@ -230,6 +233,7 @@ impl EventLoop {
             conns,
             touched,
             siblings,
+            recv_buffers,
             ..
         } = self;
         let port = if token == PORT {
@@ -247,7 +251,7 @@ impl EventLoop {
             siblings,
         };
         loop {
-            match port.recv_batch(|from, datagram| {
+            match port.recv_batch(recv_buffers, |from, datagram| {
                 ctx.deliver(now, from, datagram, false);
             }) {
                 Ok(0) => return,
