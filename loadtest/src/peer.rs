@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use switchboard_media::peer::config::{stack, RtcConfig, Stack};
+use switchboard_media::peer::config::{stack, Direction, RtcConfig, Stack};
 use switchboard_media::MediaError;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateType,
@@ -21,7 +21,7 @@ pub async fn new_peer_connection(
         registry,
         settings,
         configuration,
-    } = stack(config)?;
+    } = stack(config, Direction::Both)?;
     let mut settings = settings;
     if let Some(ip) = config.node_ip {
         settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);

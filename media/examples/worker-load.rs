@@ -28,7 +28,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use switchboard_core::ParticipantSid;
-use switchboard_media::peer::config::{codec_for, stack, RtcConfig};
+use switchboard_media::peer::config::{codec_for, stack, Direction, RtcConfig};
 use switchboard_media::worker::{Command, ConnId, Event, Output, Workers, EVENTS_CAPACITY};
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,7 +49,7 @@ impl Peer {
             relay_sender_reports: false,
             ..Default::default()
         };
-        let mut pc = stack(&config)
+        let mut pc = stack(&config, Direction::Both)
             .and_then(|s| s.build(Instant::now()))
             .expect("peer");
         let socket = UdpSocket::bind("127.0.0.1:0").expect("socket");
@@ -164,6 +164,7 @@ fn main() {
         conn: pub_conn,
         events: events_tx.clone(),
         budget: None,
+        direction: Direction::Receive,
         data_channels: false,
     });
     let ssrc = 0x5EED_0001;
@@ -254,6 +255,7 @@ fn main() {
             conn,
             events: events_tx.clone(),
             budget: None,
+            direction: Direction::Send,
             data_channels: false,
         });
         let track = track.clone();

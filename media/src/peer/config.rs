@@ -8,12 +8,10 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Registry;
 use rtc::interceptor::{
     Attribute, CongestionControlBuilder, Gcc, Interceptor, NackGeneratorBuilder,
-    NackResponderBuilder, Packet, ReceiverReportBuilder, Slot, StreamInfo, TaggedPacket,
-    GCC_MAX_BITRATE, GCC_MIN_BITRATE,
+    NackResponderBuilder, Packet, ReceiverReportBuilder, SenderReportBuilder, Slot, StreamInfo,
+    TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder, GCC_MAX_BITRATE, GCC_MIN_BITRATE,
 };
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
-};
+use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
@@ -223,9 +221,8 @@ const NACK_HISTORY: u16 = 512;
 /// The largest data channel message a connection takes, in bytes.
 const SCTP_MAX_MESSAGE_BYTES: u32 = 32 * 1024;
 
-/// NACK for video: retransmissions from [`NACK_HISTORY`] when a subscriber
-/// asks, and requests to publishers for what did not arrive.
-fn configure_nack(registry: Registry, me: &mut MediaEngine) -> Registry {
+/// NACK (and PLI) as feedback every video codec offers.
+fn register_nack(me: &mut MediaEngine) {
     for parameter in ["", "pli"] {
         me.register_feedback(
             RTCPFeedback {
@@ -235,37 +232,84 @@ fn configure_nack(registry: Registry, me: &mut MediaEngine) -> Registry {
             RtpCodecKind::Video,
         );
     }
-    registry
-        .with(
-            Slot::NackResponder,
-            NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
-        )
-        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
 }
 
-/// The codecs, feedback and ICE settings of a peer connection under `config`.
-pub fn stack(config: &RtcConfig) -> Result<Stack, MediaError> {
+/// Transport-wide congestion control (the header extension and its feedback)
+/// offered for audio and video.
+fn register_twcc(me: &mut MediaEngine) -> Result<(), rtc::shared::error::Error> {
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        me.register_feedback(
+            RTCPFeedback {
+                typ: "transport-cc".into(),
+                parameter: String::new(),
+            },
+            kind,
+        );
+        me.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Which way media flows on a connection. Every packet passes through each
+/// interceptor of its connection's chain, so a connection that only sends
+/// carries none of the receiving side's, and the other way round; the SDP
+/// offers the same feedback either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A publisher's connection: media in, feedback out.
+    Receive,
+    /// A subscriber's connection: media out, feedback in.
+    Send,
+    /// Both (WHIP and WHEP sessions, and clients).
+    Both,
+}
+
+/// The codecs, feedback and ICE settings of a peer connection under
+/// `config`, for media flowing `direction`.
+pub fn stack(config: &RtcConfig, direction: Direction) -> Result<Stack, MediaError> {
+    let receives = direction != Direction::Send;
+    let sends = direction != Direction::Receive;
     let mut me = media_engine()?;
-    let registry = configure_nack(Registry::new(), &mut me);
-    let registry = if config.relay_sender_reports {
-        // Receiver reports only; the down-tracks send the publishers' sender reports.
-        registry.with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
-    } else {
-        configure_rtcp_reports(registry)
-    };
-    let registry = configure_twcc(registry, &mut me).map_err(MediaError::webrtc)?;
+    register_nack(&mut me);
+    register_twcc(&mut me).map_err(MediaError::webrtc)?;
+    let mut registry = Registry::new();
     configure_simulcast_extension_headers(&mut me).map_err(MediaError::webrtc)?;
-    // Send-side bandwidth estimation (Google Congestion Control over the TWCC
-    // feedback configured above); it only estimates: no pacer holds packets back.
-    let registry = registry.with(
-        Slot::CongestionControl,
-        CongestionControlBuilder::new(Gcc::new(
-            INITIAL_ESTIMATE_BPS,
-            GCC_MIN_BITRATE,
-            GCC_MAX_BITRATE,
-        ))
-        .build(),
-    );
+    if receives {
+        registry = registry
+            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+            .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build());
+    }
+    if sends {
+        registry = registry
+            .with(
+                Slot::NackResponder,
+                NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
+            )
+            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            // Send-side bandwidth estimation (Google Congestion Control over
+            // TWCC feedback); it only estimates: no pacer holds packets back.
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(Gcc::new(
+                    INITIAL_ESTIMATE_BPS,
+                    GCC_MIN_BITRATE,
+                    GCC_MAX_BITRATE,
+                ))
+                .build(),
+            );
+        // With relayed reports the down-tracks send the publishers' sender
+        // reports, so the stack makes none of its own.
+        if !config.relay_sender_reports {
+            registry = registry.with(Slot::SenderReport, SenderReportBuilder::new().build());
+        }
+    }
     let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
 
     let settings = SettingEngineBuilder::new()

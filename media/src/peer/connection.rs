@@ -14,7 +14,7 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::config::{stack, RtcConfig};
+use super::config::{stack, Direction, RtcConfig};
 use crate::MediaError;
 
 /// A peer connection and what its worker knows of it.
@@ -36,9 +36,10 @@ impl Connection {
     pub fn new(
         config: &RtcConfig,
         advertised: SocketAddr,
+        direction: Direction,
         now: Instant,
     ) -> Result<Self, MediaError> {
-        let pc = stack(config)?.build(now)?;
+        let pc = stack(config, direction)?.build(now)?;
         Ok(Self {
             pc,
             local: advertised,

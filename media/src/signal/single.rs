@@ -14,6 +14,7 @@ use tracing::Instrument;
 use super::description::{parse, refused, Kind};
 use super::tracks::{end_track, publish_track, Opened};
 use crate::http::error;
+use crate::peer::config::Direction;
 use crate::room::live::{AdmitError, Room};
 use crate::room::mailbox::{mailbox, Inbox, Mail};
 use crate::room::manager::RoomManager;
@@ -54,14 +55,15 @@ pub(crate) async fn admit_single(
     };
     let worker = manager.worker_for(room);
     let budget = Arc::new(PublishBudget::new(manager.rtc.publish_limits));
-    let (pc, events) = Peer::open(&worker, Some(budget.clone()), false).map_err(|e| {
-        tracing::error!(error = %e, "could not create a peer connection");
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "the media node cannot take a session now",
-        )
-    })?;
+    let (pc, events) =
+        Peer::open(&worker, Some(budget.clone()), Direction::Both, false).map_err(|e| {
+            tracing::error!(error = %e, "could not create a peer connection");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the media node cannot take a session now",
+            )
+        })?;
     let single = SinglePc { pc, events };
     let (mailbox, inbox) = mailbox();
     let p = Participant::new(

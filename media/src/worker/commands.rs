@@ -16,7 +16,7 @@ use switchboard_core::ParticipantSid;
 use super::event_loop::{gone, notify, Entry, EventLoop};
 use super::tracks::Sink;
 use super::{Command, ConnId, Event, Load, Msid, Output, Query, TrackRef};
-use crate::peer::config::codec_for;
+use crate::peer::config::{codec_for, Direction};
 use crate::peer::connection::Connection;
 use crate::sfu::fanout::Subscriber;
 use crate::MediaError;
@@ -43,8 +43,9 @@ impl EventLoop {
                 conn,
                 events,
                 budget,
+                direction,
                 data_channels,
-            } => match self.open(now, data_channels) {
+            } => match self.open(now, direction, data_channels) {
                 Ok((c, channels)) => {
                     self.conns.insert(
                         conn,
@@ -152,9 +153,10 @@ impl EventLoop {
     fn open(
         &self,
         now: Instant,
+        direction: Direction,
         data_channels: bool,
     ) -> Result<(Connection, Option<(RTCDataChannelId, RTCDataChannelId)>), MediaError> {
-        let mut c = Connection::new(&self.config, self.advertised, now)?;
+        let mut c = Connection::new(&self.config, self.advertised, direction, now)?;
         if !data_channels {
             return Ok((c, None));
         }

@@ -29,7 +29,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use switchboard_core::ParticipantSid;
 use tokio::sync::oneshot;
 
-use crate::peer::config::RtcConfig;
+use crate::peer::config::{Direction, RtcConfig};
 use crate::sfu::rate_limit::PublishBudget;
 use crate::transport::tcp::listen_shared;
 use crate::transport::udp::bind_shared;
@@ -149,6 +149,8 @@ pub enum Command {
         events: tokio::sync::mpsc::Sender<Event>,
         /// What its client may publish (packets over it are dropped).
         budget: Option<Arc<PublishBudget>>,
+        /// Which way media flows on it.
+        direction: Direction,
         /// Open the `_reliable` and `_lossy` data channels from the server's side.
         data_channels: bool,
     },

@@ -12,6 +12,7 @@ use rtc::statistics::report::RTCStatsReport;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Command, ConnId, Event, Query, Worker, EVENTS_CAPACITY};
+use crate::peer::config::Direction;
 use crate::sfu::rate_limit::PublishBudget;
 use crate::MediaError;
 
@@ -35,10 +36,11 @@ impl Peer {
     pub fn open(
         worker: &Worker,
         budget: Option<Arc<PublishBudget>>,
+        direction: Direction,
         data_channels: bool,
     ) -> Result<(Self, mpsc::Receiver<Event>), MediaError> {
         let (events, rx) = mpsc::channel(EVENTS_CAPACITY);
-        let peer = Self::open_with(worker, events, budget, data_channels)?;
+        let peer = Self::open_with(worker, events, budget, direction, data_channels)?;
         Ok((peer, rx))
     }
 
@@ -48,6 +50,7 @@ impl Peer {
         worker: &Worker,
         events: mpsc::Sender<Event>,
         budget: Option<Arc<PublishBudget>>,
+        direction: Direction,
         data_channels: bool,
     ) -> Result<Self, MediaError> {
         let conn = ConnId::new();
@@ -55,6 +58,7 @@ impl Peer {
             conn,
             events,
             budget,
+            direction,
             data_channels,
         });
         if !opened {

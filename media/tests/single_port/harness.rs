@@ -25,7 +25,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::tcp_framing::{frame_packet, TcpFrameDecoder};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use switchboard_core::ParticipantSid;
-use switchboard_media::peer::config::{codec_for, stack, RtcConfig};
+use switchboard_media::peer::config::{codec_for, stack, Direction, RtcConfig};
 use switchboard_media::worker::{
     Command, ConnId, Event, Output, TrackRef, Worker, Workers, EVENTS_CAPACITY,
 };
@@ -60,7 +60,7 @@ impl Client {
             relay_sender_reports: false,
             ..Default::default()
         };
-        let mut stack = stack(&config).unwrap();
+        let mut stack = stack(&config, Direction::Both).unwrap();
         if let Some(networks) = networks {
             stack.settings = stack.settings.with_network_types(networks);
         }
@@ -324,6 +324,7 @@ impl Call {
             conn: pub_conn,
             events: events_tx.clone(),
             budget: None,
+            direction: Direction::Receive,
             data_channels: false,
         }));
         let (offer, sender) = publisher.publish_offer(PUBLISHER_SSRC);
@@ -470,6 +471,7 @@ impl Call {
             conn,
             events: self.events_tx.clone(),
             budget: None,
+            direction: Direction::Send,
             data_channels: true,
         }));
         let track = self.track.clone().unwrap();

@@ -30,6 +30,7 @@ use tracing::Instrument;
 
 use super::resume::{new_token, Resumes, RESUME_WINDOW};
 use super::tracks::{data_received, end_track, publish_track, Opened};
+use crate::peer::config::Direction;
 use crate::room::live::{AdmitError, Room};
 use crate::room::mailbox::{mailbox, Command, Inbox, Mail};
 use crate::room::manager::RoomManager;
@@ -76,12 +77,18 @@ pub async fn run(
         let (mailbox, inbox) = mailbox();
         let worker = manager.worker_for(&room);
         let budget = Arc::new(PublishBudget::new(manager.rtc.publish_limits));
-        let pcs = Peer::open_with(&worker, pc_tx.clone(), Some(budget.clone()), false).and_then(
-            |publisher| {
-                let subscriber = Peer::open_with(&worker, pc_tx, Some(budget.clone()), true)?;
-                Ok((publisher, subscriber))
-            },
-        );
+        let pcs = Peer::open_with(
+            &worker,
+            pc_tx.clone(),
+            Some(budget.clone()),
+            Direction::Receive,
+            false,
+        )
+        .and_then(|publisher| {
+            let subscriber =
+                Peer::open_with(&worker, pc_tx, Some(budget.clone()), Direction::Send, true)?;
+            Ok((publisher, subscriber))
+        });
         let (publisher, subscriber) = match pcs {
             Ok(v) => v,
             Err(e) => {
