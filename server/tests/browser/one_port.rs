@@ -1,13 +1,13 @@
 //! Twenty peers of two WebRTC stacks in one room, every one of them on the
 //! node's one media port.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::common::browser::{isolated, Driver};
+use super::common::sdk_peer::spawn_peer;
 use super::common::{send, Server};
 use reqwest::Method;
 use switchboard_store::Backend;
@@ -59,35 +59,18 @@ const CROWD_STATE: &str = r#"
 /// with every participant's state each 500 ms.
 struct Crowd {
     child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<Value>,
+    lines: tokio::sync::mpsc::UnboundedReceiver<Value>,
 }
 
 impl Crowd {
     fn start(urls: &[String]) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/crowd.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .args(urls)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 with aiortc (tests/peers/requirements.txt) must be installed");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
+        let (child, lines) = spawn_peer(Command::new("python3").arg(script).args(urls));
         Self { child, lines }
     }
 
     /// The latest state line.
-    fn latest(&self) -> Value {
+    fn latest(&mut self) -> Value {
         let mut last = Value::Null;
         while let Ok(v) = self.lines.try_recv() {
             assert!(
@@ -174,7 +157,7 @@ fn twenty_peers_of_two_stacks_share_the_one_media_port() {
                     s.base.replacen("http", "ws", 1)
                 ));
             }
-            let crowd = Crowd::start(&urls);
+            let mut crowd = Crowd::start(&urls);
 
             // Everyone receives both publishers' video: the Chromium one and the aiortc one.
             let (mut browsers, mut peers) = (Value::Null, Value::Null);

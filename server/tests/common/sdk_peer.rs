@@ -9,6 +9,33 @@ use serde_json::{json, Value};
 
 use super::Server;
 
+/// Starts a Python peer script (`cmd`) that talks on standard input and
+/// output; its JSON output lines arrive on the receiver.
+pub fn spawn_peer(
+    cmd: &mut Command,
+) -> (
+    std::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<Value>,
+) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with aiortc (tests/peers/requirements.txt) must be installed");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (child, lines)
+}
+
 /// A participant on aiortc speaking the WebSocket protocol (`tests/peers/sdk_peer.py`).
 pub struct SdkPeer {
     child: std::process::Child,
@@ -33,22 +60,7 @@ impl SdkPeer {
         if publish {
             cmd.arg("--publish");
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 with aiortc (tests/peers/requirements.txt) must be installed");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
+        let (child, events) = spawn_peer(&mut cmd);
         Self {
             child,
             events,
