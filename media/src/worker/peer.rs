@@ -84,16 +84,7 @@ impl Peer {
     /// Answers the client's offer (a new session, a renegotiation or an ICE
     /// restart); the answer's SDP.
     pub async fn answer(&self, offer: RTCSessionDescription) -> Result<String, MediaError> {
-        let sdp = offer.sdp.clone();
-        let answer = self
-            .ask(|reply| Command::Answer {
-                conn: self.conn,
-                offer: Some(offer),
-                reply,
-            })
-            .await?;
-        self.remember(Some(answer.sdp.clone()), Some(sdp));
-        Ok(answer.sdp)
+        self.answer_offer(Some(offer)).await
     }
 
     /// Takes the client's offer without answering yet: outgoing tracks added
@@ -112,14 +103,23 @@ impl Peer {
 
     /// Answers the offer [`Peer::take_offer`] took; the answer's SDP.
     pub async fn answer_taken(&self) -> Result<String, MediaError> {
+        self.answer_offer(None).await
+    }
+
+    /// Answers `offer`, or with `None` the offer taken before; remembers both.
+    async fn answer_offer(
+        &self,
+        offer: Option<RTCSessionDescription>,
+    ) -> Result<String, MediaError> {
+        let remote = offer.as_ref().map(|o| o.sdp.clone());
         let answer = self
             .ask(|reply| Command::Answer {
                 conn: self.conn,
-                offer: None,
+                offer,
                 reply,
             })
             .await?;
-        self.remember(Some(answer.sdp.clone()), None);
+        self.remember(Some(answer.sdp.clone()), remote);
         Ok(answer.sdp)
     }
 
