@@ -24,7 +24,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
@@ -33,6 +32,7 @@ use webrtc::peer_connection::{
 
 use crate::clock::Epoch;
 use crate::stats::StreamStats;
+use crate::subscriber::{Measure, SubscriberPc, Subscribers};
 use crate::synth::{AudioSource, StreamFormat, VideoSource, AUDIO_PACKET_MS, VIDEO_FPS};
 use crate::LoadtestError;
 
@@ -87,7 +87,7 @@ pub struct SimParticipant {
     /// The signaling loop, which ends when the server closes the socket.
     signaling: tokio::task::JoinHandle<()>,
     publisher: Option<Arc<dyn PeerConnection>>,
-    subscriber: Arc<dyn PeerConnection>,
+    subscriber: Arc<SubscriberPc>,
     /// What it receives.
     pub received: Received,
     sources: Vec<(String, TrackKind, Arc<TrackLocalStaticRTP>)>,
@@ -97,31 +97,23 @@ pub struct SimParticipant {
 }
 
 /// What a peer connection tells its participant's signaling.
-pub(crate) enum PcEvent {
+pub enum PcEvent {
+    /// A local candidate to trickle to the server.
     Candidate(Target, RTCIceCandidateInit),
+    /// The connection's state changed.
     State(Target, RTCPeerConnectionState),
 }
 
-/// A peer connection's event handler: candidates and states to the
-/// signaling, received tracks measured into `tracks`.
+/// A publisher connection's event handler: candidates and states to the signaling.
 pub(crate) struct Handler {
     target: Target,
     events: mpsc::UnboundedSender<PcEvent>,
-    tracks: Option<(Received, Epoch, Option<TrackNames>)>,
 }
 
 impl Handler {
-    /// A handler of `target`'s connection; with `tracks`, it measures what it receives.
-    pub(crate) fn new(
-        target: Target,
-        events: mpsc::UnboundedSender<PcEvent>,
-        tracks: Option<(Received, Epoch, Option<TrackNames>)>,
-    ) -> Self {
-        Self {
-            target,
-            events,
-            tracks,
-        }
+    /// A handler of `target`'s connection.
+    pub(crate) fn new(target: Target, events: mpsc::UnboundedSender<PcEvent>) -> Self {
+        Self { target, events }
     }
 }
 
@@ -136,57 +128,6 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let _ = self.events.send(PcEvent::State(self.target, state));
     }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        if let Some((received, epoch, names)) = &self.tracks {
-            tokio::spawn(measure(track, received.clone(), *epoch, names.clone()));
-        }
-    }
-}
-
-/// Reads one received track until it ends, recording each stamped packet
-/// under its track id, or the name `names` gives it.
-async fn measure(
-    track: Arc<dyn TrackRemote>,
-    received: Received,
-    epoch: Epoch,
-    names: Option<TrackNames>,
-) {
-    let mut sid = track.track_id().await.to_string();
-    if let Some(names) = names {
-        let ssrcs = track.ssrcs().await;
-        let names = names.lock().unwrap_or_else(|p| p.into_inner());
-        let named = names
-            .by_track
-            .get(&sid)
-            .or_else(|| ssrcs.iter().find_map(|s| names.by_ssrc.get(s)));
-        match named {
-            Some(name) => sid = name.clone(),
-            None => tracing::warn!(track = %sid, ?ssrcs, "a received track matches no publisher's"),
-        }
-    }
-    let stats = received
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(sid)
-        .or_default()
-        .clone();
-    while let Some(event) = track.poll().await {
-        match event {
-            TrackRemoteEvent::OnRtpPacket(packet) => {
-                if let Some(stamp) = crate::synth::Stamp::read(&packet.payload) {
-                    let now = epoch.now_us();
-                    stats.lock().unwrap_or_else(|p| p.into_inner()).on_packet(
-                        now,
-                        packet.payload.len(),
-                        stamp,
-                    );
-                }
-            }
-            TrackRemoteEvent::OnEnded => break,
-            _ => {}
-        }
-    }
 }
 
 impl SimParticipant {
@@ -197,6 +138,7 @@ impl SimParticipant {
         ws_url: &str,
         token: &str,
         rtc: &RtcConfig,
+        receivers: &Subscribers,
         publish: Option<PublishSpec>,
         epoch: Epoch,
     ) -> Result<Self, LoadtestError> {
@@ -225,25 +167,17 @@ impl SimParticipant {
 
         let (pc_tx, pc_rx) = mpsc::unbounded_channel();
         let received: Received = Arc::default();
-        let subscriber = new_peer_connection(
-            rtc,
-            Arc::new(Handler {
-                target: Target::Subscriber,
-                events: pc_tx.clone(),
-                tracks: Some((received.clone(), epoch, None)),
-            }),
-        )
-        .await
-        .map_err(|e| LoadtestError::WebRtc(e.to_string()))?;
+        let measure = Measure {
+            received: received.clone(),
+            epoch,
+            names: None,
+        };
+        let subscriber = Arc::new(receivers.open(measure, pc_tx.clone())?);
         let publisher = match publish {
             Some(_) => Some(
                 new_peer_connection(
                     rtc,
-                    Arc::new(Handler {
-                        target: Target::Publisher,
-                        events: pc_tx.clone(),
-                        tracks: None,
-                    }),
+                    Arc::new(Handler::new(Target::Publisher, pc_tx.clone())),
                 )
                 .await
                 .map_err(|e| LoadtestError::WebRtc(e.to_string()))?,
@@ -404,7 +338,7 @@ impl SimParticipant {
         if let Some(pc) = &self.publisher {
             let _ = pc.close().await;
         }
-        let _ = self.subscriber.close().await;
+        self.subscriber.close();
     }
 }
 
@@ -583,7 +517,7 @@ struct Signaling {
     identity: String,
     outgoing: mpsc::UnboundedSender<ClientMessage>,
     publisher: Option<Arc<dyn PeerConnection>>,
-    subscriber: Arc<dyn PeerConnection>,
+    subscriber: Arc<SubscriberPc>,
     buffered: Vec<(Target, RTCIceCandidateInit)>,
     pub_remote_set: bool,
     sub_remote_set: bool,
@@ -643,28 +577,16 @@ impl Signaling {
 
     async fn on_message(&mut self, msg: ServerMessage) {
         match msg {
-            ServerMessage::Offer { sdp } => {
-                let pc = self.subscriber.clone();
-                let result = async {
-                    pc.set_remote_description(RTCSessionDescription::offer(sdp)?)
-                        .await?;
-                    let answer = pc.create_answer(None).await?;
-                    pc.set_local_description(answer).await?;
-                    Ok::<_, webrtc::error::Error>(pc.local_description().await.map(|d| d.sdp))
+            ServerMessage::Offer { sdp } => match self.subscriber.answer(sdp).await {
+                Ok(sdp) => {
+                    let _ = self.outgoing.send(ClientMessage::Answer { sdp });
+                    self.sub_remote_set = true;
+                    self.flush(Target::Subscriber).await;
                 }
-                .await;
-                match result {
-                    Ok(Some(sdp)) => {
-                        let _ = self.outgoing.send(ClientMessage::Answer { sdp });
-                        self.sub_remote_set = true;
-                        self.flush(Target::Subscriber).await;
-                    }
-                    Ok(None) => tracing::warn!(identity = %self.identity, "no local answer"),
-                    Err(e) => {
-                        tracing::debug!(identity = %self.identity, error = %e, "cannot answer")
-                    }
+                Err(e) => {
+                    tracing::debug!(identity = %self.identity, error = %e, "cannot answer")
                 }
-            }
+            },
             ServerMessage::Answer { sdp } => {
                 if let Some(pc) = &self.publisher {
                     let result = async {
@@ -716,14 +638,15 @@ impl Signaling {
     }
 
     async fn add_candidate(&self, target: Target, init: RTCIceCandidateInit) {
-        let pc = match target {
-            Target::Publisher => self.publisher.as_ref(),
-            Target::Subscriber => Some(&self.subscriber),
-        };
-        if let Some(pc) = pc {
-            if let Err(e) = pc.add_ice_candidate(init).await {
-                tracing::debug!(identity = %self.identity, error = %e, "candidate refused");
+        match target {
+            Target::Publisher => {
+                if let Some(pc) = &self.publisher {
+                    if let Err(e) = pc.add_ice_candidate(init).await {
+                        tracing::debug!(identity = %self.identity, error = %e, "candidate refused");
+                    }
+                }
             }
+            Target::Subscriber => self.subscriber.add_candidate(init),
         }
     }
 

@@ -18,4 +18,9 @@ impl Epoch {
     pub fn now_us(&self) -> u64 {
         self.0.elapsed().as_micros() as u64
     }
+
+    /// Microseconds from the epoch to `at` (0 before it).
+    pub fn us_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.0).as_micros() as u64
+    }
 }

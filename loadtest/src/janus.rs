@@ -25,6 +25,7 @@ use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSession
 use crate::client::{local_tracks, start_senders, Handler, PcEvent, PublishedTrack};
 use crate::client::{PublishSpec, Received, TrackNames};
 use crate::clock::Epoch;
+use crate::subscriber::{Measure, SubscriberPc, Subscribers};
 use crate::LoadtestError;
 use switchboard_core::signal::Target;
 
@@ -276,6 +277,13 @@ impl JanusRoom {
     }
 }
 
+/// A Janus participant's one connection: a publisher's on the async driver,
+/// a subscriber's on the load tester's subscriber loops.
+enum JanusPc {
+    Publisher(Arc<dyn PeerConnection>),
+    Subscriber(SubscriberPc),
+}
+
 /// A simulated participant in a Janus VideoRoom.
 pub struct JanusParticipant {
     /// Its display name.
@@ -283,7 +291,7 @@ pub struct JanusParticipant {
     /// Its publisher feed id, when it publishes.
     pub feed: Option<u64>,
     session: Session,
-    pc: Arc<dyn PeerConnection>,
+    pc: JanusPc,
     /// What it receives, by `FEED:MID`.
     pub received: Received,
     sources: Vec<(String, TrackKind, Arc<TrackLocalStaticRTP>)>,
@@ -388,7 +396,7 @@ impl JanusParticipant {
             .ok_or_else(|| api("gave the publisher no id", &joined))?;
 
         let (pc_tx, pc_rx) = mpsc::unbounded_channel();
-        let pc = new_peer_connection(rtc, Arc::new(Handler::new(Target::Publisher, pc_tx, None)))
+        let pc = new_peer_connection(rtc, Arc::new(Handler::new(Target::Publisher, pc_tx)))
             .await
             .map_err(rtc_error)?;
         let mut sources = Vec::new();
@@ -441,7 +449,7 @@ impl JanusParticipant {
                 identity,
                 feed: Some(feed),
                 session,
-                pc,
+                pc: JanusPc::Publisher(pc),
                 received: Arc::default(),
                 sources,
                 senders: Vec::new(),
@@ -455,7 +463,7 @@ impl JanusParticipant {
     pub async fn subscribe(
         room: &JanusRoom,
         identity: String,
-        rtc: &RtcConfig,
+        receivers: &Subscribers,
         feeds: &[u64],
         epoch: Epoch,
     ) -> Result<Self, LoadtestError> {
@@ -500,26 +508,13 @@ impl JanusParticipant {
         }
         let received: Received = Arc::default();
         let (pc_tx, pc_rx) = mpsc::unbounded_channel();
-        let pc = new_peer_connection(
-            rtc,
-            Arc::new(Handler::new(
-                Target::Subscriber,
-                pc_tx,
-                Some((received.clone(), epoch, Some(names))),
-            )),
-        )
-        .await
-        .map_err(rtc_error)?;
-        pc.set_remote_description(RTCSessionDescription::offer(offer).map_err(rtc_error)?)
-            .await
-            .map_err(rtc_error)?;
-        let answer = pc.create_answer(None).await.map_err(rtc_error)?;
-        pc.set_local_description(answer).await.map_err(rtc_error)?;
-        let sdp = pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .ok_or_else(|| LoadtestError::WebRtc("no local answer".into()))?;
+        let measure = Measure {
+            received: received.clone(),
+            epoch,
+            names: Some(names),
+        };
+        let pc = receivers.open(measure, pc_tx)?;
+        let sdp = pc.answer(offer).await?;
         let connected_rx = signal_loop(&session, handle, pc_rx);
         let up = session.on_webrtcup(handle);
         session
@@ -535,7 +530,7 @@ impl JanusParticipant {
             identity,
             feed: None,
             session,
-            pc,
+            pc: JanusPc::Subscriber(pc),
             received,
             sources: Vec::new(),
             senders: Vec::new(),
@@ -567,7 +562,12 @@ impl JanusParticipant {
 
     /// Leaves: closes the connection and destroys the session.
     pub async fn leave(self) {
-        let _ = self.pc.close().await;
+        match &self.pc {
+            JanusPc::Publisher(pc) => {
+                let _ = pc.close().await;
+            }
+            JanusPc::Subscriber(pc) => pc.close(),
+        }
         self.session.destroy().await;
     }
 }

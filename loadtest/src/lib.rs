@@ -20,6 +20,7 @@ pub mod janus;
 pub mod peer;
 pub mod report;
 pub mod stats;
+pub mod subscriber;
 pub mod synth;
 
 use std::net::IpAddr;
@@ -189,6 +190,7 @@ pub async fn run(config: Config) -> Result<Report, LoadtestError> {
         .build()
         .map_err(|e| LoadtestError::Api(e.to_string()))?;
     let rtc = rtc_config(&config);
+    let receivers = subscriber_loops(&rtc)?;
     let epoch = Epoch::start();
     let spec = PublishSpec {
         video_bps: config.video_bitrate,
@@ -198,11 +200,12 @@ pub async fn run(config: Config) -> Result<Report, LoadtestError> {
 
     let mut publishers = Vec::with_capacity(config.publishers);
     let joins = (0..config.publishers).map(|i| {
-        let (http, config, rtc) = (&http, &config, &rtc);
+        let (http, config, rtc, receivers) = (&http, &config, &rtc, &receivers);
         async move {
             let identity = format!("lt-pub-{run_id}-{i}");
             let t = token(http, config, &identity, true).await?;
-            SimParticipant::join(identity, &t.url, &t.token, rtc, Some(spec), epoch).await
+            let publish = Some(spec);
+            SimParticipant::join(identity, &t.url, &t.token, rtc, receivers, publish, epoch).await
         }
     });
     for p in futures::future::join_all(joins).await {
@@ -217,11 +220,11 @@ pub async fn run(config: Config) -> Result<Report, LoadtestError> {
     tracing::info!(publishers = publishers.len(), "publishers sending");
 
     let subscribers = join_subscribers(&config, epoch, |i| {
-        let (http, config, rtc) = (&http, &config, &rtc);
+        let (http, config, rtc, receivers) = (&http, &config, &rtc, &receivers);
         async move {
             let identity = format!("lt-sub-{run_id}-{i}");
             let t = token(http, config, &identity, false).await?;
-            SimParticipant::join(identity, &t.url, &t.token, rtc, None, epoch).await
+            SimParticipant::join(identity, &t.url, &t.token, rtc, receivers, None, epoch).await
         }
     })
     .await?;
@@ -328,6 +331,13 @@ async fn measure<P: Publisher>(
     report
 }
 
+/// The loops that drive a run's subscriber connections: one per core, as
+/// the server has.
+fn subscriber_loops(rtc: &RtcConfig) -> Result<subscriber::Subscribers, LoadtestError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    subscriber::Subscribers::start(rtc, cores)
+}
+
 /// The peers' WebRTC settings for a run.
 fn rtc_config(config: &Config) -> RtcConfig {
     RtcConfig {
@@ -341,6 +351,7 @@ fn rtc_config(config: &Config) -> RtcConfig {
 /// [`run`] against a Janus VideoRoom: the same participants, media and measures.
 async fn run_janus(config: Config) -> Result<Report, LoadtestError> {
     let rtc = rtc_config(&config);
+    let receivers = subscriber_loops(&rtc)?;
     let epoch = Epoch::start();
     let spec = PublishSpec {
         video_bps: config.video_bitrate,
@@ -366,9 +377,9 @@ async fn run_janus(config: Config) -> Result<Report, LoadtestError> {
     tracing::info!(publishers = publishers.len(), "publishers sending to Janus");
 
     let subscribers = join_subscribers(&config, epoch, |i| {
-        let (room, rtc, feeds) = (&room, &rtc, &feeds);
+        let (room, receivers, feeds) = (&room, &receivers, &feeds);
         let identity = format!("lt-sub-{run_id}-{i}");
-        janus::JanusParticipant::subscribe(room, identity, rtc, feeds, epoch)
+        janus::JanusParticipant::subscribe(room, identity, receivers, feeds, epoch)
     })
     .await?;
     tracing::info!(subscribers = subscribers.len(), "subscribers joined Janus");

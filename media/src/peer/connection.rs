@@ -134,6 +134,12 @@ impl Connection {
         }
     }
 
+    /// The state machine itself, for a driver of its own (the load tester's
+    /// subscribers poll its outputs the way the worker does).
+    pub fn state_machine(&mut self) -> &mut RTCPeerConnection {
+        &mut self.pc
+    }
+
     /// Re-reads when the connection next wants [`Connection::tick`];
     /// `true` if that changed.
     pub(crate) fn rearm(&mut self) -> bool {
