@@ -1,6 +1,7 @@
-//! The load tester's peer connections: webrtc-rs's async driver, one UDP
-//! port each, built from the same codecs and feedback as the node's
-//! connections so both ends negotiate what real clients do.
+//! The simulated publishers' peer connections: webrtc-rs's async driver, one
+//! UDP port each, built from the same codecs and feedback as the node's
+//! connections so both ends negotiate what real clients do. (Subscribers,
+//! the many, run on [`crate::subscriber`]'s loops.)
 
 use std::sync::Arc;
 
