@@ -35,6 +35,34 @@ pub enum JetStreamError {
     Stream(String),
 }
 
+/// The event stream's settings, under `name` for `subjects`.
+fn stream_config(name: String, subjects: String) -> stream::Config {
+    stream::Config {
+        name,
+        subjects: vec![subjects],
+        duplicate_window: DUPLICATE_WINDOW,
+        max_age: MAX_AGE,
+        ..Default::default()
+    }
+}
+
+/// Creates the stream `config` describes, or opens it where it exists: also
+/// when another node creates it between this one's look-up and its create,
+/// which JetStream (2.9) may refuse as overlapping subjects.
+async fn open_stream(
+    context: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, JetStreamError> {
+    let name = config.name.clone();
+    match context.get_or_create_stream(config).await {
+        Ok(stream) => Ok(stream),
+        Err(create) => context
+            .get_stream(&name)
+            .await
+            .map_err(|_| JetStreamError::Stream(create.to_string())),
+    }
+}
+
 /// A [`Bus`] on a JetStream stream shared by every node.
 pub struct JetStreamBus {
     context: jetstream::Context,
@@ -46,16 +74,8 @@ impl JetStreamBus {
     /// Creates the stream if it is missing and starts reading it from now on.
     pub async fn start(client: async_nats::Client) -> Result<Self, JetStreamError> {
         let context = jetstream::new(client);
-        let events = context
-            .get_or_create_stream(stream::Config {
-                name: STREAM.into(),
-                subjects: vec![format!("{SUBJECT_PREFIX}.>")],
-                duplicate_window: DUPLICATE_WINDOW,
-                max_age: MAX_AGE,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| JetStreamError::Stream(e.to_string()))?;
+        let config = stream_config(STREAM.into(), format!("{SUBJECT_PREFIX}.>"));
+        let events = open_stream(&context, config).await?;
         let consumer = events
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy: consumer::DeliverPolicy::New,
@@ -120,5 +140,46 @@ impl Bus for JetStreamBus {
 
     fn subscribe(&self) -> Subscription {
         Subscription::from_broadcast(self.local.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nodes of a cluster started at once (a deploy, the cluster tests) all
+    /// get the one stream, whichever creates it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn nodes_starting_together_all_open_the_one_stream() {
+        let mut contexts = Vec::new();
+        for _ in 0..32 {
+            let client = async_nats::connect("127.0.0.1:4222")
+                .await
+                .expect("NATS with JetStream on 127.0.0.1:4222 (.ci/run starts it)");
+            contexts.push(jetstream::new(client));
+        }
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        // A few rounds: the window between a look-up and a create is short.
+        for round in 0..10 {
+            // The stream's own settings: NATS 2.9 takes a concurrent create
+            // of a stream with a duplicate window for overlapping subjects.
+            let config = stream_config(
+                format!("SWITCHBOARD_TEST_{unique}_{round}"),
+                format!("switchboard-test.{unique}.{round}.>"),
+            );
+            let opens = contexts.iter().map(|c| {
+                let (c, config) = (c.clone(), config.clone());
+                tokio::spawn(async move { open_stream(&c, config).await })
+            });
+            let results = futures::future::join_all(opens).await;
+            let _ = contexts[0].delete_stream(&config.name).await;
+            for result in results {
+                if let Ok(Err(e)) = result {
+                    panic!("a node could not open the stream: {e}");
+                }
+            }
+        }
     }
 }
