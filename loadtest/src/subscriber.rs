@@ -225,20 +225,31 @@ fn io_error(e: io::Error) -> LoadtestError {
 struct Client {
     conn: Option<Connection>,
     socket: UdpSocket,
-    measure: Measure,
-    /// Statistics of each received track, by the track id the stack reports.
-    tracks: HashMap<String, Arc<Mutex<StreamStats>>>,
+    tracks: Tracks,
     events: async_mpsc::UnboundedSender<PcEvent>,
     deadline: Option<Instant>,
 }
 
-impl Client {
+/// Where a connection's received tracks are counted.
+struct Tracks {
+    measure: Measure,
+    /// Statistics of each received track, by the track id the stack reports.
+    by_id: HashMap<String, Arc<Mutex<StreamStats>>>,
+}
+
+impl Tracks {
     /// The statistics a track's packets are counted into, named by the
     /// server's track id or by `measure.names`.
-    fn stats_for(&mut self, track: &str, ssrc: u32) -> Arc<Mutex<StreamStats>> {
-        if let Some(stats) = self.tracks.get(track) {
-            return stats.clone();
+    fn stats_for(&mut self, track: &str, ssrc: u32) -> &Mutex<StreamStats> {
+        if !self.by_id.contains_key(track) {
+            let stats = self.named(track, ssrc);
+            self.by_id.insert(track.to_owned(), stats);
         }
+        &self.by_id[track]
+    }
+
+    /// The run's statistics of the track this connection knows as `track`.
+    fn named(&self, track: &str, ssrc: u32) -> Arc<Mutex<StreamStats>> {
         let mut name = track.to_owned();
         if let Some(names) = &self.measure.names {
             let names = names.lock().unwrap_or_else(|p| p.into_inner());
@@ -251,65 +262,63 @@ impl Client {
                 None => tracing::warn!(track, ssrc, "a received track matches no publisher's"),
             }
         }
-        let stats = self
-            .measure
+        self.measure
             .received
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(name)
             .or_default()
-            .clone();
-        self.tracks.insert(track.to_owned(), stats.clone());
-        stats
+            .clone()
     }
+}
 
+impl Client {
     /// Handles what the connection has for us: state changes, decrypted
-    /// packets (measured), datagrams to send; then reads its next deadline.
+    /// packets (measured as they come), datagrams to send; then reads its
+    /// next deadline.
     fn drain(&mut self, now: Instant) {
-        let Some(conn) = self.conn.as_mut() else {
+        let Self {
+            conn,
+            socket,
+            tracks,
+            events,
+            deadline,
+        } = self;
+        let Some(conn) = conn.as_mut() else {
             return;
         };
         let pc = conn.state_machine();
-        let mut opened = Vec::new();
         while let Some(event) = pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-                    let _ = self.events.send(PcEvent::State(Target::Subscriber, state));
+                    let _ = events.send(PcEvent::State(Target::Subscriber, state));
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    opened.push((init.track_id, init.ssrc));
+                    tracks.stats_for(&init.track_id, init.ssrc);
                 }
                 _ => {}
             }
         }
-        let mut packets = Vec::new();
+        let now_us = tracks.measure.epoch.us_at(now);
         while let Some(read) = pc.poll_read() {
-            if let RTCMessage::RtpPacket(track, packet) = read.message {
-                packets.push((track, packet));
-            }
-        }
-        while let Some(out) = pc.poll_write() {
-            if let Err(e) = self.socket.send_to(&out.message, out.transport.peer_addr) {
-                tracing::debug!(error = %e, "send failed");
-            }
-        }
-        self.deadline = pc.poll_timeout();
-        for (track, ssrc) in opened {
-            self.stats_for(&track, ssrc);
-        }
-        if packets.is_empty() {
-            return;
-        }
-        let now_us = self.measure.epoch.us_at(now);
-        for (track, packet) in packets {
+            let RTCMessage::RtpPacket(track, packet) = read.message else {
+                continue;
+            };
             let Some(stamp) = Stamp::read(&packet.payload) else {
                 continue;
             };
-            self.stats_for(&track, packet.header.ssrc)
+            tracks
+                .stats_for(&track, packet.header.ssrc)
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .on_packet(now_us, packet.payload.len(), stamp);
         }
+        while let Some(out) = pc.poll_write() {
+            if let Err(e) = socket.send_to(&out.message, out.transport.peer_addr) {
+                tracing::debug!(error = %e, "send failed");
+            }
+        }
+        *deadline = pc.poll_timeout();
     }
 }
 
@@ -381,8 +390,10 @@ impl Loop {
                         Client {
                             conn,
                             socket,
-                            measure,
-                            tracks: HashMap::new(),
+                            tracks: Tracks {
+                                measure,
+                                by_id: HashMap::new(),
+                            },
                             events,
                             deadline: None,
                         },
