@@ -87,7 +87,7 @@ pub struct SimParticipant {
     /// The signaling loop, which ends when the server closes the socket.
     signaling: tokio::task::JoinHandle<()>,
     publisher: Option<Arc<dyn PeerConnection>>,
-    subscriber: Arc<SubscriberPc>,
+    subscriber: SubscriberPc,
     /// What it receives.
     pub received: Received,
     sources: Vec<(String, TrackKind, Arc<TrackLocalStaticRTP>)>,
@@ -172,7 +172,7 @@ impl SimParticipant {
             epoch,
             names: None,
         };
-        let subscriber = Arc::new(receivers.open(measure, pc_tx.clone())?);
+        let subscriber = receivers.open(measure, pc_tx.clone())?;
         let publisher = match publish {
             Some(_) => Some(
                 new_peer_connection(
@@ -517,7 +517,7 @@ struct Signaling {
     identity: String,
     outgoing: mpsc::UnboundedSender<ClientMessage>,
     publisher: Option<Arc<dyn PeerConnection>>,
-    subscriber: Arc<SubscriberPc>,
+    subscriber: SubscriberPc,
     buffered: Vec<(Target, RTCIceCandidateInit)>,
     pub_remote_set: bool,
     sub_remote_set: bool,

@@ -176,8 +176,9 @@ impl Drop for Subscribers {
     }
 }
 
-/// One subscriber connection on a loop. It closes on
-/// [`SubscriberPc::close`] or when the loops stop.
+/// One subscriber connection on a loop; clones refer to the same one. It
+/// closes on [`SubscriberPc::close`] or when the loops stop.
+#[derive(Clone)]
 pub struct SubscriberPc {
     id: usize,
     handle: LoopHandle,
