@@ -167,13 +167,3 @@ impl Store {
         Ok(())
     }
 }
-
-/// ` AND column NOT IN ($first, ...)` for `n` values bound from `$first` on,
-/// or nothing when `n` is 0 (`NOT IN ()` is not SQL on either backend).
-pub(crate) fn not_in(column: &str, first: usize, n: usize) -> String {
-    if n == 0 {
-        return String::new();
-    }
-    let placeholders: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
-    format!(" AND {column} NOT IN ({})", placeholders.join(", "))
-}

@@ -17,11 +17,10 @@ use sqlx::{AnyConnection, Row};
 use switchboard_core::event::EventPayload;
 use switchboard_core::{AttemptId, DeliveryId, Event, EventId, ProjectId, WebhookId};
 
-use crate::cursors;
-use crate::db::not_in;
 use crate::error::corrupt;
 use crate::time::{from_micros, stored, to_micros};
 use crate::webhooks;
+use crate::{cursors, turns};
 use crate::{Store, StoreError};
 
 /// The event log consumer name of webhook fan-out.
@@ -296,8 +295,9 @@ impl Deliveries<'_> {
     /// healthy endpoint gets each room's events in order.
     ///
     /// Endpoints in `busy_endpoints` and projects in `busy_projects` (the
-    /// caller can send none of theirs now) are left out before anything else
-    /// is read, so a stuck endpoint's backlog costs the query nothing.
+    /// caller can send none of theirs now) are left out, and the others'
+    /// backlogs are read only as far as their turns ([`crate::turns`]), so a
+    /// stuck endpoint's thousands of retries cost the query next to nothing.
     pub async fn due(
         &self,
         now: DateTime<Utc>,
@@ -306,49 +306,56 @@ impl Deliveries<'_> {
         busy_endpoints: &[WebhookId],
         busy_projects: &[ProjectId],
     ) -> Result<Vec<Due>, StoreError> {
-        let skip = format!(
-            "{}{}",
-            not_in("d.webhook_id", 4, busy_endpoints.len()),
-            not_in(
-                "d.project_id",
-                4 + busy_endpoints.len(),
-                busy_projects.len()
-            )
-        );
-        let sql = format!(
-            "SELECT ranked.*, w.url, e.body FROM (SELECT {COLUMNS}, d.event_seq AS seq, \
-             ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.event_seq) AS turn \
-             FROM webhook_deliveries d \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
-             AND (d.locked_until IS NULL OR d.locked_until < $1){skip} \
-             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id \
-                 AND p.order_key = d.order_key AND p.status = 'pending' AND p.attempts = 0 \
-                 AND p.event_seq < d.event_seq)) ranked \
-             JOIN webhooks w ON w.id = ranked.webhook_id \
-             JOIN events e ON e.id = ranked.event_id \
-             WHERE ranked.turn <= $3 AND w.enabled = 1 AND w.deleted_at IS NULL \
-             ORDER BY ranked.turn, ranked.next_attempt_at, ranked.seq LIMIT $2"
-        );
-        let mut query = sqlx::query(&sql)
-            .bind(to_micros(now))
-            .bind(i64::from(limit))
-            .bind(i64::from(per_endpoint));
-        for id in busy_endpoints {
-            query = query.bind(id.to_string());
-        }
-        for id in busy_projects {
-            query = query.bind(id.to_string());
-        }
-        let rows = query.fetch_all(self.0.reader()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Due {
-                    delivery: decode(r)?,
+        let busy: Vec<String> = busy_endpoints.iter().map(ToString::to_string).collect();
+        let mut endpoints =
+            turns::pending_keys(self.0.reader(), "webhook_deliveries", "webhook_id").await?;
+        endpoints.retain(|e| !busy.contains(e));
+        let mut due = Vec::new();
+        for chunk in endpoints.chunks(turns::KEYS_PER_QUERY) {
+            let sql = turns::per_key(chunk.len(), 3, |endpoint| {
+                format!(
+                    "SELECT {COLUMNS}, d.event_seq AS seq, w.url, e.body \
+                     FROM webhook_deliveries d \
+                     JOIN webhooks w ON w.id = d.webhook_id \
+                     JOIN events e ON e.id = d.event_id \
+                     WHERE d.status = 'pending' AND d.webhook_id = ${endpoint} \
+                     AND d.next_attempt_at <= $1 AND (d.locked_until IS NULL OR d.locked_until < $1) \
+                     AND w.enabled = 1 AND w.deleted_at IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id \
+                         AND p.order_key = d.order_key AND p.status = 'pending' AND p.attempts = 0 \
+                         AND p.event_seq < d.event_seq) \
+                     ORDER BY d.next_attempt_at, d.event_seq LIMIT $2"
+                )
+            });
+            let mut query = sqlx::query(&sql)
+                .bind(to_micros(now))
+                .bind(i64::from(per_endpoint));
+            for endpoint in chunk {
+                query = query.bind(endpoint.as_str());
+            }
+            for r in query.fetch_all(self.0.reader()).await? {
+                let row = Due {
+                    delivery: decode(&r)?,
                     url: r.try_get("url")?,
-                    event: event_body(r)?,
-                })
-            })
-            .collect()
+                    event: event_body(&r)?,
+                };
+                if busy_projects.contains(&row.delivery.project_id) {
+                    continue;
+                }
+                let order = (
+                    r.try_get::<i64, _>("next_attempt_at")?,
+                    r.try_get::<i64, _>("seq")?,
+                );
+                due.push((row, order));
+            }
+        }
+        let due = turns::in_turns(
+            due,
+            |(row, _)| row.delivery.webhook_id,
+            |(_, order)| *order,
+            limit as usize,
+        );
+        Ok(due.into_iter().map(|(row, _)| row).collect())
     }
 
     /// Takes `id` for sending until `now + lease`; false if another sender has it

@@ -25,6 +25,7 @@
 mod db;
 mod error;
 mod time;
+mod turns;
 
 pub mod api_keys;
 mod cursors;

@@ -28,6 +28,7 @@ switchboard_store::on_both_backends!(
     api_keys_authenticate_and_revoke,
     idempotency_replays_and_refuses_mismatches,
     due_deliveries_leave_out_busy_endpoints_and_projects,
+    due_function_jobs_come_in_turns_per_project_and_in_order_per_room,
 );
 
 async fn migrations_run_twice_without_harm(b: Backend) {
@@ -488,5 +489,94 @@ async fn due_deliveries_leave_out_busy_endpoints_and_projects(b: Backend) {
     assert!(
         !quiet_only[0].event.id.to_string().is_empty(),
         "bodies come with the rows"
+    );
+}
+
+/// Function jobs are taken in turns per project (a noisy project's backlog
+/// takes no more places than its turns), busy projects are left out, and a
+/// room's second event waits for its first.
+async fn due_function_jobs_come_in_turns_per_project_and_in_order_per_room(b: Backend) {
+    use switchboard_core::event::RoomRef;
+    use switchboard_core::function::Triggers;
+    use switchboard_core::{Event, RoomSid};
+    use switchboard_store::functions::NewVersion;
+
+    let (_db, store) = store(b).await;
+    let now = Utc::now();
+    let mut projects = Vec::new();
+    // (project, rooms, events per room)
+    for (name, rooms, events) in [("noisy", 3, 2), ("quiet", 1, 1)] {
+        let project = store.projects().create(name, now).await.unwrap().id;
+        let version = NewVersion {
+            digest: "00".repeat(32),
+            triggers: Triggers::parse(vec!["room.*".into()]).unwrap(),
+            component: b"not run here".to_vec(),
+            activate: true,
+        };
+        store
+            .functions()
+            .deploy(project, "f", version, now)
+            .await
+            .unwrap();
+        for i in 0..rooms {
+            let room = RoomRef {
+                sid: RoomSid::new(),
+                name: RoomName::new(format!("{name}-{i}")).unwrap(),
+            };
+            for _ in 0..events {
+                let payload = EventPayload::RoomStarted { room: room.clone() };
+                store
+                    .events()
+                    .record(Event::new(project, now, payload))
+                    .await
+                    .unwrap();
+            }
+        }
+        store.functions().fan_out(project, 100, now).await.unwrap();
+        projects.push(project);
+    }
+    let (noisy, quiet) = (projects[0], projects[1]);
+    let later = now + Duration::seconds(1);
+    let of = |jobs: &[switchboard_store::functions::Job]| {
+        jobs.iter().map(|j| j.project_id).collect::<Vec<_>>()
+    };
+
+    let all = store.functions().due(later, 10, 8, &[]).await.unwrap();
+    assert_eq!(
+        all.len(),
+        4,
+        "each noisy room's first event, and the quiet one"
+    );
+    let mut firsts = of(&all[..2]);
+    firsts.sort();
+    let mut both = vec![noisy, quiet];
+    both.sort();
+    assert_eq!(
+        firsts, both,
+        "every project's first turn comes before any second"
+    );
+    assert_eq!(of(&all[2..]), [noisy, noisy]);
+    let rooms: std::collections::HashSet<_> = all
+        .iter()
+        .filter_map(|j| j.event.room().map(|r| r.sid))
+        .collect();
+    assert_eq!(rooms.len(), 4, "a room's second event waits for its first");
+
+    let one_each = store.functions().due(later, 10, 1, &[]).await.unwrap();
+    assert_eq!(one_each.len(), 2);
+    let two = store.functions().due(later, 2, 8, &[]).await.unwrap();
+    let mut two = of(&two);
+    two.sort();
+    assert_eq!(two, both, "a short batch still has every project's first");
+    let quiet_only = store.functions().due(later, 10, 8, &[noisy]).await.unwrap();
+    assert_eq!(of(&quiet_only), [quiet]);
+    assert!(
+        store
+            .functions()
+            .due(now - Duration::seconds(1), 10, 8, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is due before it was queued"
     );
 }

@@ -8,10 +8,9 @@ use switchboard_core::{Event, FunctionId, FunctionJobId, ProjectId};
 
 use super::invocations::{insert_invocation, Invocation};
 use super::{decode_deployed, Functions, CONSUMER, DEPLOYED};
-use crate::db::not_in;
 use crate::error::corrupt;
 use crate::time::to_micros;
-use crate::{cursors, StoreError};
+use crate::{cursors, turns, StoreError};
 
 /// An event queued for a function's asynchronous handler.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,9 +106,9 @@ impl Functions<'_> {
     /// oldest due job comes before any project's second, so one project with
     /// a thousand slow jobs due takes a few places of the batch, not all.
     /// Projects in `busy` (the caller can start none of their jobs now) are
-    /// left out before anything else is read, so their backlog costs the
-    /// query nothing: a noisy project's thousand waiting jobs would otherwise
-    /// be ranked and checked on every wake-up.
+    /// not read at all, and the others' backlogs only as far as their turns
+    /// ([`crate::turns`]): a noisy project's thousand waiting jobs would
+    /// otherwise be ranked and checked on every wake-up.
     pub async fn due(
         &self,
         now: DateTime<Utc>,
@@ -117,31 +116,32 @@ impl Functions<'_> {
         per_project: u32,
         busy: &[ProjectId],
     ) -> Result<Vec<Job>, StoreError> {
-        let sql = format!(
-            "SELECT r.id, r.project_id, r.function_id, r.attempts, e.body FROM (\
-             SELECT j.id, j.project_id, j.function_id, j.attempts, j.event_id, \
-             j.next_attempt_at AS due_at, j.event_seq AS seq, \
-             ROW_NUMBER() OVER (PARTITION BY j.project_id ORDER BY j.next_attempt_at, j.event_seq) AS turn \
-             FROM function_jobs j \
-             WHERE j.status = 'pending' AND j.next_attempt_at <= $1 \
-             AND (j.locked_until IS NULL OR j.locked_until < $1){} \
-             AND NOT EXISTS (SELECT 1 FROM function_jobs p WHERE p.function_id = j.function_id \
-                 AND p.order_key = j.order_key AND p.status = 'pending' AND p.event_seq < j.event_seq)) r \
-             JOIN events e ON e.id = r.event_id \
-             WHERE r.turn <= $3 ORDER BY r.turn, r.due_at, r.seq LIMIT $2",
-            not_in("j.project_id", 4, busy.len())
-        );
-        let mut query = sqlx::query(&sql)
-            .bind(to_micros(now))
-            .bind(i64::from(limit))
-            .bind(i64::from(per_project));
-        for project in busy {
-            query = query.bind(project.to_string());
-        }
-        let rows = query.fetch_all(self.0.reader()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Job {
+        let busy: Vec<String> = busy.iter().map(ToString::to_string).collect();
+        let mut projects =
+            turns::pending_keys(self.0.reader(), "function_jobs", "project_id").await?;
+        projects.retain(|p| !busy.contains(p));
+        let mut jobs = Vec::new();
+        for chunk in projects.chunks(turns::KEYS_PER_QUERY) {
+            let sql = turns::per_key(chunk.len(), 3, |project| {
+                format!(
+                    "SELECT j.id, j.project_id, j.function_id, j.attempts, \
+                     j.next_attempt_at AS due_at, j.event_seq AS seq, e.body \
+                     FROM function_jobs j JOIN events e ON e.id = j.event_id \
+                     WHERE j.status = 'pending' AND j.project_id = ${project} \
+                     AND j.next_attempt_at <= $1 AND (j.locked_until IS NULL OR j.locked_until < $1) \
+                     AND NOT EXISTS (SELECT 1 FROM function_jobs p WHERE p.function_id = j.function_id \
+                         AND p.order_key = j.order_key AND p.status = 'pending' AND p.event_seq < j.event_seq) \
+                     ORDER BY j.next_attempt_at, j.event_seq LIMIT $2"
+                )
+            });
+            let mut query = sqlx::query(&sql)
+                .bind(to_micros(now))
+                .bind(i64::from(per_project));
+            for project in chunk {
+                query = query.bind(project.as_str());
+            }
+            for r in query.fetch_all(self.0.reader()).await? {
+                let job = Job {
                     id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
                     project_id: r
                         .try_get::<String, _>("project_id")?
@@ -154,9 +154,18 @@ impl Functions<'_> {
                     event: serde_json::from_str(&r.try_get::<String, _>("body")?)
                         .map_err(corrupt)?,
                     attempts: r.try_get::<i64, _>("attempts")? as u32,
-                })
-            })
-            .collect()
+                };
+                let order = (r.try_get::<i64, _>("due_at")?, r.try_get::<i64, _>("seq")?);
+                jobs.push((job, order));
+            }
+        }
+        let jobs = turns::in_turns(
+            jobs,
+            |(job, _)| job.project_id,
+            |(_, order)| *order,
+            limit as usize,
+        );
+        Ok(jobs.into_iter().map(|(job, _)| job).collect())
     }
 
     /// Takes `job` until `now + lease`; false if another runner has it or it is done.
