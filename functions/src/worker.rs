@@ -211,15 +211,8 @@ impl Worker {
 
     async fn run(&self, job: Job) {
         let functions = self.store.functions();
-        let deployed = async {
-            let f = functions.by_id(job.function_id).await?;
-            match f {
-                Some(f) => functions.deployed(&f, None).await,
-                None => Ok(None),
-            }
-        };
         let now = || self.host.services().clock.now();
-        let deployed = match deployed.await {
+        let deployed = match functions.active(job.function_id).await {
             Ok(Some(d)) if d.triggers.runs_on(job.event.event_type()) => d,
             // Deleted, deactivated or rolled back to a version that does not
             // handle this event: nothing to run.

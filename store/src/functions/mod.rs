@@ -420,6 +420,18 @@ impl Functions<'_> {
         rows.iter().map(decode_deployed).collect()
     }
 
+    /// The active version of function `id`, as the host runs it, unless the
+    /// function is deleted or has none: one query where a job would take two.
+    pub async fn active(&self, id: FunctionId) -> Result<Option<Deployed>, StoreError> {
+        let row = sqlx::query(&format!(
+            "{DEPLOYED} WHERE f.id = $1 AND f.deleted_at IS NULL"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.0.reader())
+        .await?;
+        row.as_ref().map(decode_deployed).transpose()
+    }
+
     /// `version` of `function` (or its active one), as the host runs it.
     pub async fn deployed(
         &self,
