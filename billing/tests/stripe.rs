@@ -255,10 +255,74 @@ async fn a_customer_is_linked_to_one_project(backend: Backend) {
     );
 }
 
+/// The server creates a customer and a subscription for a project while an
+/// operator may link the project to another customer: the operator's link
+/// stands, and a subscription made for the old link is not recorded under
+/// the new one (a CI run once deleted that subscription in Stripe and saw
+/// its cancellation land on no project).
+async fn the_servers_link_never_replaces_an_operators(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let store = db.store().await.unwrap();
+    let now = t("2026-11-23T12:00:00Z");
+    let a = store.projects().create("a", now).await.unwrap().id;
+    assert!(store
+        .stripe()
+        .link(a, "cus_given", None, now)
+        .await
+        .unwrap());
+    assert!(!store
+        .stripe()
+        .link_created(a, "cus_auto", now)
+        .await
+        .unwrap());
+    let link = store.stripe().link_of(a).await.unwrap().unwrap();
+    assert_eq!(link.customer_id, "cus_given");
+
+    // The subscription is made for `link`; the operator relinks meanwhile.
+    assert!(store
+        .stripe()
+        .link(a, "cus_other", None, now)
+        .await
+        .unwrap());
+    assert!(!store
+        .stripe()
+        .set_subscription(&link, "sub_stale")
+        .await
+        .unwrap());
+    let relinked = store.stripe().link_of(a).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            relinked.customer_id.as_str(),
+            relinked.subscription_id.as_deref()
+        ),
+        ("cus_other", None)
+    );
+    assert!(store
+        .stripe()
+        .set_subscription(&relinked, "sub_1")
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .stripe()
+            .set_subscription(&relinked, "sub_2")
+            .await
+            .unwrap(),
+        "a project has one subscription"
+    );
+    let b = store.projects().create("b", now).await.unwrap().id;
+    assert!(store
+        .stripe()
+        .link_created(b, "cus_auto", now)
+        .await
+        .unwrap());
+}
+
 on_both_backends!(
     events_suspend_and_resume_once_and_in_order,
     a_window_is_planned_once_and_a_report_sent_by_one_sender,
     a_customer_is_linked_to_one_project,
+    the_servers_link_never_replaces_an_operators,
 );
 
 #[test]

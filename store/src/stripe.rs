@@ -348,18 +348,47 @@ impl Stripe<'_> {
         .collect()
     }
 
-    /// Records the subscription created for `project`.
-    pub async fn set_subscription(
+    /// Links `project` to the customer the server just created for it,
+    /// unless the project was linked meanwhile (an operator's
+    /// `link-stripe`, which must not be undone); false if it was.
+    pub async fn link_created(
         &self,
         project: ProjectId,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO stripe_customers (project_id, customer_id, subscription_id, linked_at) \
+             VALUES ($1, $2, NULL, $3) ON CONFLICT (project_id) DO NOTHING",
+        )
+        .bind(project.to_string())
+        .bind(customer_id)
+        .bind(to_micros(now))
+        .execute(self.0.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the subscription created for `link`, if the project is still
+    /// linked as it was (same customer, same generation, no subscription);
+    /// false if the link changed while the subscription was being made, so
+    /// the subscription belongs to no project's customer.
+    pub async fn set_subscription(
+        &self,
+        link: &Link,
         subscription_id: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE stripe_customers SET subscription_id = $1 WHERE project_id = $2")
-            .bind(subscription_id)
-            .bind(project.to_string())
-            .execute(self.0.writer())
-            .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE stripe_customers SET subscription_id = $1 WHERE project_id = $2 \
+             AND customer_id = $3 AND generation = $4 AND subscription_id IS NULL",
+        )
+        .bind(subscription_id)
+        .bind(link.project.to_string())
+        .bind(&link.customer_id)
+        .bind(link.generation)
+        .execute(self.0.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Forgets the subscription of `project` (it was cancelled), so a new one is created.

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems};
+use stripe_billing::subscription::{
+    CancelSubscription, CreateSubscription, CreateSubscriptionItems,
+};
 use stripe_core::customer::CreateCustomer;
 use switchboard_core::ProjectId;
 use switchboard_store::stripe::Link;
@@ -25,7 +27,12 @@ pub async fn link_projects(
     let mut created = 0;
     for (project, name) in store.stripe().unlinked().await? {
         let customer = create_customer(api, project, &name).await?;
-        store.stripe().link(project, &customer, None, now).await?;
+        if !store.stripe().link_created(project, &customer, now).await? {
+            // The customer costs nothing without a subscription; the
+            // operator's link stands.
+            tracing::warn!(project_id = %project, customer_id = %customer, "the project was linked to a customer while one was created for it; the created one is left unused");
+            continue;
+        }
         tracing::info!(project_id = %project, customer_id = %customer, "Stripe customer created");
         created += 1;
     }
@@ -42,7 +49,14 @@ pub async fn link_projects(
             continue;
         }
         let sub = create_subscription(api, config, &link).await?;
-        store.stripe().set_subscription(link.project, &sub).await?;
+        if !store.stripe().set_subscription(&link, &sub).await? {
+            // Relinked while the subscription was made: it would bill a
+            // customer no project is linked to, and its cancellation would
+            // never reach the project it was meant for.
+            cancel_subscription(api, &sub).await?;
+            tracing::warn!(project_id = %link.project, subscription_id = %sub, "the project was relinked while its subscription was created; that subscription is cancelled");
+            continue;
+        }
         tracing::info!(project_id = %link.project, subscription_id = %sub, "Stripe subscription created");
         created += 1;
     }
@@ -94,4 +108,11 @@ async fn create_subscription(
         )
         .await?,
     )
+}
+
+async fn cancel_subscription(api: &Api, subscription: &str) -> Result<(), StripeError> {
+    let req = CancelSubscription::new(subscription);
+    api.call(&req, &format!("switchboard:cancel:{subscription}"))
+        .await
+        .map(drop)
 }
