@@ -310,44 +310,44 @@ impl Deliveries<'_> {
         let mut endpoints =
             turns::pending_keys(self.0.reader(), "webhook_deliveries", "webhook_id").await?;
         endpoints.retain(|e| !busy.contains(e));
-        let mut due = Vec::new();
-        for chunk in endpoints.chunks(turns::KEYS_PER_QUERY) {
-            let sql = turns::per_key(chunk.len(), 3, |endpoint| {
-                format!(
-                    "SELECT {COLUMNS}, d.event_seq AS seq, w.url, e.body \
-                     FROM webhook_deliveries d \
-                     JOIN webhooks w ON w.id = d.webhook_id \
-                     JOIN events e ON e.id = d.event_id \
-                     WHERE d.status = 'pending' AND d.webhook_id = ${endpoint} \
-                     AND d.next_attempt_at <= $1 AND (d.locked_until IS NULL OR d.locked_until < $1) \
-                     AND w.enabled = 1 AND w.deleted_at IS NULL \
-                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id \
-                         AND p.order_key = d.order_key AND p.status = 'pending' AND p.attempts = 0 \
-                         AND p.event_seq < d.event_seq) \
-                     ORDER BY d.next_attempt_at, d.event_seq LIMIT $2"
-                )
-            });
-            let mut query = sqlx::query(&sql)
-                .bind(to_micros(now))
-                .bind(i64::from(per_endpoint));
-            for endpoint in chunk {
-                query = query.bind(endpoint.as_str());
+        let select = |endpoint: usize| {
+            format!(
+                "SELECT {COLUMNS}, d.event_seq AS seq, w.url, e.body \
+                 FROM webhook_deliveries d \
+                 JOIN webhooks w ON w.id = d.webhook_id \
+                 JOIN events e ON e.id = d.event_id \
+                 WHERE d.status = 'pending' AND d.webhook_id = ${endpoint} \
+                 AND d.next_attempt_at <= $1 AND (d.locked_until IS NULL OR d.locked_until < $1) \
+                 AND w.enabled = 1 AND w.deleted_at IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id \
+                     AND p.order_key = d.order_key AND p.status = 'pending' AND p.attempts = 0 \
+                     AND p.event_seq < d.event_seq) \
+                 ORDER BY d.next_attempt_at, d.event_seq LIMIT $2"
+            )
+        };
+        let rows = turns::next_rows(
+            self.0.reader(),
+            &endpoints,
+            to_micros(now),
+            per_endpoint,
+            select,
+        )
+        .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for r in rows {
+            let row = Due {
+                delivery: decode(&r)?,
+                url: r.try_get("url")?,
+                event: event_body(&r)?,
+            };
+            if busy_projects.contains(&row.delivery.project_id) {
+                continue;
             }
-            for r in query.fetch_all(self.0.reader()).await? {
-                let row = Due {
-                    delivery: decode(&r)?,
-                    url: r.try_get("url")?,
-                    event: event_body(&r)?,
-                };
-                if busy_projects.contains(&row.delivery.project_id) {
-                    continue;
-                }
-                let order = (
-                    r.try_get::<i64, _>("next_attempt_at")?,
-                    r.try_get::<i64, _>("seq")?,
-                );
-                due.push((row, order));
-            }
+            let order = (
+                r.try_get::<i64, _>("next_attempt_at")?,
+                r.try_get::<i64, _>("seq")?,
+            );
+            due.push((row, order));
         }
         let due = turns::in_turns(
             due,

@@ -3,18 +3,19 @@
 //! read in order only as far as its turns.
 //!
 //! Ranking every pending row with a window function costs the whole backlog
-//! on every wake-up: beside one project with a thousand jobs waiting, each
-//! query took 80 ms on PostgreSQL and everyone else's jobs waited for it.
+//! on every wake-up: beside one project with a thousand jobs waiting, a query
+//! took up to 140 ms on PostgreSQL and everyone else's jobs waited for it.
 //! Here the keys with pending rows come from a skip scan of the queue's
 //! `(status, key, ...)` index, one probe per key, and each key's next rows
 //! from an ordered index range that stops at the key's limit.
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use crate::StoreError;
 
 /// Keys per statement: SQLite allows at most 500 parts in a compound SELECT.
-pub(crate) const KEYS_PER_QUERY: usize = 50;
+const KEYS_PER_QUERY: usize = 50;
 
 /// The distinct values of `key` among `table`'s pending rows, one index probe each.
 pub(crate) async fn pending_keys(
@@ -36,12 +37,32 @@ pub(crate) async fn pending_keys(
         .collect()
 }
 
-/// One statement reading `keys` keys' next rows: `per_key(n)` is the SELECT
-/// (ordered and limited) of the key bound at `$n`; keys are bound from
-/// `$first` on, after the parameters the SELECTs share.
-pub(crate) fn per_key(keys: usize, first: usize, per_key: impl Fn(usize) -> String) -> String {
+/// The next rows of each of `keys`: `select(n)` is the SELECT, ordered and
+/// limited, of the key bound at `$n`, with the time `now` at `$1` and the
+/// rows per key `per_key` at `$2`.
+pub(crate) async fn next_rows(
+    pool: &AnyPool,
+    keys: &[String],
+    now: i64,
+    per_key: u32,
+    select: impl Fn(usize) -> String,
+) -> Result<Vec<AnyRow>, StoreError> {
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_QUERY) {
+        let sql = union(chunk.len(), 3, &select);
+        let mut query = sqlx::query(&sql).bind(now).bind(i64::from(per_key));
+        for key in chunk {
+            query = query.bind(key.as_str());
+        }
+        rows.extend(query.fetch_all(pool).await?);
+    }
+    Ok(rows)
+}
+
+/// One statement of `keys` SELECTs, the key of each bound from `$first` on.
+fn union(keys: usize, first: usize, select: impl Fn(usize) -> String) -> String {
     (0..keys)
-        .map(|i| format!("SELECT * FROM ({}) AS t{i}", per_key(first + i)))
+        .map(|i| format!("SELECT * FROM ({}) AS t{i}", select(first + i)))
         .collect::<Vec<_>>()
         .join(" UNION ALL ")
 }
@@ -86,7 +107,7 @@ mod tests {
 
     #[test]
     fn statements_name_each_key_once() {
-        let sql = per_key(2, 3, |n| format!("SELECT x FROM q WHERE k = ${n} LIMIT $2"));
+        let sql = union(2, 3, |n| format!("SELECT x FROM q WHERE k = ${n} LIMIT $2"));
         assert_eq!(
             sql,
             "SELECT * FROM (SELECT x FROM q WHERE k = $3 LIMIT $2) AS t0 UNION ALL \

@@ -120,44 +120,43 @@ impl Functions<'_> {
         let mut projects =
             turns::pending_keys(self.0.reader(), "function_jobs", "project_id").await?;
         projects.retain(|p| !busy.contains(p));
-        let mut jobs = Vec::new();
-        for chunk in projects.chunks(turns::KEYS_PER_QUERY) {
-            let sql = turns::per_key(chunk.len(), 3, |project| {
-                format!(
-                    "SELECT j.id, j.project_id, j.function_id, j.attempts, \
-                     j.next_attempt_at AS due_at, j.event_seq AS seq, e.body \
-                     FROM function_jobs j JOIN events e ON e.id = j.event_id \
-                     WHERE j.status = 'pending' AND j.project_id = ${project} \
-                     AND j.next_attempt_at <= $1 AND (j.locked_until IS NULL OR j.locked_until < $1) \
-                     AND NOT EXISTS (SELECT 1 FROM function_jobs p WHERE p.function_id = j.function_id \
-                         AND p.order_key = j.order_key AND p.status = 'pending' AND p.event_seq < j.event_seq) \
-                     ORDER BY j.next_attempt_at, j.event_seq LIMIT $2"
-                )
-            });
-            let mut query = sqlx::query(&sql)
-                .bind(to_micros(now))
-                .bind(i64::from(per_project));
-            for project in chunk {
-                query = query.bind(project.as_str());
-            }
-            for r in query.fetch_all(self.0.reader()).await? {
-                let job = Job {
-                    id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
-                    project_id: r
-                        .try_get::<String, _>("project_id")?
-                        .parse()
-                        .map_err(corrupt)?,
-                    function_id: r
-                        .try_get::<String, _>("function_id")?
-                        .parse()
-                        .map_err(corrupt)?,
-                    event: serde_json::from_str(&r.try_get::<String, _>("body")?)
-                        .map_err(corrupt)?,
-                    attempts: r.try_get::<i64, _>("attempts")? as u32,
-                };
-                let order = (r.try_get::<i64, _>("due_at")?, r.try_get::<i64, _>("seq")?);
-                jobs.push((job, order));
-            }
+        let select = |project: usize| {
+            format!(
+                "SELECT j.id, j.project_id, j.function_id, j.attempts, \
+                 j.next_attempt_at AS due_at, j.event_seq AS seq, e.body \
+                 FROM function_jobs j JOIN events e ON e.id = j.event_id \
+                 WHERE j.status = 'pending' AND j.project_id = ${project} \
+                 AND j.next_attempt_at <= $1 AND (j.locked_until IS NULL OR j.locked_until < $1) \
+                 AND NOT EXISTS (SELECT 1 FROM function_jobs p WHERE p.function_id = j.function_id \
+                     AND p.order_key = j.order_key AND p.status = 'pending' AND p.event_seq < j.event_seq) \
+                 ORDER BY j.next_attempt_at, j.event_seq LIMIT $2"
+            )
+        };
+        let rows = turns::next_rows(
+            self.0.reader(),
+            &projects,
+            to_micros(now),
+            per_project,
+            select,
+        )
+        .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for r in rows {
+            let job = Job {
+                id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
+                project_id: r
+                    .try_get::<String, _>("project_id")?
+                    .parse()
+                    .map_err(corrupt)?,
+                function_id: r
+                    .try_get::<String, _>("function_id")?
+                    .parse()
+                    .map_err(corrupt)?,
+                event: serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(corrupt)?,
+                attempts: r.try_get::<i64, _>("attempts")? as u32,
+            };
+            let order = (r.try_get::<i64, _>("due_at")?, r.try_get::<i64, _>("seq")?);
+            jobs.push((job, order));
         }
         let jobs = turns::in_turns(
             jobs,
