@@ -254,6 +254,9 @@ impl RetentionConfig {
 /// `{ per_second, burst }`, a `per_second` of 0 meaning no limit.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+// A build without the function host still takes a config that sets the
+// function limits, and reads none of them.
+#[cfg_attr(not(feature = "functions"), allow(dead_code))]
 pub struct LimitsConfig {
     /// REST requests per API key (default 200/s, bursts of 400).
     pub requests_per_key: Option<switchboard_api::rate_limit::Rate>,
