@@ -269,17 +269,6 @@ impl Functions<'_> {
         by_name(&mut conn, project, name).await
     }
 
-    /// The function `id`, unless deleted.
-    pub async fn by_id(&self, id: FunctionId) -> Result<Option<Function>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM functions WHERE id = $1 AND deleted_at IS NULL"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(self.0.reader())
-        .await?;
-        row.as_ref().map(decode).transpose()
-    }
-
     /// Up to `limit` functions named after `after`, by name.
     pub async fn list(
         &self,
