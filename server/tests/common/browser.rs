@@ -39,20 +39,36 @@ pub fn isolated_in<F: std::future::Future<Output = ()>>(
             .build()
             .unwrap();
         rt.block_on(body());
+        if let Some(ran) = std::env::var_os("SWITCHBOARD_TEST_NETNS_RAN") {
+            std::fs::write(ran, name).expect("mark the isolated test as run");
+        }
         return;
     }
     let exe = std::env::current_exe().unwrap();
+    // The body marks this file when it has run: a `name` that is not the
+    // test's full path would otherwise run nothing, and pass.
+    let ran = std::env::temp_dir().join(format!(
+        "switchboard-netns-{}-{}",
+        std::process::id(),
+        name.replace("::", "-")
+    ));
+    let _ = std::fs::remove_file(&ran);
     let status = Command::new("unshare")
         .args(namespaces)
         .arg("--")
         .arg(exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env("SWITCHBOARD_TEST_NETNS", "1")
+        .env("SWITCHBOARD_TEST_NETNS_RAN", &ran)
         .status()
         .expect("run unshare (util-linux) to isolate the browser test's network");
     assert!(
         status.success(),
         "{name} failed inside its network namespace (see output above)"
+    );
+    assert!(
+        std::fs::remove_file(&ran).is_ok(),
+        "no test named `{name}` ran in the namespace: name it by its full path (module::test)"
     );
 }
 
