@@ -3,3 +3,4 @@
 //! [`crate::worker`] drives it over the node's one UDP port.
 pub mod config;
 pub mod connection;
+pub mod nack;

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod ice_restart;
+mod lossy_link;
 mod network_change;
 mod one_port;
 
