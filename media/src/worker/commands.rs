@@ -319,6 +319,7 @@ impl EventLoop {
         let Some(mut entry) = self.conns.remove(&conn) else {
             return;
         };
+        super::memory::connection_closed();
         let _ = entry.conn.pc.close();
         // The close alert goes out now; nothing is read from the connection again.
         while let Some(out) = entry.conn.pc.poll_write() {

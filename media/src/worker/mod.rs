@@ -10,6 +10,7 @@ mod commands;
 mod downtrack;
 mod event_loop;
 mod media;
+mod memory;
 mod peer;
 mod receiver;
 mod siblings;
@@ -372,6 +373,7 @@ impl Workers {
                     .spawn(move || event_loop.run())?,
             );
         }
+        threads.push(memory::trimmer(stop.clone())?);
         Ok(Self {
             workers,
             stop,
