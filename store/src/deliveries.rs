@@ -325,37 +325,31 @@ impl Deliveries<'_> {
                  ORDER BY d.next_attempt_at, d.event_seq LIMIT $2"
             )
         };
-        let rows = turns::next_rows(
+        turns::take(
             self.0.reader(),
             &endpoints,
             to_micros(now),
-            per_endpoint,
+            (per_endpoint, limit),
             select,
+            |r| {
+                let delivery = decode(r)?;
+                if busy_projects.contains(&delivery.project_id) {
+                    return Ok(None);
+                }
+                let order = (
+                    r.try_get::<i64, _>("next_attempt_at")?,
+                    r.try_get::<i64, _>("seq")?,
+                );
+                let endpoint = delivery.webhook_id;
+                let due = Due {
+                    delivery,
+                    url: r.try_get("url")?,
+                    event: event_body(r)?,
+                };
+                Ok(Some((due, endpoint, order)))
+            },
         )
-        .await?;
-        let mut due = Vec::with_capacity(rows.len());
-        for r in rows {
-            let row = Due {
-                delivery: decode(&r)?,
-                url: r.try_get("url")?,
-                event: event_body(&r)?,
-            };
-            if busy_projects.contains(&row.delivery.project_id) {
-                continue;
-            }
-            let order = (
-                r.try_get::<i64, _>("next_attempt_at")?,
-                r.try_get::<i64, _>("seq")?,
-            );
-            due.push((row, order));
-        }
-        let due = turns::in_turns(
-            due,
-            |(row, _)| row.delivery.webhook_id,
-            |(_, order)| *order,
-            limit as usize,
-        );
-        Ok(due.into_iter().map(|(row, _)| row).collect())
+        .await
     }
 
     /// Takes `id` for sending until `now + lease`; false if another sender has it

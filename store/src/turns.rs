@@ -40,7 +40,7 @@ pub(crate) async fn pending_keys(
 /// The next rows of each of `keys`: `select(n)` is the SELECT, ordered and
 /// limited, of the key bound at `$n`, with the time `now` at `$1` and the
 /// rows per key `per_key` at `$2`.
-pub(crate) async fn next_rows(
+async fn next_rows(
     pool: &AnyPool,
     keys: &[String],
     now: i64,
@@ -59,6 +59,26 @@ pub(crate) async fn next_rows(
     Ok(rows)
 }
 
+/// Up to `limit` of the next rows of `keys` (as [`next_rows`] reads them),
+/// in turns: `decode` makes each row its item, the item's key and its order
+/// within the key, or `None` to leave the row out.
+pub(crate) async fn take<T, K: Ord + Clone, O: Ord + Copy>(
+    pool: &AnyPool,
+    keys: &[String],
+    now: i64,
+    (per_key, limit): (u32, u32),
+    select: impl Fn(usize) -> String,
+    decode: impl Fn(&AnyRow) -> Result<Option<(T, K, O)>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = next_rows(pool, keys, now, per_key, select).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        items.extend(decode(row)?);
+    }
+    let taken = in_turns(items, |(_, k, _)| k.clone(), |(_, _, o)| *o, limit as usize);
+    Ok(taken.into_iter().map(|(item, _, _)| item).collect())
+}
+
 /// One statement of `keys` SELECTs, the key of each bound from `$first` on.
 fn union(keys: usize, first: usize, select: impl Fn(usize) -> String) -> String {
     (0..keys)
@@ -69,7 +89,7 @@ fn union(keys: usize, first: usize, select: impl Fn(usize) -> String) -> String 
 
 /// Up to `limit` of `rows` in turns: each key's rows in `order`, then every
 /// key's first before any key's second, ties in `order`.
-pub(crate) fn in_turns<T, K: Ord + Clone, O: Ord + Copy>(
+fn in_turns<T, K: Ord + Clone, O: Ord + Copy>(
     mut rows: Vec<T>,
     key: impl Fn(&T) -> K,
     order: impl Fn(&T) -> O,

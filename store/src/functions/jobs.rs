@@ -132,39 +132,33 @@ impl Functions<'_> {
                  ORDER BY j.next_attempt_at, j.event_seq LIMIT $2"
             )
         };
-        let rows = turns::next_rows(
+        turns::take(
             self.0.reader(),
             &projects,
             to_micros(now),
-            per_project,
+            (per_project, limit),
             select,
+            |r| {
+                let job = Job {
+                    id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
+                    project_id: r
+                        .try_get::<String, _>("project_id")?
+                        .parse()
+                        .map_err(corrupt)?,
+                    function_id: r
+                        .try_get::<String, _>("function_id")?
+                        .parse()
+                        .map_err(corrupt)?,
+                    event: serde_json::from_str(&r.try_get::<String, _>("body")?)
+                        .map_err(corrupt)?,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                };
+                let order = (r.try_get::<i64, _>("due_at")?, r.try_get::<i64, _>("seq")?);
+                let project = job.project_id;
+                Ok(Some((job, project, order)))
+            },
         )
-        .await?;
-        let mut jobs = Vec::with_capacity(rows.len());
-        for r in rows {
-            let job = Job {
-                id: r.try_get::<String, _>("id")?.parse().map_err(corrupt)?,
-                project_id: r
-                    .try_get::<String, _>("project_id")?
-                    .parse()
-                    .map_err(corrupt)?,
-                function_id: r
-                    .try_get::<String, _>("function_id")?
-                    .parse()
-                    .map_err(corrupt)?,
-                event: serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(corrupt)?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-            };
-            let order = (r.try_get::<i64, _>("due_at")?, r.try_get::<i64, _>("seq")?);
-            jobs.push((job, order));
-        }
-        let jobs = turns::in_turns(
-            jobs,
-            |(job, _)| job.project_id,
-            |(_, order)| *order,
-            limit as usize,
-        );
-        Ok(jobs.into_iter().map(|(job, _)| job).collect())
+        .await
     }
 
     /// Takes `job` until `now + lease`; false if another runner has it or it is done.
