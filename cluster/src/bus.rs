@@ -122,19 +122,32 @@ impl Drop for JetStreamBus {
 #[async_trait]
 impl Bus for JetStreamBus {
     async fn publish(&self, event: &Event) -> Result<(), BusError> {
-        let body = serde_json::to_vec(event).map_err(|e| BusError::Unavailable(e.to_string()))?;
-        let ack = self
-            .context
-            .send_publish(
-                format!("{SUBJECT_PREFIX}.{}", event.project_id),
-                jetstream::message::PublishMessage::build()
-                    .message_id(event.id.to_string())
-                    .payload(body.into()),
-            )
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        ack.await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.publish_all(std::slice::from_ref(event)).await
+    }
+
+    async fn publish_all(&self, events: &[Event]) -> Result<(), BusError> {
+        // Every message goes out before the first acknowledgement is awaited,
+        // so a batch costs one round trip to the server, not one per event.
+        let mut acks = Vec::with_capacity(events.len());
+        for event in events {
+            let body =
+                serde_json::to_vec(event).map_err(|e| BusError::Unavailable(e.to_string()))?;
+            let ack = self
+                .context
+                .send_publish(
+                    format!("{SUBJECT_PREFIX}.{}", event.project_id),
+                    jetstream::message::PublishMessage::build()
+                        .message_id(event.id.to_string())
+                        .payload(body.into()),
+                )
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await
+                .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        }
         Ok(())
     }
 

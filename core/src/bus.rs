@@ -36,6 +36,15 @@ pub trait Bus: Send + Sync + 'static {
     /// Sends an already persisted event to all subscribers.
     async fn publish(&self, event: &Event) -> Result<(), BusError>;
 
+    /// Sends already persisted events in order; a bus that waits for an
+    /// acknowledgement per event overrides this to wait for them together.
+    async fn publish_all(&self, events: &[Event]) -> Result<(), BusError> {
+        for event in events {
+            self.publish(event).await?;
+        }
+        Ok(())
+    }
+
     /// A new subscription that sees events published from now on.
     fn subscribe(&self) -> Subscription;
 }

@@ -61,6 +61,8 @@ pub struct Store {
     backend: Backend,
     pub(crate) master_key: Arc<MasterKey>,
     pub(crate) bus: Arc<dyn Bus>,
+    /// Events waiting to be appended together.
+    pub(crate) appends: Arc<crate::group::Queue<switchboard_core::Event, switchboard_core::Event>>,
 }
 
 impl Store {
@@ -95,6 +97,7 @@ impl Store {
             backend,
             master_key: Arc::new(master_key),
             bus: Arc::new(InProcessBus::default()),
+            appends: Arc::new(crate::group::Queue::new(crate::events::group::MAX_BATCH)),
         })
     }
 

@@ -12,6 +12,8 @@ use switchboard_core::{Event, EventId, ProjectId};
 use crate::time::to_micros;
 use crate::{Store, StoreError};
 
+pub(crate) mod group;
+
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -28,31 +30,7 @@ pub(crate) async fn append(
     conn: &mut AnyConnection,
     mut event: Event,
 ) -> Result<Event, StoreError> {
-    let seq: i64 = sqlx::query(
-        "UPDATE projects SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
-    )
-    .bind(event.project_id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| StoreError::Corrupt(format!("event for unknown project {}", event.project_id)))?
-    .try_get("event_seq")?;
-    event.seq = seq;
-    let body = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let room = event.room();
-    sqlx::query(
-        "INSERT INTO events (id, project_id, seq, type, room_name, room_sid, created_at, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(event.id.to_string())
-    .bind(event.project_id.to_string())
-    .bind(seq)
-    .bind(event.event_type())
-    .bind(room.map(|r| r.name.to_string()))
-    .bind(room.map(|r| r.sid.to_string()))
-    .bind(to_micros(event.created_at))
-    .bind(body)
-    .execute(&mut *conn)
-    .await?;
+    group::append_all(conn, std::slice::from_mut(&mut event)).await?;
     Ok(event)
 }
 
@@ -91,11 +69,13 @@ impl Store {
 
     /// Publishes events whose transaction has committed.
     pub(crate) async fn publish_committed(&self, events: &[Event]) {
-        for event in events {
-            if let Err(e) = self.bus.publish(event).await {
-                // The event is durable; consumers catch up from the log.
-                tracing::warn!(event_id = %event.id, error = %e, "event persisted but not published on the bus");
-            }
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = self.bus.publish_all(events).await {
+            // The events are durable; consumers catch up from the log.
+            tracing::warn!(first_event_id = %events[0].id, events = events.len(), error = %e,
+                "events persisted but not all published on the bus");
         }
     }
 }
@@ -105,8 +85,14 @@ fn decode(body: String) -> Result<Event, StoreError> {
 }
 
 impl EventLog<'_> {
-    /// Persists `event` on its own, then publishes it.
+    /// Persists `event`, then publishes it; returns it with its `seq`.
+    /// Concurrent calls share a transaction ([`group`]).
     pub async fn record(&self, event: Event) -> Result<Event, StoreError> {
+        group::record(self.0, event).await
+    }
+
+    /// Persists `event` in a transaction of its own, then publishes it.
+    pub(crate) async fn record_alone(&self, event: Event) -> Result<Event, StoreError> {
         let mut tx = self.0.writer().begin().await?;
         let event = append(&mut tx, event).await?;
         tx.commit().await?;

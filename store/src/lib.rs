@@ -24,6 +24,8 @@
 
 mod db;
 mod error;
+mod group;
+mod sql;
 mod time;
 mod turns;
 
