@@ -77,10 +77,14 @@ impl Worker {
             sweep = tokio::select! {
                 event = events.recv() => match event {
                     Ok(event) => {
-                        if let Err(e) = self.meter_project(event.project_id).await {
-                            tracing::warn!(project_id = %event.project_id, error = %e, "metering failed; the next sweep retries");
+                        // One pass per project however many of its events queued meanwhile.
+                        let (projects, lagged) = events.projects_waiting(&event);
+                        for project in projects {
+                            if let Err(e) = self.meter_project(project).await {
+                                tracing::warn!(project_id = %project, error = %e, "metering failed; the next sweep retries");
+                            }
                         }
-                        false
+                        lagged
                     }
                     Err(RecvError::Lagged(_)) => true,
                     Err(RecvError::Closed) => {

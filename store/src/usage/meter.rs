@@ -16,6 +16,8 @@ use crate::{cursors, events, StoreError};
 
 use super::{decode_session, Usage, CONSUMER, DAY_US, SESSION_COLUMNS};
 
+mod segment;
+
 /// Adds `quantity` of `meter` from `source` in the hour starting at `hour`
 /// to the ledger and the rollup, unless that row is already there.
 #[allow(clippy::too_many_arguments)]
@@ -143,114 +145,10 @@ pub(crate) async fn add_invocation(
     .await
 }
 
-async fn open_session(
-    conn: &mut AnyConnection,
-    event: &Event,
-    room: &RoomRef,
-    participant: &ParticipantRef,
-    node: Option<NodeId>,
-) -> Result<(), StoreError> {
-    let room_sid = room.sid.to_string();
-    sqlx::query(
-        "INSERT INTO usage_sessions (id, project_id, room_sid, room_name, identity, node_id, joined_at, video) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, \
-           CASE WHEN EXISTS (SELECT 1 FROM usage_video_tracks WHERE room_sid = $3) THEN 1 ELSE 0 END) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(participant.sid.to_string())
-    .bind(event.project_id.to_string())
-    .bind(&room_sid)
-    .bind(room.name.as_str())
-    .bind(participant.identity.as_str())
-    .bind(node.map(|n| n.to_string()))
-    .bind(to_micros(event.created_at))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn close_session(
-    conn: &mut AnyConnection,
-    event: &Event,
-    participant: &ParticipantRef,
-    reason: LeaveReason,
-    now: i64,
-) -> Result<(), StoreError> {
-    let id = participant.sid.to_string();
-    let Some(row) = sqlx::query(
-        "SELECT room_sid, room_name, identity, joined_at, video FROM usage_sessions \
-         WHERE id = $1 AND left_at IS NULL",
-    )
-    .bind(&id)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        // Closed already, or it joined before metering existed.
-        return Ok(());
-    };
-    let room_sid: String = row.try_get("room_sid")?;
-    let room_name: String = row.try_get("room_name")?;
-    let identity: String = row.try_get("identity")?;
-    let span = Span::new(row.try_get("joined_at")?, to_micros(event.created_at));
-    let video = row.try_get::<i64, _>("video")? != 0;
-    let covered: Vec<Span> = sqlx::query(
-        "SELECT joined_at, left_at FROM usage_sessions WHERE room_sid = $1 AND identity = $2 \
-         AND id <> $3 AND left_at IS NOT NULL AND joined_at < $4 AND left_at > $5",
-    )
-    .bind(&room_sid)
-    .bind(&identity)
-    .bind(&id)
-    .bind(span.end)
-    .bind(span.start)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| Ok(Span::new(r.try_get("joined_at")?, r.try_get("left_at")?)))
-    .collect::<Result<_, StoreError>>()?;
-    let parts = span.minus(&covered);
-    let billed: i64 = parts.iter().map(|p| p.len()).sum();
-    let reason = serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    sqlx::query(
-        "UPDATE usage_sessions SET left_at = $1, leave_reason = $2, billed_us = $3 WHERE id = $4",
-    )
-    .bind(span.end)
-    .bind(&reason)
-    .bind(billed)
-    .bind(&id)
-    .execute(&mut *conn)
-    .await?;
-    let meter = if video {
-        Meter::ParticipantMinutesVideo
-    } else {
-        Meter::ParticipantMinutesAudio
-    };
-    add_spans(conn, event.project_id, meter, &id, &room_name, &parts, now).await?;
-    if reason == "node_lost" {
-        // Its node is gone, and the room's tracks with it.
-        sqlx::query("DELETE FROM usage_video_tracks WHERE room_sid = $1")
-            .bind(&room_sid)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Applies one event to the sessions and the ledger.
+/// Applies one event other than a join or a leave ([`segment`] meters
+/// those) to the sessions and the ledger.
 async fn apply(conn: &mut AnyConnection, event: &Event, now: i64) -> Result<(), StoreError> {
     match &event.payload {
-        EventPayload::ParticipantJoined {
-            room,
-            participant,
-            node,
-        } => open_session(conn, event, room, participant, *node).await,
-        EventPayload::ParticipantLeft {
-            participant,
-            reason,
-            ..
-        } => close_session(conn, event, participant, *reason, now).await,
         EventPayload::TrackPublished { room, track, .. } if track.kind == TrackKind::Video => {
             let room_sid = room.sid.to_string();
             sqlx::query(
@@ -329,10 +227,23 @@ impl Usage<'_> {
         let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(0);
         };
+        // Redone from the log if a crash loses it (the cursor moves in the
+        // same transaction, and rows are keyed so writing them twice adds
+        // nothing); anything that acts on usage commits after it, and
+        // PostgreSQL flushes its log in order.
+        self.0.skip_flush_wait(&mut tx).await?;
         let now = to_micros(now);
+        let mut run: Vec<&Event> = Vec::new();
         for event in &events {
+            if segment::takes(event) {
+                run.push(event);
+                continue;
+            }
+            segment::meter(&mut tx, project, &run, now).await?;
+            run.clear();
             apply(&mut tx, event, now).await?;
         }
+        segment::meter(&mut tx, project, &run, now).await?;
         cursors::advance(&mut tx, CONSUMER, project, last).await?;
         tx.commit().await?;
         Ok(events.len())
