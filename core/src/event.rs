@@ -316,6 +316,17 @@ impl EventPayload {
         }
     }
 
+    /// The participant the event is about, if any.
+    pub fn participant(&self) -> Option<&ParticipantRef> {
+        match self {
+            Self::ParticipantJoined { participant, .. }
+            | Self::ParticipantLeft { participant, .. }
+            | Self::TrackPublished { participant, .. }
+            | Self::TrackUnpublished { participant, .. } => Some(participant),
+            _ => None,
+        }
+    }
+
     /// The room the event concerns, if any.
     pub fn room(&self) -> Option<&RoomRef> {
         match self {

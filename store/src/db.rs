@@ -63,6 +63,8 @@ pub struct Store {
     pub(crate) bus: Arc<dyn Bus>,
     /// Events waiting to be appended together.
     pub(crate) appends: Arc<crate::group::Queue<switchboard_core::Event, switchboard_core::Event>>,
+    /// Successful webhook attempts waiting to be recorded together.
+    pub(crate) completions: Arc<crate::deliveries::Completions>,
 }
 
 impl Store {
@@ -98,6 +100,9 @@ impl Store {
             master_key: Arc::new(master_key),
             bus: Arc::new(InProcessBus::default()),
             appends: Arc::new(crate::group::Queue::new(crate::events::group::MAX_BATCH)),
+            completions: Arc::new(crate::group::Queue::new(
+                crate::deliveries::COMPLETIONS_PER_ROUND,
+            )),
         })
     }
 

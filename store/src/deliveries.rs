@@ -114,6 +114,9 @@ pub struct Due {
     pub url: String,
     /// The event as stored in the log (the request body is made from it).
     pub event: Event,
+    /// The endpoint's signing secrets when it was read: the current one, then
+    /// the previous one while it is still honoured.
+    pub secrets: Vec<String>,
 }
 
 /// What became of an attempt, as the sender decided.
@@ -201,30 +204,155 @@ fn addressed_to(event: &Event) -> Option<&str> {
     }
 }
 
+/// What a delivery waits behind before its first attempt: earlier events of
+/// the same participant (joined, tracks, left), or for an event about no
+/// participant, earlier ones of its room (started, recordings, finished).
+/// Keyed by participant rather than room so that a large event's join storm
+/// goes out in parallel instead of one request at a time.
+fn order_key(event: &Event) -> String {
+    match (event.payload.participant(), event.room()) {
+        (Some(p), _) => p.sid.to_string(),
+        (None, Some(room)) => room.sid.to_string(),
+        (None, None) => String::new(),
+    }
+}
+
+/// Rows per multi-row `INSERT` of deliveries (13 values each).
+const INSERT_ROWS: usize = 40;
+
+/// Queues `event` for each of `webhooks`; returns how many were new.
 async fn insert(
     conn: &mut AnyConnection,
-    webhook: WebhookId,
-    event: &Event,
+    rows: &[(WebhookId, &Event)],
     origin: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO webhook_deliveries (id, project_id, webhook_id, event_id, event_seq, event_type, \
-         order_key, origin, status, attempts, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9) ON CONFLICT DO NOTHING",
-    )
-    .bind(DeliveryId::new().to_string())
-    .bind(event.project_id.to_string())
-    .bind(webhook.to_string())
-    .bind(event.id.to_string())
-    .bind(event.seq)
-    .bind(event.event_type())
-    .bind(event.room().map(|r| r.sid.to_string()).unwrap_or_default())
-    .bind(origin)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected())
+    let mut queued = 0;
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let sql = format!(
+            "INSERT INTO webhook_deliveries (id, project_id, webhook_id, event_id, event_seq, event_type, \
+             order_key, origin, status, attempts, next_attempt_at, created_at, updated_at) \
+             VALUES {} ON CONFLICT DO NOTHING",
+            crate::sql::values(chunk.len(), 13)
+        );
+        let mut query = sqlx::query(&sql);
+        for (webhook, event) in chunk {
+            query = query
+                .bind(DeliveryId::new().to_string())
+                .bind(event.project_id.to_string())
+                .bind(webhook.to_string())
+                .bind(event.id.to_string())
+                .bind(event.seq)
+                .bind(event.event_type())
+                .bind(order_key(event))
+                .bind(origin)
+                .bind("pending")
+                .bind(0i64)
+                .bind(now)
+                .bind(now)
+                .bind(now);
+        }
+        queued += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(queued)
+}
+
+/// When an attempt ended, as stored.
+fn finished_at(attempt: &Attempt) -> DateTime<Utc> {
+    stored(attempt.attempted_at + Duration::milliseconds(attempt.latency_ms as i64))
+}
+
+/// Successful attempts waiting to be recorded together ([`crate::group`]).
+pub(crate) type Completions = crate::group::Queue<(Delivery, Attempt), ()>;
+
+/// Successful attempts recorded per transaction at most.
+pub(crate) const COMPLETIONS_PER_ROUND: usize = 256;
+
+/// Records one round of successful attempts in one transaction; if that
+/// fails, each on its own.
+async fn write_successes(
+    store: &Store,
+    round: Vec<((Delivery, Attempt), crate::group::Reply<()>)>,
+) {
+    let (done, replies): (Vec<(Delivery, Attempt)>, Vec<_>) = round.into_iter().unzip();
+    let result = async {
+        let mut tx = store.writer().begin().await?;
+        // A success lost in a crash is sent again once its lease lapses:
+        // deliveries are at least once, and receivers deduplicate.
+        store.skip_flush_wait(&mut tx).await?;
+        for chunk in done.chunks(INSERT_ROWS) {
+            let sql = format!(
+                "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, \
+                 response_body, error, succeeded) VALUES {}",
+                crate::sql::values(chunk.len(), 8)
+            );
+            let mut query = sqlx::query(&sql);
+            for (delivery, attempt) in chunk {
+                query = query
+                    .bind(attempt.id.to_string())
+                    .bind(delivery.id.to_string())
+                    .bind(to_micros(attempt.attempted_at))
+                    .bind(attempt.status_code.map(i64::from))
+                    .bind(attempt.latency_ms as i64)
+                    .bind(&attempt.response_body)
+                    .bind(attempt.error.clone())
+                    .bind(i64::from(attempt.succeeded));
+            }
+            query.execute(&mut *tx).await?;
+            let sql = format!(
+                "UPDATE webhook_deliveries SET status = 'succeeded', attempts = attempts + 1, \
+                 next_attempt_at = NULL, locked_until = NULL, updated_at = v.column2 \
+                 FROM (VALUES {}) AS v WHERE webhook_deliveries.id = v.column1",
+                crate::sql::values(chunk.len(), 2)
+            );
+            let mut query = sqlx::query(&sql);
+            for (delivery, attempt) in chunk {
+                query = query
+                    .bind(delivery.id.to_string())
+                    .bind(to_micros(finished_at(attempt)));
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let mut endpoints: Vec<String> = done.iter().map(|(d, _)| d.webhook_id.to_string()).collect();
+        endpoints.sort();
+        endpoints.dedup();
+        // Conditional, so a healthy endpoint's row is not rewritten (and locked)
+        // by every round.
+        let sql = format!(
+            "UPDATE webhooks SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN ({})",
+            crate::sql::list(1, endpoints.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in &endpoints {
+            query = query.bind(id);
+        }
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            for reply in replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Err(e) if done.len() == 1 => {
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
+        }
+        Err(_) => {
+            let deliveries = store.deliveries();
+            for ((delivery, attempt), reply) in done.iter().zip(replies) {
+                let outcome = deliveries
+                    .complete_alone(delivery, attempt, Outcome::Succeeded, Duration::zero())
+                    .await
+                    .map(|_| ());
+                let _ = reply.send(outcome);
+            }
+        }
+    }
 }
 
 impl Deliveries<'_> {
@@ -267,6 +395,7 @@ impl Deliveries<'_> {
         }
         let now = to_micros(now);
         let mut last = after;
+        let mut rows = Vec::new();
         for event in &events {
             last = event.seq;
             let target = addressed_to(event);
@@ -276,10 +405,11 @@ impl Deliveries<'_> {
                     None => event.seq > *from_seq && endpoint.events.matches(event.event_type()),
                 };
                 if wanted {
-                    insert(&mut tx, endpoint.id, event, "event", now).await?;
+                    rows.push((endpoint.id, event));
                 }
             }
         }
+        insert(&mut tx, &rows, "event", now).await?;
         cursors::advance(&mut tx, CONSUMER, project, last).await?;
         tx.commit().await?;
         Ok(events.len())
@@ -292,7 +422,14 @@ impl Deliveries<'_> {
     /// few places of the batch, not all of them, and a quiet project's fresh
     /// delivery is in the next batch. A delivery waits while an earlier event
     /// for the same room and endpoint has not had its first attempt, so a
-    /// healthy endpoint gets each room's events in order.
+    /// healthy endpoint gets each participant's events, and each room's events
+    /// about no participant, in order ([`order_key`]).
+    ///
+    /// That wait is checked with a scalar subquery, which PostgreSQL runs as
+    /// one probe of the `webhook_deliveries_heads` index per candidate; as
+    /// `NOT EXISTS` it became an anti-join that, with the statistics of a
+    /// table that grew in seconds, scanned the endpoint's whole backlog for
+    /// each candidate (99 ms against 0.5 ms at 18,000 pending).
     ///
     /// Endpoints in `busy_endpoints` and projects in `busy_projects` (the
     /// caller can send none of theirs now) are left out, and the others'
@@ -312,16 +449,17 @@ impl Deliveries<'_> {
         endpoints.retain(|e| !busy.contains(e));
         let select = |endpoint: usize| {
             format!(
-                "SELECT {COLUMNS}, d.event_seq AS seq, w.url, e.body \
+                "SELECT {COLUMNS}, d.event_seq AS seq, w.url, e.body, \
+                 w.sealed_secret, w.previous_sealed_secret, w.previous_expires_at \
                  FROM webhook_deliveries d \
                  JOIN webhooks w ON w.id = d.webhook_id \
                  JOIN events e ON e.id = d.event_id \
                  WHERE d.status = 'pending' AND d.webhook_id = ${endpoint} \
                  AND d.next_attempt_at <= $1 AND (d.locked_until IS NULL OR d.locked_until < $1) \
                  AND w.enabled = 1 AND w.deleted_at IS NULL \
-                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id \
-                     AND p.order_key = d.order_key AND p.status = 'pending' AND p.attempts = 0 \
-                     AND p.event_seq < d.event_seq) \
+                 AND d.event_seq <= COALESCE((SELECT MIN(p.event_seq) FROM webhook_deliveries p \
+                     WHERE p.webhook_id = d.webhook_id AND p.order_key = d.order_key \
+                     AND p.status = 'pending' AND p.attempts = 0), d.event_seq) \
                  ORDER BY d.next_attempt_at, d.event_seq LIMIT $2"
             )
         };
@@ -345,6 +483,7 @@ impl Deliveries<'_> {
                     delivery,
                     url: r.try_get("url")?,
                     event: event_body(r)?,
+                    secrets: webhooks::signing_secrets(&self.0.master_key, r, now)?,
                 };
                 Ok(Some((due, endpoint, order)))
             },
@@ -352,24 +491,40 @@ impl Deliveries<'_> {
         .await
     }
 
-    /// Takes `id` for sending until `now + lease`; false if another sender has it
-    /// or it is no longer pending.
-    pub async fn claim(
+    /// Takes those of `ids` that are pending and that no other sender holds,
+    /// until `now + lease`, in one transaction; returns the ones taken.
+    pub async fn claim_all(
         &self,
-        id: DeliveryId,
+        ids: &[DeliveryId],
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE webhook_deliveries SET locked_until = $1 WHERE id = $2 AND status = 'pending' \
-             AND (locked_until IS NULL OR locked_until < $3)",
-        )
-        .bind(to_micros(now + lease))
-        .bind(id.to_string())
-        .bind(to_micros(now))
-        .execute(self.0.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        let mut taken = Vec::with_capacity(ids.len());
+        if ids.is_empty() {
+            return Ok(taken);
+        }
+        let mut tx = self.0.writer().begin().await?;
+        // A claim lost in a crash lets the delivery be sent again, as the
+        // lease lapsing would: receivers deduplicate.
+        self.0.skip_flush_wait(&mut tx).await?;
+        for chunk in ids.chunks(200) {
+            let sql = format!(
+                "UPDATE webhook_deliveries SET locked_until = $1 WHERE status = 'pending' \
+                 AND (locked_until IS NULL OR locked_until < $2) AND id IN ({}) RETURNING id",
+                crate::sql::list(3, chunk.len())
+            );
+            let mut query = sqlx::query(&sql)
+                .bind(to_micros(now + lease))
+                .bind(to_micros(now));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                taken.push(row.try_get::<String, _>("id")?.parse().map_err(corrupt)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(taken)
     }
 
     /// Records an attempt and what follows from it. A failure that leaves the
@@ -382,7 +537,31 @@ impl Deliveries<'_> {
         outcome: Outcome,
         disable_after: Duration,
     ) -> Result<Option<Event>, StoreError> {
-        let now = stored(attempt.attempted_at + Duration::milliseconds(attempt.latency_ms as i64));
+        if attempt.succeeded && outcome == Outcome::Succeeded {
+            let store = self.0.clone();
+            return self
+                .0
+                .completions
+                .submit((delivery.clone(), attempt.clone()), move |round| {
+                    let store = store.clone();
+                    async move { write_successes(&store, round).await }
+                })
+                .await
+                .map(|()| None);
+        }
+        self.complete_alone(delivery, attempt, outcome, disable_after)
+            .await
+    }
+
+    /// [`Deliveries::complete`] in a transaction of its own.
+    async fn complete_alone(
+        &self,
+        delivery: &Delivery,
+        attempt: &Attempt,
+        outcome: Outcome,
+        disable_after: Duration,
+    ) -> Result<Option<Event>, StoreError> {
+        let now = finished_at(attempt);
         let mut tx = self.0.writer().begin().await?;
         sqlx::query(
             "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, \
@@ -595,23 +774,26 @@ impl Deliveries<'_> {
             if rows.is_empty() {
                 break;
             }
+            let mut wanted = Vec::new();
             for row in &rows {
                 let event = event_body(row)?;
                 after = event.seq;
-                let wanted = match addressed_to(&event) {
+                let matches = match addressed_to(&event) {
                     Some(id) => webhook.id.to_string() == id,
                     None => webhook.events.matches(event.event_type()),
                 };
-                if wanted {
-                    if queued >= u64::from(max) {
+                if matches {
+                    if queued + wanted.len() as u64 >= u64::from(max) {
                         return Err(StoreError::Conflict(format!(
                             "more than {max} events match since {}; replay a shorter period",
                             since.to_rfc3339()
                         )));
                     }
-                    queued += insert(&mut tx, webhook.id, &event, "replay", now).await?;
+                    wanted.push(event);
                 }
             }
+            let rows: Vec<(WebhookId, &Event)> = wanted.iter().map(|e| (webhook.id, e)).collect();
+            queued += insert(&mut tx, &rows, "replay", now).await?;
         }
         tx.commit().await?;
         Ok(queued)

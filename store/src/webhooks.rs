@@ -299,34 +299,26 @@ impl Webhooks<'_> {
         .await?;
         Ok((done.rows_affected() == 1).then_some(secret))
     }
+}
 
-    /// The secrets that sign deliveries of endpoint `id` at `now`: the current
-    /// one first, then a rotated-out one still in its grace period.
-    pub async fn signing_secrets(
-        &self,
-        id: WebhookId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT sealed_secret, previous_sealed_secret, previous_expires_at FROM webhooks WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(self.0.reader())
-        .await?
-        else {
-            return Ok(Vec::new());
-        };
-        let open = |sealed: Vec<u8>| -> Result<String, StoreError> {
-            String::from_utf8(self.0.master_key.open(&sealed)?).map_err(corrupt)
-        };
-        let mut secrets = vec![open(row.try_get("sealed_secret")?)?];
-        let previous: Option<Vec<u8>> = row.try_get("previous_sealed_secret")?;
-        let until: Option<i64> = row.try_get("previous_expires_at")?;
-        if let (Some(previous), Some(until)) = (previous, until) {
-            if to_micros(now) < until {
-                secrets.push(open(previous)?);
-            }
+/// The signing secrets in `row` (the endpoint's `sealed_secret`,
+/// `previous_sealed_secret` and `previous_expires_at`): the current one, then
+/// the previous one while it is still honoured at `now`.
+pub(crate) fn signing_secrets(
+    key: &crate::MasterKey,
+    row: &sqlx::any::AnyRow,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let open = |sealed: Vec<u8>| -> Result<String, StoreError> {
+        String::from_utf8(key.open(&sealed)?).map_err(corrupt)
+    };
+    let mut secrets = vec![open(row.try_get("sealed_secret")?)?];
+    let previous: Option<Vec<u8>> = row.try_get("previous_sealed_secret")?;
+    let until: Option<i64> = row.try_get("previous_expires_at")?;
+    if let (Some(previous), Some(until)) = (previous, until) {
+        if to_micros(now) < until {
+            secrets.push(open(previous)?);
         }
-        Ok(secrets)
     }
+    Ok(secrets)
 }

@@ -133,6 +133,15 @@ impl Receiver {
             .clone()
     }
 
+    /// How many requests arrived (without copying them).
+    pub fn count(&self) -> usize {
+        self.shared
+            .received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     /// Waits until at least `n` requests arrived or `timeout` passed; returns what arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = Instant::now() + timeout;

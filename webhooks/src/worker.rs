@@ -7,17 +7,21 @@
 //! - Delivery takes due deliveries with a lease and sends each in its own
 //!   task, at most [`WebhookConfig::max_in_flight_per_endpoint`] per endpoint
 //!   and [`WebhookConfig::max_in_flight_per_project`] per project, so slow or
-//!   dead endpoints hold a few slots and never the rest.
+//!   dead endpoints hold a few slots and never the rest. An endpoint at its
+//!   cap may have a few more claimed and waiting: its running sends take
+//!   them as they finish, so a fast endpoint is not held to one pass over the
+//!   outbox per request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use switchboard_core::bus::RecvError;
 use switchboard_core::webhook::AddressPolicy;
-use switchboard_core::{Clock, ProjectId, WebhookId};
-use switchboard_store::deliveries::{Due, Outcome};
+use switchboard_core::{Clock, DeliveryId, ProjectId, WebhookId};
+use switchboard_store::deliveries::{Attempt, Due, Outcome};
 use switchboard_store::Store;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -30,6 +34,11 @@ use crate::sender::Sender;
 const FAN_OUT_BATCH: u32 = 500;
 /// Due deliveries looked at per pass.
 const DUE_BATCH: u32 = 200;
+/// Claimed deliveries an endpoint at its cap may have waiting, per slot.
+const READY_PER_SLOT: usize = 3;
+/// A claim's lease beyond the request timeout; a ready delivery older than
+/// this is not sent, as its lease might lapse mid-attempt.
+const LEASE_MARGIN: chrono::Duration = chrono::Duration::seconds(5);
 
 /// How deliveries are made.
 #[derive(Debug, Clone)]
@@ -94,6 +103,43 @@ struct InFlight {
     total: usize,
     per_endpoint: HashMap<WebhookId, usize>,
     per_project: HashMap<ProjectId, usize>,
+    /// Deliveries claimed for endpoints at their cap, sent next by the
+    /// endpoint's running sends as each finishes, so a fast endpoint's
+    /// requests follow one another without a pass over the outbox between.
+    ready: HashMap<WebhookId, VecDeque<Ready>>,
+}
+
+/// A claimed delivery waiting for a slot of its endpoint.
+struct Ready {
+    due: Due,
+    claimed_at: DateTime<Utc>,
+}
+
+impl InFlight {
+    /// Whether `endpoint` and `project` (and the node) have a slot free.
+    fn has_room(&self, config: &WebhookConfig, endpoint: WebhookId, project: ProjectId) -> bool {
+        self.total < config.max_in_flight
+            && self.per_endpoint.get(&endpoint).copied().unwrap_or(0)
+                < config.max_in_flight_per_endpoint
+            && self.per_project.get(&project).copied().unwrap_or(0)
+                < config.max_in_flight_per_project
+    }
+
+    fn take_slot(&mut self, endpoint: WebhookId, project: ProjectId) {
+        self.total += 1;
+        *self.per_endpoint.entry(endpoint).or_default() += 1;
+        *self.per_project.entry(project).or_default() += 1;
+    }
+
+    fn give_slot(&mut self, endpoint: WebhookId, project: ProjectId) {
+        self.total = self.total.saturating_sub(1);
+        release(&mut self.per_endpoint, endpoint);
+        release(&mut self.per_project, project);
+    }
+
+    fn waiting(&self, endpoint: WebhookId) -> usize {
+        self.ready.get(&endpoint).map_or(0, VecDeque::len)
+    }
 }
 
 impl Worker {
@@ -209,13 +255,18 @@ impl Worker {
         loop {
             let now = self.inner.clock.now();
             let config = &self.inner.config;
-            let per_endpoint = u32::try_from(config.max_in_flight_per_endpoint).unwrap_or(u32::MAX);
-            // Endpoints and projects at their cap could not take a delivery now.
+            let per_endpoint =
+                u32::try_from(config.max_in_flight_per_endpoint * (1 + READY_PER_SLOT))
+                    .unwrap_or(u32::MAX);
+            // Endpoints at their cap with their ready queue full, and projects
+            // at their cap, could not take a delivery now.
             let (full, busy_endpoints, busy_projects) = {
                 let flight = self.lock();
+                let mut busy = at_cap(&flight.per_endpoint, config.max_in_flight_per_endpoint);
+                busy.retain(|e| flight.waiting(*e) >= self.ready_depth());
                 (
                     flight.total >= config.max_in_flight,
-                    at_cap(&flight.per_endpoint, config.max_in_flight_per_endpoint),
+                    busy,
                     at_cap(&flight.per_project, config.max_in_flight_per_project),
                 )
             };
@@ -233,11 +284,7 @@ impl Worker {
                     )
                     .await
                 {
-                    Ok(due) => {
-                        for d in due {
-                            self.try_start(d).await;
-                        }
-                    }
+                    Ok(due) => self.start_sends(due).await,
                     Err(e) => tracing::warn!(error = %e, "cannot read due webhook deliveries"),
                 }
             }
@@ -248,84 +295,132 @@ impl Worker {
         }
     }
 
-    /// Sends `due` in its own task if there is room for it and it can be claimed.
-    async fn try_start(&self, due: Due) {
-        let webhook = due.delivery.webhook_id;
-        let project = due.delivery.project_id;
-        {
+    /// Deliveries an endpoint at its cap may have claimed and waiting.
+    fn ready_depth(&self) -> usize {
+        self.inner.config.max_in_flight_per_endpoint * READY_PER_SLOT
+    }
+
+    /// Claims what of `due` there is room for, now or in an endpoint's ready
+    /// queue, in one statement; sends each claimed one in its own task while
+    /// its endpoint and project have a slot free, and queues the rest.
+    async fn start_sends(&self, due: Vec<Due>) {
+        let config = &self.inner.config;
+        let wanted: Vec<Due> = {
             let flight = self.lock();
-            let config = &self.inner.config;
-            let for_endpoint = flight.per_endpoint.get(&webhook).copied().unwrap_or(0);
-            let for_project = flight.per_project.get(&project).copied().unwrap_or(0);
-            if flight.total >= config.max_in_flight
-                || for_endpoint >= config.max_in_flight_per_endpoint
-                || for_project >= config.max_in_flight_per_project
-            {
-                return;
-            }
+            let mut queued: HashMap<WebhookId, usize> = HashMap::new();
+            due.into_iter()
+                .filter(|d| {
+                    let (endpoint, project) = (d.delivery.webhook_id, d.delivery.project_id);
+                    if flight.has_room(config, endpoint, project) {
+                        return true;
+                    }
+                    let n = queued.entry(endpoint).or_default();
+                    *n += 1;
+                    flight.waiting(endpoint) + *n <= self.ready_depth()
+                })
+                .collect()
+        };
+        if wanted.is_empty() {
+            return;
         }
         let now = self.inner.clock.now();
-        let lease = chrono::Duration::from_std(self.inner.config.timeout)
+        let lease = chrono::Duration::from_std(config.timeout)
             .unwrap_or(chrono::Duration::seconds(15))
-            + chrono::Duration::seconds(5);
-        match self
+            + LEASE_MARGIN;
+        let ids: Vec<DeliveryId> = wanted.iter().map(|d| d.delivery.id).collect();
+        let claimed: HashSet<DeliveryId> = match self
             .inner
             .store
             .deliveries()
-            .claim(due.delivery.id, now, lease)
+            .claim_all(&ids, now, lease)
             .await
         {
-            Ok(true) => {}
-            Ok(false) => return,
+            Ok(claimed) => claimed.into_iter().collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot claim a webhook delivery");
-                return;
-            }
-        }
-        {
-            let mut flight = self.lock();
-            flight.total += 1;
-            *flight.per_endpoint.entry(webhook).or_default() += 1;
-            *flight.per_project.entry(project).or_default() += 1;
-        }
-        let span = tracing::info_span!("webhook_delivery",
-            project_id = %due.delivery.project_id,
-            webhook_id = %webhook,
-            delivery_id = %due.delivery.id,
-            event_id = %due.event.id,
-        );
-        let worker = self.clone();
-        tokio::spawn(
-            async move {
-                worker.send(&due).await;
-                {
-                    let mut flight = worker.lock();
-                    flight.total = flight.total.saturating_sub(1);
-                    release(&mut flight.per_endpoint, webhook);
-                    release(&mut flight.per_project, project);
-                }
-                worker.inner.deliver_wake.notify_one();
-            }
-            .instrument(span),
-        );
-    }
-
-    async fn send(&self, due: &Due) {
-        let store = &self.inner.store;
-        let now = self.inner.clock.now();
-        let secrets = match store
-            .webhooks()
-            .signing_secrets(due.delivery.webhook_id, now)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                // The lease lapses and the delivery is tried again.
-                tracing::warn!(error = %e, "cannot read the webhook's signing secret");
-                return;
+                tracing::warn!(error = %e, "cannot claim webhook deliveries");
+                HashSet::new()
             }
         };
-        let attempt = self.inner.sender.attempt(due, &secrets, now).await;
+        let mut start = Vec::new();
+        {
+            let mut flight = self.lock();
+            for due in wanted {
+                if !claimed.contains(&due.delivery.id) {
+                    continue;
+                }
+                let (endpoint, project) = (due.delivery.webhook_id, due.delivery.project_id);
+                if flight.has_room(config, endpoint, project) {
+                    flight.take_slot(endpoint, project);
+                    start.push(due);
+                } else {
+                    flight.ready.entry(endpoint).or_default().push_back(Ready {
+                        due,
+                        claimed_at: now,
+                    });
+                }
+            }
+        }
+        for due in start {
+            self.spawn_send(due);
+        }
+    }
+
+    /// Sends claimed `due` in its own task holding one slot, then the
+    /// endpoint's ready deliveries one after another, then gives the slot back.
+    fn spawn_send(&self, due: Due) {
+        let worker = self.clone();
+        tokio::spawn(async move {
+            let (endpoint, project) = (due.delivery.webhook_id, due.delivery.project_id);
+            let mut next = Some(due);
+            while let Some(due) = next {
+                let span = tracing::info_span!("webhook_delivery",
+                    project_id = %due.delivery.project_id,
+                    webhook_id = %due.delivery.webhook_id,
+                    delivery_id = %due.delivery.id,
+                    event_id = %due.event.id,
+                );
+                let (attempt, outcome) = worker.attempt(&due).instrument(span.clone()).await;
+                // Recorded beside the next request rather than before it: the
+                // record waits for a shared transaction, and a participant's
+                // next event waits for this one's record anyway.
+                let recorder = worker.clone();
+                tokio::spawn(
+                    async move {
+                        recorder.record(&due, attempt, outcome).await;
+                        // The participant's next event may be due now.
+                        recorder.inner.deliver_wake.notify_one();
+                    }
+                    .instrument(span),
+                );
+                next = worker.next_ready(endpoint, project);
+            }
+            worker.inner.deliver_wake.notify_one();
+        });
+    }
+
+    /// The endpoint's next ready delivery whose lease still covers a whole
+    /// attempt; or, with none, gives the caller's slot back.
+    fn next_ready(&self, endpoint: WebhookId, project: ProjectId) -> Option<Due> {
+        let now = self.inner.clock.now();
+        let mut flight = self.lock();
+        if let Some(queue) = flight.ready.get_mut(&endpoint) {
+            while let Some(ready) = queue.pop_front() {
+                // An older one is left for its lease to lapse and a later
+                // pass to take again, rather than risk a second sender.
+                if now - ready.claimed_at < LEASE_MARGIN {
+                    return Some(ready.due);
+                }
+            }
+            flight.ready.remove(&endpoint);
+        }
+        flight.give_slot(endpoint, project);
+        None
+    }
+
+    /// Makes one attempt of `due` and decides what follows from it.
+    async fn attempt(&self, due: &Due) -> (Attempt, Outcome) {
+        let now = self.inner.clock.now();
+        let attempt = self.inner.sender.attempt(due, &due.secrets, now).await;
         let attempts_made = due.delivery.attempts + 1;
         let outcome = if attempt.succeeded {
             Outcome::Succeeded
@@ -352,7 +447,14 @@ impl Worker {
                 "webhook delivery attempt failed"
             ),
         }
-        match store
+        (attempt, outcome)
+    }
+
+    /// Records `attempt` of `due` and its `outcome`.
+    async fn record(&self, due: &Due, attempt: Attempt, outcome: Outcome) {
+        match self
+            .inner
+            .store
             .deliveries()
             .complete(
                 &due.delivery,

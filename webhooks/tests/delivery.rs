@@ -5,9 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use switchboard_core::event::RoomRef;
+use switchboard_core::event::{
+    LeaveReason, ParticipantRef, RoomRef, TrackKind, TrackRef, TrackSource,
+};
 use switchboard_core::webhook::{AddressPolicy, EventTypes};
-use switchboard_core::{Event, EventPayload, ManualClock, ProjectId, RoomName, RoomSid};
+use switchboard_core::{
+    Event, EventPayload, Identity, ManualClock, ParticipantSid, ProjectId, RoomName, RoomSid,
+    TrackSid,
+};
 use switchboard_store::deliveries::DeliveryStatus;
 use switchboard_store::testing::TestDb;
 use switchboard_store::webhooks::{NewWebhook, Webhook};
@@ -19,6 +24,7 @@ switchboard_store::on_both_backends!(
     retries_follow_the_schedule_then_the_delivery_fails,
     an_endpoint_failing_for_five_days_is_disabled,
     a_healthy_endpoint_gets_each_rooms_events_in_order,
+    one_rooms_participants_go_in_parallel_each_in_order,
     a_dead_endpoint_never_delays_another,
     redirects_are_not_followed,
     names_resolving_to_private_addresses_are_refused_at_connect_time,
@@ -340,6 +346,79 @@ async fn a_healthy_endpoint_gets_each_rooms_events_in_order(b: Backend) {
         })
         .collect();
     assert!(first_of_each.iter().all(|p| *p < 6), "{first_of_each:?}");
+}
+
+async fn one_rooms_participants_go_in_parallel_each_in_order(b: Backend) {
+    let f = fixture(b, AddressPolicy::DEV, Duration::from_secs(5)).await;
+    let rx = Receiver::start().await.unwrap();
+    // Slow enough that sending one participant's events in parallel would reorder them.
+    rx.reply(Reply::After(Duration::from_millis(15), 200));
+    f.endpoint(&rx.url("/storm"), &["*"]).await;
+    let room = RoomRef {
+        sid: RoomSid::new(),
+        name: RoomName::new("stage").unwrap(),
+    };
+    let people: Vec<ParticipantRef> = (0..4)
+        .map(|i| ParticipantRef {
+            sid: ParticipantSid::new(),
+            identity: Identity::new(format!("viewer-{i}")).unwrap(),
+        })
+        .collect();
+    for round in 0..6 {
+        for p in &people {
+            let payload = match round {
+                0 => EventPayload::ParticipantJoined {
+                    room: room.clone(),
+                    participant: p.clone(),
+                    node: None,
+                },
+                5 => EventPayload::ParticipantLeft {
+                    room: room.clone(),
+                    participant: p.clone(),
+                    reason: LeaveReason::ClientLeft,
+                },
+                _ => EventPayload::TrackPublished {
+                    room: room.clone(),
+                    participant: p.clone(),
+                    track: TrackRef {
+                        sid: TrackSid::new(),
+                        kind: TrackKind::Audio,
+                        source: TrackSource::Microphone,
+                        mime_type: None,
+                    },
+                },
+            };
+            f.store
+                .events()
+                .record(Event::new(f.project, f.clock.now(), payload))
+                .await
+                .unwrap();
+        }
+    }
+    let got = rx.wait_for(24, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 24);
+    for p in &people {
+        let seqs: Vec<i64> = got
+            .iter()
+            .map(|r| r.json())
+            .filter(|v| v["data"]["participant"]["sid"] == p.sid.to_string())
+            .map(|v| v["seq"].as_i64().unwrap())
+            .collect();
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(seqs.len(), 6);
+        assert_eq!(seqs, sorted, "{} out of order", p.sid);
+    }
+    // One room's participants overlap rather than queue behind each other.
+    let first_of_each: Vec<_> = people
+        .iter()
+        .map(|p| {
+            got.iter()
+                .position(|r| r.json()["data"]["participant"]["sid"] == p.sid.to_string())
+                .unwrap()
+        })
+        .collect();
+    assert!(first_of_each.iter().all(|i| *i < 8), "{first_of_each:?}");
 }
 
 async fn a_dead_endpoint_never_delays_another(b: Backend) {
