@@ -25,6 +25,9 @@
 //! store's connections were waiting on. A run that passes `--timeout-s`
 //! prints how far each stage got, then fails.
 
+mod scratch_db;
+
+use scratch_db::fresh_database;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,21 +84,9 @@ const TARGET_EVENTS_PER_S: f64 = 5_000.0;
 /// How often the consumers' cursors are read.
 const POLL: Duration = Duration::from_millis(100);
 
-async fn fresh_database(admin: &str) -> anyhow::Result<String> {
-    let mut conn = PgConnection::connect(admin)
-        .await
-        .with_context(|| format!("connect to {admin}"))?;
-    conn.execute(format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)").as_str())
-        .await?;
-    conn.execute(format!("CREATE DATABASE {DB}").as_str())
-        .await?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-    Ok(format!("{base}/{DB}"))
-}
-
-async fn drop_database(admin: &str) -> anyhow::Result<()> {
+async fn drop_database(admin: &str, name: &str) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect(admin).await?;
-    conn.execute(format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)").as_str())
+    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
         .await?;
     Ok(())
 }
@@ -432,10 +423,10 @@ async fn main() -> anyhow::Result<()> {
         args.rate >= 0.0 && args.rate.is_finite(),
         "--rate must be 0 or a positive number"
     );
-    let url = fresh_database(&args.admin_url).await?;
+    let url = fresh_database(&args.admin_url, DB).await?;
     let outcome = run(&args, &url).await;
     // The database goes whatever happened; failing to drop it must not hide the run's error.
-    if let Err(e) = drop_database(&args.admin_url).await {
+    if let Err(e) = drop_database(&args.admin_url, DB).await {
         eprintln!("could not drop the benchmark database {DB}: {e:#}");
     }
     let (figures, unfinished) = outcome?;

@@ -10,6 +10,9 @@
 //! metering ten million sessions one by one would take hours; it then times
 //! the store's report and the HTTP endpoint of a release server.
 
+mod scratch_db;
+
+use scratch_db::fresh_database;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,18 +56,6 @@ struct Args {
 
 const DB: &str = "sbbench_meter";
 const PERIOD: &str = "2026-11";
-
-async fn fresh_database(admin: &str) -> anyhow::Result<String> {
-    let mut conn = PgConnection::connect(admin)
-        .await
-        .with_context(|| format!("connect to {admin}"))?;
-    conn.execute(format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)").as_str())
-        .await?;
-    conn.execute(format!("CREATE DATABASE {DB}").as_str())
-        .await?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-    Ok(format!("{base}/{DB}"))
-}
 
 /// Events of `sessions` participants in `rooms` rooms through November, one
 /// room in four with a camera, as a media node would record them.
@@ -255,7 +246,7 @@ where
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = fresh_database(&args.admin_url).await?;
+    let url = fresh_database(&args.admin_url, DB).await?;
     let data = tempfile::tempdir()?;
     let key = MasterKey::load_or_create(&data.path().join("master.key"))?;
     let store = Store::connect(&url, key).await?;

@@ -262,6 +262,32 @@ fn finished_at(attempt: &Attempt) -> DateTime<Utc> {
     stored(attempt.attempted_at + Duration::milliseconds(attempt.latency_ms as i64))
 }
 
+/// Adds `attempts`, each of its delivery, to the attempt log.
+async fn insert_attempts(
+    conn: &mut AnyConnection,
+    attempts: &[(&Delivery, &Attempt)],
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, \
+         response_body, error, succeeded) VALUES {}",
+        crate::sql::values(attempts.len(), 8)
+    );
+    let mut query = sqlx::query(&sql);
+    for (delivery, attempt) in attempts {
+        query = query
+            .bind(attempt.id.to_string())
+            .bind(delivery.id.to_string())
+            .bind(to_micros(attempt.attempted_at))
+            .bind(attempt.status_code.map(i64::from))
+            .bind(attempt.latency_ms as i64)
+            .bind(&attempt.response_body)
+            .bind(attempt.error.clone())
+            .bind(i64::from(attempt.succeeded));
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Successful attempts waiting to be recorded together ([`crate::group`]).
 pub(crate) type Completions = crate::group::Queue<(Delivery, Attempt), ()>;
 
@@ -281,24 +307,8 @@ async fn write_successes(
         // deliveries are at least once, and receivers deduplicate.
         store.skip_flush_wait(&mut tx).await?;
         for chunk in done.chunks(INSERT_ROWS) {
-            let sql = format!(
-                "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, \
-                 response_body, error, succeeded) VALUES {}",
-                crate::sql::values(chunk.len(), 8)
-            );
-            let mut query = sqlx::query(&sql);
-            for (delivery, attempt) in chunk {
-                query = query
-                    .bind(attempt.id.to_string())
-                    .bind(delivery.id.to_string())
-                    .bind(to_micros(attempt.attempted_at))
-                    .bind(attempt.status_code.map(i64::from))
-                    .bind(attempt.latency_ms as i64)
-                    .bind(&attempt.response_body)
-                    .bind(attempt.error.clone())
-                    .bind(i64::from(attempt.succeeded));
-            }
-            query.execute(&mut *tx).await?;
+            let attempts: Vec<(&Delivery, &Attempt)> = chunk.iter().map(|(d, a)| (d, a)).collect();
+            insert_attempts(&mut tx, &attempts).await?;
             let sql = format!(
                 "UPDATE webhook_deliveries SET status = 'succeeded', attempts = attempts + 1, \
                  next_attempt_at = NULL, locked_until = NULL, updated_at = v.column2 \
@@ -563,20 +573,7 @@ impl Deliveries<'_> {
     ) -> Result<Option<Event>, StoreError> {
         let now = finished_at(attempt);
         let mut tx = self.0.writer().begin().await?;
-        sqlx::query(
-            "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, \
-             response_body, error, succeeded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(attempt.id.to_string())
-        .bind(delivery.id.to_string())
-        .bind(to_micros(attempt.attempted_at))
-        .bind(attempt.status_code.map(i64::from))
-        .bind(attempt.latency_ms as i64)
-        .bind(&attempt.response_body)
-        .bind(attempt.error.clone())
-        .bind(i64::from(attempt.succeeded))
-        .execute(&mut *tx)
-        .await?;
+        insert_attempts(&mut tx, &[(delivery, attempt)]).await?;
         let (status, next) = match outcome {
             Outcome::Succeeded => (DeliveryStatus::Succeeded, None),
             Outcome::RetryAt(at) => (DeliveryStatus::Pending, Some(to_micros(at))),
