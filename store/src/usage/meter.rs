@@ -14,7 +14,7 @@ use crate::error::corrupt;
 use crate::time::{from_micros, to_micros};
 use crate::{cursors, events, StoreError};
 
-use super::{decode_session, Usage, CONSUMER, DAY_US, SESSION_COLUMNS};
+use super::{decode_session, Usage, CONSUMER, SESSION_COLUMNS};
 
 mod segment;
 
@@ -34,58 +34,14 @@ async fn add(
     if quantity <= 0 {
         return Ok(());
     }
-    let inserted = sqlx::query(
-        "INSERT INTO usage_ledger (source, meter, hour, project_id, room_name, quantity, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(source)
-    .bind(meter.as_str())
-    .bind(hour)
-    .bind(project.to_string())
-    .bind(room_name)
-    .bind(quantity)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        sqlx::query(
-            "INSERT INTO usage_hourly (project_id, meter, hour, room_name, quantity) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (project_id, meter, hour, room_name) \
-             DO UPDATE SET quantity = usage_hourly.quantity + excluded.quantity",
-        )
-        .bind(project.to_string())
-        .bind(meter.as_str())
-        .bind(hour)
-        .bind(room_name)
-        .bind(quantity)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO usage_project_hourly (project_id, meter, hour, quantity) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (project_id, meter, hour) \
-             DO UPDATE SET quantity = usage_project_hourly.quantity + excluded.quantity",
-        )
-        .bind(project.to_string())
-        .bind(meter.as_str())
-        .bind(hour)
-        .bind(quantity)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO usage_room_daily (project_id, meter, day, room_name, quantity) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (project_id, meter, day, room_name) \
-             DO UPDATE SET quantity = usage_room_daily.quantity + excluded.quantity",
-        )
-        .bind(project.to_string())
-        .bind(meter.as_str())
-        .bind(hour - hour.rem_euclid(DAY_US))
-        .bind(room_name)
-        .bind(quantity)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+    let row = segment::LedgerRow {
+        source: source.to_owned(),
+        meter,
+        hour,
+        room_name: room_name.to_owned(),
+        quantity,
+    };
+    segment::write_ledger(conn, project, &[row], now).await
 }
 
 /// Adds the time in `parts` to `meter`, split into UTC hours.

@@ -46,12 +46,12 @@ struct Session {
 }
 
 /// What a leave adds to the ledger: `quantity` of `meter` in `hour`.
-struct LedgerRow {
-    source: String,
-    meter: Meter,
-    hour: i64,
-    room_name: String,
-    quantity: i64,
+pub(super) struct LedgerRow {
+    pub(super) source: String,
+    pub(super) meter: Meter,
+    pub(super) hour: i64,
+    pub(super) room_name: String,
+    pub(super) quantity: i64,
 }
 
 /// The name a leave reason is stored under (`client_left`, `node_lost`, ...).
@@ -396,7 +396,7 @@ async fn write_sessions(
 }
 
 /// Inserts `rows` into the ledger, and what was not there yet into the rollups.
-async fn write_ledger(
+pub(super) async fn write_ledger(
     conn: &mut AnyConnection,
     project: ProjectId,
     rows: &[LedgerRow],
