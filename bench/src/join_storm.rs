@@ -262,6 +262,9 @@ struct Watch {
     /// The store's connections busy in PostgreSQL at each poll, summed, by
     /// state and what they waited on: where the database spends the run.
     busy: HashMap<String, i64>,
+    /// The same sums for the active connections, by the statement they ran
+    /// (its first words): which statements the database spends the run on.
+    statements: HashMap<String, i64>,
     /// The most connections the benchmark's database had at once, the poller's included.
     max_connections: i64,
 }
@@ -273,7 +276,7 @@ impl Watch {
              FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \
              GROUP BY 1, 2",
         )
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await?;
         let mut connections = 1;
         for (state, wait, count) in rows {
@@ -284,6 +287,16 @@ impl Watch {
             }
         }
         self.max_connections = self.max_connections.max(connections);
+        let statements: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT LEFT(REGEXP_REPLACE(query, '\\s+', ' ', 'g'), 120), COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' \
+             GROUP BY 1",
+        )
+        .fetch_all(conn)
+        .await?;
+        for (statement, count) in statements {
+            *self.statements.entry(statement).or_default() += count;
+        }
         Ok(())
     }
 }
@@ -620,6 +633,13 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<(Value, Option<String>)> 
         .take(12)
         .map(|(what, sum)| (what, json!(sum as f64 / watch.polls.max(1) as f64)))
         .collect();
+    let mut statements: Vec<(String, i64)> = watch.statements.into_iter().collect();
+    statements.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let statements: serde_json::Map<String, Value> = statements
+        .into_iter()
+        .take(12)
+        .map(|(what, sum)| (what, json!(sum as f64 / watch.polls.max(1) as f64)))
+        .collect();
     let mut figures = json!({
         "config": {
             "events": n,
@@ -644,6 +664,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<(Value, Option<String>)> 
         "when_the_last_append_returned": after_appends,
         "postgres": {
             "busy_connections_mean_by_state_and_wait": busy,
+            "active_connections_mean_by_statement": statements,
             "max_connections": watch.max_connections,
         },
         "checks": checks,

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use switchboard_core::node::{DEAD_AFTER, HEARTBEAT_INTERVAL};
 
 /// Events metered in one transaction.
-const BATCH: u32 = 500;
+const BATCH: u32 = 1000;
 
 /// How the meter runs.
 #[derive(Debug, Clone)]

@@ -9,6 +9,8 @@
 //! `(status, key, ...)` index, one probe per key, and each key's next rows
 //! from an ordered index range that stops at the key's limit.
 
+use std::collections::BTreeMap;
+
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
@@ -39,22 +41,29 @@ pub(crate) async fn pending_keys(
 
 /// The next rows of each of `keys`: `select(n)` is the SELECT, ordered and
 /// limited, of the key bound at `$n`, with the time `now` at `$1` and the
-/// rows per key `per_key` at `$2`.
+/// key's row limit, `per_key(key)`, at `$2`. Keys with the same limit share
+/// statements.
 async fn next_rows(
     pool: &AnyPool,
     keys: &[String],
     now: i64,
-    per_key: u32,
+    per_key: impl Fn(&str) -> u32,
     select: impl Fn(usize) -> String,
 ) -> Result<Vec<AnyRow>, StoreError> {
+    let mut by_limit: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+    for key in keys {
+        by_limit.entry(per_key(key)).or_default().push(key);
+    }
     let mut rows = Vec::new();
-    for chunk in keys.chunks(KEYS_PER_QUERY) {
-        let sql = union(chunk.len(), 3, &select);
-        let mut query = sqlx::query(&sql).bind(now).bind(i64::from(per_key));
-        for key in chunk {
-            query = query.bind(key.as_str());
+    for (limit, keys) in by_limit {
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let sql = union(chunk.len(), 3, &select);
+            let mut query = sqlx::query(&sql).bind(now).bind(i64::from(limit));
+            for key in chunk {
+                query = query.bind(*key);
+            }
+            rows.extend(query.fetch_all(pool).await?);
         }
-        rows.extend(query.fetch_all(pool).await?);
     }
     Ok(rows)
 }
@@ -66,7 +75,7 @@ pub(crate) async fn take<T, K: Ord + Clone, O: Ord + Copy>(
     pool: &AnyPool,
     keys: &[String],
     now: i64,
-    (per_key, limit): (u32, u32),
+    (per_key, limit): (impl Fn(&str) -> u32, u32),
     select: impl Fn(usize) -> String,
     decode: impl Fn(&AnyRow) -> Result<Option<(T, K, O)>, StoreError>,
 ) -> Result<Vec<T>, StoreError> {

@@ -464,25 +464,40 @@ async fn due_deliveries_leave_out_busy_endpoints_and_projects(b: Backend) {
     };
     let all = store
         .deliveries()
-        .due(later, 10, 8, &[], &[])
+        .due(later, 10, |_| 8, &[], &[])
         .await
         .unwrap();
     assert_eq!(all.len(), 4);
+    // Each endpoint read as far as its own limit.
+    let stuck = endpoints[0];
+    let limited = store
+        .deliveries()
+        .due(later, 10, |e| if e == stuck { 2 } else { 8 }, &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 3);
+    assert_eq!(
+        limited
+            .iter()
+            .filter(|d| d.delivery.webhook_id == stuck)
+            .count(),
+        2
+    );
     let quiet_only = store
         .deliveries()
-        .due(later, 10, 8, &[endpoints[0]], &[])
+        .due(later, 10, |_| 8, &[endpoints[0]], &[])
         .await
         .unwrap();
     assert_eq!(of(&quiet_only), [endpoints[1]]);
     let stuck_only = store
         .deliveries()
-        .due(later, 10, 8, &[], &[projects[1]])
+        .due(later, 10, |_| 8, &[], &[projects[1]])
         .await
         .unwrap();
     assert_eq!((of(&stuck_only), stuck_only.len()), (vec![endpoints[0]], 3));
     let none = store
         .deliveries()
-        .due(later, 10, 8, &[endpoints[0]], &[projects[1]])
+        .due(later, 10, |_| 8, &[endpoints[0]], &[projects[1]])
         .await
         .unwrap();
     assert!(none.is_empty());

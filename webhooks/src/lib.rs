@@ -10,6 +10,7 @@
 //! - [`signature`]: Standard Webhooks signing (`webhook-id`,
 //!   `webhook-timestamp`, `webhook-signature`).
 //! - [`schedule`]: when a failed delivery is tried again.
+//! - [`pace`]: how many deliveries are claimed ahead of a fast endpoint.
 //! - [`testing`]: a real HTTP receiver on loopback that tests deliver to.
 //!
 //! Endpoints, deliveries and attempts are stored by `switchboard-store`
@@ -21,10 +22,12 @@
 //! - At least once: a delivery is in the database before it is sent, and one
 //!   whose sender died is sent again when its lease lapses. The `webhook-id`
 //!   header is the event id, so receivers drop repeats.
-//! - In order per room for a healthy endpoint: a delivery waits while an
-//!   earlier event of the same room for the same endpoint has not had its
+//! - In order per participant for a healthy endpoint: a delivery waits while
+//!   an earlier event of the same participant (or, for an event about no
+//!   participant, of the same room) for the same endpoint has not had its
 //!   first attempt.
 
+pub mod pace;
 pub mod schedule;
 pub mod sender;
 pub mod signature;

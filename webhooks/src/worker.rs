@@ -8,9 +8,9 @@
 //!   task, at most [`WebhookConfig::max_in_flight_per_endpoint`] per endpoint
 //!   and [`WebhookConfig::max_in_flight_per_project`] per project, so slow or
 //!   dead endpoints hold a few slots and never the rest. An endpoint at its
-//!   cap may have a few more claimed and waiting: its running sends take
-//!   them as they finish, so a fast endpoint is not held to one pass over the
-//!   outbox per request.
+//!   cap may have more claimed and waiting, as many as its [`Pace`] allows:
+//!   its running sends take them as they finish, so a fast endpoint is not
+//!   held to one pass over the outbox per handful of requests.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -27,14 +27,17 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::pace::Pace;
 use crate::schedule::RetrySchedule;
 use crate::sender::Sender;
 
 /// Events read from one project's log per fan-out transaction.
 const FAN_OUT_BATCH: u32 = 500;
-/// Due deliveries looked at per pass.
+/// Due deliveries looked at per pass, beside those of endpoints whose pace
+/// lets them have more waiting.
 const DUE_BATCH: u32 = 200;
-/// Claimed deliveries an endpoint at its cap may have waiting, per slot.
+/// Claimed deliveries any endpoint at its cap may have waiting, per slot; a
+/// fast one may have more ([`Pace`]).
 const READY_PER_SLOT: usize = 3;
 /// A claim's lease beyond the request timeout; a ready delivery older than
 /// this is not sent, as its lease might lapse mid-attempt.
@@ -107,6 +110,8 @@ struct InFlight {
     /// endpoint's running sends as each finishes, so a fast endpoint's
     /// requests follow one another without a pass over the outbox between.
     ready: HashMap<WebhookId, VecDeque<Ready>>,
+    /// How fast each endpoint answered lately.
+    pace: HashMap<WebhookId, Pace>,
 }
 
 /// A claimed delivery waiting for a slot of its endpoint.
@@ -139,6 +144,33 @@ impl InFlight {
 
     fn waiting(&self, endpoint: WebhookId) -> usize {
         self.ready.get(&endpoint).map_or(0, VecDeque::len)
+    }
+
+    /// Forgets the pace of endpoints with nothing in flight or waiting and
+    /// no success in the last second.
+    fn forget_idle(&mut self, now: DateTime<Utc>) {
+        let Self {
+            per_endpoint,
+            ready,
+            pace,
+            ..
+        } = self;
+        pace.retain(|e, p| {
+            per_endpoint.contains_key(e) || ready.contains_key(e) || !p.is_idle(now)
+        });
+    }
+
+    /// How many claimed deliveries `endpoint` may have waiting at `now`.
+    fn ready_depth(
+        &mut self,
+        config: &WebhookConfig,
+        endpoint: WebhookId,
+        now: DateTime<Utc>,
+    ) -> usize {
+        let floor = config.max_in_flight_per_endpoint * READY_PER_SLOT;
+        self.pace
+            .get_mut(&endpoint)
+            .map_or(floor, |p| p.waiting(floor, now))
     }
 }
 
@@ -255,33 +287,45 @@ impl Worker {
         loop {
             let now = self.inner.clock.now();
             let config = &self.inner.config;
-            let per_endpoint =
-                u32::try_from(config.max_in_flight_per_endpoint * (1 + READY_PER_SLOT))
-                    .unwrap_or(u32::MAX);
+            let slots = config.max_in_flight_per_endpoint;
             // Endpoints at their cap with their ready queue full, and projects
-            // at their cap, could not take a delivery now.
-            let (full, busy_endpoints, busy_projects) = {
-                let flight = self.lock();
-                let mut busy = at_cap(&flight.per_endpoint, config.max_in_flight_per_endpoint);
-                busy.retain(|e| flight.waiting(*e) >= self.ready_depth());
+            // at their cap, could not take a delivery now; the others may
+            // take as many as they have slots and room to wait.
+            let (full, busy_endpoints, busy_projects, depths) = {
+                let mut flight = self.lock();
+                flight.forget_idle(now);
+                let endpoints: Vec<WebhookId> = flight.pace.keys().copied().collect();
+                let depths: HashMap<WebhookId, usize> = endpoints
+                    .into_iter()
+                    .map(|e| (e, flight.ready_depth(config, e, now)))
+                    .collect();
+                let mut busy = at_cap(&flight.per_endpoint, slots);
+                busy.retain(|e| {
+                    flight.waiting(*e) >= depths.get(e).copied().unwrap_or(slots * READY_PER_SLOT)
+                });
                 (
                     flight.total >= config.max_in_flight,
                     busy,
                     at_cap(&flight.per_project, config.max_in_flight_per_project),
+                    depths,
                 )
             };
+            let floor = slots * (1 + READY_PER_SLOT);
+            let per_endpoint = |e: WebhookId| {
+                let n = depths.get(&e).map_or(floor, |depth| slots + depth);
+                u32::try_from(n).unwrap_or(u32::MAX)
+            };
+            let beyond_floor: usize = depths
+                .values()
+                .map(|depth| (slots + depth).saturating_sub(floor))
+                .sum();
+            let limit = DUE_BATCH.saturating_add(u32::try_from(beyond_floor).unwrap_or(u32::MAX));
             if !full {
                 match self
                     .inner
                     .store
                     .deliveries()
-                    .due(
-                        now,
-                        DUE_BATCH,
-                        per_endpoint,
-                        &busy_endpoints,
-                        &busy_projects,
-                    )
+                    .due(now, limit, per_endpoint, &busy_endpoints, &busy_projects)
                     .await
                 {
                     Ok(due) => self.start_sends(due).await,
@@ -295,18 +339,14 @@ impl Worker {
         }
     }
 
-    /// Deliveries an endpoint at its cap may have claimed and waiting.
-    fn ready_depth(&self) -> usize {
-        self.inner.config.max_in_flight_per_endpoint * READY_PER_SLOT
-    }
-
     /// Claims what of `due` there is room for, now or in an endpoint's ready
     /// queue, in one statement; sends each claimed one in its own task while
     /// its endpoint and project have a slot free, and queues the rest.
     async fn start_sends(&self, due: Vec<Due>) {
         let config = &self.inner.config;
+        let now = self.inner.clock.now();
         let wanted: Vec<Due> = {
-            let flight = self.lock();
+            let mut flight = self.lock();
             let mut queued: HashMap<WebhookId, usize> = HashMap::new();
             due.into_iter()
                 .filter(|d| {
@@ -316,14 +356,13 @@ impl Worker {
                     }
                     let n = queued.entry(endpoint).or_default();
                     *n += 1;
-                    flight.waiting(endpoint) + *n <= self.ready_depth()
+                    flight.waiting(endpoint) + *n <= flight.ready_depth(config, endpoint, now)
                 })
                 .collect()
         };
         if wanted.is_empty() {
             return;
         }
-        let now = self.inner.clock.now();
         let lease = chrono::Duration::from_std(config.timeout)
             .unwrap_or(chrono::Duration::seconds(15))
             + LEASE_MARGIN;
@@ -380,6 +419,7 @@ impl Worker {
                     event_id = %due.event.id,
                 );
                 let (attempt, outcome) = worker.attempt(&due).instrument(span.clone()).await;
+                worker.paced(endpoint, attempt.succeeded);
                 // Recorded beside the next request rather than before it: the
                 // record waits for a shared transaction, and a participant's
                 // next event waits for this one's record anyway.
@@ -396,6 +436,16 @@ impl Worker {
             }
             worker.inner.deliver_wake.notify_one();
         });
+    }
+
+    /// Counts an attempt towards `endpoint`'s pace.
+    fn paced(&self, endpoint: WebhookId, succeeded: bool) {
+        let now = self.inner.clock.now();
+        self.lock()
+            .pace
+            .entry(endpoint)
+            .or_insert_with(|| Pace::new(now))
+            .record(succeeded, now);
     }
 
     /// The endpoint's next ready delivery whose lease still covers a whole

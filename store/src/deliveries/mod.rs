@@ -322,7 +322,7 @@ impl Deliveries<'_> {
     }
 
     /// Up to `limit` deliveries due at `now` that nobody holds, at most
-    /// `per_endpoint` of each endpoint, taken in turns: every endpoint's
+    /// `per_endpoint(endpoint)` of each endpoint, taken in turns: every endpoint's
     /// oldest due delivery comes before any endpoint's second. One project
     /// whose endpoint fails with thousands of retries due therefore takes a
     /// few places of the batch, not all of them, and a quiet project's fresh
@@ -345,7 +345,7 @@ impl Deliveries<'_> {
         &self,
         now: DateTime<Utc>,
         limit: u32,
-        per_endpoint: u32,
+        per_endpoint: impl Fn(WebhookId) -> u32,
         busy_endpoints: &[WebhookId],
         busy_projects: &[ProjectId],
     ) -> Result<Vec<Due>, StoreError> {
@@ -373,7 +373,11 @@ impl Deliveries<'_> {
             self.0.reader(),
             &endpoints,
             to_micros(now),
-            (per_endpoint, limit),
+            (
+                // A key that is not an id matches nothing; 1 reads it cheaply.
+                |key: &str| key.parse().map_or(1, &per_endpoint),
+                limit,
+            ),
             select,
             |r| {
                 let delivery = decode(r)?;

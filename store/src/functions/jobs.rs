@@ -136,7 +136,7 @@ impl Functions<'_> {
             self.0.reader(),
             &projects,
             to_micros(now),
-            (per_project, limit),
+            (|_: &str| per_project, limit),
             select,
             |r| {
                 let job = Job {
