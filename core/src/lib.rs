@@ -32,6 +32,7 @@ pub mod billing;
 pub mod bus;
 pub mod clock;
 pub mod directory;
+pub mod estimate;
 pub mod event;
 pub mod function;
 pub mod id;

@@ -119,7 +119,9 @@ impl Dashboard {
 
     /// The routes, all under `/dashboard`.
     pub fn router(self) -> Router {
-        use pages::{functions, keys, login, overview, recordings, rooms, usage, webhooks};
+        use pages::{
+            estimate, export, functions, keys, login, overview, recordings, rooms, usage, webhooks,
+        };
         let project = "/dashboard/projects/{project}";
         Router::new()
             .route("/dashboard", get(home))
@@ -207,6 +209,12 @@ impl Dashboard {
                 post(webhooks::retry),
             )
             .route(&format!("{project}/usage"), get(usage::page))
+            .route(&format!("{project}/usage/estimate"), get(estimate::page))
+            .route(&format!("{project}/usage/days.csv"), get(export::days))
+            .route(
+                &format!("{project}/usage/sessions.csv"),
+                get(export::sessions),
+            )
             .layer(axum::middleware::map_response(security_headers))
             .with_state(self)
     }

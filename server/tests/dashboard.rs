@@ -488,6 +488,32 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             assert!(stripe.contains("does not bill through Stripe"), "{stripe}");
             check_page(&b, &axe, "dashboard-usage").await;
 
+            // The cost estimator: a month of calls priced on the plan and
+            // counted in the units other platforms bill by.
+            click(
+                c,
+                Locator::LinkText("Estimate what a month of calls would cost"),
+            )
+            .await;
+            let people = find(c, Locator::Id("participants")).await;
+            people.clear().await.unwrap();
+            people.send_keys("8").await.unwrap();
+            click(c, Locator::Css("#estimate button[type=submit]")).await;
+            eventually("the estimate for a call of eight", 10, || async {
+                c.source()
+                    .await
+                    .unwrap()
+                    .contains("8 people make 56 subscriptions")
+            })
+            .await;
+            let units = find(c, Locator::Css("#other-units"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert!(units.contains("Subscribed track-minutes"), "{units}");
+            check_page(&b, &axe, "dashboard-estimate").await;
+
             // The function saw the room start and end: its invocations show what it logged.
             click(c, Locator::LinkText("Functions")).await;
             click(c, Locator::LinkText("watcher")).await;
@@ -714,6 +740,9 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
         format!("{base}/webhooks/{hook}"),
         format!("{base}/usage"),
         format!("{base}/usage?period=2026-01"),
+        format!("{base}/usage/estimate"),
+        format!("{base}/usage/days.csv"),
+        format!("{base}/usage/sessions.csv?period=2026-01"),
         format!("{base}/finished-rooms/{finished_sid}"),
         format!("{base}/rooms/private/participants/live"),
     ] {

@@ -383,3 +383,237 @@ prices.function_invocations = { allowance = 1000000, unit_price_cents = "0.0002"
         assert!(stderr.contains(says), "{name}: {stderr}");
     }
 }
+
+/// Issue 26: the dashboard's cost estimator, given the pattern of a past
+/// month's calls (recorded in the log with that month's times and metered
+/// by the server's own meter), comes to exactly that month's invoice, and
+/// names what is wrong with a form it cannot use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_estimate_of_last_months_calls_is_last_months_invoice() {
+    use chrono::Duration as TimeDelta;
+    use common::dashboard::{Session, DEV_EMAIL, DEV_PASSWORD};
+    use switchboard_core::event::{ParticipantRef, RoomFinishReason, RoomRef, TrackRef};
+    use switchboard_core::event::{TrackKind, TrackSource};
+    use switchboard_core::recording::RecordingMode;
+    use switchboard_core::usage::Period;
+    use switchboard_core::{
+        Event, Identity, ParticipantSid, ProjectId, RecordingId, RoomName, RoomSid, TrackSid,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        r#"
+[[billing.plans]]
+name = "default"
+minimum_cents = "100"
+prices.participant_minutes_video = { allowance = 100, unit_price_cents = "0.4" }
+prices.participant_minutes_audio = { allowance = 100, unit_price_cents = "0.1234" }
+prices.recording_minutes = { unit_price_cents = "1.5" }
+"#,
+    )
+    .unwrap();
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &["--dev", "--config", plan.to_str().unwrap()],
+    )
+    .await;
+    let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
+    let project_id = project["id"].as_str().unwrap().to_owned();
+    let project: ProjectId = project_id.parse().unwrap();
+
+    // Last month: two 10-minute calls of three people a day, the morning one
+    // with video and recorded, the afternoon one audio only.
+    let month = Period::containing(Period::containing(Utc::now()).start() - TimeDelta::days(1));
+    let days = (month.end() - month.start()).num_days();
+    let store = s.store().await;
+    let events = store.events();
+    let record = |at: DateTime<Utc>, payload| events.record(Event::new(project, at, payload));
+    for day in 0..days {
+        for (hour, video) in [(9, true), (15, false)] {
+            let start = month.start() + TimeDelta::days(day) + TimeDelta::hours(hour);
+            let end = start + TimeDelta::minutes(10);
+            let room = RoomRef {
+                sid: RoomSid::new(),
+                name: RoomName::new(format!("call-{day}-{hour}")).unwrap(),
+            };
+            // One identity a spreadsheet would run, with a comma and quotes.
+            let people: Vec<ParticipantRef> = [r#"=HYPERLINK("x"), p0"#, "p1", "p2"]
+                .into_iter()
+                .map(|identity| ParticipantRef {
+                    sid: ParticipantSid::new(),
+                    identity: Identity::new(identity).unwrap(),
+                })
+                .collect();
+            record(start, EventPayload::RoomStarted { room: room.clone() })
+                .await
+                .unwrap();
+            for p in &people {
+                let joined = EventPayload::ParticipantJoined {
+                    room: room.clone(),
+                    participant: p.clone(),
+                    node: None,
+                };
+                record(start, joined).await.unwrap();
+            }
+            if video {
+                let track = TrackRef {
+                    sid: TrackSid::new(),
+                    kind: TrackKind::Video,
+                    source: TrackSource::Camera,
+                    mime_type: None,
+                };
+                let published = EventPayload::TrackPublished {
+                    room: room.clone(),
+                    participant: people[0].clone(),
+                    track,
+                };
+                record(start, published).await.unwrap();
+            }
+            for p in &people {
+                let left = EventPayload::ParticipantLeft {
+                    room: room.clone(),
+                    participant: p.clone(),
+                    reason: LeaveReason::ClientLeft,
+                };
+                record(end, left).await.unwrap();
+            }
+            if video {
+                let recorded = EventPayload::RecordingFinished {
+                    room: room.clone(),
+                    recording_id: RecordingId::new(),
+                    mode: RecordingMode::Composite,
+                    location: String::new(),
+                    duration_ms: 600_000,
+                    files: Vec::new(),
+                };
+                record(end, recorded).await.unwrap();
+            }
+            let finished = EventPayload::RoomFinished {
+                room,
+                reason: RoomFinishReason::EmptyTimeout,
+            };
+            record(end, finished).await.unwrap();
+        }
+    }
+
+    // The server's meter reads those events like any others.
+    let minutes = |n: i64| n * 60_000_000;
+    let expected = [
+        ("participant_minutes_video", minutes(days * 3 * 10)),
+        ("participant_minutes_audio", minutes(days * 3 * 10)),
+        ("recording_minutes", minutes(days * 10)),
+    ];
+    let path = format!("/v1/billing/preview?period={month}");
+    let mut invoice = Value::Null;
+    for _ in 0..300 {
+        let (st, preview) = send(s.dev(Method::GET, &path)).await;
+        assert_eq!(st, StatusCode::OK, "{preview}");
+        invoice = preview["invoice"].clone();
+        let used = |meter: &str| {
+            invoice["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["meter"] == meter)
+                .and_then(|l| l["usage"].as_i64())
+        };
+        if expected.iter().all(|(m, q)| used(m) == Some(*q)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let total = invoice["total_cents"].as_i64().unwrap();
+    assert!(
+        total > 100,
+        "above the minimum, so every line counts: {invoice}"
+    );
+
+    let mut session = Session::new(&s);
+    session.sign_in(DEV_EMAIL, DEV_PASSWORD).await;
+    let estimate = format!(
+        "/dashboard/projects/{project_id}/usage/estimate?calls_per_day=2&days={days}\
+         &participants=3&minutes=10&video_percent=50&recorded_percent=50"
+    );
+    let (st, page) = session.get(&estimate).await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    let shown = format!(
+        r#"<span id="estimate-total">{}.{:02} USD</span>"#,
+        total / 100,
+        total % 100
+    );
+    assert!(
+        page.contains(&shown),
+        "{shown} is last month's invoice: {page}"
+    );
+    // Three people make six subscriptions: 2 calls a day of audio, one of video.
+    let track_minutes = days * 3 * 6 * 10;
+    assert!(
+        page.contains(&format!("<td>{track_minutes}</td>")),
+        "{track_minutes} subscribed track-minutes: {page}"
+    );
+
+    // The same month as files: a row per day and meter, and per session.
+    let base = format!("/dashboard/projects/{project_id}/usage");
+    let read = |text: String| -> Vec<Vec<String>> {
+        csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect()
+    };
+    let (st, text) = session
+        .get(&format!("{base}/days.csv?period={month}"))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    let days_rows = read(text);
+    assert_eq!(days_rows.len() as i64, days * 3, "{days_rows:?}");
+    let video: f64 = days_rows
+        .iter()
+        .filter(|r| r[1] == "participant_minutes_video")
+        .map(|r| r[4].parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(
+        video as i64,
+        days * 3 * 10,
+        "video minutes, in the billed unit"
+    );
+    let (st, text) = session
+        .get(&format!("{base}/sessions.csv?period={month}"))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    let sessions = read(text);
+    assert_eq!(sessions.len() as i64, days * 2 * 3);
+    assert!(
+        sessions.iter().all(|r| r[9] == "600000000"),
+        "each billed 10 minutes"
+    );
+    assert!(
+        sessions.iter().any(|r| r[3] == r#"'=HYPERLINK("x"), p0"#),
+        "a formula is written as text, its comma and quotes kept"
+    );
+    let (st, _) = session
+        .get(&format!("{base}/sessions.csv?period=someday"))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let (st, page) = session
+        .get(&format!(
+            "/dashboard/projects/{project_id}/usage/estimate?participants=lots&days=40"
+        ))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(page.contains("estimate-errors"), "{page}");
+    assert!(
+        page.contains("People in a call: write a whole number"),
+        "{page}"
+    );
+    assert!(
+        page.contains("days must be from 1 to 31; it is 40"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("estimate-total"),
+        "no figure from a bad form"
+    );
+}

@@ -7,6 +7,8 @@ use switchboard_store::projects::Project;
 use crate::layout;
 use crate::session::SignedIn;
 
+pub mod estimate;
+pub mod export;
 pub mod functions;
 pub mod keys;
 pub mod login;

@@ -11,7 +11,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use switchboard_core::billing::{invoice, Invoice};
 use switchboard_core::usage::{Meter, Period};
-use switchboard_store::stripe::Report;
+use switchboard_store::stripe::Report as StripeReport;
+use switchboard_store::usage::Report;
 
 use crate::error::PageError;
 use crate::layout::{self, Nav, Section};
@@ -26,6 +27,52 @@ const REPORTS: u32 = 20;
 pub struct UsageQuery {
     /// The billing period, `YYYY-MM` (default: the current one).
     period: Option<String>,
+}
+
+impl UsageQuery {
+    /// The period asked for (the current one when none was), if it has started by `now`.
+    pub fn period(&self, now: DateTime<Utc>) -> Result<Period, PageError> {
+        let current = Period::containing(now);
+        let period = match self.period.as_deref().filter(|p| !p.is_empty()) {
+            None => current,
+            Some(p) => p.parse::<Period>().map_err(|_| {
+                PageError::Refused(format!(
+                    "That is not a billing period: write it as year and month, such as {current}."
+                ))
+            })?,
+        };
+        if period.start() > now {
+            return Err(PageError::Refused(format!(
+                "{period} has not started yet; the latest period is {current}."
+            )));
+        }
+        Ok(period)
+    }
+}
+
+/// `report`'s usage in `period` per UTC day and meter, open sessions
+/// counted up to `now`.
+pub fn per_day(
+    report: &Report,
+    period: Period,
+    now: DateTime<Utc>,
+) -> BTreeMap<DateTime<Utc>, BTreeMap<Meter, i64>> {
+    let (start, end) = (period.start(), period.end());
+    let open = report.open_usage(start, end, now);
+    let hours = report
+        .hourly
+        .iter()
+        .map(|h| (h.hour, h.meter, h.quantity))
+        .chain(open.iter().map(|o| (o.hour, o.meter, o.quantity)));
+    let mut days: BTreeMap<DateTime<Utc>, BTreeMap<Meter, i64>> = BTreeMap::new();
+    for (hour, meter, quantity) in hours {
+        *days
+            .entry(start_of_day(hour))
+            .or_default()
+            .entry(meter)
+            .or_default() += quantity;
+    }
+    days
 }
 
 /// `amount` in a meter's internal unit, in its billed unit: minutes with a
@@ -72,7 +119,7 @@ fn unit_plural(unit: &str) -> String {
 }
 
 /// Cents as money: `12.34 USD`.
-fn money(cents: i64, currency: &str) -> String {
+pub(crate) fn money(cents: i64, currency: &str) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let c = cents.unsigned_abs();
     format!("{sign}{}.{:02} {currency}", c / 100, c % 100)
@@ -94,41 +141,14 @@ pub async fn page(
 ) -> Result<Markup, PageError> {
     let project = d.member(&who, &project).await?;
     let now = d.clock.now();
-    let current = Period::containing(now);
-    let period = match q.period.as_deref().filter(|p| !p.is_empty()) {
-        None => current,
-        Some(p) => p.parse::<Period>().map_err(|_| {
-            PageError::Refused(format!(
-                "That is not a billing period: write it as year and month, such as {current}."
-            ))
-        })?,
-    };
-    if period.start() > now {
-        return Err(PageError::Refused(format!(
-            "{period} has not started yet; the latest period is {current}."
-        )));
-    }
+    let period = q.period(now)?;
     let (start, end) = (period.start(), period.end());
     let report = d
         .store
         .usage()
         .report(project.id, start, end, None, 0)
         .await?;
-    let mut days: BTreeMap<DateTime<Utc>, BTreeMap<Meter, i64>> = BTreeMap::new();
-    for h in &report.hourly {
-        *days
-            .entry(start_of_day(h.hour))
-            .or_default()
-            .entry(h.meter)
-            .or_default() += h.quantity;
-    }
-    for o in report.open_usage(start, end, now) {
-        *days
-            .entry(start_of_day(o.hour))
-            .or_default()
-            .entry(o.meter)
-            .or_default() += o.quantity;
-    }
+    let days = per_day(&report, period, now);
     let totals = report.totals_with_open(start, end, now);
     let plan = d.store.usage().plan(project.id).await?;
     let preview = d
@@ -170,6 +190,12 @@ pub async fn page(
         }
         @if now < end { p.muted { "Open sessions are counted up to now; the invoice closes when the period ends on "
             (end.format("%Y-%m-%d")) "." } }
+        @let base = format!("{}/usage", layout::project_path(&project));
+        p {
+            a href=(format!("{base}/days.csv?period={period}")) { "Usage per day (CSV)" } " · "
+            a href=(format!("{base}/sessions.csv?period={period}")) { "Sessions (CSV)" } " · "
+            a href=(format!("{base}/estimate")) { "Estimate what a month of calls would cost" }
+        }
         h2 { "Usage per day" }
         div.table-wrap tabindex="0" {
             table #usage-days {
@@ -196,7 +222,8 @@ pub async fn page(
     Ok(layout::page("Usage and billing", &nav, body))
 }
 
-fn invoice_table(inv: &Invoice, currency: &str) -> Markup {
+/// The lines of `inv`, its minimum and its total.
+pub(crate) fn invoice_table(inv: &Invoice, currency: &str) -> Markup {
     html! {
         p { "Plan " strong { (inv.plan) } "." }
         div.table-wrap tabindex="0" {
@@ -233,7 +260,7 @@ fn invoice_table(inv: &Invoice, currency: &str) -> Markup {
 fn stripe(
     d: &Dashboard,
     link: Option<&switchboard_store::stripe::Link>,
-    reports: &[Report],
+    reports: &[StripeReport],
     currency: &str,
 ) -> Markup {
     html! {
