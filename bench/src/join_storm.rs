@@ -301,6 +301,17 @@ impl Watch {
     }
 }
 
+/// The 12 largest of `sums` (counts summed over `polls` polls) as means per
+/// poll, largest first.
+fn mean_per_poll(sums: HashMap<String, i64>, polls: usize) -> serde_json::Map<String, Value> {
+    let mut sums: Vec<(String, i64)> = sums.into_iter().collect();
+    sums.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    sums.into_iter()
+        .take(12)
+        .map(|(what, sum)| (what, json!(sum as f64 / polls.max(1) as f64)))
+        .collect()
+}
+
 /// How the producers and the watch ended.
 struct Storm {
     start: Instant,
@@ -626,20 +637,8 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<(Value, Option<String>)> 
         .zip(delivered_s)
         .map(|((a, m), d)| a.max(m).max(d));
     let sustained = sustained_s.map(|s| n as f64 / s);
-    let mut busy: Vec<(String, i64)> = watch.busy.into_iter().collect();
-    busy.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let busy: serde_json::Map<String, Value> = busy
-        .into_iter()
-        .take(12)
-        .map(|(what, sum)| (what, json!(sum as f64 / watch.polls.max(1) as f64)))
-        .collect();
-    let mut statements: Vec<(String, i64)> = watch.statements.into_iter().collect();
-    statements.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let statements: serde_json::Map<String, Value> = statements
-        .into_iter()
-        .take(12)
-        .map(|(what, sum)| (what, json!(sum as f64 / watch.polls.max(1) as f64)))
-        .collect();
+    let busy = mean_per_poll(watch.busy, watch.polls);
+    let statements = mean_per_poll(watch.statements, watch.polls);
     let mut figures = json!({
         "config": {
             "events": n,
