@@ -777,4 +777,92 @@ on_both_backends!(
     one_identitys_overlapping_sessions_are_billed_once,
     a_leave_stamped_before_its_join_bills_nothing,
     a_dead_nodes_sessions_end_at_its_last_heartbeat,
+    sessions_are_counted_per_node_and_region,
 );
+
+/// Issue 26: where a project's people connected from, per media node and
+/// its region, over a window and for one room incarnation.
+async fn sessions_are_counted_per_node_and_region(b: Backend) {
+    use switchboard_core::node::Region;
+    use switchboard_store::usage::NodeShare;
+
+    let f = fixture(b).await;
+    let (eu, us) = (NodeId::new(), NodeId::new());
+    for (n, region) in [(eu, "eu-west"), (us, "us-east")] {
+        let mut node = NodeRegistration::local(n);
+        node.region = Region::new(region).unwrap();
+        f.store
+            .nodes()
+            .register(&node, f.clock.now())
+            .await
+            .unwrap();
+    }
+    let (ann, bob, cat, ann_again) = (f.who("ann"), f.who("bob"), f.who("cat"), f.who("ann"));
+    f.join("2026-11-30T23:00:00Z", &ann, Some(eu)).await;
+    f.join("2026-11-30T23:00:00Z", &bob, Some(eu)).await;
+    f.join("2026-11-30T23:00:00Z", &cat, Some(us)).await;
+    f.leave("2026-11-30T23:10:00Z", &ann).await;
+    f.join("2026-11-30T23:20:00Z", &ann_again, Some(eu)).await;
+    f.leave("2026-11-30T23:30:00Z", &bob).await;
+    f.leave("2026-11-30T23:30:00Z", &cat).await;
+    f.worker.catch_up().await.unwrap();
+
+    let min = |m: i64| m * 60_000_000;
+    let share = |node, region: &str, sessions, identities, open, billed_us| NodeShare {
+        node_id: Some(node),
+        region: Some(region.to_owned()),
+        sessions,
+        identities,
+        open,
+        billed_us,
+    };
+    let usage = f.store.usage();
+    let hour = usage
+        .by_node(
+            f.project,
+            t("2026-11-30T23:00:00Z"),
+            t("2026-12-01T00:00:00Z"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        hour,
+        [
+            share(eu, "eu-west", 3, 2, 1, min(10) + min(30)),
+            share(us, "us-east", 1, 1, 0, min(30)),
+        ]
+    );
+    // From 23:15 on, ann's first session had ended.
+    let later = usage
+        .by_node(
+            f.project,
+            t("2026-11-30T23:15:00Z"),
+            t("2026-12-01T00:00:00Z"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(later[0], share(eu, "eu-west", 2, 2, 1, min(30)));
+    let room = f.room.sid.to_string();
+    let in_room = usage
+        .by_node(
+            f.project,
+            t("2026-11-30T00:00:00Z"),
+            t("2026-12-01T00:00:00Z"),
+            Some(&room),
+        )
+        .await
+        .unwrap();
+    assert_eq!(in_room, hour);
+    let elsewhere = usage
+        .by_node(
+            f.project,
+            t("2026-11-30T00:00:00Z"),
+            t("2026-12-01T00:00:00Z"),
+            Some("rm_none"),
+        )
+        .await
+        .unwrap();
+    assert!(elsewhere.is_empty());
+}

@@ -451,6 +451,21 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             let text = sessions.text().await.unwrap();
             assert!(!text.contains("still in"), "{text}");
             assert!(text.contains(&victim), "{text}");
+            // Everyone was on this one node, in the default region.
+            let nodes = find(c, Locator::Css("#by-node tbody"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert!(nodes.contains("local"), "{nodes}");
+            assert_eq!(
+                c.find_all(Locator::Css("#by-node tbody tr"))
+                    .await
+                    .unwrap()
+                    .len(),
+                1,
+                "{nodes}"
+            );
             check_page(&b, &axe, "dashboard-finished-room").await;
 
             // Usage and billing: today's participant-minutes, the invoice as the API has it.
@@ -486,6 +501,15 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 .await
                 .unwrap();
             assert!(stripe.contains("does not bill through Stripe"), "{stripe}");
+            let nodes = find(c, Locator::Css("#by-node tbody"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert!(
+                nodes.contains("local"),
+                "where people connected from: {nodes}"
+            );
             check_page(&b, &axe, "dashboard-usage").await;
 
             // The cost estimator: a month of calls priced on the plan and

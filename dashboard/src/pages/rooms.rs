@@ -22,7 +22,7 @@ use switchboard_core::{Identity, RoomName, RoomSid, TrackSid};
 use switchboard_store::projects::Project;
 use switchboard_store::usage::{FinishedRoom, SessionFilter};
 
-use super::usage::quantity;
+use super::usage::{by_node_table, quantity};
 use super::{csrf_field, human_duration, CsrfOnly};
 use crate::error::PageError;
 use crate::layout::{self, Nav, Section};
@@ -158,6 +158,17 @@ pub async fn finished(
     };
     let billed: i64 = sessions.iter().filter_map(|s| s.billed_us).sum();
     let now = d.clock.now();
+    let room_sid = sid.to_string();
+    let by_node = d
+        .store
+        .usage()
+        .by_node(
+            project.id,
+            chrono::DateTime::UNIX_EPOCH,
+            now + chrono::Duration::days(1),
+            Some(&room_sid),
+        )
+        .await?;
     let nav = Nav::new(&who, &project, Section::Rooms);
     let body = html! {
         p { "Room incarnation " code { (sid) } ": " (sessions.len()) " sessions"
@@ -185,6 +196,8 @@ pub async fn finished(
                 }
             }
         }
+        h2 { "Where they connected from" }
+        (by_node_table(&by_node))
     };
     Ok(layout::page(
         &format!("Sessions of room {name}"),

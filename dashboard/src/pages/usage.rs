@@ -12,7 +12,7 @@ use serde::Deserialize;
 use switchboard_core::billing::{invoice, Invoice};
 use switchboard_core::usage::{Meter, Period};
 use switchboard_store::stripe::Report as StripeReport;
-use switchboard_store::usage::Report;
+use switchboard_store::usage::{NodeShare, Report};
 
 use crate::error::PageError;
 use crate::layout::{self, Nav, Section};
@@ -149,6 +149,11 @@ pub async fn page(
         .report(project.id, start, end, None, 0)
         .await?;
     let days = per_day(&report, period, now);
+    let by_node = d
+        .store
+        .usage()
+        .by_node(project.id, start, end.min(now), None)
+        .await?;
     let totals = report.totals_with_open(start, end, now);
     let plan = d.store.usage().plan(project.id).await?;
     let preview = d
@@ -196,6 +201,8 @@ pub async fn page(
             a href=(format!("{base}/sessions.csv?period={period}")) { "Sessions (CSV)" } " · "
             a href=(format!("{base}/estimate")) { "Estimate what a month of calls would cost" }
         }
+        h2 { "Where people connected from" }
+        (by_node_table(&by_node))
         h2 { "Usage per day" }
         div.table-wrap tabindex="0" {
             table #usage-days {
@@ -220,6 +227,37 @@ pub async fn page(
         (stripe(&d, link.as_ref(), &reports, &currency))
     };
     Ok(layout::page("Usage and billing", &nav, body))
+}
+
+/// Where sessions were served: per media node and its region, the sessions,
+/// the people, those still connected and the time billed.
+pub(crate) fn by_node_table(shares: &[NodeShare]) -> Markup {
+    html! {
+        @if shares.is_empty() {
+            p.muted { "No sessions." }
+        } @else {
+            div.table-wrap tabindex="0" {
+                table #by-node {
+                    thead { tr {
+                        th scope="col" { "Region" } th scope="col" { "Media node" } th scope="col" { "Sessions" }
+                        th scope="col" { "People" } th scope="col" { "Connected now" } th scope="col" { "Billed (ended sessions)" }
+                    } }
+                    tbody {
+                        @for n in shares {
+                            tr {
+                                td { (n.region.as_deref().unwrap_or("unknown")) }
+                                td { @match n.node_id { Some(id) => code { (id) }, None => "none recorded" } }
+                                td { (n.sessions) }
+                                td { (n.identities) }
+                                td { (n.open) }
+                                td { (quantity(Meter::ParticipantMinutesAudio, n.billed_us)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The lines of `inv`, its minimum and its total.

@@ -177,6 +177,24 @@ pub struct FinishedRoom {
     pub billed_us: i64,
 }
 
+/// The sessions one media node served, in a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeShare {
+    /// The node (none for sessions metered without one).
+    pub node_id: Option<NodeId>,
+    /// Its region, as it registered (none when it is not in the nodes table).
+    pub region: Option<String>,
+    /// Sessions open at some time in the window.
+    pub sessions: i64,
+    /// Distinct identities among them.
+    pub identities: i64,
+    /// Those still open.
+    pub open: i64,
+    /// Microseconds billed for those that ended (in whole, even for a
+    /// session that began before the window).
+    pub billed_us: i64,
+}
+
 /// Which sessions to list.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
@@ -411,6 +429,49 @@ impl Usage<'_> {
                 last_left_at: from_micros(r.try_get("last_left_at")?)?,
                 sessions: r.try_get("sessions")?,
                 identities: r.try_get("identities")?,
+                billed_us: r.try_get("billed_us")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Where the sessions of `project` open at some time in `[from, to)` (of
+    /// room incarnation `room_sid`, if given) were served: per media node and
+    /// its region, the most sessions first.
+    pub async fn by_node(
+        &self,
+        project: ProjectId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        room_sid: Option<&str>,
+    ) -> Result<Vec<NodeShare>, StoreError> {
+        sqlx::query(
+            "SELECT s.node_id, MIN(n.region) AS region, COUNT(*) AS sessions, \
+                    COUNT(DISTINCT s.identity) AS identities, \
+                    CAST(SUM(CASE WHEN s.left_at IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS open, \
+                    CAST(COALESCE(SUM(s.billed_us), 0) AS BIGINT) AS billed_us \
+             FROM usage_sessions s LEFT JOIN nodes n ON n.id = s.node_id \
+             WHERE s.project_id = $1 AND (s.left_at IS NULL OR s.left_at > $2) AND s.joined_at < $3 \
+               AND ($4 = '' OR s.room_sid = $4) \
+             GROUP BY s.node_id ORDER BY COUNT(*) DESC, s.node_id",
+        )
+        .bind(project.to_string())
+        .bind(to_micros(from))
+        .bind(to_micros(to))
+        .bind(room_sid.unwrap_or_default())
+        .fetch_all(self.0.reader())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(NodeShare {
+                node_id: r
+                    .try_get::<Option<String>, _>("node_id")?
+                    .map(|n| n.parse().map_err(corrupt))
+                    .transpose()?,
+                region: r.try_get("region")?,
+                sessions: r.try_get("sessions")?,
+                identities: r.try_get("identities")?,
+                open: r.try_get("open")?,
                 billed_us: r.try_get("billed_us")?,
             })
         })
