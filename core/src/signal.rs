@@ -204,6 +204,26 @@ pub enum ConnectionQuality {
     Lost,
 }
 
+impl ConnectionQuality {
+    /// Every quality, best first.
+    pub const ALL: [ConnectionQuality; 4] = [Self::Excellent, Self::Good, Self::Poor, Self::Lost];
+
+    /// Its name in messages and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Excellent => "excellent",
+            Self::Good => "good",
+            Self::Poor => "poor",
+            Self::Lost => "lost",
+        }
+    }
+
+    /// The quality named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|q| q.as_str() == name)
+    }
+}
+
 /// One participant's connection quality.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QualityUpdate {

@@ -120,7 +120,8 @@ impl Dashboard {
     /// The routes, all under `/dashboard`.
     pub fn router(self) -> Router {
         use pages::{
-            estimate, export, functions, keys, login, overview, recordings, rooms, usage, webhooks,
+            call, estimate, export, functions, keys, login, overview, recordings, rooms, usage,
+            webhooks,
         };
         let project = "/dashboard/projects/{project}";
         Router::new()
@@ -210,6 +211,7 @@ impl Dashboard {
             )
             .route(&format!("{project}/usage"), get(usage::page))
             .route(&format!("{project}/usage/estimate"), get(estimate::page))
+            .route(&format!("{project}/sessions/{{sid}}"), get(call::page))
             .route(&format!("{project}/usage/days.csv"), get(export::days))
             .route(
                 &format!("{project}/usage/sessions.csv"),

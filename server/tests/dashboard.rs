@@ -467,6 +467,11 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
                 "{nodes}"
             );
             check_page(&b, &axe, "dashboard-finished-room").await;
+            // A session's call page: its connection over time, or why there is none.
+            click(c, Locator::Css("#sessions tr.session a")).await;
+            find(c, Locator::Css("#bitrate, #no-samples")).await;
+            check_page(&b, &axe, "dashboard-call").await;
+            c.back().await.unwrap();
 
             // Usage and billing: today's participant-minutes, the invoice as the API has it.
             click(c, Locator::LinkText("Usage")).await;

@@ -617,3 +617,96 @@ prices.recording_minutes = { unit_price_cents = "1.5" }
         "no figure from a bad form"
     );
 }
+
+/// Issue 26: a real call's connection is recorded every few seconds while it
+/// lasts: the API returns each session's measures (the publisher's sent
+/// bitrate, the subscriber's received one) and the session's page in the
+/// dashboard charts them; garbage and other projects' sessions are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_connection_is_measured_over_time_and_charted() {
+    use common::dashboard::{Session, DEV_EMAIL, DEV_PASSWORD};
+
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = Server::start(Backend::Sqlite).await;
+    // 12 s: the observer measures every 3 s, and the first measure of a
+    // participant has nothing to compare with.
+    loadtest(&s, "measured", 1, 1, "300k", 12).await;
+    let (_, sessions) = send(s.dev(Method::GET, "/v1/usage/sessions?room=measured")).await;
+    let sessions = sessions["data"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    let mut session = Session::new(&s);
+    session.sign_in(DEV_EMAIL, DEV_PASSWORD).await;
+    let (_, project) = send(s.dev(Method::GET, "/v1/project")).await;
+    let project = project["id"].as_str().unwrap().to_owned();
+    for view in &sessions {
+        let sid = view["id"].as_str().unwrap();
+        let (st, quality) =
+            send(s.dev(Method::GET, &format!("/v1/usage/sessions/{sid}/quality"))).await;
+        assert_eq!(st, StatusCode::OK, "{quality}");
+        assert_eq!(quality["room_sid"], view["room_sid"]);
+        let samples = quality["samples"].as_array().unwrap();
+        assert!(samples.len() >= 2, "{quality}");
+        let publisher = view["identity"].as_str().unwrap().contains("-pub-");
+        let (field, floor) = if publisher {
+            ("publish_bps", 100_000)
+        } else {
+            ("subscribe_bps", 100_000)
+        };
+        assert!(
+            samples.iter().any(|x| x[field].as_u64().unwrap() >= floor),
+            "{field} of a 300 kbit/s call: {quality}"
+        );
+        assert!(
+            samples
+                .iter()
+                .all(|x| x["quality"] == "excellent" || x["quality"] == "good"),
+            "{quality}"
+        );
+
+        let (st, page) = session
+            .get(&format!("/dashboard/projects/{project}/sessions/{sid}"))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{page}");
+        for chart in ["id=\"bitrate\"", "id=\"loss\"", "id=\"rtt\""] {
+            assert!(page.contains(chart), "{chart}: {page}");
+        }
+        // The chart's data is the API's, in kbit/s.
+        let line = if publisher {
+            "class=\"sent\""
+        } else {
+            "class=\"received\""
+        };
+        let values = page
+            .split(line)
+            .nth(1)
+            .and_then(|rest| rest.split("data-values=\"").nth(1))
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no {line} line: {page}"));
+        let kbps: Vec<f64> = values.split(' ').map(|v| v.parse().unwrap()).collect();
+        assert_eq!(kbps.len(), samples.len());
+        assert!(kbps.iter().any(|v| *v >= 100.0), "{values}");
+    }
+
+    let (st, _) = send(s.dev(Method::GET, "/v1/usage/sessions/nonsense/quality")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let unknown = "pa_01JDW3Q0AAAAAAAAAAAAAAAAAA";
+    let (st, body) = send(s.dev(
+        Method::GET,
+        &format!("/v1/usage/sessions/{unknown}/quality"),
+    ))
+    .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("session_not_found"))
+    );
+    // Another project's key cannot read this project's sessions.
+    let (_, _, secret) = s.create_project("elsewhere");
+    let sid = sessions[0]["id"].as_str().unwrap();
+    let (st, _) = send(s.bearer(
+        &secret,
+        Method::GET,
+        &format!("/v1/usage/sessions/{sid}/quality"),
+    ))
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}

@@ -37,6 +37,7 @@ pub mod functions;
 pub mod idempotency;
 pub mod nodes;
 pub mod projects;
+pub mod quality;
 pub mod recordings;
 pub mod retention;
 pub mod rooms;

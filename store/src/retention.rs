@@ -3,7 +3,8 @@
 //! The janitor calls [`Retention::purge`] now and then. It deletes, in
 //! batches so no transaction grows large, events, finished webhook
 //! deliveries with their attempts, finished function jobs, invocations with
-//! their logs and finished participant sessions older than the cut-off, and
+//! their logs, finished participant sessions and connection quality samples
+//! older than the cut-off, and
 //! idempotency records past [`crate::idempotency::RETENTION_HOURS`]. Usage
 //! totals (the ledger and its rollups) are kept: invoices of any past month
 //! stay reproducible.
@@ -38,6 +39,8 @@ pub struct Purged {
     pub idempotency_keys: u64,
     /// Finished participant sessions.
     pub sessions: u64,
+    /// Connection quality samples.
+    pub quality_samples: u64,
 }
 
 impl Purged {
@@ -50,6 +53,7 @@ impl Purged {
             + self.invocations
             + self.idempotency_keys
             + self.sessions
+            + self.quality_samples
     }
 }
 
@@ -93,6 +97,7 @@ impl Retention<'_> {
             purged.invocations += batch.invocations;
             purged.idempotency_keys += batch.idempotency_keys;
             purged.sessions += batch.sessions;
+            purged.quality_samples += batch.quality_samples;
             if done {
                 return Ok(purged);
             }
@@ -140,6 +145,13 @@ async fn purge_batch(
         cutoff,
     )
     .await?;
+    let quality_samples = exec(
+        conn,
+        "DELETE FROM quality_samples WHERE (participant_sid, at) IN (SELECT participant_sid, at \
+         FROM quality_samples WHERE at < $1 ORDER BY at LIMIT $2)",
+        cutoff,
+    )
+    .await?;
     let idempotency_keys = exec(
         conn,
         "DELETE FROM idempotency_keys WHERE (project_id, key) IN (SELECT project_id, key \
@@ -171,6 +183,7 @@ async fn purge_batch(
         invocations,
         idempotency_keys,
         sessions,
+        quality_samples,
     })
 }
 

@@ -29,7 +29,81 @@ switchboard_store::on_both_backends!(
     idempotency_replays_and_refuses_mismatches,
     due_deliveries_leave_out_busy_endpoints_and_projects,
     due_function_jobs_come_in_turns_per_project_and_in_order_per_room,
+    quality_samples_are_kept_per_session_and_purged_with_age,
 );
+
+/// Issue 26: a session's connection measures come back in order, only to
+/// its own project, once per instant, and go when they are older than the
+/// retention period.
+async fn quality_samples_are_kept_per_session_and_purged_with_age(b: Backend) {
+    use switchboard_core::room::ConnectionStats;
+    use switchboard_core::signal::ConnectionQuality;
+    use switchboard_core::{ParticipantSid, RoomSid};
+
+    let (_db, store) = store(b).await;
+    let now = Utc::now();
+    let project = store.projects().create("measured", now).await.unwrap().id;
+    let other = store.projects().create("other", now).await.unwrap().id;
+    let (ann, bob, room) = (ParticipantSid::new(), ParticipantSid::new(), RoomSid::new());
+    let stats = |loss_per_mille, quality| ConnectionStats {
+        quality,
+        publish_bps: 300_000,
+        subscribe_bps: 1_200_000,
+        loss_per_mille,
+        rtt_ms: Some(40),
+    };
+    let start = now - Duration::days(40);
+    let quality = store.quality();
+    for (i, (loss, q)) in [
+        (0, ConnectionQuality::Excellent),
+        (120, ConnectionQuality::Poor),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = start + Duration::seconds(3 * i as i64);
+        let rows = [
+            (ann, stats(loss, q)),
+            (bob, stats(0, ConnectionQuality::Good)),
+        ];
+        quality.record(project, room, at, &rows).await.unwrap();
+        // Written twice (a retried write): kept once.
+        quality.record(project, room, at, &rows).await.unwrap();
+    }
+    quality
+        .record(
+            project,
+            room,
+            now,
+            &[(ann, stats(5, ConnectionQuality::Excellent))],
+        )
+        .await
+        .unwrap();
+    let ann_samples = quality.of_session(project, ann).await.unwrap();
+    let losses: Vec<u32> = ann_samples.iter().map(|s| s.stats.loss_per_mille).collect();
+    assert_eq!(losses, [0, 120, 5], "oldest first, once each");
+    assert_eq!(ann_samples[1].stats.quality, ConnectionQuality::Poor);
+    assert_eq!(ann_samples[1].stats.rtt_ms, Some(40));
+    assert!(
+        quality.of_session(other, ann).await.unwrap().is_empty(),
+        "another project sees none of them"
+    );
+
+    let purged = store
+        .retention()
+        .purge(Duration::days(30), now)
+        .await
+        .unwrap();
+    assert_eq!(purged.quality_samples, 4);
+    let losses: Vec<u32> = quality
+        .of_session(project, ann)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.stats.loss_per_mille)
+        .collect();
+    assert_eq!(losses, [5], "only the recent one is left");
+}
 
 async fn migrations_run_twice_without_harm(b: Backend) {
     let (_db, store) = store(b).await;

@@ -14,6 +14,7 @@ pub mod functions;
 pub mod kv;
 pub mod participants;
 pub mod project;
+pub mod quality;
 pub mod recordings;
 pub mod rooms;
 pub mod route;
@@ -35,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(functions::router())
         .merge(kv::router())
         .merge(usage::router())
+        .merge(quality::router())
         .merge(billing::router())
 }
 

@@ -7,6 +7,7 @@ use switchboard_store::projects::Project;
 use crate::layout;
 use crate::session::SignedIn;
 
+pub mod call;
 pub mod estimate;
 pub mod export;
 pub mod functions;

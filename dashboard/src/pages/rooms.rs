@@ -184,7 +184,7 @@ pub async fn finished(
                     @for s in &sessions {
                         @let meter = if s.video { Meter::ParticipantMinutesVideo } else { Meter::ParticipantMinutesAudio };
                         tr.session {
-                            td { (s.identity) }
+                            td { a href=(format!("{}/sessions/{}", layout::project_path(&project), s.id)) { (s.identity) } }
                             td { (s.joined_at.format("%Y-%m-%d %H:%M:%S")) }
                             td { @match s.left_at { Some(t) => (t.format("%H:%M:%S")), None => "still in" } }
                             td { (human_duration((s.left_at.unwrap_or(now) - s.joined_at).num_seconds())) }

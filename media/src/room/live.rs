@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use switchboard_core::event::{LeaveReason, RoomRef, TrackRef};
-use switchboard_core::room::{ParticipantInfo, ParticipantPermissions, RoomLimits, TrackInfo};
+use switchboard_core::room::{
+    ConnectionStats, ParticipantInfo, ParticipantPermissions, RoomLimits, TrackInfo,
+};
 use switchboard_core::{
     Event, EventPayload, NodeId, ParticipantSid, ProjectId, RecordingId, RoomName, RoomSid,
     TrackSid,
@@ -88,6 +90,27 @@ impl Room {
             sid: self.sid,
             name: self.name.clone(),
         }
+    }
+
+    /// Keeps this interval's connection measures of `participants`, ended
+    /// at `at`, for the call's page and the quality API. Written in the
+    /// background, so a slow database never holds up the observer.
+    pub fn record_quality(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+        participants: Vec<(ParticipantSid, ConnectionStats)>,
+    ) {
+        if participants.is_empty() {
+            return;
+        }
+        let (store, project, room) = (self.store.clone(), self.project, self.sid);
+        tokio::spawn(async move {
+            let quality = store.quality();
+            if let Err(e) = quality.record(project, room, at, &participants).await {
+                tracing::warn!(project_id = %project, room_sid = %room, error = %e,
+                    "cannot record connection quality; this interval is missing from the call's page");
+            }
+        });
     }
 
     /// Seconds the room stays open once empty.

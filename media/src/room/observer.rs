@@ -1,7 +1,8 @@
 //! A room's observer: a task that, while the room lives, tells its
 //! participants who is speaking (every 250 ms, on change) and how everyone's
 //! connection is doing (every 3 s, on change; the measures are kept on each
-//! participant for the API and the dashboard), and at that pace shares each
+//! participant for the API and the dashboard, and recorded for the call's
+//! page), and at that pace shares each
 //! subscriber's bandwidth estimate among the video it receives.
 
 use std::collections::HashMap;
@@ -54,12 +55,18 @@ pub async fn run(room: Weak<Room>) {
             continue;
         }
         let mut updates = Vec::new();
+        let mut measured = Vec::with_capacity(participants.len());
         for p in &participants {
             let (sample, estimate_bps) = sample(p).await;
             share_bandwidth(p, estimate_bps);
             let previous = samples.insert(p.sid, sample).unwrap_or_default();
             let stats = measure(&previous, &sample);
             p.set_connection(stats);
+            // The first sample has nothing to measure against; recorders
+            // are not people.
+            if previous.at.is_some() && !p.grants.recorder {
+                measured.push((p.sid, stats));
+            }
             let quality = stats.quality;
             if qualities.insert(p.sid, quality) != Some(quality) {
                 updates.push(QualityUpdate {
@@ -68,6 +75,7 @@ pub async fn run(room: Weak<Room>) {
                 });
             }
         }
+        room.record_quality(chrono::Utc::now(), measured);
         samples.retain(|sid, _| participants.iter().any(|p| p.sid == *sid));
         qualities.retain(|sid, _| samples.contains_key(sid));
         if !updates.is_empty() {

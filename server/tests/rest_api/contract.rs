@@ -68,6 +68,7 @@ const ROUTES: &[&str] = &[
     "DELETE /v1/kv/{key}",
     "GET /v1/usage",
     "GET /v1/usage/sessions",
+    "GET /v1/usage/sessions/{sid}/quality",
     "GET /v1/billing/preview",
     "GET /v1/billing/stripe",
 ];

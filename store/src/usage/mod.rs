@@ -364,6 +364,24 @@ impl Usage<'_> {
         Ok(totals)
     }
 
+    /// Session `id` of `project`, if it exists.
+    pub async fn session(
+        &self,
+        project: ProjectId,
+        id: ParticipantSid,
+    ) -> Result<Option<Session>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM usage_sessions WHERE project_id = $1 AND id = $2"
+        ))
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .fetch_optional(self.0.reader())
+        .await?
+        .as_ref()
+        .map(decode_session)
+        .transpose()
+    }
+
     /// Up to `limit` sessions of `project` matching `filter`, newest first, before session `before`.
     pub async fn sessions(
         &self,

@@ -1,0 +1,240 @@
+//! The call page of one participant session: who, when, and charts of its connection
+//! every few seconds (bitrate both ways, packet loss, round trip), with the
+//! stretches where its quality was poor or lost shaded, for the owner whose
+//! customer says "the call was bad yesterday".
+
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use maud::{html, Markup};
+use switchboard_core::signal::ConnectionQuality;
+use switchboard_core::usage::Meter;
+use switchboard_core::ParticipantSid;
+use switchboard_store::quality::QualitySample;
+
+use super::human_duration;
+use super::usage::quantity;
+use crate::error::PageError;
+use crate::layout::{self, Nav, Section};
+use crate::session::SignedIn;
+use crate::Dashboard;
+
+/// Chart size in SVG units.
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 140.0;
+const AXIS: f64 = 18.0;
+/// Measures up to which each one is also drawn as a dot.
+const DOTS: usize = 120;
+
+/// One line of a chart: its CSS class, legend and values.
+struct Line<'a> {
+    class: &'a str,
+    legend: &'a str,
+    values: Vec<f64>,
+}
+
+/// Stretches of samples whose quality was poor or lost, as (first, last) indices.
+fn drops(samples: &[QualitySample]) -> Vec<(usize, usize)> {
+    let bad = |s: &QualitySample| {
+        matches!(
+            s.stats.quality,
+            ConnectionQuality::Poor | ConnectionQuality::Lost
+        )
+    };
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if !bad(s) {
+            continue;
+        }
+        match out.last_mut() {
+            Some((_, last)) if *last + 1 == i => *last = i,
+            _ => out.push((i, i)),
+        }
+    }
+    out
+}
+
+/// A line chart of `lines` over the samples' times, the drops shaded; the
+/// time axis runs from the join over the session's `length` in seconds.
+/// Each line's values are also in its `data-values`, for tests and scripts.
+fn chart(
+    id: &str,
+    title: &str,
+    unit: &str,
+    (times, length): (&[f64], f64),
+    lines: &[Line<'_>],
+    drops: &[(usize, usize)],
+) -> Markup {
+    let span = times.last().copied().unwrap_or(0.0).max(length).max(1.0);
+    let max = lines
+        .iter()
+        .flat_map(|l| l.values.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1.0);
+    let x = |t: f64| t / span * WIDTH;
+    let y = |v: f64| HEIGHT - v / max * HEIGHT;
+    let label = format!(
+        "{title}, up to {max:.0} {unit}, over {}",
+        human_duration(span as i64)
+    );
+    html! {
+        figure {
+            figcaption { (title) " (" (unit) ")" }
+            svg.chart.line-chart id=(id) viewBox={ "0 0 " (WIDTH) " " (HEIGHT + AXIS) } role="img" aria-label=(label) {
+                @for (first, last) in drops {
+                    @let (a, b) = (x(times[*first] - 3.0), x(times[*last]));
+                    rect.drop x=(a.max(0.0)) y="0" width=((b - a.max(0.0)).max(2.0)) height=(HEIGHT) {
+                        title { "quality poor or lost" }
+                    }
+                }
+                line.axis x1="0" y1=(HEIGHT) x2=(WIDTH) y2=(HEIGHT) {}
+                @for line in lines {
+                    polyline class=(line.class) fill="none" data-values=(values_attr(&line.values))
+                        points=(points(times, &line.values, &x, &y)) {
+                        title { (line.legend) }
+                    }
+                    // Dots too while they are few enough to tell apart (and
+                    // a single measure shows at all).
+                    @if times.len() <= DOTS {
+                        @for (t, v) in times.iter().zip(&line.values) {
+                            circle class=(line.class) cx=(format!("{:.1}", x(*t))) cy=(format!("{:.1}", y(*v))) r="3" {}
+                        }
+                    }
+                }
+                text x="0" y=(HEIGHT + 14.0) { "0 s" }
+                text x=(WIDTH) y=(HEIGHT + 14.0) text-anchor="end" { (human_duration(span as i64)) }
+                text x="2" y="12" { (format!("{max:.0}")) }
+            }
+            p.legend { @for line in lines { span class=(line.class) { "■ " } (line.legend) " " } }
+        }
+    }
+}
+
+fn values_attr(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.1}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn points(
+    times: &[f64],
+    values: &[f64],
+    x: &impl Fn(f64) -> f64,
+    y: &impl Fn(f64) -> f64,
+) -> String {
+    times
+        .iter()
+        .zip(values)
+        .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Seconds from `start` to each sample.
+fn seconds_since(start: DateTime<Utc>, samples: &[QualitySample]) -> Vec<f64> {
+    samples
+        .iter()
+        .map(|s| (s.at - start).num_milliseconds() as f64 / 1000.0)
+        .collect()
+}
+
+/// `GET /dashboard/projects/{project}/sessions/{sid}`.
+pub async fn page(
+    State(d): State<Dashboard>,
+    who: SignedIn,
+    Path((project, sid)): Path<(String, String)>,
+) -> Result<Markup, PageError> {
+    let project = d.member(&who, &project).await?;
+    let sid: ParticipantSid = sid.parse().map_err(|_| PageError::NotFound)?;
+    let session = d
+        .store
+        .usage()
+        .session(project.id, sid)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let samples = d.store.quality().of_session(project.id, sid).await?;
+    let now = d.clock.now();
+    let times = seconds_since(session.joined_at, &samples);
+    let length =
+        (session.left_at.unwrap_or(now) - session.joined_at).num_milliseconds() as f64 / 1000.0;
+    let kbps =
+        |f: fn(&QualitySample) -> u64| samples.iter().map(|s| f(s) as f64 / 1000.0).collect();
+    let drops = drops(&samples);
+    let meter = if session.video {
+        Meter::ParticipantMinutesVideo
+    } else {
+        Meter::ParticipantMinutesAudio
+    };
+    let nav = Nav::new(&who, &project, Section::Rooms);
+    let room_link = format!(
+        "{}/finished-rooms/{}",
+        layout::project_path(&project),
+        session.room_sid
+    );
+    let body = html! {
+        p { "Session " code { (sid) } " of " strong { (session.identity) } " in room "
+            a href=(room_link) { (session.room_name) } ": joined "
+            (session.joined_at.format("%Y-%m-%d %H:%M:%S UTC")) ", "
+            @match session.left_at {
+                Some(left) => { "left " (left.format("%H:%M:%S")) " (" (session.leave_reason.as_deref().unwrap_or("")) ")" },
+                None => "still in",
+            }
+            ", stayed " (human_duration((session.left_at.unwrap_or(now) - session.joined_at).num_seconds()))
+            @if let Some(us) = session.billed_us { ", billed " (quantity(meter, us)) }
+            "." }
+        @if samples.is_empty() {
+            p.muted #no-samples { "No connection measures for this session: it was shorter than two measuring intervals (6 s), or ended before this server recorded them." }
+        } @else {
+            p { (samples.len()) @if samples.len() == 1 { " measure" } @else { " measures" } ", one every 3 s. "
+                @if drops.is_empty() { "Its quality was never poor." }
+                @else { "Its quality was poor or lost " (drops.len()) " times (shaded)." } }
+            (chart("bitrate", "Bitrate", "kbit/s", (&times, length), &[
+                Line { class: "sent", legend: "sent to the server", values: kbps(|s| s.stats.publish_bps) },
+                Line { class: "received", legend: "received from the server", values: kbps(|s| s.stats.subscribe_bps) },
+            ], &drops))
+            (chart("loss", "Packet loss", "%", (&times, length), &[
+                Line { class: "loss", legend: "the worse of both directions",
+                    values: samples.iter().map(|s| f64::from(s.stats.loss_per_mille) / 10.0).collect() },
+            ], &drops))
+            (chart("rtt", "Round trip", "ms", (&times, length), &[
+                Line { class: "rtt", legend: "to the participant",
+                    values: samples.iter().map(|s| f64::from(s.stats.rtt_ms.unwrap_or(0))).collect() },
+            ], &drops))
+        }
+    };
+    Ok(layout::page(
+        &format!("Session of {}", session.identity),
+        &nav,
+        body,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::room::ConnectionStats;
+
+    fn sample(quality: ConnectionQuality) -> QualitySample {
+        QualitySample {
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            stats: ConnectionStats {
+                quality,
+                publish_bps: 0,
+                subscribe_bps: 0,
+                loss_per_mille: 0,
+                rtt_ms: None,
+            },
+        }
+    }
+
+    #[test]
+    fn poor_and_lost_stretches_are_one_drop_each() {
+        use ConnectionQuality::*;
+        let samples: Vec<_> = [Excellent, Poor, Lost, Good, Poor, Excellent, Poor]
+            .into_iter()
+            .map(sample)
+            .collect();
+        assert_eq!(drops(&samples), [(1, 2), (4, 4), (6, 6)]);
+    }
+}

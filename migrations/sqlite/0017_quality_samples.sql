@@ -1,0 +1,18 @@
+-- Each participant's connection every few seconds while it is in a room
+-- (the room observer's measures), for the call's page in the dashboard and
+-- GET /v1/usage/sessions/{sid}/quality. One row per participant per
+-- interval; purged with the sessions after the retention period.
+CREATE TABLE quality_samples (
+    participant_sid TEXT NOT NULL,
+    at              INTEGER NOT NULL,
+    project_id      TEXT NOT NULL,
+    room_sid        TEXT NOT NULL,
+    -- excellent, good, poor or lost
+    quality         TEXT NOT NULL,
+    publish_bps     INTEGER NOT NULL,
+    subscribe_bps   INTEGER NOT NULL,
+    loss_per_mille  INTEGER NOT NULL,
+    rtt_ms          INTEGER,
+    PRIMARY KEY (participant_sid, at)
+);
+CREATE INDEX quality_samples_age ON quality_samples (at);
