@@ -167,6 +167,7 @@ impl Pattern {
 
     /// The month's usage per meter, as the meter would have written it.
     pub fn usage(&self) -> Result<BTreeMap<Meter, i64>, EstimateError> {
+        self.validate()?;
         let (calls, video_calls, recorded) = self.calls();
         let call_us = i128::from(self.minutes) * i128::from(MINUTE_US);
         let people_us = i128::from(self.participants) * call_us;

@@ -1,7 +1,8 @@
 -- Each participant's connection every few seconds while it is in a room
 -- (the room observer's measures), for the call's page in the dashboard and
 -- GET /v1/usage/sessions/{sid}/quality. One row per participant per
--- interval; purged with the sessions after the retention period.
+-- interval; purged by their own age after the retention period (a session
+-- still open past it keeps only its recent samples).
 CREATE TABLE quality_samples (
     participant_sid TEXT NOT NULL,
     at              BIGINT NOT NULL,

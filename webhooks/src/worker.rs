@@ -33,8 +33,8 @@ use crate::sender::Sender;
 
 /// Events read from one project's log per fan-out transaction.
 const FAN_OUT_BATCH: u32 = 500;
-/// Due deliveries looked at per pass, beside those of endpoints whose pace
-/// lets them have more waiting.
+/// Due deliveries looked at per pass, beyond what endpoints whose pace lets
+/// them have more waiting can take.
 const DUE_BATCH: u32 = 200;
 /// Claimed deliveries any endpoint at its cap may have waiting, per slot; a
 /// fast one may have more ([`Pace`]).
@@ -158,6 +158,15 @@ impl InFlight {
         pace.retain(|e, p| {
             per_endpoint.contains_key(e) || ready.contains_key(e) || !p.is_idle(now)
         });
+    }
+
+    /// How many more deliveries `endpoint` could take at `now`: its free
+    /// slots and the room left in its ready queue.
+    fn wants(&mut self, config: &WebhookConfig, endpoint: WebhookId, now: DateTime<Utc>) -> usize {
+        let running = self.per_endpoint.get(&endpoint).copied().unwrap_or(0);
+        let free = config.max_in_flight_per_endpoint.saturating_sub(running);
+        let depth = self.ready_depth(config, endpoint, now);
+        free + depth.saturating_sub(self.waiting(endpoint))
     }
 
     /// How many claimed deliveries `endpoint` may have waiting at `now`.
@@ -286,39 +295,41 @@ impl Worker {
     async fn deliver_loop(&self) {
         loop {
             let now = self.inner.clock.now();
+            self.start_ready(now);
             let config = &self.inner.config;
-            let slots = config.max_in_flight_per_endpoint;
-            // Endpoints at their cap with their ready queue full, and projects
-            // at their cap, could not take a delivery now; the others may
-            // take as many as they have slots and room to wait.
-            let (full, busy_endpoints, busy_projects, depths) = {
+            // How many more deliveries each endpoint could take now (free
+            // slots, and room left in its ready queue); those with none, and
+            // projects at their cap, are left out of the query.
+            let (full, wants, busy_projects) = {
                 let mut flight = self.lock();
                 flight.forget_idle(now);
-                let endpoints: Vec<WebhookId> = flight.pace.keys().copied().collect();
-                let depths: HashMap<WebhookId, usize> = endpoints
-                    .into_iter()
-                    .map(|e| (e, flight.ready_depth(config, e, now)))
+                let known: HashSet<WebhookId> = flight
+                    .per_endpoint
+                    .keys()
+                    .chain(flight.ready.keys())
+                    .chain(flight.pace.keys())
+                    .copied()
                     .collect();
-                let mut busy = at_cap(&flight.per_endpoint, slots);
-                busy.retain(|e| {
-                    flight.waiting(*e) >= depths.get(e).copied().unwrap_or(slots * READY_PER_SLOT)
-                });
+                let wants: HashMap<WebhookId, usize> = known
+                    .into_iter()
+                    .map(|e| (e, flight.wants(config, e, now)))
+                    .collect();
                 (
                     flight.total >= config.max_in_flight,
-                    busy,
+                    wants,
                     at_cap(&flight.per_project, config.max_in_flight_per_project),
-                    depths,
                 )
             };
-            let floor = slots * (1 + READY_PER_SLOT);
+            let busy_endpoints: Vec<WebhookId> = wants
+                .iter()
+                .filter(|(_, n)| **n == 0)
+                .map(|(e, _)| *e)
+                .collect();
+            let floor = config.max_in_flight_per_endpoint * (1 + READY_PER_SLOT);
             let per_endpoint = |e: WebhookId| {
-                let n = depths.get(&e).map_or(floor, |depth| slots + depth);
-                u32::try_from(n).unwrap_or(u32::MAX)
+                u32::try_from(wants.get(&e).copied().unwrap_or(floor)).unwrap_or(u32::MAX)
             };
-            let beyond_floor: usize = depths
-                .values()
-                .map(|depth| (slots + depth).saturating_sub(floor))
-                .sum();
+            let beyond_floor: usize = wants.values().map(|n| n.saturating_sub(floor)).sum();
             let limit = DUE_BATCH.saturating_add(u32::try_from(beyond_floor).unwrap_or(u32::MAX));
             if !full {
                 match self
@@ -345,18 +356,41 @@ impl Worker {
     async fn start_sends(&self, due: Vec<Due>) {
         let config = &self.inner.config;
         let now = self.inner.clock.now();
+        // What of `due` can go, counting the slots and places this batch
+        // takes itself: sent now while slots are free, else waiting behind a
+        // send of its endpoint, else left for a later pass (unclaimed).
         let wanted: Vec<Due> = {
             let mut flight = self.lock();
+            let mut batch = InFlight::default();
             let mut queued: HashMap<WebhookId, usize> = HashMap::new();
             due.into_iter()
                 .filter(|d| {
                     let (endpoint, project) = (d.delivery.webhook_id, d.delivery.project_id);
-                    if flight.has_room(config, endpoint, project) {
+                    let count = |f: &InFlight| {
+                        (
+                            f.total,
+                            f.per_endpoint.get(&endpoint).copied().unwrap_or(0),
+                            f.per_project.get(&project).copied().unwrap_or(0),
+                        )
+                    };
+                    let ((total, running, in_project), (t, r, p)) = (count(&flight), count(&batch));
+                    if total + t < config.max_in_flight
+                        && running + r < config.max_in_flight_per_endpoint
+                        && in_project + p < config.max_in_flight_per_project
+                    {
+                        batch.take_slot(endpoint, project);
                         return true;
                     }
+                    if running + r == 0 {
+                        // No send of its endpoint would take it from the queue.
+                        return false;
+                    }
                     let n = queued.entry(endpoint).or_default();
-                    *n += 1;
-                    flight.waiting(endpoint) + *n <= flight.ready_depth(config, endpoint, now)
+                    if flight.waiting(endpoint) + *n < flight.ready_depth(config, endpoint, now) {
+                        *n += 1;
+                        return true;
+                    }
+                    false
                 })
                 .collect()
         };
@@ -396,6 +430,49 @@ impl Worker {
                         due,
                         claimed_at: now,
                     });
+                }
+            }
+        }
+        for due in start {
+            self.spawn_send(due);
+        }
+    }
+
+    /// Starts sends, while slots are free, for the ready deliveries of each
+    /// endpoint (such as those queued behind a send whose claim failed), and
+    /// drops ready deliveries whose lease might lapse mid-attempt: a later
+    /// pass takes those again once it has.
+    fn start_ready(&self, now: DateTime<Utc>) {
+        let config = &self.inner.config;
+        let mut start = Vec::new();
+        {
+            let mut flight = self.lock();
+            let endpoints: Vec<WebhookId> = flight.ready.keys().copied().collect();
+            for endpoint in endpoints {
+                if let Some(queue) = flight.ready.get_mut(&endpoint) {
+                    queue.retain(|r| now - r.claimed_at < LEASE_MARGIN);
+                }
+                while let Some(project) = flight
+                    .ready
+                    .get(&endpoint)
+                    .and_then(VecDeque::front)
+                    .map(|r| r.due.delivery.project_id)
+                {
+                    if !flight.has_room(config, endpoint, project) {
+                        break;
+                    }
+                    let Some(ready) = flight
+                        .ready
+                        .get_mut(&endpoint)
+                        .and_then(VecDeque::pop_front)
+                    else {
+                        break;
+                    };
+                    flight.take_slot(endpoint, project);
+                    start.push(ready.due);
+                }
+                if flight.ready.get(&endpoint).is_some_and(VecDeque::is_empty) {
+                    flight.ready.remove(&endpoint);
                 }
             }
         }

@@ -56,6 +56,8 @@ pub struct Room {
     generation: AtomicU64,
     /// Recordings running in this room.
     recorders: Mutex<Vec<Arc<Recorder>>>,
+    /// Set while a write of connection quality is under way.
+    quality_writing: Arc<AtomicBool>,
 }
 
 impl Room {
@@ -81,6 +83,7 @@ impl Room {
             closed: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             recorders: Mutex::new(Vec::new()),
+            quality_writing: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -103,6 +106,14 @@ impl Room {
         if participants.is_empty() {
             return;
         }
+        // One write per room at a time: while the database is slow, the
+        // intervals in between are dropped rather than queued up against
+        // the writes that matter more (joins, leaves, the meter).
+        if self.quality_writing.swap(true, Ordering::AcqRel) {
+            tracing::debug!(room_sid = %self.sid, "connection quality interval dropped: the last one is still being written");
+            return;
+        }
+        let writing = self.quality_writing.clone();
         let (store, project, room) = (self.store.clone(), self.project, self.sid);
         tokio::spawn(async move {
             let quality = store.quality();
@@ -110,6 +121,7 @@ impl Room {
                 tracing::warn!(project_id = %project, room_sid = %room, error = %e,
                     "cannot record connection quality; this interval is missing from the call's page");
             }
+            writing.store(false, Ordering::Release);
         });
     }
 

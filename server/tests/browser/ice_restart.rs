@@ -118,6 +118,19 @@ fn a_whip_encoder_trickles_and_restarts_ice_without_leaving() {
                 )
                 .await;
             let location = location.as_str().unwrap().to_owned();
+            // Its tracks are the room's once its media connection is up, a
+            // moment after the answer: a player asking before that is told
+            // `obs` publishes nothing yet.
+            let mut tracks = 0;
+            for _ in 0..100 {
+                let (_, obs) = send(s.dev(Method::GET, "/v1/rooms/studio/participants/obs")).await;
+                tracks = obs["tracks"].as_array().map_or(0, Vec::len);
+                if tracks == 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(tracks, 2, "the encoder publishes video and audio");
             let (_, viewer) = token(&s, "studio", "viewer", json!({ "can_publish": false })).await;
             let play = format!(
                 "const [endpoint, token] = args;

@@ -471,7 +471,7 @@ impl Usage<'_> {
              FROM usage_sessions s LEFT JOIN nodes n ON n.id = s.node_id \
              WHERE s.project_id = $1 AND (s.left_at IS NULL OR s.left_at > $2) AND s.joined_at < $3 \
                AND ($4 = '' OR s.room_sid = $4) \
-             GROUP BY s.node_id ORDER BY COUNT(*) DESC, s.node_id",
+             GROUP BY s.node_id ORDER BY COUNT(*) DESC, s.node_id IS NULL, s.node_id",
         )
         .bind(project.to_string())
         .bind(to_micros(from))
