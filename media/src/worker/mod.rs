@@ -302,6 +302,43 @@ impl Worker {
     }
 }
 
+/// A port's UDP sockets, its TCP listeners (with ICE-TCP) and its address.
+type BoundPort = (
+    Vec<std::net::UdpSocket>,
+    Vec<Option<std::net::TcpListener>>,
+    SocketAddr,
+);
+
+/// Binds `count` UDP sockets and, with ICE-TCP, as many TCP listeners, all
+/// on one port number. With port 0 the kernel picks a free UDP port, and
+/// the same number may be taken for TCP (an outgoing connection's port, say):
+/// then another UDP port is tried, a few times.
+fn bind_port(config: &RtcConfig, bind: SocketAddr, count: usize) -> io::Result<BoundPort> {
+    const TRIES: usize = 8;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match bind_port_once(config, bind, count) {
+            Err(e) if bind.port() == 0 && e.kind() == io::ErrorKind::AddrInUse && tries < TRIES => {
+            }
+            other => return other,
+        }
+    }
+}
+
+fn bind_port_once(config: &RtcConfig, bind: SocketAddr, count: usize) -> io::Result<BoundPort> {
+    let first = bind_shared(bind)?;
+    let local = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(bind_shared(local)?);
+    }
+    let listeners = (0..count)
+        .map(|_| config.ice_tcp.then(|| listen_shared(local)).transpose())
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok((sockets, listeners, local))
+}
+
 /// The node's media workers and the port they share.
 pub struct Workers {
     workers: Vec<Worker>,
@@ -319,20 +356,15 @@ impl Workers {
         advertise: Option<IpAddr>,
         count: usize,
     ) -> io::Result<Self> {
-        let first = bind_shared(bind)?;
-        let local = first.local_addr()?;
+        let (sockets, listeners, local) = bind_port(config, bind, count.max(1))?;
         let advertised = SocketAddr::new(advertise.unwrap_or(local.ip()), local.port());
-        let mut sockets = vec![first];
-        for _ in 1..count.max(1) {
-            sockets.push(bind_shared(local)?);
-        }
         // Every loop exists before any starts: each needs the others' queues.
         let directory = Arc::new(siblings::Directory::default());
         let checks = Arc::new(siblings::Checks::default());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut loops = Vec::new();
         let mut handoffs = Vec::new();
-        for (index, socket) in sockets.into_iter().enumerate() {
+        for (index, (socket, listener)) in sockets.into_iter().zip(listeners).enumerate() {
             let (commands, inbox) = mpsc::channel();
             let (handoff_tx, handoff_rx) = mpsc::sync_channel(siblings::HANDOFF_CAPACITY);
             let siblings = siblings::Siblings {
@@ -341,11 +373,6 @@ impl Workers {
                 checks: checks.clone(),
                 inbox: handoff_rx,
                 all: Vec::new(),
-            };
-            let listener = if config.ice_tcp {
-                Some(listen_shared(local)?)
-            } else {
-                None
             };
             let event_loop = event_loop::EventLoop::new(
                 config.clone(),
