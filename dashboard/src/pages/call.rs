@@ -25,11 +25,12 @@ const AXIS: f64 = 18.0;
 /// Measures up to which each one is also drawn as a dot.
 const DOTS: usize = 120;
 
-/// One line of a chart: its CSS class, legend and values.
+/// One line of a chart: its CSS class, legend and values (none where
+/// nothing was measured: the line has a gap there).
 struct Line<'a> {
     class: &'a str,
     legend: &'a str,
-    values: Vec<f64>,
+    values: Vec<Option<f64>>,
 }
 
 /// Stretches of samples whose quality was poor or lost, as (first, last) indices.
@@ -67,11 +68,12 @@ fn chart(
     let span = times.last().copied().unwrap_or(0.0).max(length).max(1.0);
     let max = lines
         .iter()
-        .flat_map(|l| l.values.iter().copied())
+        .flat_map(|l| l.values.iter().flatten().copied())
         .fold(0.0f64, f64::max)
         .max(1.0);
     let x = |t: f64| t / span * WIDTH;
-    let y = |v: f64| HEIGHT - v / max * HEIGHT;
+    // A little room above the largest value, so its dot is not cut off.
+    let y = |v: f64| HEIGHT - v / max * (HEIGHT - 6.0);
     let label = format!(
         "{title}, up to {max:.0} {unit}, over {}",
         human_duration(span as i64)
@@ -88,15 +90,17 @@ fn chart(
                 }
                 line.axis x1="0" y1=(HEIGHT) x2=(WIDTH) y2=(HEIGHT) {}
                 @for line in lines {
-                    polyline class=(line.class) fill="none" data-values=(values_attr(&line.values))
-                        points=(points(times, &line.values, &x, &y)) {
+                    g class=(line.class) data-values=(values_attr(&line.values)) {
                         title { (line.legend) }
-                    }
-                    // Dots too while they are few enough to tell apart (and
-                    // a single measure shows at all).
-                    @if times.len() <= DOTS {
-                        @for (t, v) in times.iter().zip(&line.values) {
-                            circle class=(line.class) cx=(format!("{:.1}", x(*t))) cy=(format!("{:.1}", y(*v))) r="3" {}
+                        @for run in runs(times, &line.values) {
+                            polyline fill="none" points=(points(&run, &x, &y)) {}
+                            // Dots too while they are few enough to tell
+                            // apart (and a single measure shows at all).
+                            @if times.len() <= DOTS {
+                                @for (t, v) in &run {
+                                    circle cx=(format!("{:.1}", x(*t))) cy=(format!("{:.1}", y(*v))) r="3" {}
+                                }
+                            }
                         }
                     }
                 }
@@ -109,23 +113,34 @@ fn chart(
     }
 }
 
-fn values_attr(values: &[f64]) -> String {
+/// The values as text, `-` where nothing was measured.
+fn values_attr(values: &[Option<f64>]) -> String {
     values
         .iter()
-        .map(|v| format!("{v:.1}"))
+        .map(|v| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn points(
-    times: &[f64],
-    values: &[f64],
-    x: &impl Fn(f64) -> f64,
-    y: &impl Fn(f64) -> f64,
-) -> String {
-    times
-        .iter()
-        .zip(values)
+/// The measured stretches of a line: runs of (time, value) with no gap.
+fn runs(times: &[f64], values: &[Option<f64>]) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut run = Vec::new();
+    for (t, v) in times.iter().zip(values) {
+        match v {
+            Some(v) => run.push((*t, *v)),
+            None if !run.is_empty() => out.push(std::mem::take(&mut run)),
+            None => {}
+        }
+    }
+    if !run.is_empty() {
+        out.push(run);
+    }
+    out
+}
+
+fn points(run: &[(f64, f64)], x: &impl Fn(f64) -> f64, y: &impl Fn(f64) -> f64) -> String {
+    run.iter()
         .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
         .collect::<Vec<_>>()
         .join(" ")
@@ -159,7 +174,7 @@ pub async fn page(
     let length =
         (session.left_at.unwrap_or(now) - session.joined_at).num_milliseconds() as f64 / 1000.0;
     let kbps =
-        |f: fn(&QualitySample) -> u64| samples.iter().map(|s| f(s) as f64 / 1000.0).collect();
+        |f: fn(&QualitySample) -> u64| samples.iter().map(|s| Some(f(s) as f64 / 1000.0)).collect();
     let drops = drops(&samples);
     let meter = if session.video {
         Meter::ParticipantMinutesVideo
@@ -195,11 +210,11 @@ pub async fn page(
             ], &drops))
             (chart("loss", "Packet loss", "%", (&times, length), &[
                 Line { class: "loss", legend: "the worse of both directions",
-                    values: samples.iter().map(|s| f64::from(s.stats.loss_per_mille) / 10.0).collect() },
+                    values: samples.iter().map(|s| Some(f64::from(s.stats.loss_per_mille) / 10.0)).collect() },
             ], &drops))
             (chart("rtt", "Round trip", "ms", (&times, length), &[
                 Line { class: "rtt", legend: "to the participant",
-                    values: samples.iter().map(|s| f64::from(s.stats.rtt_ms.unwrap_or(0))).collect() },
+                    values: samples.iter().map(|s| s.stats.rtt_ms.map(f64::from)).collect() },
             ], &drops))
         }
     };
@@ -226,6 +241,17 @@ mod tests {
                 rtt_ms: None,
             },
         }
+    }
+
+    #[test]
+    fn an_unmeasured_value_breaks_the_line() {
+        let times = [0.0, 3.0, 6.0, 9.0, 12.0];
+        let values = [Some(1.0), None, Some(2.0), Some(4.0), None];
+        assert_eq!(
+            runs(&times, &values),
+            [vec![(0.0, 1.0)], vec![(6.0, 2.0), (9.0, 4.0)]]
+        );
+        assert_eq!(values_attr(&values), "1.0 - 2.0 4.0 -");
     }
 
     #[test]

@@ -5,12 +5,15 @@
 //!   and in the billed unit (open sessions counted up to now, as the usage
 //!   page counts them).
 //! - `usage/sessions.csv`: one row per participant session that was open at
-//!   any time in the period, with what it was billed.
+//!   any time in the period, with what it was billed, written a page at a
+//!   time as it is read.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use switchboard_core::usage::Meter;
+use switchboard_core::ParticipantSid;
 use switchboard_store::usage::{Session, SessionFilter};
 
 use crate::error::PageError;
@@ -23,18 +26,16 @@ const PAGE: u32 = 1_000;
 
 /// `rows` (the first one the header) as a CSV download named `name`.
 fn csv_file(name: &str, rows: Vec<Vec<String>>) -> Result<Response, PageError> {
-    let mut out = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        out.write_record(&row).map_err(|e| {
-            tracing::error!(error = %e, "cannot write a CSV row");
-            PageError::Refused("The file could not be written; try again.".into())
-        })?;
-    }
-    let body = out.into_inner().map_err(|e| {
-        tracing::error!(error = %e, "cannot finish a CSV file");
+    let body = encode(&rows).map_err(|e| {
+        tracing::error!(error = %e, "cannot write a CSV file");
         PageError::Refused("The file could not be written; try again.".into())
     })?;
-    Ok((
+    Ok(download(name, axum::body::Body::from(body)))
+}
+
+/// `body` as a CSV download named `name`.
+fn download(name: &str, body: axum::body::Body) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
@@ -44,7 +45,7 @@ fn csv_file(name: &str, rows: Vec<Vec<String>>) -> Result<Response, PageError> {
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// A quantity in a meter's internal unit, in its billed unit, exactly.
@@ -112,7 +113,7 @@ pub async fn sessions(
         to: Some(period.end()),
         ..SessionFilter::default()
     };
-    let mut rows = vec![[
+    let header = [
         "participant_sid",
         "room_name",
         "room_sid",
@@ -125,22 +126,51 @@ pub async fn sessions(
         "billed_us",
     ]
     .map(String::from)
-    .to_vec()];
-    let mut before = None;
-    loop {
-        let page = d
-            .store
-            .usage()
-            .sessions(project.id, &filter, before, PAGE)
-            .await?;
-        before = page.last().map(|s| s.id);
-        let done = page.len() < PAGE as usize;
-        rows.extend(page.into_iter().map(session_row));
-        if done {
-            break;
-        }
+    .to_vec();
+    // Written a page of sessions at a time as the client reads, so a busy
+    // month is never held in memory whole.
+    let first = encode(&[header]).map_err(|e| {
+        tracing::error!(error = %e, "cannot write a CSV header");
+        PageError::Refused("The file could not be written; try again.".into())
+    })?;
+    let store = d.store.clone();
+    let pages = futures::stream::unfold(
+        Some(None),
+        move |before: Option<Option<ParticipantSid>>| {
+            let (store, filter) = (store.clone(), filter.clone());
+            async move {
+                let before = before?;
+                let page = match store
+                    .usage()
+                    .sessions(project.id, &filter, before, PAGE)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::error!(project_id = %project.id, error = %e, "sessions export cut short");
+                        return Some((Err(std::io::Error::other("the database failed")), None));
+                    }
+                };
+                let next = (page.len() == PAGE as usize).then(|| page.last().map(|s| s.id));
+                let rows: Vec<Vec<String>> = page.into_iter().map(session_row).collect();
+                Some((encode(&rows), next))
+            }
+        },
+    );
+    let body = futures::stream::once(async move { Ok(first) }).chain(pages);
+    Ok(download(
+        &format!("sessions-{}-{period}.csv", project.id),
+        axum::body::Body::from_stream(body),
+    ))
+}
+
+/// `rows` as CSV text.
+fn encode(rows: &[Vec<String>]) -> std::io::Result<Vec<u8>> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        out.write_record(row)?;
     }
-    csv_file(&format!("sessions-{}-{period}.csv", project.id), rows)
+    out.into_inner().map_err(|e| e.into_error())
 }
 
 /// `text` from a user, safe to open in a spreadsheet: one that would be
