@@ -363,7 +363,7 @@ fn offer_request(
 
 /// End a WHIP session.
 #[utoipa::path(delete, path = "/v1/whip/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "The last segment of the offer's Location")),
-    security(("access_token" = [])), responses((status = 200, description = "Ended"), (status = 403, description = "The token is neither the session's identity nor a room_admin of its room"), (status = 404, description = "No such session")))]
+    security(("access_token" = [])), responses((status = 200, description = "Ended"), (status = 401, description = "No access token, or not a valid one"), (status = 403, description = "The token is neither the session's identity nor a room_admin of its room"), (status = 404, description = "No such session")))]
 async fn end_whip_session(
     state: State<MediaState>,
     sid: Path<String>,
@@ -374,7 +374,7 @@ async fn end_whip_session(
 
 /// End a WHEP session.
 #[utoipa::path(delete, path = "/v1/whep/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "The last segment of the offer's Location")),
-    security(("access_token" = [])), responses((status = 200, description = "Ended"), (status = 403, description = "The token is neither the session's identity nor a room_admin of its room"), (status = 404, description = "No such session")))]
+    security(("access_token" = [])), responses((status = 200, description = "Ended"), (status = 401, description = "No access token, or not a valid one"), (status = 403, description = "The token is neither the session's identity nor a room_admin of its room"), (status = 404, description = "No such session")))]
 async fn end_whep_session(
     state: State<MediaState>,
     sid: Path<String>,
@@ -480,7 +480,7 @@ async fn end_session(
 /// Trickle candidates into, or restart ICE of, a WHIP session.
 #[utoipa::path(patch, path = "/v1/whip/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "The last segment of the offer's Location")),
     request_body(content = String, content_type = "application/trickle-ice-sdpfrag", description = "Candidates (RFC 8840), or new ICE credentials and candidates for an ICE restart"),
-    security(("access_token" = [])), responses((status = 200, description = "ICE restarted: the server's new credentials and candidates, and a new ETag"), (status = 204, description = "Candidates added"), (status = 400, description = "Not a fragment this session can take"), (status = 403, description = "The token is not the session's own identity"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match the session's ETag"), (status = 415, description = "Not application/trickle-ice-sdpfrag"), (status = 422, description = "New ICE credentials without If-Match: *"), (status = 428, description = "No If-Match")))]
+    security(("access_token" = [])), responses((status = 200, description = "ICE restarted: the server's new credentials and candidates, and a new ETag"), (status = 204, description = "Candidates added"), (status = 400, description = "Not a fragment this session can take"), (status = 401, description = "No access token, or not a valid one"), (status = 403, description = "The token is not the session's own identity"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match the session's ETag"), (status = 415, description = "Not application/trickle-ice-sdpfrag"), (status = 422, description = "New ICE credentials without If-Match: *"), (status = 428, description = "No If-Match")))]
 async fn patch_whip_session(
     state: State<MediaState>,
     sid: Path<String>,
@@ -493,7 +493,7 @@ async fn patch_whip_session(
 /// Trickle candidates into, or restart ICE of, a WHEP session.
 #[utoipa::path(patch, path = "/v1/whep/sessions/{sid}", tag = "media", params(("sid" = String, Path, description = "The last segment of the offer's Location")),
     request_body(content = String, content_type = "application/trickle-ice-sdpfrag", description = "Candidates (RFC 8840), or new ICE credentials and candidates for an ICE restart"),
-    security(("access_token" = [])), responses((status = 200, description = "ICE restarted: the server's new credentials and candidates, and a new ETag"), (status = 204, description = "Candidates added"), (status = 400, description = "Not a fragment this session can take"), (status = 403, description = "The token is not the session's own identity"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match the session's ETag"), (status = 415, description = "Not application/trickle-ice-sdpfrag"), (status = 422, description = "New ICE credentials without If-Match: *"), (status = 428, description = "No If-Match")))]
+    security(("access_token" = [])), responses((status = 200, description = "ICE restarted: the server's new credentials and candidates, and a new ETag"), (status = 204, description = "Candidates added"), (status = 400, description = "Not a fragment this session can take"), (status = 401, description = "No access token, or not a valid one"), (status = 403, description = "The token is not the session's own identity"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match the session's ETag"), (status = 415, description = "Not application/trickle-ice-sdpfrag"), (status = 422, description = "New ICE credentials without If-Match: *"), (status = 428, description = "No If-Match")))]
 async fn patch_whep_session(
     state: State<MediaState>,
     sid: Path<String>,

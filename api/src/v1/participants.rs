@@ -83,7 +83,7 @@ async fn list_participants(
 /// Get one connected participant.
 #[utoipa::path(get, path = "/v1/rooms/{name}/participants/{identity}", tag = "participants",
     params(("name" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Participant identity")),
-    responses((status = 200, body = ParticipantInfo), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ParticipantInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_participant(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,7 +106,7 @@ async fn get_participant(
 /// Disconnect a participant from the room.
 #[utoipa::path(delete, path = "/v1/rooms/{name}/participants/{identity}", tag = "participants",
     params(("name" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Participant identity")),
-    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Removed"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn remove_participant(
     State(state): State<AppState>,
     caller: Caller,

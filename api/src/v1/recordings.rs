@@ -233,7 +233,7 @@ async fn get_recording(
 /// `failed`, if nothing was recorded). Stopping an ended recording changes nothing.
 #[utoipa::path(post, path = "/v1/recordings/{id}/stop", tag = "recordings",
     params(("id" = String, Path, description = "Recording id")),
-    responses((status = 200, body = Recording), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Recording), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn stop_recording(
     State(state): State<AppState>,
     caller: Caller,
@@ -258,7 +258,7 @@ async fn stop_recording(
 /// Delete an ended recording and its files.
 #[utoipa::path(delete, path = "/v1/recordings/{id}", tag = "recordings",
     params(("id" = String, Path, description = "Recording id")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), (status = 409, description = "Still recording", body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Still recording", body = ErrorBody)))]
 async fn delete_recording(
     State(state): State<AppState>,
     caller: Caller,
@@ -301,6 +301,7 @@ async fn delete_recording(
         (status = 200, description = "The file", content_type = "application/octet-stream"),
         (status = 206, description = "The requested range"),
         (status = 307, description = "The file is in the bucket: follow the presigned URL"),
+        (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
 async fn download_file(

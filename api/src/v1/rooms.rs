@@ -234,7 +234,7 @@ async fn list_rooms(
 
 /// Get a room.
 #[utoipa::path(get, path = "/v1/rooms/{name}", tag = "rooms", params(("name" = String, Path, description = "Room name")),
-    responses((status = 200, body = Room), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Room), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_room(
     State(state): State<AppState>,
     caller: Caller,
