@@ -103,6 +103,8 @@ pub enum EstimateError {
 pub struct OtherUnit {
     /// How much of the unit the pattern uses.
     pub quantity: Decimal,
+    /// The price it was costed at, in cents a unit.
+    pub price_cents: Decimal,
     /// At the given price, rounded half up to a whole cent.
     pub cost_cents: i64,
 }
@@ -247,6 +249,7 @@ fn priced(quantity: Decimal, price: Decimal) -> Result<OtherUnit, EstimateError>
         .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     Ok(OtherUnit {
         quantity,
+        price_cents: price,
         cost_cents: i64::try_from(cost).map_err(|_| EstimateError::TooLarge)?,
     })
 }

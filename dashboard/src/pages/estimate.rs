@@ -159,10 +159,7 @@ pub async fn page(
     let estimate: Result<Estimate, Vec<String>> = read
         .clone()
         .and_then(|(p, o)| p.estimate(list, &o).map_err(|e| vec![e.to_string()]));
-    let (shown, used_prices) = match read {
-        Ok((p, o)) => (p, Some(o)),
-        Err(_) => (Pattern::default(), None),
-    };
+    let shown = read.map(|(p, _)| p).unwrap_or_default();
     let fields = [
         (
             "calls_per_day",
@@ -257,20 +254,15 @@ pub async fn page(
                             th scope="col" { "Price" } th scope="col" { "Cost" }
                         } }
                         tbody {
-                            @let prices = used_prices.clone().unwrap_or(OtherPrices {
-                                participant_minute_cents: Decimal::ZERO,
-                                track_minute_cents: Decimal::ZERO,
-                                gigabyte_cents: Decimal::ZERO,
-                            });
-                            @for (unit, other, price) in [
-                                ("Participant-minutes", &e.participant_minutes, prices.participant_minute_cents),
-                                ("Subscribed track-minutes", &e.track_minutes, prices.track_minute_cents),
-                                ("Gigabytes delivered", &e.gigabytes, prices.gigabyte_cents),
+                            @for (unit, other) in [
+                                ("Participant-minutes", &e.participant_minutes),
+                                ("Subscribed track-minutes", &e.track_minutes),
+                                ("Gigabytes delivered", &e.gigabytes),
                             ] {
                                 tr {
                                     th scope="row" { (unit) }
                                     td { (other.quantity) }
-                                    td { (price) " ¢" }
+                                    td { (other.price_cents) " ¢" }
                                     td { (money(other.cost_cents, &currency)) }
                                 }
                             }
