@@ -26,6 +26,7 @@ use rtc::sansio::Protocol;
 use switchboard_core::signal::Target;
 use switchboard_media::peer::config::{Direction, RtcConfig};
 use switchboard_media::peer::connection::Connection;
+use switchboard_media::transport::demux::{classify, Kind};
 use tokio::sync::{mpsc as async_mpsc, oneshot};
 
 use crate::client::{PcEvent, Received, TrackNames};
@@ -40,6 +41,13 @@ const WAKER: Token = Token(usize::MAX);
 const IDLE: Duration = Duration::from_millis(100);
 /// Larger than any datagram the server sends (its MTU is 1200 bytes).
 const DATAGRAM_BYTES: usize = 2048;
+/// When a browser first resends its DTLS hello if no answer came (WebRTC's
+/// initial retransmission timeout; doubled on each retry). The stack's own
+/// is 1 s, which would turn a server's dropped hello into a second of join
+/// time no browser would see.
+const HELLO_RETRY: Duration = Duration::from_millis(50);
+/// How many times the hello is resent on that schedule.
+const HELLO_RETRIES: u32 = 4;
 
 /// Where a subscriber connection puts what it measures.
 pub struct Measure {
@@ -229,6 +237,23 @@ struct Client {
     tracks: Tracks,
     events: async_mpsc::UnboundedSender<PcEvent>,
     deadline: Option<Instant>,
+    /// The first DTLS flight, resent as a browser would until the server answers.
+    hello: Hello,
+}
+
+/// Where the client's DTLS hello stands.
+enum Hello {
+    /// Not sent yet.
+    Unsent,
+    /// Sent `retries` times over, and resent at `due` unless answered.
+    Sent {
+        datagram: Vec<u8>,
+        to: SocketAddr,
+        due: Instant,
+        retries: u32,
+    },
+    /// Answered (or given up on): the stack's own timers take over.
+    Done,
 }
 
 /// Where a connection's received tracks are counted.
@@ -284,12 +309,12 @@ impl Client {
             tracks,
             events,
             deadline,
+            hello,
         } = self;
         let Some(conn) = conn.as_mut() else {
             return;
         };
-        let pc = conn.state_machine();
-        while let Some(event) = pc.poll_event() {
+        while let Some(event) = conn.poll_event(now) {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                     let _ = events.send(PcEvent::State(Target::Subscriber, state));
@@ -300,6 +325,7 @@ impl Client {
                 _ => {}
             }
         }
+        let pc = conn.state_machine();
         let now_us = tracks.measure.epoch.us_at(now);
         while let Some(read) = pc.poll_read() {
             let RTCMessage::RtpPacket(track, packet) = read.message else {
@@ -314,12 +340,43 @@ impl Client {
                 .unwrap_or_else(|p| p.into_inner())
                 .on_packet(now_us, packet.payload.len(), stamp);
         }
-        while let Some(out) = pc.poll_write() {
+        while let Some(out) = conn.poll_write(now) {
+            if matches!(hello, Hello::Unsent) && classify(&out.message) == Kind::Dtls {
+                *hello = Hello::Sent {
+                    datagram: out.message.to_vec(),
+                    to: out.transport.peer_addr,
+                    due: now + HELLO_RETRY,
+                    retries: 0,
+                };
+            }
             if let Err(e) = socket.send_to(&out.message, out.transport.peer_addr) {
                 tracing::debug!(error = %e, "send failed");
             }
         }
-        *deadline = pc.poll_timeout();
+        if let Hello::Sent {
+            datagram,
+            to,
+            due,
+            retries,
+        } = hello
+        {
+            if *due <= now {
+                let _ = socket.send_to(datagram, *to);
+                *retries += 1;
+                *due = now + HELLO_RETRY * 2u32.pow(*retries);
+                if *retries >= HELLO_RETRIES {
+                    *hello = Hello::Done;
+                }
+            }
+        }
+        let hello_due = match hello {
+            Hello::Sent { due, .. } => Some(*due),
+            _ => None,
+        };
+        *deadline = [conn.state_machine().poll_timeout(), hello_due]
+            .into_iter()
+            .flatten()
+            .min();
     }
 }
 
@@ -397,6 +454,7 @@ impl Loop {
                             },
                             events,
                             deadline: None,
+                            hello: Hello::Unsent,
                         },
                     );
                 }
@@ -453,6 +511,9 @@ impl Loop {
         loop {
             match client.socket.recv_from(buf) {
                 Ok((n, from)) => {
+                    if classify(&buf[..n]) == Kind::Dtls {
+                        client.hello = Hello::Done;
+                    }
                     if let Some(conn) = client.conn.as_mut() {
                         conn.feed(now, from, &buf[..n], false);
                     }

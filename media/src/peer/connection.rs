@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use rtc::ice::tcp_type::TcpType;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCIceConnectionState;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
 };
@@ -15,7 +17,13 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::config::{stack, Direction, RtcConfig};
+use crate::transport::demux::{classify, Kind};
 use crate::MediaError;
+
+/// How many DTLS datagrams a connection holds while its ICE is still
+/// checking: a client's first flight (a ClientHello, or a few fragments of
+/// one), not more, as a client that is not connected yet can send anything.
+const MAX_EARLY_DTLS: usize = 4;
 
 /// A peer connection and what its worker knows of it.
 pub struct Connection {
@@ -29,6 +37,12 @@ pub struct Connection {
     ufrag: Option<String>,
     /// When the state machine next wants [`Connection::tick`].
     pub(crate) deadline: Option<Instant>,
+    /// Whether ICE has a selected pair, so the stack takes DTLS and media.
+    ice_connected: bool,
+    /// DTLS datagrams that arrived while ICE was still checking, fed once it connects.
+    early_dtls: Vec<(SocketAddr, bool, BytesMut)>,
+    /// ICE just connected: the stack's first DTLS flight waits to be sent.
+    dtls_kick: bool,
 }
 
 impl Connection {
@@ -46,6 +60,9 @@ impl Connection {
             ice_tcp: config.ice_tcp,
             ufrag: None,
             deadline: None,
+            ice_connected: false,
+            early_dtls: Vec::new(),
+            dtls_kick: false,
         })
     }
 
@@ -107,7 +124,65 @@ impl Connection {
     }
 
     /// Hands the connection a datagram `from` the client, over UDP or ICE-TCP.
+    ///
+    /// A client whose check the server nominated is connected as soon as it
+    /// answers, and may send its DTLS ClientHello before that answer arrives
+    /// (some stacks write it first, and datagrams reorder): the stack, still
+    /// checking, would drop the hello, and the handshake would wait for a
+    /// retransmission. Such datagrams are held until ICE connects instead.
     pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], tcp: bool) {
+        if !self.ice_connected && classify(datagram) == Kind::Dtls {
+            if self.early_dtls.len() < MAX_EARLY_DTLS {
+                self.early_dtls.push((from, tcp, BytesMut::from(datagram)));
+            }
+            return;
+        }
+        self.handle_read(now, from, BytesMut::from(datagram), tcp);
+    }
+
+    /// The state machine's next event. When ICE connects, this also starts
+    /// DTLS without waiting: the datagrams held until then are fed, and the
+    /// next [`Connection::poll_write`] sends the first flight.
+    pub fn poll_event(&mut self, now: Instant) -> Option<RTCPeerConnectionEvent> {
+        let event = self.pc.poll_event()?;
+        if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) = &event {
+            let was_connected = self.ice_connected;
+            self.ice_connected = !matches!(
+                state,
+                RTCIceConnectionState::New | RTCIceConnectionState::Checking
+            );
+            if self.ice_connected && !was_connected {
+                self.dtls_kick = true;
+                for (from, tcp, datagram) in std::mem::take(&mut self.early_dtls) {
+                    self.handle_read(now, from, datagram, tcp);
+                }
+            }
+        }
+        Some(event)
+    }
+
+    /// The next datagram to send.
+    ///
+    /// The stack's DTLS client queues its ClientHello when ICE selects a
+    /// pair but sends it only from its timers, the next of which is up to an
+    /// ICE check interval (50 ms) away, or a DTLS retransmission (1 s) once
+    /// ICE has nothing left to check. Once everything else is out
+    /// (the answer to the check that nominated the pair first, so the peer
+    /// knows the pair before the hello reaches it), the timers are run at
+    /// `now` to send it at once; timers that are not due do nothing.
+    pub fn poll_write(&mut self, now: Instant) -> Option<TaggedBytesMut> {
+        loop {
+            if let Some(out) = self.pc.poll_write() {
+                return Some(out);
+            }
+            if !std::mem::take(&mut self.dtls_kick) {
+                return None;
+            }
+            self.tick(now);
+        }
+    }
+
+    fn handle_read(&mut self, now: Instant, from: SocketAddr, message: BytesMut, tcp: bool) {
         let message = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -120,7 +195,7 @@ impl Connection {
                     TransportProtocol::UDP
                 },
             },
-            message: BytesMut::from(datagram),
+            message,
         };
         if let Err(e) = self.pc.handle_read(message) {
             tracing::debug!(%from, error = %e, "datagram refused");
@@ -197,3 +272,6 @@ impl Connection {
         Ok(local)
     }
 }
+
+#[cfg(test)]
+mod tests;

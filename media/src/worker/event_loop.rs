@@ -215,10 +215,13 @@ impl EventLoop {
                     token => self.read_socket(now, token),
                 }
             }
-            self.connect_learned();
             self.close_unbound(now);
             self.expire(now);
             self.drain(now);
+            // Before the answers that taught them go out: a client sends its
+            // next datagrams (a DTLS hello) as soon as it is answered, and
+            // they must find the connected socket, not another worker's.
+            self.connect_learned();
             self.port.send_all(&mut self.outbox);
         }
     }
@@ -532,11 +535,11 @@ impl EventLoop {
     }
 
     /// Sends what `id` has to send and re-arms its timer.
-    pub(super) fn flush(&mut self, id: ConnId) {
+    pub(super) fn flush(&mut self, now: Instant, id: ConnId) {
         let Some(entry) = self.conns.get_mut(&id) else {
             return;
         };
-        while let Some(out) = entry.conn.pc.poll_write() {
+        while let Some(out) = entry.conn.poll_write(now) {
             let to = out.transport.peer_addr;
             let tcp = out.transport.transport_protocol == TransportProtocol::TCP;
             // The client's answer to a check may come before its address is

@@ -50,7 +50,7 @@ impl EventLoop {
         entry.touched = false;
         let mut ended = Vec::new();
         let mut reconnected = Vec::new();
-        while let Some(event) = entry.conn.pc.poll_event() {
+        while let Some(event) = entry.conn.poll_event(now) {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                     let connected = state == RTCPeerConnectionState::Connected;
@@ -139,7 +139,7 @@ impl EventLoop {
         for (subscriber, sender) in ended {
             self.remove_sender(subscriber, sender);
         }
-        self.flush(id);
+        self.flush(now, id);
     }
 
     /// Routes one packet of `conn`'s `track` to its subscribers.
