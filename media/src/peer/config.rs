@@ -21,6 +21,7 @@ use rtc::peer_connection::configuration::setting_engine::{
 use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceServer};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -403,9 +404,11 @@ impl PortRange {
     }
 }
 
-/// Interceptor that hands the application what the SFU relays: subscribers'
-/// keyframe requests (PLI, FIR), which go to the publisher, and publishers'
-/// sender reports, which go to the subscribers; other RTCP stays inside the stack.
+/// Interceptor that hands the application what the SFU relays or reads:
+/// subscribers' keyframe requests (PLI, FIR), which go to the publisher,
+/// publishers' sender reports, which go to the subscribers, and receiver
+/// reports, whose loss the node keeps (`peer::reception`); other RTCP stays
+/// inside the stack.
 #[derive(Default)]
 struct KeyframeRequests {
     read: VecDeque<TaggedPacket>,
@@ -421,14 +424,15 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         // Everything passes through (NACK, reports and TWCC need it); compound
-        // packets holding a keyframe request or a sender report are also handed
-        // to the application.
+        // packets holding a keyframe request or a sender or receiver report
+        // are also handed to the application.
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let relayed = packets.iter().any(|p| {
                 let any = p.as_any();
                 any.is::<PictureLossIndication>()
                     || any.is::<FullIntraRequest>()
                     || any.is::<SenderReport>()
+                    || any.is::<ReceiverReport>()
             });
             if relayed {
                 msg.message.add(Attribute::DeliverToApplication);

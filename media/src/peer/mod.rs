@@ -4,3 +4,4 @@
 pub mod config;
 pub mod connection;
 pub mod nack;
+pub mod reception;

@@ -150,6 +150,10 @@ async fn sample(p: &Participant) -> (Sample, u64) {
     };
     let mut estimate_bps = 0.0f64;
     for (pc, sending) in [(&p.publisher, false), (&p.subscriber, true)] {
+        // The stack does not read reception reports: the worker keeps them.
+        if let Some(loss) = pc.reported_loss().await {
+            s.downlink_loss = s.downlink_loss.max(loss);
+        }
         let Some(report) = pc.stats().await else {
             continue;
         };
@@ -171,11 +175,11 @@ async fn sample(p: &Participant) -> (Sample, u64) {
                     s.received += r.packets_received;
                     s.lost += u64::try_from(r.packets_lost).unwrap_or(0);
                 }
-                RTCStatsReportEntry::RemoteInboundRtp(r) => {
-                    s.downlink_loss = s.downlink_loss.max(r.fraction_lost);
-                    if r.round_trip_time_measurements > 0 {
-                        s.rtt_s = Some(s.rtt_s.unwrap_or(0.0).max(r.round_trip_time));
-                    }
+                // The round trip of the node's own connectivity checks (it
+                // checks the subscriber connection every 2 s): the stack does
+                // not read reception reports, so no RTCP round trip is known.
+                RTCStatsReportEntry::IceCandidatePair(pair) if pair.responses_received > 0 => {
+                    s.rtt_s = Some(s.rtt_s.unwrap_or(0.0).max(pair.current_round_trip_time));
                 }
                 _ => {}
             }

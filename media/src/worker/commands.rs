@@ -59,6 +59,7 @@ impl EventLoop {
                             ufrags: Vec::new(),
                             touched: false,
                             connected: false,
+                            reported_loss: Default::default(),
                         },
                     );
                 }
@@ -287,6 +288,10 @@ impl EventLoop {
                         .get_stats(now, rtc::statistics::StatsSelector::None)
                 });
                 let _ = reply.send(report);
+            }
+            Query::ReportedLoss(conn, reply) => {
+                let loss = self.conns.get(&conn).map(|e| e.reported_loss.worst());
+                let _ = reply.send(loss);
             }
             Query::Load(reply) => {
                 let (ufrags, addresses) = self.router.len();

@@ -65,6 +65,8 @@ pub(super) struct Entry {
     pub(super) touched: bool,
     /// Its DTLS and SRTP are up: media may be written to it.
     pub(super) connected: bool,
+    /// The loss its client reports of what the node sends it.
+    pub(super) reported_loss: crate::peer::reception::ReportedLoss,
 }
 
 impl Entry {

@@ -10,6 +10,8 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
@@ -122,7 +124,10 @@ impl EventLoop {
                                 self.keyframe_requested(id, entry.ssrc);
                             }
                         } else if let Some(report) = any.downcast_ref::<SenderReport>() {
+                            self.note_reception(id, &report.reports);
                             self.relay_report(now, id, report);
+                        } else if let Some(report) = any.downcast_ref::<ReceiverReport>() {
+                            self.note_reception(id, &report.reports);
                         }
                     }
                 }
@@ -186,6 +191,13 @@ impl EventLoop {
         }
         keyframe_ssrcs.clear();
         self.tracks.routed.keyframe_ssrcs = keyframe_ssrcs;
+    }
+
+    /// Keeps what `conn`'s client reports of the streams it receives.
+    fn note_reception(&mut self, conn: ConnId, blocks: &[ReceptionReport]) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.reported_loss.note(blocks);
+        }
     }
 
     /// Sends each subscriber of the publisher on `conn` its translation of `report`.

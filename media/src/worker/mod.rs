@@ -121,6 +121,8 @@ pub enum Query {
         ConnId,
         oneshot::Sender<Option<rtc::statistics::report::RTCStatsReport>>,
     ),
+    /// The worst loss a connection's client reports of what it receives (0 to 1).
+    ReportedLoss(ConnId, oneshot::Sender<Option<f64>>),
     /// What the worker holds for its connections.
     Load(oneshot::Sender<Load>),
 }

@@ -175,6 +175,15 @@ impl Peer {
         rx.await.ok().flatten()
     }
 
+    /// The worst loss the client reports of what the node sends it, 0 to 1
+    /// (none once the connection has closed).
+    pub async fn reported_loss(&self) -> Option<f64> {
+        let (reply, rx) = oneshot::channel();
+        self.worker
+            .send(Command::Query(Query::ReportedLoss(self.conn, reply)));
+        rx.await.ok().flatten()
+    }
+
     /// The last description the server sent (offer or answer).
     pub fn local_description(&self) -> Option<String> {
         self.described.lock().local.clone()
