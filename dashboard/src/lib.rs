@@ -212,6 +212,7 @@ impl Dashboard {
             .route(&format!("{project}/usage"), get(usage::page))
             .route(&format!("{project}/usage/estimate"), get(estimate::page))
             .route(&format!("{project}/sessions/{{sid}}"), get(call::page))
+            .route(&format!("{project}/sessions/{{sid}}/live"), get(call::live))
             .route(&format!("{project}/usage/days.csv"), get(export::days))
             .route(
                 &format!("{project}/usage/sessions.csv"),

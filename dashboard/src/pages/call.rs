@@ -1,17 +1,25 @@
 //! The call page of one participant session: who, when, and charts of its connection
 //! every few seconds (bitrate both ways, packet loss, round trip), with the
 //! stretches where its quality was poor or lost shaded, for the owner whose
-//! customer says "the call was bad yesterday".
+//! customer says "the call was bad yesterday". While the participant is still
+//! in the call, the charts follow it (a server-sent event stream).
+
+use std::convert::Infallible;
 
 use axum::extract::{Path, State};
+use axum::response::sse::{Event, Sse};
 use chrono::{DateTime, Utc};
+use futures::Stream;
 use maud::{html, Markup};
 use switchboard_core::signal::ConnectionQuality;
 use switchboard_core::usage::Meter;
 use switchboard_core::ParticipantSid;
+use switchboard_store::projects::Project;
 use switchboard_store::quality::QualitySample;
+use switchboard_store::usage::Session;
 
 use super::human_duration;
+use super::live::{updates, Frame};
 use super::usage::quantity;
 use crate::error::PageError;
 use crate::layout::{self, Nav, Section};
@@ -162,6 +170,45 @@ pub async fn page(
 ) -> Result<Markup, PageError> {
     let project = d.member(&who, &project).await?;
     let sid: ParticipantSid = sid.parse().map_err(|_| PageError::NotFound)?;
+    let (session, samples) = measures(&d, &project, sid).await?;
+    let nav = Nav::new(&who, &project, Section::Rooms);
+    // While the participant is in the call, the page follows it.
+    let live = session
+        .left_at
+        .is_none()
+        .then(|| format!("{}/sessions/{sid}/live", layout::project_path(&project)));
+    let body = html! {
+        div #call data-live=[live] { (call(&project, &session, &samples, d.clock.now())) }
+    };
+    Ok(layout::page(
+        &format!("Session of {}", session.identity),
+        &nav,
+        body,
+    ))
+}
+
+/// `GET .../sessions/{sid}/live`: the session and its charts again whenever
+/// they change (a measure is added, a second passes), while the page is open.
+pub async fn live(
+    State(d): State<Dashboard>,
+    who: SignedIn,
+    Path((project, sid)): Path<(String, String)>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
+    let project = d.member(&who, &project).await?;
+    let sid: ParticipantSid = sid.parse().map_err(|_| PageError::NotFound)?;
+    Ok(updates(d, who, project, move |d, _, project| async move {
+        let (session, samples) = measures(&d, &project, sid).await?;
+        let call = call(&project, &session, &samples, d.clock.now()).into_string();
+        Ok(Frame::whole(call))
+    }))
+}
+
+/// The session and its measures, if it is the project's.
+async fn measures(
+    d: &Dashboard,
+    project: &Project,
+    sid: ParticipantSid,
+) -> Result<(Session, Vec<QualitySample>), PageError> {
     let session = d
         .store
         .usage()
@@ -169,26 +216,35 @@ pub async fn page(
         .await?
         .ok_or(PageError::NotFound)?;
     let samples = d.store.quality().of_session(project.id, sid).await?;
-    let now = d.clock.now();
-    let times = seconds_since(session.joined_at, &samples);
-    let length =
-        (session.left_at.unwrap_or(now) - session.joined_at).num_milliseconds() as f64 / 1000.0;
-    let kbps =
-        |f: fn(&QualitySample) -> u64| samples.iter().map(|s| Some(f(s) as f64 / 1000.0)).collect();
-    let drops = drops(&samples);
+    Ok((session, samples))
+}
+
+/// The session as of `now`: who, when, what was billed, and its charts
+/// (bitrate, loss, round trip), or why there are none.
+fn call(
+    project: &Project,
+    session: &Session,
+    samples: &[QualitySample],
+    now: DateTime<Utc>,
+) -> Markup {
     let meter = if session.video {
         Meter::ParticipantMinutesVideo
     } else {
         Meter::ParticipantMinutesAudio
     };
-    let nav = Nav::new(&who, &project, Section::Rooms);
     let room_link = format!(
         "{}/finished-rooms/{}",
-        layout::project_path(&project),
+        layout::project_path(project),
         session.room_sid
     );
-    let body = html! {
-        p { "Session " code { (sid) } " of " strong { (session.identity) } " in room "
+    let times = seconds_since(session.joined_at, samples);
+    let length =
+        (session.left_at.unwrap_or(now) - session.joined_at).num_milliseconds() as f64 / 1000.0;
+    let kbps =
+        |f: fn(&QualitySample) -> u64| samples.iter().map(|s| Some(f(s) as f64 / 1000.0)).collect();
+    let drops = drops(samples);
+    html! {
+        p { "Session " code { (session.id) } " of " strong { (session.identity) } " in room "
             a href=(room_link) { (session.room_name) } ": joined "
             (session.joined_at.format("%Y-%m-%d %H:%M:%S UTC")) ", "
             @match session.left_at {
@@ -217,12 +273,7 @@ pub async fn page(
                     values: samples.iter().map(|s| s.stats.rtt_ms.map(f64::from)).collect() },
             ], &drops))
         }
-    };
-    Ok(layout::page(
-        &format!("Session of {}", session.identity),
-        &nav,
-        body,
-    ))
+    }
 }
 
 #[cfg(test)]

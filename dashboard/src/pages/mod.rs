@@ -12,10 +12,12 @@ pub mod estimate;
 pub mod export;
 pub mod functions;
 pub mod keys;
+mod live;
 pub mod login;
 pub mod overview;
 pub mod recordings;
 pub mod rooms;
+mod timeline;
 pub mod usage;
 pub mod webhooks;
 

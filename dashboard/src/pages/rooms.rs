@@ -5,10 +5,9 @@
 //! with their sessions and minutes.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::{Form, Path, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use futures::Stream;
 use maud::{html, Markup};
@@ -22,6 +21,8 @@ use switchboard_core::{Identity, RoomName, RoomSid, TrackSid};
 use switchboard_store::projects::Project;
 use switchboard_store::usage::{FinishedRoom, SessionFilter};
 
+use super::live::{updates, Frame};
+use super::timeline::timeline;
 use super::usage::{by_node_table, quantity};
 use super::{csrf_field, human_duration, CsrfOnly};
 use crate::error::PageError;
@@ -29,8 +30,6 @@ use crate::layout::{self, Nav, Section};
 use crate::session::SignedIn;
 use crate::Dashboard;
 
-/// How often the live list looks for changes.
-const REFRESH: Duration = Duration::from_secs(1);
 /// Most rooms listed.
 const MAX_ROOMS: u32 = 500;
 /// Finished rooms are listed from sessions joined this many days back.
@@ -174,6 +173,9 @@ pub async fn finished(
         p { "Room incarnation " code { (sid) } ": " (sessions.len()) " sessions"
             @if sessions.len() as u32 == MAX_SESSIONS { " (the latest " (MAX_SESSIONS) ")" }
             ", " (quantity(Meter::ParticipantMinutesAudio, billed)) " billed over these sessions." }
+        h2 { "Who was there when" }
+        (timeline(&sessions, now))
+        h2 { "Sessions" }
         div.table-wrap tabindex="0" {
             table #sessions {
                 thead { tr {
@@ -259,74 +261,6 @@ pub async fn live_participants(
             })
         }
     }))
-}
-
-/// What a live element shows now.
-struct Frame {
-    /// Changes when the element must be replaced whole.
-    key: String,
-    /// The element's new content.
-    whole: String,
-    /// Elements with ids, replaced one by one when only they changed.
-    parts: String,
-}
-
-impl Frame {
-    /// Content that is always replaced whole.
-    fn whole(html: String) -> Self {
-        Self {
-            key: html.clone(),
-            whole: html,
-            parts: String::new(),
-        }
-    }
-}
-
-/// A stream of `render`'s frames, looked at every [`REFRESH`]: the whole
-/// content when its key changes (a default event), else the parts when they
-/// change (a `parts` event); until the session ends, the user leaves the
-/// project, or what is shown is gone.
-fn updates<F, Fut>(
-    d: Dashboard,
-    who: SignedIn,
-    project: Project,
-    render: F,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
-where
-    F: Fn(Dashboard, SignedIn, Project) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<Frame, PageError>> + Send,
-{
-    let shown = (String::new(), String::new());
-    let stream = futures::stream::unfold(
-        (d, who, project, shown, render),
-        |(d, who, project, (key, parts), render)| async move {
-            loop {
-                tokio::time::sleep(REFRESH).await;
-                let now = d.clock.now();
-                let session = d.store.users().session(&who.token_hash, now).await;
-                let member = d.store.users().is_member(who.user.id, project.id).await;
-                if !matches!(session, Ok(Some(_))) || !member.unwrap_or(false) {
-                    return None;
-                }
-                let frame = match render(d.clone(), who.clone(), project.clone()).await {
-                    Ok(frame) => frame,
-                    Err(PageError::NotFound) => return None,
-                    // A node not answering: what is shown stays until the next look.
-                    Err(_) => continue,
-                };
-                let event = if frame.key != key {
-                    Event::default().data(frame.whole)
-                } else if frame.parts != parts {
-                    Event::default().event("parts").data(frame.parts.clone())
-                } else {
-                    continue;
-                };
-                let shown = (frame.key, frame.parts);
-                return Some((Ok(event), (d, who, project, shown, render)));
-            }
-        },
-    );
-    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 /// The `/dashboard/projects/{id}/rooms/{name}` path of a room.

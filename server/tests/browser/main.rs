@@ -2,6 +2,7 @@
 //! the JS SDK; one publishes camera and microphone, the other receives them.
 //! Each test runs in a network namespace with only loopback (see `common::browser`).
 
+mod call_quality;
 #[path = "../common/mod.rs"]
 mod common;
 mod ice_restart;

@@ -12,6 +12,7 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
     settled(&s, 1).await;
     let (_, sessions) = send(s.dev(Method::GET, "/v1/usage/sessions")).await;
     let finished_sid = sessions["data"][0]["room_sid"].as_str().unwrap().to_owned();
+    let session_sid = sessions["data"][0]["id"].as_str().unwrap().to_owned();
     send(
         s.dev(Method::POST, "/v1/rooms")
             .json(&serde_json::json!({ "name": "private" })),
@@ -93,6 +94,8 @@ async fn another_projects_user_can_neither_see_nor_touch_the_first_project() {
         format!("{base}/usage/days.csv"),
         format!("{base}/usage/sessions.csv?period=2026-01"),
         format!("{base}/finished-rooms/{finished_sid}"),
+        format!("{base}/sessions/{session_sid}"),
+        format!("{base}/sessions/{session_sid}/live"),
         format!("{base}/rooms/private/participants/live"),
     ] {
         let (st, body) = eve.get(&path).await;

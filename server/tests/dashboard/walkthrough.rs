@@ -327,6 +327,12 @@ fn an_owner_signs_in_creates_a_key_and_acts_on_a_live_room() {
             let sessions = find(c, Locator::Css("#sessions")).await;
             let rows = sessions.find_all(Locator::Css("tr.session")).await.unwrap();
             assert!(rows.len() >= 3, "{} sessions", rows.len());
+            // Who was there when: a bar per session on one time axis.
+            let bars = c
+                .find_all(Locator::Css("#timeline rect.bar"))
+                .await
+                .unwrap();
+            assert_eq!(bars.len(), rows.len(), "one timeline bar per session");
             let text = sessions.text().await.unwrap();
             assert!(!text.contains("still in"), "{text}");
             assert!(text.contains(&victim), "{text}");
