@@ -52,16 +52,7 @@ fn a_subscribers_lossy_stretch_shows_on_its_call_page() {
         "call_quality::a_subscribers_lossy_stretch_shows_on_its_call_page",
         || async {
             let (s, driver, alice, bob) = two_browsers("shaped").await;
-            let (url, t) = token(&s, "shaped", "alice", json!({})).await;
-            alice.run(JOIN, vec![json!(url), json!(t)]).await;
-            alice
-                .run(
-                    "await room.publishCamera(); await room.publishMicrophone(); return null;",
-                    vec![],
-                )
-                .await;
-            let (url, t) = token(&s, "shaped", "bob", json!({ "can_publish": false })).await;
-            bob.run(JOIN, vec![json!(url), json!(t)]).await;
+            alice_publishes_then_bob_joins(&s, &alice, &bob, "shaped").await;
             let sid = bob
                 .run("return room.localParticipant.sid;", vec![])
                 .await
