@@ -290,7 +290,7 @@ impl EventLoop {
                 let _ = reply.send(report);
             }
             Query::ReportedLoss(conn, reply) => {
-                let loss = self.conns.get(&conn).map(|e| e.reported_loss.worst());
+                let loss = self.conns.get(&conn).map(|e| e.reported_loss.worst(now));
                 let _ = reply.send(loss);
             }
             Query::Load(reply) => {

@@ -124,10 +124,10 @@ impl EventLoop {
                                 self.keyframe_requested(id, entry.ssrc);
                             }
                         } else if let Some(report) = any.downcast_ref::<SenderReport>() {
-                            self.note_reception(id, &report.reports);
+                            self.note_reception(now, id, &report.reports);
                             self.relay_report(now, id, report);
                         } else if let Some(report) = any.downcast_ref::<ReceiverReport>() {
-                            self.note_reception(id, &report.reports);
+                            self.note_reception(now, id, &report.reports);
                         }
                     }
                 }
@@ -194,9 +194,9 @@ impl EventLoop {
     }
 
     /// Keeps what `conn`'s client reports of the streams it receives.
-    fn note_reception(&mut self, conn: ConnId, blocks: &[ReceptionReport]) {
+    fn note_reception(&mut self, now: Instant, conn: ConnId, blocks: &[ReceptionReport]) {
         if let Some(entry) = self.conns.get_mut(&conn) {
-            entry.reported_loss.note(blocks);
+            entry.reported_loss.note(now, blocks);
         }
     }
 
