@@ -30,6 +30,8 @@ use crate::Dashboard;
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 140.0;
 const AXIS: f64 = 18.0;
+/// How often the media node records a measure, so how often a live page looks.
+const MEASURE_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
 /// Measures up to which each one is also drawn as a dot.
 const DOTS: usize = 120;
 
@@ -196,11 +198,18 @@ pub async fn live(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
     let project = d.member(&who, &project).await?;
     let sid: ParticipantSid = sid.parse().map_err(|_| PageError::NotFound)?;
-    Ok(updates(d, who, project, move |d, _, project| async move {
-        let (session, samples) = measures(&d, &project, sid).await?;
-        let call = call(&project, &session, &samples, d.clock.now()).into_string();
-        Ok(Frame::whole(call))
-    }))
+    // Measures come every 3 s: looking more often would reload them all for nothing.
+    Ok(updates(
+        d,
+        who,
+        project,
+        MEASURE_EVERY,
+        move |d, _, project| async move {
+            let (session, samples) = measures(&d, &project, sid).await?;
+            let call = call(&project, &session, &samples, d.clock.now()).into_string();
+            Ok(Frame::whole(call))
+        },
+    ))
 }
 
 /// The session and its measures, if it is the project's.

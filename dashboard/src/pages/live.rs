@@ -13,8 +13,8 @@ use crate::error::PageError;
 use crate::session::SignedIn;
 use crate::Dashboard;
 
-/// How often a live element looks for changes.
-const REFRESH: Duration = Duration::from_secs(1);
+/// How often a live element looks for changes, unless it says otherwise.
+pub(super) const REFRESH: Duration = Duration::from_secs(1);
 
 /// What a live element shows now.
 pub(super) struct Frame {
@@ -37,7 +37,7 @@ impl Frame {
     }
 }
 
-/// A stream of `render`'s frames, looked at every [`REFRESH`]: the whole
+/// A stream of `render`'s frames, looked at every `every`: the whole
 /// content when its key changes (a default event), else the parts when they
 /// change (a `parts` event); until the session ends, the user leaves the
 /// project, or what is shown is gone.
@@ -45,6 +45,7 @@ pub(super) fn updates<F, Fut>(
     d: Dashboard,
     who: SignedIn,
     project: Project,
+    every: Duration,
     render: F,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
 where
@@ -54,9 +55,9 @@ where
     let shown = (String::new(), String::new());
     let stream = futures::stream::unfold(
         (d, who, project, shown, render),
-        |(d, who, project, (key, parts), render)| async move {
+        move |(d, who, project, (key, parts), render)| async move {
             loop {
-                tokio::time::sleep(REFRESH).await;
+                tokio::time::sleep(every).await;
                 let now = d.clock.now();
                 let session = d.store.users().session(&who.token_hash, now).await;
                 let member = d.store.users().is_member(who.user.id, project.id).await;

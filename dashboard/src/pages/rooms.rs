@@ -21,7 +21,7 @@ use switchboard_core::{Identity, RoomName, RoomSid, TrackSid};
 use switchboard_store::projects::Project;
 use switchboard_store::usage::{FinishedRoom, SessionFilter};
 
-use super::live::{updates, Frame};
+use super::live::{updates, Frame, REFRESH};
 use super::timeline::timeline;
 use super::usage::{by_node_table, quantity};
 use super::{csrf_field, human_duration, CsrfOnly};
@@ -215,12 +215,18 @@ pub async fn live(
     Path(project): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
     let project = d.member(&who, &project).await?;
-    Ok(updates(d, who, project, |d, _, project| async move {
-        let rooms = live_rooms(&d, &project).await?;
-        Ok(Frame::whole(
-            rows(&project, &rooms, d.clock.now()).into_string(),
-        ))
-    }))
+    Ok(updates(
+        d,
+        who,
+        project,
+        REFRESH,
+        |d, _, project| async move {
+            let rooms = live_rooms(&d, &project).await?;
+            Ok(Frame::whole(
+                rows(&project, &rooms, d.clock.now()).into_string(),
+            ))
+        },
+    ))
 }
 
 /// `GET .../rooms/{room}/participants/live`: the room's participant rows when
@@ -234,7 +240,7 @@ pub async fn live_participants(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
     let project = d.member(&who, &project).await?;
     let name = room_name(&room)?;
-    Ok(updates(d, who, project, move |d, who, project| {
+    Ok(updates(d, who, project, REFRESH, move |d, who, project| {
         let name = name.clone();
         async move {
             let participants = d

@@ -304,7 +304,7 @@ pub fn stack(config: &RtcConfig, direction: Direction) -> Result<Stack, MediaErr
             registry = registry.with(Slot::SenderReport, SenderReportBuilder::new().build());
         }
     }
-    let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
+    let registry = registry.with(Slot::from(14_000), ToApplication::default());
 
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
@@ -410,12 +410,12 @@ impl PortRange {
 /// reports, whose loss the node keeps (`peer::reception`); other RTCP stays
 /// inside the stack.
 #[derive(Default)]
-struct KeyframeRequests {
+struct ToApplication {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+impl Protocol<TaggedPacket, TaggedPacket, ()> for ToApplication {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -456,7 +456,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
     }
 }
 
-impl Interceptor for KeyframeRequests {
+impl Interceptor for ToApplication {
     fn bind_local_stream(&mut self, _: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &StreamInfo) {}

@@ -150,14 +150,11 @@ async fn sample(p: &Participant) -> (Sample, u64) {
     };
     let mut estimate_bps = 0.0f64;
     for (pc, sending) in [(&p.publisher, false), (&p.subscriber, true)] {
-        // The stack does not read reception reports: the worker keeps them.
-        if let Some(loss) = pc.reported_loss().await {
-            s.downlink_loss = s.downlink_loss.max(loss);
-        }
-        let Some(report) = pc.stats().await else {
+        let Some(stats) = pc.stats().await else {
             continue;
         };
-        for entry in report.iter() {
+        s.downlink_loss = s.downlink_loss.max(stats.reported_loss);
+        for entry in stats.report.iter() {
             match entry {
                 // Every outbound stream carries the connection's estimate; a stream
                 // bound after its last change reads 0, so take the largest.

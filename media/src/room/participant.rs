@@ -235,10 +235,10 @@ impl Participant {
     pub async fn last_heard(&self) -> Option<DateTime<Utc>> {
         let mut last: Option<Instant> = None;
         for pc in [&self.publisher, &self.subscriber] {
-            let Some(report) = pc.stats().await else {
+            let Some(stats) = pc.stats().await else {
                 continue;
             };
-            for entry in report.iter() {
+            for entry in stats.report.iter() {
                 if let RTCStatsReportEntry::IceCandidatePair(pair) = entry {
                     if pair.packets_received > 0 {
                         let at = pair.last_packet_received_timestamp;

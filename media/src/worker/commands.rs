@@ -15,6 +15,7 @@ use switchboard_core::ParticipantSid;
 
 use super::event_loop::{gone, notify, Entry, EventLoop};
 use super::tracks::Sink;
+use super::PeerStats;
 use super::{Command, ConnId, Event, Load, Msid, Output, Query, TrackRef};
 use crate::peer::config::{codec_for, Direction};
 use crate::peer::connection::Connection;
@@ -282,16 +283,14 @@ impl EventLoop {
                 let _ = reply.send(best);
             }
             Query::Stats(conn, reply) => {
-                let report = self.conns.get_mut(&conn).map(|e| {
-                    e.conn
+                let stats = self.conns.get_mut(&conn).map(|e| PeerStats {
+                    report: e
+                        .conn
                         .pc
-                        .get_stats(now, rtc::statistics::StatsSelector::None)
+                        .get_stats(now, rtc::statistics::StatsSelector::None),
+                    reported_loss: e.reported_loss.worst(now),
                 });
-                let _ = reply.send(report);
-            }
-            Query::ReportedLoss(conn, reply) => {
-                let loss = self.conns.get(&conn).map(|e| e.reported_loss.worst(now));
-                let _ = reply.send(loss);
+                let _ = reply.send(stats);
             }
             Query::Load(reply) => {
                 let (ufrags, addresses) = self.router.len();

@@ -117,14 +117,19 @@ pub enum Query {
     /// The highest layer of a track arriving now.
     BestLayer(TrackRef, oneshot::Sender<Option<u8>>),
     /// A connection's statistics.
-    Stats(
-        ConnId,
-        oneshot::Sender<Option<rtc::statistics::report::RTCStatsReport>>,
-    ),
-    /// The worst loss a connection's client reports of what it receives (0 to 1).
-    ReportedLoss(ConnId, oneshot::Sender<Option<f64>>),
+    Stats(ConnId, oneshot::Sender<Option<PeerStats>>),
     /// What the worker holds for its connections.
     Load(oneshot::Sender<Load>),
+}
+
+/// A connection's statistics: the stack's, and what the worker keeps beside them.
+#[derive(Debug)]
+pub struct PeerStats {
+    /// The stack's report.
+    pub report: rtc::statistics::report::RTCStatsReport,
+    /// The worst loss the client reports of what the node sends it, 0 to 1
+    /// (the stack does not read reception reports).
+    pub reported_loss: f64,
 }
 
 /// What a worker holds: its connections and how many credentials and client

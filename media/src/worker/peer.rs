@@ -8,10 +8,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
-use rtc::statistics::report::RTCStatsReport;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, ConnId, Event, Query, Worker, EVENTS_CAPACITY};
+use super::{Command, ConnId, Event, PeerStats, Query, Worker, EVENTS_CAPACITY};
 use crate::peer::config::Direction;
 use crate::sfu::rate_limit::PublishBudget;
 use crate::MediaError;
@@ -168,19 +167,10 @@ impl Peer {
     }
 
     /// The connection's statistics now (empty once it has closed).
-    pub async fn stats(&self) -> Option<RTCStatsReport> {
+    pub async fn stats(&self) -> Option<PeerStats> {
         let (reply, rx) = oneshot::channel();
         self.worker
             .send(Command::Query(Query::Stats(self.conn, reply)));
-        rx.await.ok().flatten()
-    }
-
-    /// The worst loss the client reports of what the node sends it, 0 to 1
-    /// (none once the connection has closed).
-    pub async fn reported_loss(&self) -> Option<f64> {
-        let (reply, rx) = oneshot::channel();
-        self.worker
-            .send(Command::Query(Query::ReportedLoss(self.conn, reply)));
         rx.await.ok().flatten()
     }
 

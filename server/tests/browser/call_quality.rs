@@ -93,18 +93,10 @@ fn a_subscribers_lossy_stretch_shows_on_its_call_page() {
             c.goto(&format!("{}/dashboard/login", s.base))
                 .await
                 .unwrap();
-            c.find(Locator::Css("#email"))
-                .await
-                .unwrap()
-                .send_keys(DEV_EMAIL)
-                .await
-                .unwrap();
-            c.find(Locator::Css("#password"))
-                .await
-                .unwrap()
-                .send_keys(DEV_PASSWORD)
-                .await
-                .unwrap();
+            for (field, value) in [("#email", DEV_EMAIL), ("#password", DEV_PASSWORD)] {
+                let input = c.find(Locator::Css(field)).await.unwrap();
+                input.send_keys(value).await.unwrap();
+            }
             c.find(Locator::Css("form button[type=submit]"))
                 .await
                 .unwrap()
