@@ -12,6 +12,9 @@ pub enum MediaError {
     /// The peer did something the protocol does not allow.
     #[error("{0}")]
     Protocol(String),
+    /// A socket could not be opened or polled.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl MediaError {

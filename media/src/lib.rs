@@ -22,6 +22,9 @@
 //! - [`transport`], [`peer`]: the shared port's sockets (UDP and ICE-TCP) and
 //!   RFC 7983 demultiplexing; the WebRTC stack's set-up and one sans-I/O
 //!   connection.
+//! - [`relay`]: relay links, which carry a room's tracks between two nodes
+//!   once each: an upstream end that subscribes like a participant, a
+//!   downstream end that receives like a publisher's connection.
 //! - [`recording`]: recording tracks to files: a recorder subscribes to
 //!   tracks like a participant and writes each to its own WebM file.
 //! - [`load`]: what the node carries, reported with its heartbeats.
@@ -42,6 +45,7 @@ pub mod http;
 pub mod load;
 pub mod peer;
 pub mod recording;
+pub mod relay;
 pub mod room;
 pub mod sdp;
 pub mod sfu;

@@ -1,8 +1,11 @@
 //! What a worker does when the control plane asks: open, describe and close
 //! connections, subscribe, change subscriptions and tracks, answer queries.
 
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::Instant;
+
+use mio::Interest;
 
 use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::media_stream::MediaStreamTrack;
@@ -17,9 +20,10 @@ use super::event_loop::{gone, notify, Entry, EventLoop};
 use super::tracks::Sink;
 use super::PeerStats;
 use super::{Command, ConnId, Event, Load, Msid, Output, Query, TrackRef};
-use crate::peer::config::{codec_for, Direction};
+use crate::peer::config::{codec_for, Direction, RtcConfig};
 use crate::peer::connection::Connection;
 use crate::sfu::fanout::Subscriber;
+use crate::transport::udp::Port;
 use crate::MediaError;
 
 /// The data channels the server opens on a subscriber connection.
@@ -48,24 +52,17 @@ impl EventLoop {
                 data_channels,
             } => match self.open(now, direction, data_channels) {
                 Ok((c, channels)) => {
-                    self.conns.insert(
-                        conn,
-                        Entry {
-                            conn: c,
-                            events,
-                            budget,
-                            channels,
-                            addresses: Default::default(),
-                            sockets: Vec::new(),
-                            ufrags: Vec::new(),
-                            touched: false,
-                            connected: false,
-                            reported_loss: Default::default(),
-                        },
-                    );
+                    let mut entry = Entry::new(c, events, budget);
+                    entry.channels = channels;
+                    self.conns.insert(conn, entry);
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot build a peer connection"),
             },
+            Command::OpenRelay { conn, events } => {
+                if let Err(e) = self.open_relay(now, conn, events) {
+                    tracing::warn!(error = %e, "cannot open a relay link");
+                }
+            }
             Command::Answer { conn, offer, reply } => {
                 let result = self.describe(conn, |c| match offer {
                     Some(offer) => c.take_offer(now, offer).and_then(|()| c.answer(now)),
@@ -176,6 +173,37 @@ impl EventLoop {
                 .map_err(MediaError::webrtc)?
                 .id();
         Ok((c, Some((reliable, lossy))))
+    }
+
+    /// A relay link's downstream end on a socket of its own, beside the
+    /// shared port's address, whose ephemeral port it advertises.
+    fn open_relay(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        events: tokio::sync::mpsc::Sender<Event>,
+    ) -> Result<(), MediaError> {
+        let bind = SocketAddr::new(self.port.local_addr().ip(), 0);
+        let socket = std::net::UdpSocket::bind(bind)?;
+        let mut port = Port::new(socket)?;
+        let advertised = SocketAddr::new(self.advertised.ip(), port.local_addr().port());
+        // Links are UDP between nodes: a passive ICE-TCP candidate on this
+        // socket's number would name a port nothing listens on.
+        let config = RtcConfig {
+            ice_tcp: false,
+            ..self.config.clone()
+        };
+        let c = Connection::new(&config, advertised, Direction::Receive, now)?;
+        let token = self.next_token();
+        self.poll
+            .registry()
+            .register(port.socket_mut(), token, Interest::READABLE)?;
+        let mut entry = Entry::new(c, events, None);
+        entry.own_socket = Some(token);
+        entry.sockets.push(token);
+        self.connected.insert(token, (conn, port));
+        self.conns.insert(conn, entry);
+        Ok(())
     }
 
     /// Sets a description through `f` and keeps the router's ufrags in step
@@ -327,7 +355,11 @@ impl EventLoop {
         let _ = entry.conn.pc.close();
         // The close alert goes out now; nothing is read from the connection again.
         while let Some(out) = entry.conn.pc.poll_write() {
-            let _ = self.port.send(out.transport.peer_addr, &out.message);
+            let port = match entry.own_socket.and_then(|t| self.connected.get(&t)) {
+                Some((_, own)) => own,
+                None => &self.port,
+            };
+            let _ = port.send(out.transport.peer_addr, &out.message);
         }
         self.router.remove(conn);
         for ufrag in &entry.ufrags {

@@ -67,9 +67,33 @@ pub(super) struct Entry {
     pub(super) connected: bool,
     /// The loss its client reports of what the node sends it.
     pub(super) reported_loss: crate::peer::reception::ReportedLoss,
+    /// The socket of its own a relay link's downstream end sends and
+    /// receives on (also in `sockets`); `None` for the shared port.
+    pub(super) own_socket: Option<Token>,
 }
 
 impl Entry {
+    /// A connection on the shared port, nothing sent or described yet.
+    pub(super) fn new(
+        conn: Connection,
+        events: tokio::sync::mpsc::Sender<Event>,
+        budget: Option<Arc<PublishBudget>>,
+    ) -> Self {
+        Self {
+            conn,
+            events,
+            addresses: Default::default(),
+            budget,
+            channels: None,
+            sockets: Vec::new(),
+            ufrags: Vec::new(),
+            touched: false,
+            connected: false,
+            reported_loss: Default::default(),
+            own_socket: None,
+        }
+    }
+
     /// Queues connection `id` (this one) to be drained in this wake-up, once.
     pub(super) fn mark(&mut self, id: ConnId, touched: &mut Vec<ConnId>) {
         if !self.touched {
@@ -241,11 +265,17 @@ impl EventLoop {
             recv_buffers,
             ..
         } = self;
-        let port = if token == PORT {
-            port
+        let (port, own) = if token == PORT {
+            (port, None)
         } else {
             match connected.get_mut(&token) {
-                Some((_, p)) => p,
+                Some((conn, p)) => {
+                    let own = conns
+                        .get(conn)
+                        .filter(|e| e.own_socket == Some(token))
+                        .map(|_| *conn);
+                    (p, own)
+                }
                 None => return,
             }
         };
@@ -256,8 +286,15 @@ impl EventLoop {
             siblings,
         };
         loop {
-            match port.recv_batch(recv_buffers, |from, datagram| {
-                ctx.deliver(now, from, datagram, false);
+            match port.recv_batch(recv_buffers, |from, datagram| match own {
+                // A socket of one connection's own: everything on it is
+                // that connection's, whatever address it came from.
+                Some(id) => {
+                    ctx.feed(now, id, from, datagram, false);
+                }
+                None => {
+                    ctx.deliver(now, from, datagram, false);
+                }
             }) {
                 Ok(0) => return,
                 Ok(_) => {}
@@ -358,8 +395,7 @@ impl EventLoop {
 
     /// Polls a stream this worker now serves and reads what it holds.
     fn adopt_stream(&mut self, now: Instant, mut stream: Stream) {
-        let token = Token(self.next_token);
-        self.next_token += 1;
+        let token = self.next_token();
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self
             .poll
@@ -510,6 +546,12 @@ impl EventLoop {
         }
     }
 
+    /// A poll token no socket or stream has had.
+    pub(super) fn next_token(&mut self) -> Token {
+        self.next_token += 1;
+        Token(self.next_token - 1)
+    }
+
     pub(super) fn touch(&mut self, conn: ConnId) {
         if let Some(entry) = self.conns.get_mut(&conn) {
             entry.mark(conn, &mut self.touched);
@@ -543,6 +585,13 @@ impl EventLoop {
         };
         while let Some(out) = entry.conn.poll_write(now) {
             let to = out.transport.peer_addr;
+            if let Some((_, own)) = entry.own_socket.and_then(|t| self.connected.get(&t)) {
+                // Nothing to learn: what arrives on its socket is its own.
+                if let Err(e) = own.send(to, &out.message) {
+                    tracing::debug!(%to, error = %e, "send failed");
+                }
+                continue;
+            }
             let tcp = out.transport.transport_protocol == TransportProtocol::TCP;
             // The client's answer to a check may come before its address is
             // learned, and to another worker's socket.
@@ -651,6 +700,18 @@ impl Delivery<'_> {
                 };
             }
         };
+        self.feed(now, id, from, datagram, tcp)
+    }
+
+    /// Feeds one datagram `from` a client to connection `id`.
+    fn feed(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        from: SocketAddr,
+        datagram: &[u8],
+        tcp: bool,
+    ) -> Delivered {
         let Some(entry) = self.conns.get_mut(&id) else {
             return Delivered::Dropped;
         };

@@ -162,6 +162,20 @@ pub enum Command {
         /// Open the `_reliable` and `_lossy` data channels from the server's side.
         data_channels: bool,
     },
+    /// Creates connection `conn` for the downstream end of a relay link: it
+    /// receives another node's tracks, answering that node's offers
+    /// ([`Command::Answer`]). Its events go to `events`.
+    ///
+    /// It sends and receives on a UDP socket of its own rather than the
+    /// shared port: every node sends from its one port, so two links from
+    /// that node's port to this one would otherwise share one address pair,
+    /// and datagrams are routed by address.
+    OpenRelay {
+        /// The new connection's id.
+        conn: ConnId,
+        /// Where its [`Event`]s go (as for [`Command::Open`]).
+        events: tokio::sync::mpsc::Sender<Event>,
+    },
     /// Answers the client's offer on `conn` (also an ICE restart: an offer
     /// with new credentials).
     Answer {

@@ -70,6 +70,22 @@ impl Peer {
         })
     }
 
+    /// Opens the downstream end of a relay link on `worker`, on a UDP socket
+    /// of its own ([`Command::OpenRelay`]); its [`Event`]s arrive on the receiver.
+    pub fn open_relay(worker: &Worker) -> Result<(Self, mpsc::Receiver<Event>), MediaError> {
+        let (events, rx) = mpsc::channel(EVENTS_CAPACITY);
+        let conn = ConnId::new();
+        if !worker.send(Command::OpenRelay { conn, events }) {
+            return Err(stopped());
+        }
+        let peer = Self {
+            worker: worker.clone(),
+            conn,
+            described: Default::default(),
+        };
+        Ok((peer, rx))
+    }
+
     /// The connection's id on its worker.
     pub fn id(&self) -> ConnId {
         self.conn

@@ -15,6 +15,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -43,6 +44,8 @@ pub struct Client {
     pub received: HashMap<u32, u32>,
     /// Data channel messages received, as text.
     pub messages: Vec<String>,
+    /// Keyframe requests (PLI) received.
+    pub plis: u32,
 }
 
 impl Client {
@@ -76,6 +79,7 @@ impl Client {
             connected: false,
             received: HashMap::new(),
             messages: Vec::new(),
+            plis: 0,
         }
     }
 
@@ -238,6 +242,12 @@ impl Client {
             match read.message {
                 RTCMessage::RtpPacket(_, packet) => {
                     *self.received.entry(packet.header.ssrc).or_default() += 1;
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    self.plis += packets
+                        .iter()
+                        .filter(|p| p.as_any().is::<PictureLossIndication>())
+                        .count() as u32;
                 }
                 RTCMessage::DataChannelMessage(_, m) => {
                     self.messages

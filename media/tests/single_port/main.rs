@@ -1,9 +1,11 @@
 //! The media workers over real UDP sockets on loopback: peers built on the
 //! same WebRTC stack (sans-I/O, each on its own socket) connect to the node's
-//! one port, one publishes VP8, the rest subscribe and receive it.
+//! one port, one publishes VP8, the rest subscribe and receive it. [`relay`]:
+//! links carrying a track from one node's workers to another's.
 
 mod abuse;
 mod harness;
+mod relay;
 
 use std::time::{Duration, Instant};
 
