@@ -236,6 +236,7 @@ pub struct Recording {
     pub room: RoomRef,
     /// What it records.
     #[serde(flatten)]
+    #[schema(schema_with = spec_among_other_fields)]
     pub spec: RecordingSpec,
     /// Where it is in its life.
     pub status: RecordingStatus,
@@ -257,6 +258,18 @@ pub struct Recording {
     pub duration_ms: u64,
     /// Its files, the manifest included once written.
     pub files: Vec<RecordingFile>,
+}
+
+/// [`RecordingSpec`]'s schema as part of a [`Recording`]: its fields, with
+/// the recording's own beside them. A request's spec allows no other field,
+/// and a flattened reference to that schema would forbid the recording's.
+fn spec_among_other_fields() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::{schema::Schema, RefOr};
+    let mut schema = <RecordingSpec as utoipa::PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut schema {
+        object.additional_properties = None;
+    }
+    schema
 }
 
 #[cfg(test)]
@@ -324,5 +337,21 @@ mod tests {
             assert_eq!(s.as_str().parse::<RecordingStatus>(), Ok(s));
         }
         assert!("paused".parse::<RecordingMode>().is_err());
+    }
+
+    #[test]
+    fn a_recordings_schema_allows_its_own_fields_beside_its_spec() {
+        let json = |s| serde_json::to_value(s).expect("a schema");
+        let spec = json(<RecordingSpec as utoipa::PartialSchema>::schema());
+        assert_eq!(spec["additionalProperties"], false, "{spec}");
+        let recording = json(<Recording as utoipa::PartialSchema>::schema());
+        let parts = recording["allOf"].as_array().expect("a flattened spec");
+        assert!(
+            parts
+                .iter()
+                .all(|p| p.get("additionalProperties").is_none()),
+            "{recording}"
+        );
+        assert!(parts.iter().any(|p| p["properties"].get("mode").is_some()));
     }
 }

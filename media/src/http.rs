@@ -325,6 +325,7 @@ async fn whip_offer(
         (status = 307, description = "The room is live on another node: post the same offer to Location"),
         (status = 400, description = "Not a usable SDP offer, or the participant publishes nothing"),
         (status = 401, description = "Missing, invalid or expired access token"),
+        (status = 403, description = "The token grants another room"),
         (status = 404, description = "The participant is not connected"),
     ))]
 async fn whep_offer(

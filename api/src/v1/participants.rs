@@ -68,7 +68,9 @@ async fn target(
 /// List the participants connected to a room.
 #[utoipa::path(get, path = "/v1/rooms/{name}/participants", tag = "participants",
     params(("name" = String, Path, description = "Room name")),
-    responses((status = 200, body = ParticipantList), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ParticipantList),
+        (status = 400, body = ErrorBody, description = "Not a valid room name"),
+        (status = 404, body = ErrorBody)))]
 async fn list_participants(
     State(state): State<AppState>,
     caller: Caller,

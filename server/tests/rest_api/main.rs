@@ -1,11 +1,13 @@
 //! The REST control plane, driven over HTTP against the real binary, on both
 //! backends: rooms, credentials and isolation here; [`tokens`] (access
-//! tokens, API keys, idempotency) and [`contract`] (the OpenAPI document,
-//! operational endpoints, dev mode) apart.
+//! tokens, API keys, idempotency), [`contract`] (the OpenAPI document,
+//! operational endpoints, dev mode) and [`fuzzed`] (the document against an
+//! independent fuzzer) apart.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod contract;
+mod fuzzed;
 mod tokens;
 
 use std::collections::BTreeSet;
