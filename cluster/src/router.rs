@@ -2,7 +2,9 @@
 //! it on a media node; later ones find it there until that node dies.
 //!
 //! A room goes to its preferred region: the region it was created with, else
-//! the region of the dead node it was on, else the token's hint. Only when no
+//! the region of the dead node it was on, else the token's hint. A token
+//! for a room already live names a node of the token's own region when
+//! there is one, and the room spans both nodes. Only when no
 //! node there can take it does it go to the least-loaded node elsewhere;
 //! for a project pinned to regions, only in those.
 
@@ -71,6 +73,31 @@ impl RoomRouter for Router {
         if let Some(node) = &placed {
             // A draining node keeps the rooms it has until they finish.
             if node.is_alive(now, self.rules.dead_after) && !superseded(node, &running) {
+                // Someone from another region joins through a node of their
+                // own, which hosts the room too (its nodes relay each other's
+                // tracks), if one can take them; a room created in a region
+                // stays there.
+                let spans = hint.filter(|r| **r != node.region);
+                let pinned = match spans {
+                    Some(_) => self
+                        .store
+                        .rooms()
+                        .get(project, room)
+                        .await
+                        .map_err(unavailable)?
+                        .is_some_and(|r| r.region.is_some()),
+                    None => true,
+                };
+                if let Some(region) = spans.filter(|_| !pinned) {
+                    let allowed = pinned_regions(&self.store, project).await?;
+                    if allowed.as_ref().is_none_or(|a| a.contains(region)) {
+                        if let Ok(near) =
+                            choose(&running, std::slice::from_ref(region), now, &self.rules)
+                        {
+                            return Ok(near.clone());
+                        }
+                    }
+                }
                 return Ok(node.clone());
             }
         }

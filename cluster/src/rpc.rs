@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use switchboard_core::cascade::{LinkError, LinkReply, LinkRequest, RoomHosting};
 use switchboard_core::directory::{
     DirectoryError, ParticipantDirectory, ParticipantUpdate, RecordingDirectory,
 };
@@ -25,9 +26,9 @@ use tokio::task::JoinHandle;
 /// How long an API instance waits for a media node's answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A node's media tier, as the directories see it.
-pub trait MediaTier: ParticipantDirectory + RecordingDirectory {}
-impl<T: ParticipantDirectory + RecordingDirectory> MediaTier for T {}
+/// A node's media tier, as the directories and the room's other hosts see it.
+pub trait MediaTier: ParticipantDirectory + RecordingDirectory + RoomHosting {}
+impl<T: ParticipantDirectory + RecordingDirectory + RoomHosting> MediaTier for T {}
 
 /// The subject media node `node` answers on.
 pub fn subject(node: NodeId) -> String {
@@ -87,6 +88,8 @@ pub enum Request {
         project: ProjectId,
         recording: RecordingId,
     },
+    /// [`RoomHosting::link`]: another host of a room speaking.
+    Link(LinkRequest),
 }
 
 /// A media node's answer.
@@ -107,6 +110,8 @@ pub enum Reply {
     NotFound { message: String },
     /// [`DirectoryError::Unavailable`], or a request the node could not read.
     Failed { message: String },
+    /// What a host answered another.
+    Link(LinkReply),
 }
 
 impl Reply {
@@ -181,6 +186,7 @@ pub async fn handle(media: &dyn MediaTier, request: Request) -> Reply {
             room,
             recording,
         } => done(media.start(project, &room, recording).await),
+        Request::Link(request) => Reply::Link(media.link(request).await),
         Request::StopRecording { project, recording } => {
             match media.stop(project, recording).await {
                 Ok(stopped) => Reply::Stopped { stopped },
@@ -503,6 +509,41 @@ impl RecordingDirectory for ClusterDirectory {
             None => Ok(false),
             Some(Reply::Stopped { stopped }) => Ok(stopped),
             Some(other) => Err(unexpected(other)),
+        }
+    }
+}
+
+/// Carries room hosts' messages to other media nodes over NATS, on the
+/// subject each node answers REST calls on.
+pub struct NatsInterconnect {
+    client: async_nats::Client,
+}
+
+impl NatsInterconnect {
+    /// Sends through `client`.
+    pub fn new(client: async_nats::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl switchboard_core::cascade::Interconnect for NatsInterconnect {
+    async fn send(&self, node: NodeId, request: LinkRequest) -> Result<LinkReply, LinkError> {
+        let unreachable = |message: String| LinkError::Unreachable { node, message };
+        let body = serde_json::to_vec(&Request::Link(request))
+            .map_err(|e| unreachable(format!("cannot encode the message: {e}")))?;
+        let answer = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            self.client.request(subject(node), body.into()),
+        )
+        .await
+        .map_err(|_| unreachable(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        match serde_json::from_slice(&answer.payload) {
+            Ok(Reply::Link(reply)) => Ok(reply),
+            Ok(Reply::Failed { message }) => Err(unreachable(message)),
+            Ok(other) => Err(unreachable(format!("answered {other:?}"))),
+            Err(e) => Err(unreachable(format!("answered something unreadable: {e}"))),
         }
     }
 }

@@ -88,10 +88,16 @@ async fn a_new_room_goes_to_the_least_loaded_node_of_its_region(b: Backend) {
 
     assert_eq!(c.route("standup", Some("eu-west")).await.unwrap(), eu_idle);
     assert_eq!(c.route("town-hall", Some("us-east")).await.unwrap(), us);
-    // Once placed, a room stays where it is, whatever the load or the hint says.
+    // Once placed, a room stays where it is for its region, whatever the load says.
     c.report(eu_idle, 500, 0.8).await;
-    assert_eq!(c.route("standup", Some("us-east")).await.unwrap(), eu_idle);
+    assert_eq!(c.route("standup", Some("eu-west")).await.unwrap(), eu_idle);
     assert_eq!(c.route("standup", None).await.unwrap(), eu_idle);
+    // From another region it is joined through a node there: the room spans both.
+    assert_eq!(c.route("standup", Some("us-east")).await.unwrap(), us);
+    // Unless no node there can take one more.
+    c.report(us, 5_000, 0.1).await;
+    assert_eq!(c.route("standup", Some("us-east")).await.unwrap(), eu_idle);
+    c.report(us, 0, 0.0).await;
     // The next new room in eu-west goes to the now less loaded node.
     assert_eq!(c.route("retro", Some("eu-west")).await.unwrap(), eu_busy);
     // A region without a node is a preference: the least-loaded node anywhere takes the room.
@@ -111,6 +117,8 @@ async fn a_rooms_own_region_beats_the_tokens_hint(b: Backend) {
         .create(c.project, room, c.clock.now())
         .await
         .unwrap();
+    assert_eq!(c.route("board", Some("us-east")).await.unwrap(), eu);
+    // Live there, it stays there: it does not span into the token's region.
     assert_eq!(c.route("board", Some("us-east")).await.unwrap(), eu);
 }
 

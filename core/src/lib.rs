@@ -13,6 +13,7 @@
 //! - [`recording`]: recordings, what they select and the files they produce.
 //! - [`directory`]: the seam through which the control plane reaches live
 //!   participants on media nodes.
+//! - [`cascade`]: what the media nodes hosting one room say to each other.
 //! - [`signal`]: the messages of the WebSocket signaling protocol, shared by
 //!   the media node and every client written in Rust.
 //! - [`webhook`]: what a webhook endpoint may subscribe to and where it may
@@ -30,6 +31,7 @@
 pub mod admission;
 pub mod billing;
 pub mod bus;
+pub mod cascade;
 pub mod clock;
 pub mod directory;
 pub mod estimate;

@@ -234,7 +234,12 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
         workers.extend(webhooks.start());
     }
     if let Some(client) = nats.as_ref().filter(|_| role.hosts_media()) {
-        // Other nodes' REST calls on the rooms hosted here.
+        // A room may span this node and nodes of other regions.
+        rooms.set_interconnect(Arc::new(switchboard_cluster::rpc::NatsInterconnect::new(
+            client.clone(),
+        )));
+        // Other nodes' REST calls on the rooms hosted here, and the links of
+        // the rooms hosted with them.
         workers.push(
             switchboard_cluster::rpc::serve(client.clone(), node, rooms.clone())
                 .await

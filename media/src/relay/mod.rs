@@ -45,7 +45,9 @@ impl Upstream {
     /// room whose tracks it carries); its connection's [`Event`]s arrive on
     /// the receiver.
     pub fn open(worker: &Worker) -> Result<(Self, mpsc::Receiver<Event>), MediaError> {
-        let (peer, events) = Peer::open(worker, None, Direction::Send, false)?;
+        // With its data channels a link's description is whole before it
+        // carries any track (an offer of nothing cannot be answered).
+        let (peer, events) = Peer::open(worker, None, Direction::Send, true)?;
         let link = Self {
             peer,
             id: ParticipantSid::new(),

@@ -58,6 +58,8 @@ pub struct Room {
     recorders: Mutex<Vec<Arc<Recorder>>>,
     /// Set while a write of connection quality is under way.
     quality_writing: Arc<AtomicBool>,
+    /// The other hosts' participants, when the room spans nodes.
+    pub(super) remote: super::remote::Remotes,
 }
 
 impl Room {
@@ -84,6 +86,7 @@ impl Room {
             generation: AtomicU64::new(0),
             recorders: Mutex::new(Vec::new()),
             quality_writing: Arc::new(AtomicBool::new(false)),
+            remote: Default::default(),
         })
     }
 
@@ -144,9 +147,9 @@ impl Room {
             .cloned()
     }
 
-    /// Whether nobody is in the room.
+    /// Whether nobody is in the room, here or on its other hosts.
     pub fn is_empty(&self) -> bool {
-        self.participants.lock().is_empty()
+        self.participants.lock().is_empty() && self.remote.is_empty()
     }
 
     /// The join counter (see [`Room::generation`]).
@@ -222,11 +225,12 @@ impl Room {
             }
             map.insert(p.sid, p.clone());
             self.generation.fetch_add(1, Ordering::SeqCst);
-            let others: Vec<ParticipantInfo> = map
+            let mut others: Vec<ParticipantInfo> = map
                 .values()
                 .filter(|o| o.sid != p.sid && o.identity != p.identity && !o.grants.recorder)
                 .map(|o| o.info())
                 .collect();
+            others.extend(self.remote.infos());
             (others, replaced)
         };
         // The replaced session leaves through `remove`, so its departure is recorded like any other.
@@ -257,6 +261,7 @@ impl Room {
                 participant: info.clone(),
             });
         }
+        self.remote.tell_hosts();
         Ok(others)
     }
 
@@ -274,8 +279,11 @@ impl Room {
                 .map(|t| (t.info.clone(), t.receiver.clone()))
                 .collect();
             for (info, receiver) in tracks {
-                added |= self.subscribe(p, &publisher, &info, &receiver).await;
+                added |= self.subscribe(p, publisher.sid, &info, &receiver).await;
             }
+        }
+        for (publisher, info, receiver) in self.remote.tracks() {
+            added |= self.subscribe(p, publisher, &info, &receiver).await;
         }
         if added {
             p.command(Command::Renegotiate);
@@ -323,6 +331,7 @@ impl Room {
                     reason,
                 });
             }
+            self.remote.tell_hosts();
         }
         p.publisher.close();
         p.subscriber.close();
@@ -373,11 +382,12 @@ impl Room {
                 track: info.clone(),
             });
             if other.permissions().can_subscribe
-                && self.subscribe(&other, p, &info, &receiver).await
+                && self.subscribe(&other, p.sid, &info, &receiver).await
             {
                 other.command(Command::Renegotiate);
             }
         }
+        self.remote.tell_hosts();
         let track = track_ref(&info);
         for recorder in self.recorders.lock().iter() {
             if recorder.selects(&p.identity, &track) {
@@ -456,13 +466,14 @@ impl Room {
             participant_sid: p.sid,
             track_sid,
         });
+        self.remote.tell_hosts();
     }
 
     /// Creates `subscriber`'s copy of a track; returns whether a transceiver was added.
-    async fn subscribe(
+    pub(super) async fn subscribe(
         &self,
         subscriber: &Arc<Participant>,
-        publisher: &Participant,
+        publisher: ParticipantSid,
         info: &TrackInfo,
         receiver: &Arc<TrackReceiver>,
     ) -> bool {
@@ -487,7 +498,7 @@ impl Room {
     async fn add_downtrack(
         &self,
         subscriber: &Arc<Participant>,
-        publisher: &Participant,
+        publisher: ParticipantSid,
         info: &TrackInfo,
         receiver: &Arc<TrackReceiver>,
     ) -> Result<(), MediaError> {
@@ -497,7 +508,7 @@ impl Room {
         let downtrack = DownTrack::new(receiver.clone(), subscriber.sid, mime);
         // The SDK reads who publishes the track, and which track it is, from its msid.
         let msid = Msid {
-            stream: publisher.sid.to_string(),
+            stream: publisher.to_string(),
             track: info.sid.to_string(),
         };
         downtrack
@@ -526,7 +537,7 @@ impl Room {
         let mut added = 0;
         for (info, receiver) in tracks {
             match self
-                .add_downtrack(viewer, publisher, &info, &receiver)
+                .add_downtrack(viewer, publisher.sid, &info, &receiver)
                 .await
             {
                 Ok(()) => added += 1,
@@ -574,7 +585,7 @@ impl Room {
                             .map(|t| (t.info.clone(), t.receiver.clone()));
                         if let Some((info, receiver)) = found {
                             added |= self
-                                .subscribe(subscriber, &publisher, &info, &receiver)
+                                .subscribe(subscriber, publisher.sid, &info, &receiver)
                                 .await;
                         }
                     }
@@ -675,6 +686,7 @@ impl Room {
                 participant: info.clone(),
             });
         }
+        self.remote.tell_hosts();
     }
 
     /// Ends every session (the room was deleted or timed out).

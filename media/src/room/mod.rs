@@ -8,4 +8,5 @@ pub mod manager;
 pub mod observer;
 pub mod participant;
 pub mod quality;
+pub mod remote;
 pub mod speakers;

@@ -23,6 +23,19 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
+/// Node B: `workers` workers on a port of their own, and the one links go to.
+fn node_b(workers: usize) -> (Workers, Worker) {
+    let node = Workers::start(
+        &RtcConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        workers,
+    )
+    .unwrap();
+    let worker = node.for_key(0).clone();
+    (node, worker)
+}
+
 fn load(worker: &Worker) -> Load {
     ask(worker, |reply| Command::Query(Query::Load(reply)))
 }
@@ -126,14 +139,7 @@ fn subscribe_on_b(call: &mut Call, b: &Worker, track: &TrackRef) -> ParticipantS
 fn a_track_crosses_a_link_once_and_every_subscriber_on_the_far_node_receives_it() {
     let rt = runtime();
     let mut call = Call::start();
-    let node_b = Workers::start(
-        &RtcConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        2,
-    )
-    .unwrap();
-    let b = node_b.for_key(0).clone();
+    let (node_b, b) = node_b(2);
     let sid = TrackSid::new();
     let mut links = [link(&rt, &call, sid, &b)];
     let answer = links[0]
@@ -198,14 +204,7 @@ fn two_links_between_the_same_two_nodes_each_carry_their_own_track() {
     // own sockets tell the two links apart.
     let rt = runtime();
     let mut call = Call::start();
-    let node_b = Workers::start(
-        &RtcConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        1,
-    )
-    .unwrap();
-    let b = node_b.for_key(0).clone();
+    let (_node_b, b) = node_b(1);
     let sids = [TrackSid::new(), TrackSid::new()];
     let mut links = [link(&rt, &call, sids[0], &b), link(&rt, &call, sids[1], &b)];
     arrive(&mut call, &mut links, &sids);

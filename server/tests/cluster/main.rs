@@ -9,6 +9,7 @@
 //! region with the same token, and the log records the lost session and
 //! room), and a room whose node stops answering.
 
+mod cascade;
 #[path = "../common/mod.rs"]
 mod common;
 mod failures;
@@ -173,7 +174,12 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
     let standup = token_url(&api2, "standup", Some("eu-west")).await;
     assert!(eu.contains(&standup), "{standup}");
     for via in apis {
-        assert_eq!(token_url(via, "standup", Some("us-east")).await, standup);
+        assert_eq!(token_url(via, "standup", Some("eu-west")).await, standup);
+        // Once live, the room is joined through each region's own node.
+        assert_eq!(
+            token_url(via, "standup", Some("us-east")).await,
+            rtc_url(&us)
+        );
     }
     // A room created in a region goes there whatever the token asks.
     let (st, _) = send(
@@ -383,51 +389,6 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
     dead.kill_9();
     tokio::time::sleep(Duration::from_secs(17)).await;
     assert_eq!(token_url(&api2, "standup", None).await, rtc_url(&survivor));
-    // A WHIP encoder posting to another node is redirected to the room's node
-    // with its token in the URL (HTTP clients drop Authorization on the way);
-    // the offer is garbage, so the node that read it says so.
-    let obs = api_token(&api1, "standup", "obs").await;
-    let answer = us
-        .http
-        .post(format!("{}/v1/whip/rooms/standup", us.base))
-        .bearer_auth(&obs)
-        .header("content-type", "application/sdp")
-        .body("v=0\r\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        answer.url().origin(),
-        reqwest::Url::parse(&survivor.base).unwrap().origin()
-    );
-    assert_eq!(answer.url().path(), "/v1/whip/rooms/standup");
-    let (st, body) = (answer.status(), answer.text().await.unwrap());
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body.contains("invalid_offer"), "{body}");
-    let redirect = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let whep = redirect
-        .post(format!(
-            "{}/v1/whep/rooms/standup/participants/obs?access_token={}",
-            us.base,
-            api_token(&api2, "standup", "viewer").await
-        ))
-        .header("content-type", "application/sdp")
-        .body("v=0\r\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(whep.status(), StatusCode::TEMPORARY_REDIRECT);
-    let location = whep.headers()["location"].to_str().unwrap();
-    assert!(
-        location.starts_with(&format!(
-            "{}/v1/whep/rooms/standup/participants/obs?access_token=",
-            survivor.base
-        )),
-        "{location}"
-    );
     // The meter then closes the dead node (its sessions end at its last heartbeat).
     let mut nodes = node_list(&api1);
     for _ in 0..20 {
@@ -456,6 +417,51 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
         );
     }
     assert!(listed(&survivor, &node_list(&api1))["draining_since"].is_string());
+    // A WHIP encoder posting to another node of the room's region is
+    // redirected to the room's node with its token in the URL (HTTP clients drop Authorization on the way);
+    // the offer is garbage, so the node that read it says so.
+    let obs = api_token(&api1, "standup", "obs").await;
+    let answer = replacement
+        .http
+        .post(format!("{}/v1/whip/rooms/standup", replacement.base))
+        .bearer_auth(&obs)
+        .header("content-type", "application/sdp")
+        .body("v=0\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.url().origin(),
+        reqwest::Url::parse(&survivor.base).unwrap().origin()
+    );
+    assert_eq!(answer.url().path(), "/v1/whip/rooms/standup");
+    let (st, body) = (answer.status(), answer.text().await.unwrap());
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("invalid_offer"), "{body}");
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let whep = redirect
+        .post(format!(
+            "{}/v1/whep/rooms/standup/participants/obs?access_token={}",
+            replacement.base,
+            api_token(&api2, "standup", "viewer").await
+        ))
+        .header("content-type", "application/sdp")
+        .body("v=0\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whep.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = whep.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!(
+            "{}/v1/whep/rooms/standup/participants/obs?access_token=",
+            survivor.base
+        )),
+        "{location}"
+    );
     // Draining an unknown node, or garbage, says what is wrong.
     let out = api1.cli(&["node", "drain", &format!("nd_{}", "0".repeat(26))]);
     assert!(!out.status.success());

@@ -19,11 +19,15 @@ impl ParticipantDirectory for RoomManager {
         let mut list: Vec<ParticipantInfo> = self
             .live(project, room)
             .map(|r| {
-                r.participants()
+                let mut here: Vec<ParticipantInfo> = r
+                    .participants()
                     .iter()
                     .filter(|p| !p.grants.recorder)
                     .map(|p| p.info_with_connection())
-                    .collect()
+                    .collect();
+                // Those connected to the room's other hosts, as they last said.
+                here.extend(r.remote.infos());
+                here
             })
             .unwrap_or_default();
         list.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then(a.sid.cmp(&b.sid)));

@@ -2,6 +2,7 @@
 //! empty, and their joins gated.
 //!
 //! - [`placement`]: the registry's claim that this node hosts a room;
+//! - [`cascade`]: this node as one of the hosts of a room live on several nodes;
 //! - [`recordings`]: a live room's recordings, and the REST API's
 //!   [`RecordingDirectory`](switchboard_core::directory::RecordingDirectory);
 //! - [`directory`]: the REST API's
@@ -28,9 +29,14 @@ use crate::room::live::Room;
 use crate::room::participant::Participant;
 use crate::worker::{Worker, Workers};
 
+mod cascade;
 mod directory;
 mod placement;
 mod recordings;
+
+/// How long the first joiner of a room on this node waits for the tracks
+/// its other hosts publish to arrive over their links.
+const FIRST_TRACKS_WAIT: Duration = Duration::from_secs(2);
 
 /// Why a join could not find its room.
 #[derive(Debug)]
@@ -69,6 +75,12 @@ pub struct RoomManager {
     recordings: parking_lot::RwLock<Option<Storage>>,
     /// One flag per recording started here, raised when it has ended.
     recordings_done: Mutex<Vec<tokio::sync::watch::Receiver<bool>>>,
+    /// Reaches the other nodes hosting a room; none on a single node.
+    interconnect: parking_lot::RwLock<Option<Arc<dyn switchboard_core::cascade::Interconnect>>>,
+    /// The links of the rooms live here that span nodes.
+    hosting: Mutex<HashMap<switchboard_core::RoomSid, Arc<cascade::Hosts>>>,
+    /// This manager, for the tasks it starts.
+    me: std::sync::Weak<RoomManager>,
 }
 
 impl RoomManager {
@@ -81,7 +93,7 @@ impl RoomManager {
         node: NodeId,
         url: String,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             rooms: Mutex::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
             store,
@@ -93,6 +105,9 @@ impl RoomManager {
             gate: parking_lot::RwLock::new(Arc::new(OpenGate)),
             recordings: parking_lot::RwLock::new(None),
             recordings_done: Mutex::new(Vec::new()),
+            interconnect: parking_lot::RwLock::new(None),
+            hosting: Mutex::new(HashMap::new()),
+            me: me.clone(),
         })
     }
 
@@ -176,13 +191,15 @@ impl RoomManager {
         grants: &Grants,
     ) -> Result<Arc<Room>, RoomLookupError> {
         if let Some(room) = self.live(project, name) {
+            room.remote.settled().await;
             return Ok(room);
         }
         let _guard = self.creating.lock().await;
         if let Some(room) = self.live(project, name) {
+            room.remote.settled().await;
             return Ok(room);
         }
-        self.claim_placement(project, name).await?;
+        let hosted_on = self.claim_placement(project, name).await?;
         let stored = match self
             .store
             .rooms()
@@ -225,10 +242,20 @@ impl RoomManager {
             self.store.clone(),
             self.node,
         );
+        if hosted_on.is_some() {
+            room.remote.set_settling(true);
+        }
         self.rooms
             .lock()
             .insert((project, name.clone()), room.clone());
         tokio::spawn(crate::room::observer::run(Arc::downgrade(&room)));
+        if let (Some(node), Some(me)) = (hosted_on, self.me.upgrade()) {
+            // The first joiner here sees the room as it is on its other
+            // hosts: their roster, and their tracks if they arrive soon.
+            me.pull_from(&room, node).await;
+            room.relayed_tracks_ready(FIRST_TRACKS_WAIT).await;
+            room.remote.set_settling(false);
+        }
         if let Err(e) = self.start_recordings(&room, stored.record).await {
             // The call goes on without them; they stay waiting for the next time the room goes live.
             tracing::error!(room = %room.name, error = %e, "cannot start the room's recordings");
@@ -289,6 +316,7 @@ impl RoomManager {
                 rooms.remove(&(room.project, room.name.clone()));
             }
         }
+        self.leave_hosts(room).await;
         if let Err(e) = self
             .store
             .nodes()

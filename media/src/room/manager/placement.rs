@@ -1,7 +1,7 @@
 //! Which node hosts a room: this node claims a room in the registry before it goes live.
 
 use switchboard_core::node::{dead_after, PlacementError};
-use switchboard_core::{ProjectId, RoomName};
+use switchboard_core::{NodeId, ProjectId, RoomName};
 use switchboard_store::StoreError;
 
 use super::{RoomLookupError, RoomManager};
@@ -14,12 +14,14 @@ impl RoomManager {
     }
 
     /// Makes this node the room's host in the registry, unless another live
-    /// node hosts it (the joiner was sent to the wrong node).
+    /// node hosts it: in another region (with other nodes reachable) this
+    /// node hosts it too, and that node is returned; in this region the
+    /// joiner was sent to the wrong node.
     pub(super) async fn claim_placement(
         &self,
         project: ProjectId,
         name: &RoomName,
-    ) -> Result<(), RoomLookupError> {
+    ) -> Result<Option<NodeId>, RoomLookupError> {
         let nodes = self.store.nodes();
         let now = chrono::Utc::now();
         let placed = nodes
@@ -27,14 +29,22 @@ impl RoomManager {
             .await
             .map_err(RoomLookupError::Store)?;
         let replacing = match placed {
-            Some(n) if n.id == self.node => return Ok(()),
+            Some(n) if n.id == self.node => return Ok(None),
             // The same URL is this node's previous process, restarted before its silence was noticed.
             Some(n)
                 if n.is_alive(now, dead_after())
                     && n.url != self.url
                     && !self.standalone.load(std::sync::atomic::Ordering::Relaxed) =>
             {
-                return Err(RoomLookupError::Elsewhere(n.url))
+                let here = nodes
+                    .get(self.node)
+                    .await
+                    .map_err(RoomLookupError::Store)?
+                    .map(|me| me.region);
+                if self.interconnect().is_some() && here.is_some_and(|r| r != n.region) {
+                    return Ok(Some(n.id));
+                }
+                return Err(RoomLookupError::Elsewhere(n.url));
             }
             Some(n) => Some(n.id),
             None => None,
@@ -64,7 +74,7 @@ impl RoomManager {
             .await
             .map_err(RoomLookupError::Store)?;
         if winner == self.node {
-            return Ok(());
+            return Ok(None);
         }
         match nodes.get(winner).await.map_err(RoomLookupError::Store)? {
             Some(n) => Err(RoomLookupError::Elsewhere(n.url)),

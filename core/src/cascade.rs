@@ -1,0 +1,119 @@
+//! Rooms on several media nodes: what the nodes hosting one room say to
+//! each other, and the seams that carry it.
+//!
+//! A participant connects to a node of its own region, so one room may be
+//! live on several nodes (its hosts). Each host keeps its own participants
+//! and shows the others' as remote ones, and each pair of hosts has a relay
+//! link each way carrying the sending host's published tracks once. The
+//! sending host offers and the receiving host answers; with every change
+//! of its roster the sender sends the whole of it again (participants with
+//! their tracks), so a message lost or repeated leaves nothing wrong for
+//! long.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::room::ParticipantInfo;
+use crate::{NodeId, ProjectId, RoomName, RoomSid};
+
+/// A message from one host of a room to another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "link", rename_all = "snake_case")]
+pub enum LinkRequest {
+    /// Node `from` hosts the room too and asks for a link carrying this
+    /// node's tracks; the answer is [`LinkReply::Offer`].
+    Open {
+        /// The room's project.
+        project: ProjectId,
+        /// The room.
+        room: RoomName,
+        /// Its incarnation: a link never joins two incarnations of a name.
+        room_sid: RoomSid,
+        /// The asking host.
+        from: NodeId,
+    },
+    /// Node `from`'s answer to the offer of its link from this node.
+    Answer {
+        /// The room's incarnation.
+        room_sid: RoomSid,
+        /// The answering host.
+        from: NodeId,
+        /// The SDP answer.
+        sdp: String,
+    },
+    /// Node `from`'s participants as they are now, and, when the tracks it
+    /// sends changed, its link's new offer; the answer is
+    /// [`LinkReply::Answer`] to an offer, else [`LinkReply::Done`].
+    Update {
+        /// The room's incarnation.
+        room_sid: RoomSid,
+        /// The sending host.
+        from: NodeId,
+        /// Everyone connected there, with their tracks.
+        roster: Vec<ParticipantInfo>,
+        /// The link's new offer.
+        sdp: Option<String>,
+    },
+    /// Node `from` no longer hosts the room: its participants have left.
+    Close {
+        /// The room's incarnation.
+        room_sid: RoomSid,
+        /// The leaving host.
+        from: NodeId,
+    },
+}
+
+/// A host's answer to a [`LinkRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "link_reply", rename_all = "snake_case")]
+pub enum LinkReply {
+    /// The link's first offer, with the roster of the offering host and the
+    /// other hosts it knows (which the asking host links to as well).
+    Offer {
+        /// The SDP offer.
+        sdp: String,
+        /// Everyone connected to the offering host.
+        roster: Vec<ParticipantInfo>,
+        /// The room's other hosts.
+        hosts: Vec<NodeId>,
+    },
+    /// The SDP answer to an update's offer.
+    Answer {
+        /// The SDP answer.
+        sdp: String,
+    },
+    /// Taken.
+    Done,
+    /// Refused, and why (the room is not live here, or is another incarnation).
+    Refused {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Why a link message did not get through.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LinkError {
+    /// The node could not be reached, or did not answer in time.
+    #[error("node {node} cannot be reached: {message}")]
+    Unreachable {
+        /// The node.
+        node: NodeId,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Sends a room's hosts' messages to other nodes (over NATS in a cluster).
+#[async_trait]
+pub trait Interconnect: Send + Sync + 'static {
+    /// Sends `request` to `node` and waits for its reply.
+    async fn send(&self, node: NodeId, request: LinkRequest) -> Result<LinkReply, LinkError>;
+}
+
+/// A media node's side of [`LinkRequest`]s: what it does when another host asks.
+#[async_trait]
+pub trait RoomHosting: Send + Sync + 'static {
+    /// Handles `request` from another host.
+    async fn link(&self, request: LinkRequest) -> LinkReply;
+}

@@ -1,0 +1,279 @@
+//! The participants of a room's other hosts, as this node shows them.
+//!
+//! When a room spans nodes, each host sends the others its roster (its
+//! participants with their tracks) whenever it changes, and a relay link
+//! carries its tracks. Here a roster becomes what a local participant sees
+//! of anyone connected elsewhere: joins, leaves and updates, tracks
+//! published and unpublished, and subscriptions to the tracks once their
+//! media arrives over the link.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use switchboard_core::event::LeaveReason;
+use switchboard_core::room::{ParticipantInfo, TrackInfo};
+use switchboard_core::signal::ServerMessage;
+use switchboard_core::{NodeId, ParticipantSid, TrackSid};
+use tokio::sync::mpsc;
+
+use super::live::Room;
+use super::mailbox::Command;
+use crate::worker::TrackReceiver;
+
+/// The other hosts' participants and the tracks that arrived from them.
+#[derive(Default)]
+pub struct Remotes {
+    /// Each host's roster as it last sent it.
+    rosters: Mutex<HashMap<NodeId, Vec<ParticipantInfo>>>,
+    /// Relayed tracks whose media has arrived, by track sid.
+    arrived: Mutex<HashMap<TrackSid, Arc<TrackReceiver>>>,
+    /// Told when this host's own roster or tracks change.
+    changed: Mutex<Option<mpsc::UnboundedSender<()>>>,
+    /// Woken when a relayed track arrives.
+    arrivals: tokio::sync::Notify,
+    /// Set while this node makes its first links for the room.
+    settling: std::sync::atomic::AtomicBool,
+    /// Woken when they are made.
+    settled: tokio::sync::Notify,
+}
+
+impl Remotes {
+    /// Whether no other host has anyone.
+    pub fn is_empty(&self) -> bool {
+        self.rosters.lock().values().all(Vec::is_empty)
+    }
+
+    /// Everyone connected to the other hosts.
+    pub fn infos(&self) -> Vec<ParticipantInfo> {
+        self.rosters.lock().values().flatten().cloned().collect()
+    }
+
+    /// The other hosts' tracks whose media has arrived here, with their publishers.
+    pub fn tracks(&self) -> Vec<(ParticipantSid, TrackInfo, Arc<TrackReceiver>)> {
+        let arrived = self.arrived.lock();
+        self.rosters
+            .lock()
+            .values()
+            .flatten()
+            .flat_map(|p| {
+                p.tracks
+                    .iter()
+                    .filter_map(|t| arrived.get(&t.sid).map(|r| (p.sid, t.clone(), r.clone())))
+            })
+            .collect()
+    }
+
+    /// Marks the room as being linked to its other hosts (or done, with `false`).
+    pub fn set_settling(&self, settling: bool) {
+        self.settling
+            .store(settling, std::sync::atomic::Ordering::SeqCst);
+        if !settling {
+            self.settled.notify_waiters();
+        }
+    }
+
+    /// Waits until the room's first links here are made: a joiner then
+    /// sees the other hosts' participants and tracks from its first offer.
+    pub async fn settled(&self) {
+        loop {
+            let done = self.settled.notified();
+            if !self.settling.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            done.await;
+        }
+    }
+
+    /// Where to say that this host's participants or tracks changed.
+    pub fn on_change(&self, changed: mpsc::UnboundedSender<()>) {
+        *self.changed.lock() = Some(changed);
+    }
+
+    /// Says that this host's participants or tracks changed (nothing while
+    /// the room is on this node alone).
+    pub fn tell_hosts(&self) {
+        if let Some(changed) = self.changed.lock().as_ref() {
+            let _ = changed.send(());
+        }
+    }
+
+    /// Whether every track the other hosts announced has arrived here.
+    fn all_arrived(&self) -> bool {
+        let arrived = self.arrived.lock();
+        self.rosters
+            .lock()
+            .values()
+            .flatten()
+            .flat_map(|p| &p.tracks)
+            .all(|t| arrived.contains_key(&t.sid))
+    }
+
+    /// The publisher of `track` among the other hosts' participants.
+    fn publisher_of(&self, track: TrackSid) -> Option<(ParticipantSid, TrackInfo)> {
+        self.rosters.lock().values().flatten().find_map(|p| {
+            p.tracks
+                .iter()
+                .find(|t| t.sid == track)
+                .map(|t| (p.sid, t.clone()))
+        })
+    }
+}
+
+impl Room {
+    /// Takes host `node`'s roster: its participants join, change or leave
+    /// here as it says, their tracks are announced, and those whose media
+    /// has arrived are subscribed to.
+    pub async fn host_roster(&self, node: NodeId, roster: Vec<ParticipantInfo>) {
+        tracing::debug!(room = %self.name, %node, participants = roster.len(), "a host's roster");
+        let before = self
+            .remote
+            .rosters
+            .lock()
+            .insert(node, roster.clone())
+            .unwrap_or_default();
+        let old: HashMap<ParticipantSid, &ParticipantInfo> =
+            before.iter().map(|p| (p.sid, p)).collect();
+        let new: HashMap<ParticipantSid, &ParticipantInfo> =
+            roster.iter().map(|p| (p.sid, p)).collect();
+        for gone in before.iter().filter(|p| !new.contains_key(&p.sid)) {
+            for track in &gone.tracks {
+                self.end_relayed_track(gone.sid, track.sid);
+            }
+            for local in self.participants() {
+                local.signal(ServerMessage::ParticipantLeft {
+                    sid: gone.sid,
+                    identity: gone.identity.to_string(),
+                    reason: LeaveReason::ClientLeft,
+                });
+            }
+        }
+        for p in &roster {
+            match old.get(&p.sid) {
+                None => {
+                    for local in self.participants() {
+                        local.signal(ServerMessage::ParticipantJoined {
+                            participant: p.clone(),
+                        });
+                    }
+                }
+                Some(was) => {
+                    if (&was.name, &was.metadata, was.permissions)
+                        != (&p.name, &p.metadata, p.permissions)
+                    {
+                        for local in self.participants() {
+                            local.signal(ServerMessage::ParticipantUpdated {
+                                participant: p.clone(),
+                            });
+                        }
+                    }
+                    let ended = was
+                        .tracks
+                        .iter()
+                        .filter(|t| !p.tracks.iter().any(|n| n.sid == t.sid));
+                    for track in ended {
+                        self.end_relayed_track(p.sid, track.sid);
+                    }
+                }
+            }
+            let known: Vec<TrackSid> = old
+                .get(&p.sid)
+                .map(|w| w.tracks.iter().map(|t| t.sid).collect())
+                .unwrap_or_default();
+            for track in p.tracks.iter().filter(|t| !known.contains(&t.sid)) {
+                for local in self.participants() {
+                    local.signal(ServerMessage::TrackPublished {
+                        participant_sid: p.sid,
+                        cid: None,
+                        track: track.clone(),
+                    });
+                }
+                let arrived = self.remote.arrived.lock().get(&track.sid).cloned();
+                if let Some(receiver) = arrived {
+                    self.subscribe_everyone(p.sid, track, &receiver).await;
+                }
+            }
+        }
+    }
+
+    /// A relayed track's media arrived: everyone here who may subscribes.
+    pub async fn relayed_track(&self, track: TrackSid, receiver: Arc<TrackReceiver>) {
+        self.remote.arrived.lock().insert(track, receiver.clone());
+        self.remote.arrivals.notify_waiters();
+        if let Some((publisher, info)) = self.remote.publisher_of(track) {
+            self.subscribe_everyone(publisher, &info, &receiver).await;
+        }
+    }
+
+    /// Waits, up to `at_most`, until every track the other hosts announced
+    /// has arrived here: a first joiner then gets them in its first offer,
+    /// as in a room on one node, rather than one renegotiation per track
+    /// while its connection is still being set up.
+    pub async fn relayed_tracks_ready(&self, at_most: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + at_most;
+        loop {
+            let arrival = self.remote.arrivals.notified();
+            if self.remote.all_arrived() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, arrival).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A relayed track stopped arriving (its link closed).
+    pub fn relayed_track_ended(&self, track: TrackSid) {
+        self.remote.arrived.lock().remove(&track);
+    }
+
+    /// Host `node` is gone: its participants leave.
+    pub async fn host_gone(&self, node: NodeId) {
+        self.host_roster(node, Vec::new()).await;
+        self.remote.rosters.lock().remove(&node);
+    }
+
+    /// This host's own roster, as the other hosts are sent it.
+    pub fn local_roster(&self) -> Vec<ParticipantInfo> {
+        let mut roster: Vec<ParticipantInfo> = self
+            .participants()
+            .iter()
+            .filter(|p| !p.grants.recorder)
+            .map(|p| p.info())
+            .collect();
+        roster.sort_by_key(|p| p.sid);
+        roster
+    }
+
+    /// Subscribes every local participant that may to a relayed track.
+    async fn subscribe_everyone(
+        &self,
+        publisher: ParticipantSid,
+        info: &TrackInfo,
+        receiver: &Arc<TrackReceiver>,
+    ) {
+        for local in self.participants() {
+            if local.permissions().can_subscribe
+                && self.subscribe(&local, publisher, info, receiver).await
+            {
+                local.command(Command::Renegotiate);
+            }
+        }
+    }
+
+    /// Ends a relayed track for everyone here.
+    fn end_relayed_track(&self, publisher: ParticipantSid, track: TrackSid) {
+        self.remote.arrived.lock().remove(&track);
+        for local in self.participants() {
+            let sub = local.subscriptions.lock().remove(&track);
+            if let Some(sub) = sub {
+                sub.downtrack.close();
+                local.command(Command::Renegotiate);
+            }
+            local.signal(ServerMessage::TrackUnpublished {
+                participant_sid: publisher,
+                track_sid: track,
+            });
+        }
+    }
+}
