@@ -120,6 +120,12 @@ impl Upstream {
         self.peer.accept(answer).await
     }
 
+    /// Sends a data message of the room to the far end, on the link's
+    /// `_reliable` or `_lossy` channel: it delivers it to everyone there.
+    pub fn send_data(&self, reliable: bool, text: String) {
+        self.peer.send_data(reliable, text);
+    }
+
     /// The link's connection.
     pub fn peer(&self) -> &Peer {
         &self.peer

@@ -45,7 +45,8 @@ impl Room {
         let msg: Incoming = serde_json::from_slice(data)
             .map_err(|e| format!("data message is not {{topic?, payload}} JSON: {e}"))?;
         let out = serde_json::json!({ "from": from.identity.as_str(), "topic": msg.topic, "payload": msg.payload }).to_string();
-        deliver_data(self.others(from.sid), reliable, &out).await;
+        deliver_data(self.others(from.sid), reliable, &out);
+        self.remote.forward_data(reliable, &out);
         Ok(())
     }
 
@@ -59,13 +60,14 @@ impl Room {
         }
         let out =
             serde_json::json!({ "from": null, "topic": topic, "payload": payload }).to_string();
-        deliver_data(self.participants(), true, &out).await;
+        deliver_data(self.participants(), true, &out);
+        self.remote.forward_data(true, &out);
         Ok(())
     }
 }
 
 /// Sends `text` on each participant's reliable or lossy data channel.
-async fn deliver_data(to: Vec<Arc<Participant>>, reliable: bool, text: &str) {
+pub(super) fn deliver_data(to: Vec<Arc<Participant>>, reliable: bool, text: &str) {
     for p in to {
         // A connection without the server's data channels (WHIP, WHEP) drops it.
         p.subscriber.send_data(reliable, text.to_owned());

@@ -30,6 +30,8 @@ pub struct Remotes {
     arrived: Mutex<HashMap<TrackSid, Arc<TrackReceiver>>>,
     /// Told when this host's own roster or tracks change.
     changed: Mutex<Option<mpsc::UnboundedSender<()>>>,
+    /// Takes the data messages sent here to the other hosts (reliable or not, and the text).
+    data: Mutex<Option<mpsc::UnboundedSender<(bool, String)>>>,
     /// Woken when a relayed track arrives.
     arrivals: tokio::sync::Notify,
     /// Set while this node makes its first links for the room.
@@ -88,6 +90,19 @@ impl Remotes {
     /// Where to say that this host's participants or tracks changed.
     pub fn on_change(&self, changed: mpsc::UnboundedSender<()>) {
         *self.changed.lock() = Some(changed);
+    }
+
+    /// Where to send the data messages sent here, for the other hosts.
+    pub fn on_data(&self, data: mpsc::UnboundedSender<(bool, String)>) {
+        *self.data.lock() = Some(data);
+    }
+
+    /// Sends a data message sent here to the other hosts' participants too
+    /// (nothing while the room is on this node alone).
+    pub fn forward_data(&self, reliable: bool, text: &str) {
+        if let Some(data) = self.data.lock().as_ref() {
+            let _ = data.send((reliable, text.to_owned()));
+        }
     }
 
     /// Says that this host's participants or tracks changed (nothing while
@@ -220,6 +235,12 @@ impl Room {
                 return;
             }
         }
+    }
+
+    /// Delivers a data message another host's participant (or the server
+    /// there) sent to everyone here.
+    pub fn deliver_relayed_data(&self, reliable: bool, text: &str) {
+        super::data::deliver_data(self.participants(), reliable, text);
     }
 
     /// A relayed track stopped arriving (its link closed).

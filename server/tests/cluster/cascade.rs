@@ -102,13 +102,35 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
 
     // Someone in America publishes: Europe receives it over the other link.
     let (erin_token, _) = regional_token(&api, "global", "erin", "us-east").await;
-    let _erin = SdkPeer::start(&us, &erin_token, true);
+    let mut erin = SdkPeer::start(&us, &erin_token, true);
     alice
         .until("erin's video in Europe", |e| {
             (e["event"] == "frames" && e["video"].as_u64() > Some(20)).then_some(())
         })
         .await;
     assert_eq!(gauge(&us, "switchboard_relay_tracks").await, 2.0);
+
+    // Data messages reach everyone, on either side.
+    alice.data(r#"{"topic":"chat","payload":"hello from Europe"}"#);
+    for viewer in &mut viewers {
+        let text = viewer
+            .until("alice's message in America", |e| {
+                (e["event"] == "data").then(|| e["text"].as_str().unwrap_or("").to_owned())
+            })
+            .await;
+        let message: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            message,
+            json!({ "from": "alice", "topic": "chat", "payload": "hello from Europe" })
+        );
+    }
+    erin.data(r#"{"payload":"hello from America"}"#);
+    let text = alice
+        .until("erin's message in Europe", |e| {
+            (e["event"] == "data").then(|| e["text"].as_str().unwrap_or("").to_owned())
+        })
+        .await;
+    assert!(text.contains("hello from America"), "{text}");
 
     // One room: Europe's node lists everyone, wherever they connected.
     let (st, list) = send(api.dev(Method::GET, "/v1/rooms/global/participants")).await;

@@ -73,6 +73,12 @@ impl SdkPeer {
         writeln!(stdin, "{}", json!({ "send": msg })).unwrap();
     }
 
+    /// Sends `text` on its `_reliable` data channel (a publisher's).
+    pub fn data(&mut self, text: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{}", json!({ "data": text })).unwrap();
+    }
+
     /// The next event that `pick` accepts, keeping the frame counts current.
     pub async fn until<T>(&mut self, what: &str, mut pick: impl FnMut(&Value) -> Option<T>) -> T {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -9,8 +9,10 @@ receives. It prints one JSON line per event:
   {"event": "signal", "msg": {...}}     every server message, as received
   {"event": "frames", "video": N, "audio": N}   decoded so far, every 200 ms
   {"event": "state", "target": T, "state": S}   a connection's state change
+  {"event": "data", "label": L, "text": T}       a data message the server sent
 and takes one JSON line per command:
   {"send": {...}}   sends the message on the socket
+  {"data": TEXT}    sends TEXT on its `_reliable` data channel (publishers only)
   {"leave": true}   sends `leave`, closes and exits
 Standard input closing also ends it.
 """
@@ -45,6 +47,8 @@ class Peer:
         # Video frames decoded per received track, by the track's id.
         self.video_tracks = {}
         self.readers = []
+        # The publisher connection's `_reliable` channel, once publishing.
+        self.channel = None
 
     def pc(self, target):
         if target not in self.pcs:
@@ -53,6 +57,12 @@ class Peer:
             @pc.on("connectionstatechange")
             def on_state():
                 emit(event="state", target=target, state=pc.connectionState)
+
+            @pc.on("datachannel")
+            def on_datachannel(channel):
+                @channel.on("message")
+                def on_data(text):
+                    emit(event="data", label=channel.label, text=text)
 
             @pc.on("track")
             def on_track(track):
@@ -82,6 +92,7 @@ class Peer:
         ):
             pc.addTrack(track)
             await self.send({"type": "add_track", "cid": track.id, "kind": kind, "source": source})
+        self.channel = pc.createDataChannel("_reliable")
         await pc.setLocalDescription(await pc.createOffer())
         await self.send({"type": "offer", "sdp": pc.localDescription.sdp})
 
@@ -134,6 +145,8 @@ async def commands(peer):
         command = json.loads(line)
         if "send" in command:
             await peer.send(command["send"])
+        if "data" in command and peer.channel is not None:
+            peer.channel.send(command["data"])
         if command.get("leave"):
             await peer.send({"type": "leave"})
             return

@@ -81,6 +81,22 @@ impl RoomManager {
             Arc::downgrade(room),
             Arc::downgrade(&hosts),
         );
+        let (data, mut messages) = mpsc::unbounded_channel();
+        room.remote.on_data(data);
+        let links = Arc::downgrade(&hosts);
+        tokio::spawn(async move {
+            // Data messages ride the links' data channels, like the media.
+            while let Some((reliable, text)) = messages.recv().await {
+                let Some(hosts) = links.upgrade() else {
+                    return;
+                };
+                for host in hosts.links.lock().values() {
+                    if let Some(upstream) = &host.upstream {
+                        upstream.send_data(reliable, text.clone());
+                    }
+                }
+            }
+        });
         tokio::spawn(async move {
             while changes.recv().await.is_some() {
                 while changes.try_recv().is_ok() {}
@@ -520,6 +536,9 @@ async fn pump(
                 if let Ok(sid) = track.track.parse() {
                     room.relayed_track_ended(sid);
                 }
+            }
+            Event::Data { reliable, data, .. } => {
+                room.deliver_relayed_data(*reliable, &String::from_utf8_lossy(data));
             }
             Event::State(_, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) => {
                 tracing::warn!(room = %room.name, %node, "the link from a host of the room ended");
