@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::room::ParticipantInfo;
+use crate::signal::SpeakerLevel;
 use crate::{NodeId, ProjectId, RoomName, RoomSid};
 
 /// A message from one host of a room to another.
@@ -53,6 +54,16 @@ pub enum LinkRequest {
         roster: Vec<ParticipantInfo>,
         /// The link's new offer.
         sdp: Option<String>,
+    },
+    /// Who speaks on node `from` now, loudest first (sent when that
+    /// changes, and every second while anyone speaks).
+    Levels {
+        /// The room's incarnation.
+        room_sid: RoomSid,
+        /// The sending host.
+        from: NodeId,
+        /// Its speakers and their levels.
+        levels: Vec<SpeakerLevel>,
     },
     /// Node `from` no longer hosts the room: its participants have left.
     Close {

@@ -165,7 +165,18 @@ fn the_javascript_gate_admits_guests_and_refuses_others_in_real_browsers() {
             })
             .await;
             assert_eq!(count, "1");
-            let (_, inv) = send(s.dev(Method::GET, "/v1/functions/gate/invocations")).await;
+            // The event handler runs after the join, from the log: wait for it.
+            let inv = wait_for(|| async {
+                let (_, inv) = send(s.dev(Method::GET, "/v1/functions/gate/invocations")).await;
+                inv["data"]
+                    .as_array()
+                    .is_some_and(|all| {
+                        all.iter()
+                            .any(|i| i["trigger"] == "event" && i["outcome"] == "ok")
+                    })
+                    .then_some(inv)
+            })
+            .await;
             let triggers: Vec<(&str, &str)> = inv["data"]
                 .as_array()
                 .unwrap()

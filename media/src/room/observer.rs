@@ -30,6 +30,8 @@ const QUALITY_EVERY: u32 = 12;
 /// Observes `room` until it closes or is dropped.
 pub async fn run(room: Weak<Room>) {
     let mut speakers = SpeakerDetector::default();
+    // Who speaks here alone, for the room's other hosts.
+    let mut speaking_here = SpeakerDetector::default();
     let mut samples: HashMap<ParticipantSid, Sample> = HashMap::new();
     let mut qualities: HashMap<ParticipantSid, ConnectionQuality> = HashMap::new();
     let mut tick = tokio::time::interval(SPEAKER_TICK);
@@ -43,7 +45,11 @@ pub async fn run(room: Weak<Room>) {
         }
         let participants = room.participants();
         let now = Instant::now();
-        let levels = audio_levels(&participants).await;
+        let mut levels = audio_levels(&participants).await;
+        if let Some(here) = speaking_here.update(now, &levels) {
+            room.remote.share_levels(here);
+        }
+        levels.extend(room.remote.levels(now));
         if let Some(list) = speakers.update(now, &levels) {
             broadcast(
                 &participants,

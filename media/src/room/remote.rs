@@ -13,13 +13,16 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use switchboard_core::event::LeaveReason;
 use switchboard_core::room::{ParticipantInfo, TrackInfo};
-use switchboard_core::signal::ServerMessage;
+use switchboard_core::signal::{ServerMessage, SpeakerLevel};
 use switchboard_core::{NodeId, ParticipantSid, TrackSid};
 use tokio::sync::mpsc;
 
 use super::live::Room;
 use super::mailbox::Command;
 use crate::worker::TrackReceiver;
+
+/// How long another host's speakers count without news of them.
+pub const LEVELS_STALE: std::time::Duration = std::time::Duration::from_millis(2500);
 
 /// The other hosts' participants and the tracks that arrived from them.
 #[derive(Default)]
@@ -34,6 +37,10 @@ pub struct Remotes {
     data: Mutex<Option<mpsc::UnboundedSender<(bool, String)>>>,
     /// Woken when a relayed track arrives.
     arrivals: tokio::sync::Notify,
+    /// Each host's speakers as it last sent them, and when.
+    levels: Mutex<HashMap<NodeId, (std::time::Instant, Vec<SpeakerLevel>)>>,
+    /// Takes this host's speakers for the other hosts.
+    levels_out: Mutex<Option<mpsc::UnboundedSender<Vec<SpeakerLevel>>>>,
     /// Set while this node makes its first links for the room.
     settling: std::sync::atomic::AtomicBool,
     /// Woken when they are made.
@@ -90,6 +97,35 @@ impl Remotes {
     /// Where to say that this host's participants or tracks changed.
     pub fn on_change(&self, changed: mpsc::UnboundedSender<()>) {
         *self.changed.lock() = Some(changed);
+    }
+
+    /// Where to send this host's speakers, for the other hosts.
+    pub fn on_levels(&self, levels: mpsc::UnboundedSender<Vec<SpeakerLevel>>) {
+        *self.levels_out.lock() = Some(levels);
+    }
+
+    /// Sends who speaks here to the other hosts (nothing while the room is
+    /// on this node alone).
+    pub fn share_levels(&self, levels: Vec<SpeakerLevel>) {
+        if let Some(out) = self.levels_out.lock().as_ref() {
+            let _ = out.send(levels);
+        }
+    }
+
+    /// Takes host `node`'s speakers, heard at `now`.
+    pub fn set_levels(&self, node: NodeId, now: std::time::Instant, levels: Vec<SpeakerLevel>) {
+        self.levels.lock().insert(node, (now, levels));
+    }
+
+    /// The other hosts' speakers at `now`: a host heard from more than
+    /// [`LEVELS_STALE`] ago (it refreshes every second) counts as silent.
+    pub fn levels(&self, now: std::time::Instant) -> Vec<(ParticipantSid, f32)> {
+        self.levels
+            .lock()
+            .values()
+            .filter(|(at, _)| now.saturating_duration_since(*at) < LEVELS_STALE)
+            .flat_map(|(_, levels)| levels.iter().map(|l| (l.sid, l.level)))
+            .collect()
     }
 
     /// Where to send the data messages sent here, for the other hosts.
@@ -252,6 +288,7 @@ impl Room {
     pub async fn host_gone(&self, node: NodeId) {
         self.host_roster(node, Vec::new()).await;
         self.remote.rosters.lock().remove(&node);
+        self.remote.levels.lock().remove(&node);
     }
 
     /// This host's own roster, as the other hosts are sent it.

@@ -22,6 +22,17 @@ async fn regional_token(
     )
 }
 
+/// The session id of `identity` in room `global`, as the REST API lists it.
+async fn list_sid(api: &Server, identity: &str) -> String {
+    let (st, p) = send(api.dev(
+        Method::GET,
+        &format!("/v1/rooms/global/participants/{identity}"),
+    ))
+    .await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    p["sid"].as_str().unwrap().to_owned()
+}
+
 /// The value of the gauge `name` on `server`'s `/metrics`.
 async fn gauge(server: &Server, name: &str) -> f64 {
     let text = server
@@ -52,7 +63,7 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
     // Alice publishes in Europe: the room goes live there.
     let (alice_token, url) = regional_token(&api, "global", "alice", "eu-west").await;
     assert_eq!(url, rtc_url(&eu));
-    let mut alice = SdkPeer::start(&eu, &alice_token, true);
+    let mut alice = SdkPeer::start_speaking(&eu, &alice_token);
     alice
         .until("alice's video track", |e| {
             let m = &e["msg"];
@@ -109,6 +120,21 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
         })
         .await;
     assert_eq!(gauge(&us, "switchboard_relay_tracks").await, 2.0);
+
+    // Alice speaks in Europe: America hears who speaks.
+    let alice_sid = list_sid(&api, "alice").await;
+    for viewer in &mut viewers {
+        viewer
+            .until("alice among America's active speakers", |e| {
+                let m = &e["msg"];
+                (m["type"] == "active_speakers"
+                    && m["speakers"]
+                        .as_array()
+                        .is_some_and(|s| s.iter().any(|s| s["sid"] == alice_sid.as_str())))
+                .then_some(())
+            })
+            .await;
+    }
 
     // Data messages reach everyone, on either side.
     alice.data(r#"{"topic":"chat","payload":"hello from Europe"}"#);

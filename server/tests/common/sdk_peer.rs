@@ -50,16 +50,25 @@ impl SdkPeer {
 
     /// [`SdkPeer::start`] with ICE candidates on `host`, an address of the test's namespace.
     pub fn start_on(s: &Server, token: &str, publish: bool, host: &str) -> Self {
+        let args: &[&str] = if publish { &["--publish"] } else { &[] };
+        Self::spawn(s, token, args, host)
+    }
+
+    /// A publisher whose audio is a steady tone: the server hears it speak.
+    pub fn start_speaking(s: &Server, token: &str) -> Self {
+        Self::spawn(s, token, &["--publish", "--tone"], "127.0.0.1")
+    }
+
+    fn spawn(s: &Server, token: &str, args: &[&str], host: &str) -> Self {
         let url = format!(
             "{}/rtc?access_token={token}",
             s.base.replacen("http", "ws", 1)
         );
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/sdk_peer.py");
         let mut cmd = Command::new("python3");
-        cmd.args([script, &url]).env("SDK_PEER_HOST", host);
-        if publish {
-            cmd.arg("--publish");
-        }
+        cmd.args([script, &url])
+            .args(args)
+            .env("SDK_PEER_HOST", host);
         let (child, events) = spawn_peer(&mut cmd);
         Self {
             child,

@@ -1,10 +1,10 @@
 """A participant of the WebSocket signaling protocol (docs/signaling.md) on an
 independent WebRTC stack (aiortc), driven by a test over standard input.
 
-Usage: sdk_peer.py WS_URL [--publish]
+Usage: sdk_peer.py WS_URL [--publish [--tone]]
 
 With --publish it announces and publishes synthetic video and audio on its
-publisher connection. It answers every subscriber offer and decodes what it
+publisher connection: silence, or with --tone a steady tone (a speaker). It answers every subscriber offer and decodes what it
 receives. It prints one JSON line per event:
   {"event": "signal", "msg": {...}}     every server message, as received
   {"event": "frames", "video": N, "audio": N}   decoded so far, every 200 ms
@@ -24,6 +24,7 @@ import sys
 
 import aioice.ice
 import aiohttp
+import numpy
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from aiortc.sdp import candidate_from_sdp
@@ -32,6 +33,17 @@ from aiortc.sdp import candidate_from_sdp
 # address the test names.
 HOST = os.environ.get("SDK_PEER_HOST", "127.0.0.1")
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [HOST]
+
+
+class ToneTrack(AudioStreamTrack):
+    """A steady 440 Hz tone at about -12 dBov, which the server hears as speech."""
+
+    async def recv(self):
+        frame = await super().recv()
+        t = (numpy.arange(frame.samples) + frame.pts) / frame.sample_rate
+        tone = (numpy.sin(2 * numpy.pi * 440 * t) * 8000).astype(numpy.int16)
+        frame.planes[0].update(tone.tobytes())
+        return frame
 
 
 def emit(**event):
@@ -84,11 +96,11 @@ class Peer:
     async def send(self, msg):
         await self.ws.send_str(json.dumps(msg))
 
-    async def publish(self, video=None):
+    async def publish(self, video=None, tone=False):
         pc = self.pc("publisher")
         for track, kind, source in (
             (video or VideoStreamTrack(), "video", "camera"),
-            (AudioStreamTrack(), "audio", "microphone"),
+            (ToneTrack() if tone else AudioStreamTrack(), "audio", "microphone"),
         ):
             pc.addTrack(track)
             await self.send({"type": "add_track", "cid": track.id, "kind": kind, "source": source})
@@ -158,7 +170,7 @@ async def report(peer):
         emit(event="frames", **peer.frames)
 
 
-async def main(url, publish):
+async def main(url, publish, tone):
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url) as ws:
             peer = Peer(ws)
@@ -171,7 +183,7 @@ async def main(url, publish):
                     emit(event="signal", msg=msg)
                     await peer.on_message(msg)
                     if msg.get("type") == "join" and publish:
-                        await peer.publish()
+                        await peer.publish(tone=tone)
 
             tasks = [asyncio.ensure_future(t) for t in (receive(), commands(peer), report(peer))]
             done, _ = await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
@@ -186,4 +198,4 @@ async def main(url, publish):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], "--publish" in sys.argv[2:]))
+    asyncio.run(main(sys.argv[1], "--publish" in sys.argv[2:], "--tone" in sys.argv[2:]))

@@ -81,6 +81,34 @@ impl RoomManager {
             Arc::downgrade(room),
             Arc::downgrade(&hosts),
         );
+        let (levels, mut speakers) = mpsc::unbounded_channel();
+        room.remote.on_levels(levels);
+        let (who, sid, node, interconnect) = (
+            Arc::downgrade(&hosts),
+            room.sid,
+            self.node,
+            self.interconnect(),
+        );
+        tokio::spawn(async move {
+            let Some(interconnect) = interconnect else {
+                return;
+            };
+            while let Some(levels) = speakers.recv().await {
+                let Some(hosts) = who.upgrade() else {
+                    return;
+                };
+                for host in hosts.nodes() {
+                    let message = LinkRequest::Levels {
+                        room_sid: sid,
+                        from: node,
+                        levels: levels.clone(),
+                    };
+                    if let Err(e) = interconnect.send(host, message).await {
+                        tracing::debug!(error = %e, "cannot tell a host who speaks");
+                    }
+                }
+            }
+        });
         let (data, mut messages) = mpsc::unbounded_channel();
         room.remote.on_data(data);
         let links = Arc::downgrade(&hosts);
@@ -438,6 +466,17 @@ impl RoomManager {
                     },
                     None => refused(format!("no link from {from}")),
                 }
+            }
+            LinkRequest::Levels {
+                room_sid,
+                from,
+                levels,
+            } => {
+                if let Some((room, _)) = self.hosted(room_sid) {
+                    room.remote
+                        .set_levels(from, std::time::Instant::now(), levels);
+                }
+                LinkReply::Done
             }
             LinkRequest::Close { room_sid, from } => {
                 if let Some((room, hosts)) = self.hosted(room_sid) {
