@@ -69,10 +69,7 @@ impl Upstream {
             return Ok(false);
         }
         let downtrack = DownTrack::new(track.clone(), self.id, mime);
-        let msid = Msid {
-            stream: publisher.to_string(),
-            track: track.track_sid.to_string(),
-        };
+        let msid = Msid::of(publisher, track.track_sid);
         downtrack
             .attach(Output::Peer(self.peer.id(), Some(msid)))
             .await?;

@@ -507,10 +507,7 @@ impl Room {
             .ok_or_else(|| MediaError::Protocol(format!("codec {mime} is not forwarded")))?;
         let downtrack = DownTrack::new(receiver.clone(), subscriber.sid, mime);
         // The SDK reads who publishes the track, and which track it is, from its msid.
-        let msid = Msid {
-            stream: publisher.to_string(),
-            track: info.sid.to_string(),
-        };
+        let msid = Msid::of(publisher, info.sid);
         downtrack
             .attach(Output::Peer(subscriber.subscriber.id(), Some(msid)))
             .await?;

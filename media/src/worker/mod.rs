@@ -27,7 +27,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use switchboard_core::ParticipantSid;
+use switchboard_core::{ParticipantSid, TrackSid};
 use tokio::sync::oneshot;
 
 use crate::peer::config::{Direction, RtcConfig};
@@ -84,6 +84,17 @@ pub struct Msid {
     pub stream: String,
     /// The track's id.
     pub track: String,
+}
+
+impl Msid {
+    /// How `track`, published by `publisher`, is named wherever it is
+    /// forwarded: to a subscriber, or over a relay link to another node.
+    pub fn of(publisher: ParticipantSid, track: TrackSid) -> Self {
+        Self {
+            stream: publisher.to_string(),
+            track: track.to_string(),
+        }
+    }
 }
 
 /// A change to one subscriber's copy of a track.

@@ -54,6 +54,23 @@ impl Hosts {
     fn nodes(&self) -> Vec<NodeId> {
         self.links.lock().keys().copied().collect()
     }
+
+    /// The link sending this node's tracks to `node`.
+    fn upstream(&self, node: NodeId) -> Option<Arc<Upstream>> {
+        self.links.lock().get(&node)?.upstream.clone()
+    }
+
+    /// The link bringing `node`'s tracks here.
+    fn downstream(&self, node: NodeId) -> Option<Arc<Downstream>> {
+        self.links.lock().get(&node)?.downstream.clone()
+    }
+
+    /// `node` answered the upstream link's last offer: the next may go.
+    fn answered(&self, node: NodeId) {
+        if let Some(h) = self.links.lock().get_mut(&node) {
+            h.answered = true;
+        }
+    }
 }
 
 impl RoomManager {
@@ -287,11 +304,7 @@ impl RoomManager {
             };
             match interconnect.send(node, update).await {
                 Ok(LinkReply::Answer { sdp }) => match upstream.accept(&sdp).await {
-                    Ok(()) => {
-                        if let Some(h) = hosts.links.lock().get_mut(&node) {
-                            h.answered = true;
-                        }
-                    }
+                    Ok(()) => hosts.answered(node),
                     Err(e) => {
                         tracing::warn!(room = %room.name, error = %e, "a host's answer was refused")
                     }
@@ -423,20 +436,13 @@ impl RoomManager {
                 let Some((room, hosts)) = self.hosted(room_sid) else {
                     return refused(format!("room {room_sid} is not live here"));
                 };
-                let upstream = hosts
-                    .links
-                    .lock()
-                    .get(&from)
-                    .and_then(|h| h.upstream.clone());
-                let Some(upstream) = upstream else {
+                let Some(upstream) = hosts.upstream(from) else {
                     return refused(format!("no link to {from}"));
                 };
                 if let Err(e) = upstream.accept(&sdp).await {
                     return refused(format!("the answer was refused: {e}"));
                 }
-                if let Some(h) = hosts.links.lock().get_mut(&from) {
-                    h.answered = true;
-                }
+                hosts.answered(from);
                 // What changed while the link was being made goes now.
                 room.remote.tell_hosts();
                 LinkReply::Done
@@ -454,12 +460,7 @@ impl RoomManager {
                 let Some(sdp) = sdp else {
                     return LinkReply::Done;
                 };
-                let downstream = hosts
-                    .links
-                    .lock()
-                    .get(&from)
-                    .and_then(|h| h.downstream.clone());
-                match downstream {
+                match hosts.downstream(from) {
                     Some(d) => match d.answer(&sdp).await {
                         Ok(sdp) => LinkReply::Answer { sdp },
                         Err(e) => refused(format!("cannot answer: {e}")),
