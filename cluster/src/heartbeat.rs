@@ -13,13 +13,22 @@ use tokio::task::JoinHandle;
 /// Reads what this node carries now (zero on a node without media).
 pub type LoadSource = Arc<dyn Fn() -> NodeLoad + Send + Sync>;
 
-/// Registers `node` and records a heartbeat with its load every `interval`
-/// until the task is aborted.
+/// Reads how many participants this node carries, cheaply.
+pub type ParticipantCount = Arc<dyn Fn() -> u32 + Send + Sync>;
+
+/// How often the participant count is read between heartbeats: when it
+/// changed, the heartbeat goes at once, so placement sees a node fill up
+/// (a broadcast's viewers arrive faster than one a heartbeat).
+const COUNT_POLL: Duration = Duration::from_millis(200);
+
+/// Registers `node` and records a heartbeat with its load every `interval`,
+/// and as soon as its participant count changes, until the task is aborted.
 pub async fn start(
     store: Store,
     clock: Arc<dyn Clock>,
     node: NodeRegistration,
     load: LoadSource,
+    participants: ParticipantCount,
     interval: Duration,
 ) -> Result<JoinHandle<()>, StoreError> {
     store.nodes().register(&node, clock.now()).await?;
@@ -28,10 +37,23 @@ pub async fn start(
         async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut poll = tokio::time::interval(COUNT_POLL);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut warned_dead = false;
+            let mut reported = None;
             loop {
-                tick.tick().await;
-                match store.nodes().heartbeat(node.id, &load(), clock.now()).await {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = poll.tick() => {
+                        if reported == Some(participants()) {
+                            continue;
+                        }
+                        tick.reset();
+                    }
+                }
+                let load = load();
+                reported = Some(load.participants);
+                match store.nodes().heartbeat(node.id, &load, clock.now()).await {
                     Ok(true) => {}
                     Ok(false) if !warned_dead => {
                         warned_dead = true;

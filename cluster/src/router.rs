@@ -4,7 +4,8 @@
 //! A room goes to its preferred region: the region it was created with, else
 //! the region of the dead node it was on, else the token's hint. A token
 //! for a room already live names a node of the token's own region when
-//! there is one, and the room spans both nodes. Only when no
+//! there is one, and the room spans both nodes; so does a token for a room
+//! whose node is full, naming another node of that region. Only when no
 //! node there can take it does it go to the least-loaded node elsewhere;
 //! for a project pinned to regions, only in those.
 
@@ -96,6 +97,21 @@ impl RoomRouter for Router {
                         {
                             return Ok(near.clone());
                         }
+                    }
+                }
+                // A node at capacity takes no more of the room: another
+                // node of its region hosts it too, fed over a relay link, so
+                // a broadcast's audience spreads over the region's nodes.
+                // (A draining node keeps its rooms whole.)
+                if self.rules.is_full(&node.load) {
+                    if let Ok(other) = choose(
+                        &running,
+                        std::slice::from_ref(&node.region),
+                        now,
+                        &self.rules,
+                    ) {
+                        tracing::debug!(%project, room = %room, full = %node.id, node_id = %other.id, "the room's node is full: it spans another");
+                        return Ok(other.clone());
                     }
                 }
                 return Ok(node.clone());

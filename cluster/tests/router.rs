@@ -149,6 +149,31 @@ async fn draining_and_overloaded_nodes_take_no_new_rooms_but_keep_theirs(b: Back
         .is_none());
 }
 
+async fn a_full_nodes_room_spans_another_node_of_its_region(b: Backend) {
+    let c = Cluster::new(b).await;
+    let origin = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
+    assert_eq!(c.route("show", Some("eu-west")).await.unwrap(), origin);
+    let edge = c.node(NodeRole::Media, "eu-west", 5, 0.1).await;
+    let _far = c.node(NodeRole::Media, "us-east", 0, 0.0).await;
+    // Under capacity, the room's node takes its next participant.
+    c.report(origin, 1_999, 0.2).await;
+    assert_eq!(c.route("show", Some("eu-west")).await.unwrap(), origin);
+    // Full of participants or CPU, the next one goes to another node of its
+    // region (which hosts the room too), not to the idle node elsewhere.
+    c.report(origin, 2_000, 0.2).await;
+    assert_eq!(c.route("show", Some("eu-west")).await.unwrap(), edge);
+    assert_eq!(c.route("show", None).await.unwrap(), edge);
+    c.report(origin, 10, 0.9).await;
+    assert_eq!(c.route("show", None).await.unwrap(), edge);
+    // The room stays placed on its first node.
+    let show = RoomName::new("show").unwrap();
+    let placed = c.store.nodes().placement(c.project, &show).await.unwrap();
+    assert_eq!(placed.map(|n| n.id), Some(origin));
+    // With the region's other nodes full too, the room's node takes them.
+    c.report(edge, 2_000, 0.1).await;
+    assert_eq!(c.route("show", Some("eu-west")).await.unwrap(), origin);
+}
+
 async fn a_dead_nodes_rooms_move_to_a_healthy_node_in_the_same_region(b: Backend) {
     let c = Cluster::new(b).await;
     let doomed = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
@@ -356,6 +381,7 @@ on_both_backends!(
     a_new_room_goes_to_the_least_loaded_node_of_its_region,
     a_rooms_own_region_beats_the_tokens_hint,
     draining_and_overloaded_nodes_take_no_new_rooms_but_keep_theirs,
+    a_full_nodes_room_spans_another_node_of_its_region,
     a_dead_nodes_rooms_move_to_a_healthy_node_in_the_same_region,
     a_lost_nodes_rooms_restart_once_with_their_settings,
     a_pinned_projects_rooms_stay_in_its_regions,

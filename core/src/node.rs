@@ -286,6 +286,22 @@ pub struct PlacementRules {
     pub capacity: Capacity,
 }
 
+impl PlacementRules {
+    /// Whether `node` can take more participants at `now`: a live, undrained
+    /// media node under its CPU and participant capacity.
+    pub fn can_take(&self, node: &NodeInfo, now: DateTime<Utc>) -> bool {
+        node.role.hosts_media()
+            && node.draining_since.is_none()
+            && node.is_alive(now, self.dead_after)
+            && !self.is_full(&node.load)
+    }
+
+    /// Whether a node carrying `load` is at its CPU or participant capacity.
+    pub fn is_full(&self, load: &NodeLoad) -> bool {
+        load.cpu >= self.capacity.max_cpu || load.participants >= self.capacity.max_participants
+    }
+}
+
 /// Why no node could take a room.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlacementError {
@@ -322,13 +338,7 @@ pub fn choose<'a>(
     now: DateTime<Utc>,
     rules: &PlacementRules,
 ) -> Result<&'a NodeInfo, PlacementError> {
-    let fits = |n: &&NodeInfo| {
-        n.role.hosts_media()
-            && n.draining_since.is_none()
-            && n.is_alive(now, rules.dead_after)
-            && n.load.cpu < rules.capacity.max_cpu
-            && n.load.participants < rules.capacity.max_participants
-    };
+    let fits = |n: &&NodeInfo| rules.can_take(n, now);
     let least_loaded = |candidates: Vec<&'a NodeInfo>| {
         candidates.into_iter().min_by(|a, b| {
             load_score(&a.load, &rules.capacity)

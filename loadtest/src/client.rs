@@ -142,6 +142,27 @@ impl SimParticipant {
         publish: Option<PublishSpec>,
         epoch: Epoch,
     ) -> Result<Self, LoadtestError> {
+        let received = Received::default();
+        Self::join_into(
+            identity, ws_url, token, rtc, receivers, publish, epoch, received,
+        )
+        .await
+    }
+
+    /// [`SimParticipant::join`], counting what it receives into `received`
+    /// (a participant that lost its node and joined again keeps its
+    /// statistics, so the outage counts as loss).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn join_into(
+        identity: String,
+        ws_url: &str,
+        token: &str,
+        rtc: &RtcConfig,
+        receivers: &Subscribers,
+        publish: Option<PublishSpec>,
+        epoch: Epoch,
+        received: Received,
+    ) -> Result<Self, LoadtestError> {
         let url = format!("{ws_url}?access_token={token}");
         let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
@@ -166,7 +187,6 @@ impl SimParticipant {
         });
 
         let (pc_tx, pc_rx) = mpsc::unbounded_channel();
-        let received: Received = Arc::default();
         let measure = Measure {
             received: received.clone(),
             epoch,
@@ -279,6 +299,11 @@ impl SimParticipant {
             senders: Vec::new(),
             stop,
         })
+    }
+
+    /// Whether its signaling socket is still open (it closes when the node is lost).
+    pub fn is_connected(&self) -> bool {
+        !self.signaling.is_finished()
     }
 
     /// Starts sending synthetic media on every published track.

@@ -18,6 +18,7 @@ pub mod client;
 pub mod clock;
 pub mod janus;
 pub mod peer;
+pub mod reconnect;
 pub mod report;
 pub mod stats;
 pub mod subscriber;
@@ -109,6 +110,10 @@ pub struct Config {
     pub join_concurrency: usize,
     /// The server's process id, to read its CPU time while media flows (same machine only).
     pub server_pid: Option<u32>,
+    /// A media node's `/metrics` URL, to read the datagrams it sends while media flows.
+    pub server_metrics_url: Option<String>,
+    /// Subscribers whose node is lost join again (through a new token), as the SDK does.
+    pub reconnect: bool,
 }
 
 impl Config {
@@ -219,26 +224,66 @@ pub async fn run(config: Config) -> Result<Report, LoadtestError> {
     }
     tracing::info!(publishers = publishers.len(), "publishers sending");
 
-    let subscribers = join_subscribers(&config, epoch, |i| {
+    let join = |identity: String, received: client::Received| {
         let (http, config, rtc, receivers) = (&http, &config, &rtc, &receivers);
         async move {
-            let identity = format!("lt-sub-{run_id}-{i}");
             let t = token(http, config, &identity, false).await?;
-            SimParticipant::join(identity, &t.url, &t.token, rtc, receivers, None, epoch).await
+            let p = SimParticipant::join_into(
+                identity, &t.url, &t.token, rtc, receivers, None, epoch, received,
+            )
+            .await?;
+            Ok::<_, LoadtestError>((p, t.url))
         }
+    };
+    let subscribers = join_subscribers(&config, epoch, |i| {
+        join(format!("lt-sub-{run_id}-{i}"), client::Received::default())
     })
     .await?;
     tracing::info!(subscribers = subscribers.len(), "subscribers joined");
 
     let received: Vec<_> = subscribers
         .iter()
-        .map(|(s, started)| (s.received.clone(), *started))
+        .map(|((s, _), started)| (s.received.clone(), *started))
         .collect();
-    let report = measure(&config, &mut publishers, &received).await;
+    let identities: Vec<String> = subscribers
+        .iter()
+        .map(|((s, _), _)| s.identity.clone())
+        .collect();
+    let mut nodes = std::collections::BTreeMap::new();
+    for ((_, url), _) in &subscribers {
+        *nodes.entry(url.clone()).or_insert(0) += 1;
+    }
+    // With `reconnect`, each subscriber is watched while media flows.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let moves = std::sync::Mutex::new(Vec::new());
+    let watched = subscribers.into_iter().map(|((s, url), _)| {
+        let (stopped, moves, join) = (stopped.clone(), &moves, &join);
+        async move {
+            if !config.reconnect {
+                return Some(s);
+            }
+            reconnect::supervise(s, url, join, stopped, moves).await
+        }
+    });
+    let measured = async {
+        let report = measure(&config, &mut publishers, &received).await;
+        let _ = stop.send(true);
+        report
+    };
+    let (mut report, remaining) = tokio::join!(measured, futures::future::join_all(watched));
+    report.nodes = nodes;
+    report.reconnects = moves.into_inner().unwrap_or_else(|p| p.into_inner());
+    // The worst loss of a subscriber that stayed where it joined.
+    report.worst_subscriber_loss_pct = received
+        .iter()
+        .zip(&identities)
+        .filter(|(_, id)| !report.reconnects.iter().any(|m| &m.identity == *id))
+        .map(|((r, _), _)| report::subscriber_loss_pct(r, &report.tracks))
+        .fold(0.0, f64::max);
     for p in publishers {
         p.leave().await;
     }
-    for (s, _) in subscribers {
+    for s in remaining.into_iter().flatten() {
         s.leave().await;
     }
     Ok(report)
@@ -311,9 +356,13 @@ async fn measure<P: Publisher>(
             .and_then(|pid| switchboard_media::load::cpu_seconds(&pid.to_string(), false))
     };
     let cpu_before = server_cpu();
+    let sent_before = datagrams_sent(config).await;
     tokio::time::sleep(config.duration).await;
     // Everyone joined and sending: what the server spends here is forwarding.
     let steady = cpu_before.zip(server_cpu()).map(|(a, b)| b - a);
+    let sent = sent_before
+        .zip(datagrams_sent(config).await)
+        .map(|(a, b)| (b - a) / config.duration.as_secs_f64());
     let mut tracks = Vec::new();
     for p in publishers.iter_mut() {
         let identity = p.identity().to_owned();
@@ -328,7 +377,22 @@ async fn measure<P: Publisher>(
     let mut report = Report::build(config, measured_from.elapsed(), &tracks, subscribers);
     report.server_cpu =
         steady.map(|cpu_s| report::ServerCpu::over(cpu_s, config.duration, &report));
+    report.server_datagrams_per_s = sent;
     report
+}
+
+/// The datagrams the node at `server_metrics_url` has sent, from its
+/// `switchboard_media_datagrams_sent_total` (none without the URL, or when
+/// it cannot be read).
+async fn datagrams_sent(config: &Config) -> Option<f64> {
+    let url = config.server_metrics_url.as_ref()?;
+    let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix("switchboard_media_datagrams_sent_total ")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// The loops that drive a run's subscriber connections: one per core, as

@@ -1,6 +1,7 @@
 //! The outcome of a run: one line per published track, summed over its
 //! subscribers, plus join times and totals; printed as a table or as JSON.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use serde::Serialize;
 use switchboard_core::event::TrackKind;
 
 use crate::client::{PublishedTrack, Received};
+use crate::reconnect::Reconnect;
 use crate::stats::{aggregate, StreamStats, StreamSummary};
 use crate::Config;
 
@@ -38,6 +40,15 @@ pub struct Report {
     pub received_packets_per_s: f64,
     /// What the server spent while everyone was joined and media flowed (with `--server-pid`).
     pub server_cpu: Option<ServerCpu>,
+    /// Datagrams per second the node sent meanwhile (with `--server-metrics-url`).
+    pub server_datagrams_per_s: Option<f64>,
+    /// How many subscribers joined through each node (by signaling URL).
+    pub nodes: BTreeMap<String, usize>,
+    /// The largest loss of one subscriber, all its streams together, among
+    /// those that stayed on the node they joined.
+    pub worst_subscriber_loss_pct: f64,
+    /// Subscribers that lost their node and joined again (with `--reconnect`).
+    pub reconnects: Vec<Reconnect>,
 }
 
 /// The server's CPU time over the steady part of a run.
@@ -188,8 +199,35 @@ impl Report {
             received_mbps,
             received_packets_per_s,
             server_cpu: None,
+            server_datagrams_per_s: None,
+            nodes: BTreeMap::new(),
+            worst_subscriber_loss_pct: 0.0,
+            reconnects: Vec::new(),
         }
     }
+}
+
+/// The loss of one subscriber over every track in `tracks` it received,
+/// all streams together, in percent of what it should have received from
+/// its first packet of each (a stream never received counts in
+/// [`Report::missing_streams`] instead).
+pub fn subscriber_loss_pct(received: &Received, tracks: &[TrackReport]) -> f64 {
+    let streams = received.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut lost, mut expected) = (0, 0);
+    for track in tracks {
+        if let Some(st) = streams.get(&track.track_sid) {
+            let summary = st
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .summary(track.sent_packets);
+            lost += summary.lost;
+            expected += summary.expected;
+        }
+    }
+    if expected == 0 {
+        return 0.0;
+    }
+    lost as f64 * 100.0 / expected as f64
 }
 
 impl fmt::Display for Report {
@@ -236,7 +274,28 @@ impl fmt::Display for Report {
             self.join_ms.p50,
             self.join_ms.p95,
             self.join_ms.max
-        )
+        )?;
+        if self.nodes.len() > 1 {
+            let per: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|(u, n)| format!("{u}: {n}"))
+                .collect();
+            writeln!(f, "subscribers per node: {}", per.join(", "))?;
+        }
+        if !self.reconnects.is_empty() {
+            let slowest = self
+                .reconnects
+                .iter()
+                .map(|m| m.receiving_again_ms.unwrap_or(f64::INFINITY))
+                .fold(0.0, f64::max);
+            writeln!(
+                f,
+                "{} subscriber(s) lost their node and joined again; the slowest received again after {slowest:.0} ms",
+                self.reconnects.len()
+            )?;
+        }
+        Ok(())
     }
 }
 

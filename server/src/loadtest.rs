@@ -52,6 +52,12 @@ pub struct LoadtestArgs {
     /// The server's process id on this machine: its CPU time while media flows goes in the report.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// A media node's `/metrics` URL: the datagrams it sends while media flows go in the report.
+    #[arg(long)]
+    server_metrics_url: Option<String>,
+    /// Subscribers whose node is lost ask for a new token and join again, as the SDK does.
+    #[arg(long)]
+    reconnect: bool,
     /// Write the JSON summary to this file (`-` prints it instead of the table).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -83,6 +89,8 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         bind_ip: args.bind_ip,
         join_concurrency: args.join_concurrency,
         server_pid: args.server_pid,
+        server_metrics_url: args.server_metrics_url,
+        reconnect: args.reconnect,
     };
     let report = switchboard_loadtest::run(config).await?;
     let json = serde_json::to_string_pretty(&report)?;

@@ -186,6 +186,10 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
             url: public_url.clone(),
         },
         load,
+        {
+            let rooms = rooms.clone();
+            Arc::new(move || rooms.participant_count())
+        },
         HEARTBEAT_INTERVAL,
     )
     .await
@@ -194,6 +198,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     if nats.is_none() {
         rooms.set_standalone();
     }
+    rooms.set_capacity(capacity);
     let directory = Arc::new(switchboard_cluster::ClusterDirectory::new(
         store.clone(),
         nats.clone(),
@@ -232,6 +237,9 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<()> {
     let mut workers = vec![heartbeat];
     if role.serves_api() {
         workers.extend(webhooks.start());
+    }
+    if role.hosts_media() {
+        workers.push(switchboard_media::load::export_counters());
     }
     if let Some(client) = nats.as_ref().filter(|_| role.hosts_media()) {
         // A room may span this node and nodes of other regions.

@@ -147,6 +147,11 @@ impl Room {
             .cloned()
     }
 
+    /// How many participants are connected here (not counting other hosts').
+    pub fn participant_count(&self) -> usize {
+        self.participants.lock().len()
+    }
+
     /// Whether nobody is in the room, here or on its other hosts.
     pub fn is_empty(&self) -> bool {
         self.participants.lock().is_empty() && self.remote.is_empty()

@@ -194,6 +194,15 @@ pub struct Outbox {
     joined: Vec<u8>,
 }
 
+/// Datagrams every port of this process handed to the kernel.
+static DATAGRAMS_SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many datagrams this process's media ports sent so far, all workers
+/// together (counted once a send, not once a datagram).
+pub fn datagrams_sent() -> u64 {
+    DATAGRAMS_SENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What [`Port::send_all`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
@@ -289,6 +298,7 @@ impl Port {
         }
         sent += self.send_batches(&datagrams[singles..], iovecs, headers);
         datagrams.clear();
+        DATAGRAMS_SENT.fetch_add(sent.datagrams as u64, std::sync::atomic::Ordering::Relaxed);
         sent
     }
 

@@ -7,7 +7,7 @@ use common::sdk_peer::SdkPeer;
 
 /// A token for `identity` in `room`, asked for from `region`, and the node
 /// it names.
-async fn regional_token(
+pub(super) async fn regional_token(
     via: &Server,
     room: &str,
     identity: &str,
@@ -34,7 +34,7 @@ async fn list_sid(api: &Server, identity: &str) -> String {
 }
 
 /// The value of the gauge `name` on `server`'s `/metrics`.
-async fn gauge(server: &Server, name: &str) -> f64 {
+pub(super) async fn gauge(server: &Server, name: &str) -> f64 {
     let text = server
         .request(Method::GET, "/metrics")
         .send()

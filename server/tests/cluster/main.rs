@@ -9,6 +9,7 @@
 //! region with the same token, and the log records the lost session and
 //! room), and a room whose node stops answering.
 
+mod broadcast;
 mod cascade;
 #[path = "../common/mod.rs"]
 mod common;

@@ -79,6 +79,9 @@ pub struct RoomManager {
     interconnect: parking_lot::RwLock<Option<Arc<dyn switchboard_core::cascade::Interconnect>>>,
     /// The links of the rooms live here that span nodes.
     hosting: Mutex<HashMap<switchboard_core::RoomSid, Arc<cascade::Hosts>>>,
+    /// Past this, a node of the deployment takes no more participants: a
+    /// room on a full node of this region is hosted here too.
+    capacity: parking_lot::RwLock<switchboard_core::node::Capacity>,
     /// This manager, for the tasks it starts.
     me: std::sync::Weak<RoomManager>,
 }
@@ -107,6 +110,7 @@ impl RoomManager {
             recordings_done: Mutex::new(Vec::new()),
             interconnect: parking_lot::RwLock::new(None),
             hosting: Mutex::new(HashMap::new()),
+            capacity: parking_lot::RwLock::new(Default::default()),
             me: me.clone(),
         })
     }
@@ -359,6 +363,17 @@ impl RoomManager {
             }
         }
         load
+    }
+
+    /// The participants connected here, in every live room.
+    pub fn participant_count(&self) -> u32 {
+        let count: usize = self
+            .rooms()
+            .iter()
+            .filter(|r| !r.is_closed())
+            .map(|r| r.participant_count())
+            .sum();
+        u32::try_from(count).unwrap_or(u32::MAX)
     }
 
     /// Every live room (for metrics and shutdown).

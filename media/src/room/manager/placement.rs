@@ -1,6 +1,6 @@
 //! Which node hosts a room: this node claims a room in the registry before it goes live.
 
-use switchboard_core::node::{dead_after, PlacementError};
+use switchboard_core::node::{dead_after, Capacity, PlacementError, PlacementRules};
 use switchboard_core::{NodeId, ProjectId, RoomName};
 use switchboard_store::StoreError;
 
@@ -13,10 +13,16 @@ impl RoomManager {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Sets the capacity of the deployment's nodes (`[placement]`): a room
+    /// whose node is past it is hosted here too.
+    pub fn set_capacity(&self, capacity: Capacity) {
+        *self.capacity.write() = capacity;
+    }
+
     /// Makes this node the room's host in the registry, unless another live
-    /// node hosts it: in another region (with other nodes reachable) this
-    /// node hosts it too, and that node is returned; in this region the
-    /// joiner was sent to the wrong node.
+    /// node hosts it: in another region, or full (with other nodes
+    /// reachable), this node hosts it too, and that node is returned; else
+    /// the joiner was sent to the wrong node.
     pub(super) async fn claim_placement(
         &self,
         project: ProjectId,
@@ -41,7 +47,12 @@ impl RoomManager {
                     .await
                     .map_err(RoomLookupError::Store)?
                     .map(|me| me.region);
-                if self.interconnect().is_some() && here.is_some_and(|r| r != n.region) {
+                let rules = PlacementRules {
+                    dead_after: dead_after(),
+                    capacity: *self.capacity.read(),
+                };
+                let spans = here.is_some_and(|r| r != n.region) || rules.is_full(&n.load);
+                if self.interconnect().is_some() && spans {
                     return Ok(Some(n.id));
                 }
                 return Err(RoomLookupError::Elsewhere(n.url));
