@@ -13,9 +13,10 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::directory::ParticipantUpdate;
 use crate::room::ParticipantInfo;
 use crate::signal::SpeakerLevel;
-use crate::{NodeId, ProjectId, RoomName, RoomSid};
+use crate::{Identity, NodeId, ProjectId, RoomName, RoomSid, TrackSid};
 
 /// A message from one host of a room to another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,12 +66,44 @@ pub enum LinkRequest {
         /// Its speakers and their levels.
         levels: Vec<SpeakerLevel>,
     },
+    /// A change the REST API asks of a participant connected to this node
+    /// (the API reached another host of the room); the answer is
+    /// [`LinkReply::Participant`], or [`LinkReply::Refused`] when it is not
+    /// connected here or has no such track.
+    Change {
+        /// The room's incarnation.
+        room_sid: RoomSid,
+        /// Who.
+        identity: Identity,
+        /// What to change.
+        change: ParticipantChange,
+    },
     /// Node `from` no longer hosts the room: its participants have left.
     Close {
         /// The room's incarnation.
         room_sid: RoomSid,
         /// The leaving host.
         from: NodeId,
+    },
+}
+
+/// What the REST API changes of a live participant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum ParticipantChange {
+    /// Ends its session (`participant.left` with reason `removed`).
+    Remove,
+    /// Mutes or unmutes one of its tracks.
+    MuteTrack {
+        /// The track.
+        track: TrackSid,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// Changes its name, metadata or permissions.
+    Update {
+        /// The new values.
+        update: ParticipantUpdate,
     },
 }
 
@@ -92,6 +125,11 @@ pub enum LinkReply {
     Answer {
         /// The SDP answer.
         sdp: String,
+    },
+    /// The participant after a [`LinkRequest::Change`].
+    Participant {
+        /// As it is now.
+        info: ParticipantInfo,
     },
     /// Taken.
     Done,

@@ -58,6 +58,16 @@ impl Remotes {
         self.rosters.lock().values().flatten().cloned().collect()
     }
 
+    /// The host `identity` is connected to, with what it last said of them.
+    pub fn host_of(&self, identity: &str) -> Option<(NodeId, ParticipantInfo)> {
+        self.rosters.lock().iter().find_map(|(node, roster)| {
+            roster
+                .iter()
+                .find(|p| p.identity.as_str() == identity)
+                .map(|p| (*node, p.clone()))
+        })
+    }
+
     /// The other hosts' tracks whose media has arrived here, with their publishers.
     pub fn tracks(&self) -> Vec<(ParticipantSid, TrackInfo, Arc<TrackReceiver>)> {
         let arrived = self.arrived.lock();

@@ -68,7 +68,7 @@ async fn a_full_nodes_viewers_go_to_the_regions_other_nodes_fed_by_relays() {
     let mut viewers = Vec::new();
     for i in 0..4 {
         let name = format!("viewer-{i}");
-        let (token, url) = regional_token(&api, "show", &name, "eu-west").await;
+        let (token, url) = viewer_token(&api, &name).await;
         let at = node_of(&url, &nodes);
         let mut peer = SdkPeer::start(&nodes[at], &token, false);
         decodes(&mut peer, &name, &nodes.iter().collect::<Vec<_>>()).await;
@@ -104,14 +104,69 @@ async fn a_full_nodes_viewers_go_to_the_regions_other_nodes_fed_by_relays() {
     };
     assert_eq!(joins(&api.events().await), 5);
 
-    // The fuller edge dies. Its viewers ask for a token again, as the SDK
-    // does: a full node is never named, so they go to a live one and
-    // receive again.
+    // REST calls reach the room's first node, which sends them on to the
+    // node a participant is connected to. A viewer on the emptier edge is
+    // allowed to publish, starts to, and alice on the origin receives it.
     let victim = *edges
         .iter()
         .max_by_key(|e| (on(**e, &viewers), **e))
         .unwrap();
     assert_eq!(on(victim, &viewers), 2);
+    let (promoted, _, peer) = viewers
+        .iter_mut()
+        .find(|(_, at, _)| *at != origin && *at != victim)
+        .unwrap();
+    let path = format!("/v1/rooms/show/participants/{promoted}");
+    let (st, _) = send(api.dev(Method::GET, &path)).await;
+    assert_eq!(st, StatusCode::OK);
+    let allow = json!({ "permissions": {
+        "can_publish": true, "can_subscribe": true, "can_publish_data": true,
+    }, "metadata": "on stage" });
+    let (st, info) = send(api.dev(Method::PATCH, &path).json(&allow)).await;
+    assert_eq!(st, StatusCode::OK, "{info}");
+    assert_eq!(info["permissions"]["can_publish"], true, "{info}");
+    assert_eq!(info["metadata"], "on stage", "{info}");
+    let peer = peer.as_mut().unwrap();
+    peer.until("the viewer's new permission", |e| {
+        (e["msg"]["participant"]["permissions"]["can_publish"] == true).then_some(())
+    })
+    .await;
+    peer.publish();
+    alice
+        .until("the promoted viewer's video on the origin", |e| {
+            (e["event"] == "frames" && e["video"].as_u64() > Some(20)).then_some(())
+        })
+        .await;
+    // Its host mutes its track when asked through the API; a track or
+    // participant the room does not have is a clear 404.
+    let (_, info) = send(api.dev(Method::GET, &path)).await;
+    let track = info["tracks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["kind"] == "video"))
+        .map(|t| t["sid"].clone())
+        .unwrap_or_else(|| panic!("the promoted viewer's video is not listed: {info}"));
+    let mute = json!({ "track_sid": track, "muted": true });
+    let (st, info) = send(api.dev(Method::POST, &format!("{path}/mute")).json(&mute)).await;
+    assert_eq!(st, StatusCode::OK, "{info}");
+    let muted = info["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["sid"] == track);
+    assert_eq!(muted.unwrap()["muted"], true, "{info}");
+    let wrong = json!({ "track_sid": switchboard_core::TrackSid::new(), "muted": true });
+    let (st, _) = send(api.dev(Method::POST, &format!("{path}/mute")).json(&wrong)).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    expect_error(
+        api.dev(Method::DELETE, "/v1/rooms/show/participants/nobody"),
+        StatusCode::NOT_FOUND,
+        "participant_not_found",
+    )
+    .await;
+
+    // The fuller edge dies. Its viewers ask for a token again, as the SDK
+    // does: a full node is never named, so they go to a live one and
+    // receive again.
     nodes[victim].kill_9();
     let mut moved = 0;
     for (name, at, peer) in viewers.iter_mut().filter(|(_, at, _)| *at == victim) {
@@ -134,5 +189,34 @@ async fn a_full_nodes_viewers_go_to_the_regions_other_nodes_fed_by_relays() {
     assert_eq!(moved, 2);
     // Each reconnect is one more join, on the node it reached.
     assert_eq!(joins(&api.events().await), 7);
+
+    // Removing a viewer connected to another node ends its session there.
+    let (name, _, peer) = viewers.iter_mut().find(|(_, at, _)| *at != origin).unwrap();
+    let (st, body) = send(api.dev(
+        Method::DELETE,
+        &format!("/v1/rooms/show/participants/{name}"),
+    ))
+    .await;
+    assert!(st.is_success(), "{st} {body}");
+    peer.as_mut()
+        .unwrap()
+        .until("the removed viewer's end", |e| {
+            (e["event"] == "closed").then_some(())
+        })
+        .await;
     drop(alice);
+}
+
+/// A token for viewer `name`, who may not publish, and the node it names.
+async fn viewer_token(api: &Server, name: &str) -> (String, String) {
+    let body = json!({
+        "room": "show", "identity": name, "region": "eu-west",
+        "grants": { "can_publish": false },
+    });
+    let (st, t) = send(api.dev(Method::POST, "/v1/tokens").json(&body)).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    (
+        t["token"].as_str().unwrap().to_owned(),
+        t["url"].as_str().unwrap().to_owned(),
+    )
 }

@@ -82,6 +82,12 @@ impl SdkPeer {
         writeln!(stdin, "{}", json!({ "send": msg })).unwrap();
     }
 
+    /// Starts publishing camera and microphone (a peer started without).
+    pub fn publish(&mut self) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{}", json!({ "publish": true })).unwrap();
+    }
+
     /// Sends `text` on its `_reliable` data channel (a publisher's).
     pub fn data(&mut self, text: &str) {
         let stdin = self.child.stdin.as_mut().unwrap();

@@ -157,6 +157,9 @@ async def commands(peer):
         command = json.loads(line)
         if "send" in command:
             await peer.send(command["send"])
+        if command.get("publish"):
+            # Allowed to publish now (its permissions were changed): it starts.
+            await peer.publish()
         if "data" in command and peer.channel is not None:
             peer.channel.send(command["data"])
         if command.get("leave"):

@@ -15,12 +15,15 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use switchboard_core::cascade::{Interconnect, LinkReply, LinkRequest, RoomHosting};
+use switchboard_core::cascade::{
+    Interconnect, LinkReply, LinkRequest, ParticipantChange, RoomHosting,
+};
+use switchboard_core::directory::DirectoryError;
 use switchboard_core::room::ParticipantInfo;
-use switchboard_core::{NodeId, ParticipantSid, RoomSid, TrackSid};
+use switchboard_core::{Identity, NodeId, ParticipantSid, RoomSid, TrackSid};
 use tokio::sync::mpsc;
 
-use super::RoomManager;
+use super::{change, RoomManager};
 use crate::relay::{relayed_track, Downstream, Upstream};
 use crate::room::live::Room;
 use crate::sfu::keyframe::Codec;
@@ -316,6 +319,36 @@ impl RoomManager {
         self.count_links();
     }
 
+    /// Sends `change` to `identity`'s host `node`; the participant after it.
+    pub(super) async fn change_elsewhere(
+        &self,
+        room: &Room,
+        node: NodeId,
+        identity: &Identity,
+        change: ParticipantChange,
+    ) -> Result<ParticipantInfo, DirectoryError> {
+        let unavailable = || DirectoryError::Unavailable(format!("node {node}"));
+        let interconnect = self.interconnect().ok_or_else(unavailable)?;
+        let request = LinkRequest::Change {
+            room_sid: room.sid,
+            identity: identity.clone(),
+            change,
+        };
+        match interconnect.send(node, request).await {
+            Ok(LinkReply::Participant { info }) => Ok(info),
+            // It left, or has no such track: what its host says.
+            Ok(LinkReply::Refused { message }) => Err(DirectoryError::NotFound(message)),
+            Ok(other) => {
+                tracing::warn!(room = %room.name, %node, reply = ?other, "a host answered a change oddly");
+                Err(unavailable())
+            }
+            Err(e) => {
+                tracing::warn!(room = %room.name, error = %e, "cannot reach a participant's host");
+                Err(unavailable())
+            }
+        }
+    }
+
     /// Tells the room's other hosts that it is no longer live here, and
     /// closes its links.
     pub(super) async fn leave_hosts(&self, room: &Room) {
@@ -478,6 +511,25 @@ impl RoomManager {
                         .set_levels(from, std::time::Instant::now(), levels);
                 }
                 LinkReply::Done
+            }
+            LinkRequest::Change {
+                room_sid,
+                identity,
+                change,
+            } => {
+                let Some((room, _)) = self.hosted(room_sid) else {
+                    return refused(format!("room {room_sid} is not live here"));
+                };
+                let Some(p) = room.find(identity.as_str()) else {
+                    return refused(format!(
+                        "participant `{identity}` is not connected to room `{}`",
+                        room.name
+                    ));
+                };
+                match change::apply(&room, &p, change).await {
+                    Ok(info) => LinkReply::Participant { info },
+                    Err(e) => refused(e.to_string()),
+                }
             }
             LinkRequest::Close { room_sid, from } => {
                 if let Some((room, hosts)) = self.hosted(room_sid) {

@@ -1,13 +1,37 @@
 //! The [`ParticipantDirectory`] the REST API asks: live participants of this node's rooms.
 
 use async_trait::async_trait;
+use switchboard_core::cascade::ParticipantChange;
 use switchboard_core::directory::{DirectoryError, ParticipantDirectory, ParticipantUpdate};
 use switchboard_core::event::LeaveReason;
 use switchboard_core::room::ParticipantInfo;
 use switchboard_core::{Identity, ProjectId, RoomName, TrackSid};
 
-use super::RoomManager;
-use crate::room::live::MutedBy;
+use super::{change, RoomManager};
+
+impl RoomManager {
+    /// Applies `change` to `identity`, here or on the room's host it is
+    /// connected to.
+    async fn change(
+        &self,
+        project: ProjectId,
+        room: &RoomName,
+        identity: &Identity,
+        change: ParticipantChange,
+    ) -> Result<ParticipantInfo, DirectoryError> {
+        let live = self
+            .live(project, room)
+            .ok_or_else(|| DirectoryError::not_connected(identity, room))?;
+        if let Some(p) = live.find(identity.as_str()) {
+            return change::apply(&live, &p, change).await;
+        }
+        let (node, _) = live
+            .remote
+            .host_of(identity.as_str())
+            .ok_or_else(|| DirectoryError::not_connected(identity, room))?;
+        self.change_elsewhere(&live, node, identity, change).await
+    }
+}
 
 #[async_trait]
 impl ParticipantDirectory for RoomManager {
@@ -40,11 +64,14 @@ impl ParticipantDirectory for RoomManager {
         room: &RoomName,
         identity: &Identity,
     ) -> Result<Option<ParticipantInfo>, DirectoryError> {
-        Ok(self
-            .live(project, room)
-            .and_then(|r| r.find(identity.as_str()))
+        let Some(live) = self.live(project, room) else {
+            return Ok(None);
+        };
+        let here = live
+            .find(identity.as_str())
             .filter(|p| !p.grants.recorder)
-            .map(|p| p.info_with_connection()))
+            .map(|p| p.info_with_connection());
+        Ok(here.or_else(|| live.remote.host_of(identity.as_str()).map(|(_, p)| p)))
     }
 
     async fn remove(
@@ -53,9 +80,9 @@ impl ParticipantDirectory for RoomManager {
         room: &RoomName,
         identity: &Identity,
     ) -> Result<(), DirectoryError> {
-        let (room, p) = self.participant(project, room, identity)?;
-        room.end(&p, LeaveReason::Removed).await;
-        Ok(())
+        self.change(project, room, identity, ParticipantChange::Remove)
+            .await
+            .map(drop)
     }
 
     async fn mute_track(
@@ -66,16 +93,8 @@ impl ParticipantDirectory for RoomManager {
         track: TrackSid,
         muted: bool,
     ) -> Result<ParticipantInfo, DirectoryError> {
-        let (room, p) = self.participant(project, room, identity)?;
-        if room
-            .set_track_muted(&p, track, muted, MutedBy::Server)
-            .is_err()
-        {
-            return Err(DirectoryError::NotFound(format!(
-                "participant `{identity}` publishes no track {track}"
-            )));
-        }
-        Ok(p.info())
+        let change = ParticipantChange::MuteTrack { track, muted };
+        self.change(project, room, identity, change).await
     }
 
     async fn update(
@@ -85,10 +104,8 @@ impl ParticipantDirectory for RoomManager {
         identity: &Identity,
         update: ParticipantUpdate,
     ) -> Result<ParticipantInfo, DirectoryError> {
-        let (room, p) = self.participant(project, room, identity)?;
-        room.update_participant(&p, update.name, update.metadata, update.permissions)
-            .await;
-        Ok(p.info())
+        let change = ParticipantChange::Update { update };
+        self.change(project, room, identity, change).await
     }
 
     async fn send_data(

@@ -6,7 +6,8 @@
 //! - [`recordings`]: a live room's recordings, and the REST API's
 //!   [`RecordingDirectory`](switchboard_core::directory::RecordingDirectory);
 //! - [`directory`]: the REST API's
-//!   [`ParticipantDirectory`](switchboard_core::directory::ParticipantDirectory).
+//!   [`ParticipantDirectory`](switchboard_core::directory::ParticipantDirectory);
+//! - [`change`]: a REST change applied to a participant connected here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,12 +15,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use switchboard_core::admission::{Admission, JoinGate, JoinRequest, OpenGate};
-use switchboard_core::directory::DirectoryError;
 use switchboard_core::event::{LeaveReason, RoomFinishReason};
 use switchboard_core::node::NodeLoad;
 use switchboard_core::room::RoomLimits;
 use switchboard_core::token::{Claims, Grants};
-use switchboard_core::{Identity, NodeId, ProjectId, RoomName};
+use switchboard_core::{NodeId, ProjectId, RoomName};
 use switchboard_recording::Storage;
 use switchboard_store::rooms::NewRoom;
 use switchboard_store::{Store, StoreError};
@@ -30,6 +30,7 @@ use crate::room::participant::Participant;
 use crate::worker::{Worker, Workers};
 
 mod cascade;
+mod change;
 mod directory;
 mod placement;
 mod recordings;
@@ -379,16 +380,5 @@ impl RoomManager {
     /// Every live room (for metrics and shutdown).
     pub fn rooms(&self) -> Vec<Arc<Room>> {
         self.rooms.lock().values().cloned().collect()
-    }
-
-    fn participant(
-        &self,
-        project: ProjectId,
-        room: &RoomName,
-        identity: &Identity,
-    ) -> Result<(Arc<Room>, Arc<Participant>), DirectoryError> {
-        self.live(project, room)
-            .and_then(|r| r.find(identity.as_str()).map(|p| (r, p)))
-            .ok_or_else(|| DirectoryError::not_connected(identity, room))
     }
 }
