@@ -78,12 +78,17 @@ pub enum LinkRequest {
         /// What to change.
         change: ParticipantChange,
     },
-    /// Node `from` no longer hosts the room: its participants have left.
+    /// Node `from` no longer hosts the room: its participants have left,
+    /// or, with `closed`, the room was closed (deleted through the API) and
+    /// every host ends its sessions too.
     Close {
         /// The room's incarnation.
         room_sid: RoomSid,
         /// The leaving host.
         from: NodeId,
+        /// The room is closed everywhere.
+        #[serde(default)]
+        closed: bool,
     },
 }
 

@@ -58,14 +58,16 @@ impl Remotes {
         self.rosters.lock().values().flatten().cloned().collect()
     }
 
-    /// The host `identity` is connected to, with what it last said of them.
+    /// The host `identity` is connected to, with what it last said of them
+    /// (the latest session, should a host that died still list an earlier one).
     pub fn host_of(&self, identity: &str) -> Option<(NodeId, ParticipantInfo)> {
-        self.rosters.lock().iter().find_map(|(node, roster)| {
-            roster
-                .iter()
-                .find(|p| p.identity.as_str() == identity)
-                .map(|p| (*node, p.clone()))
-        })
+        self.rosters
+            .lock()
+            .iter()
+            .flat_map(|(node, roster)| roster.iter().map(move |p| (*node, p)))
+            .filter(|(_, p)| p.identity.as_str() == identity)
+            .max_by_key(|(_, p)| p.joined_at)
+            .map(|(node, p)| (node, p.clone()))
     }
 
     /// The other hosts' tracks whose media has arrived here, with their publishers.

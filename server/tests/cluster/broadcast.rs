@@ -198,13 +198,23 @@ async fn a_full_nodes_viewers_go_to_the_regions_other_nodes_fed_by_relays() {
     ))
     .await;
     assert!(st.is_success(), "{st} {body}");
-    peer.as_mut()
+    peer.take()
         .unwrap()
         .until("the removed viewer's end", |e| {
             (e["event"] == "closed").then_some(())
         })
         .await;
-    drop(alice);
+
+    // Deleting the room ends everyone's session, on every node.
+    let (st, body) = send(api.dev(Method::DELETE, "/v1/rooms/show")).await;
+    assert!(st.is_success(), "{st} {body}");
+    let closed = |e: &Value| (e["event"] == "closed").then_some(());
+    alice.until("alice's end", closed).await;
+    for (name, _, peer) in &mut viewers {
+        if let Some(peer) = peer {
+            peer.until(&format!("{name}'s end"), closed).await;
+        }
+    }
 }
 
 /// A token for viewer `name`, who may not publish, and the node it names.

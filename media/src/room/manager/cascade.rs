@@ -19,6 +19,7 @@ use switchboard_core::cascade::{
     Interconnect, LinkReply, LinkRequest, ParticipantChange, RoomHosting,
 };
 use switchboard_core::directory::DirectoryError;
+use switchboard_core::event::LeaveReason;
 use switchboard_core::room::ParticipantInfo;
 use switchboard_core::{Identity, NodeId, ParticipantSid, RoomSid, TrackSid};
 use tokio::sync::mpsc;
@@ -349,9 +350,9 @@ impl RoomManager {
         }
     }
 
-    /// Tells the room's other hosts that it is no longer live here, and
-    /// closes its links.
-    pub(super) async fn leave_hosts(&self, room: &Room) {
+    /// Tells the room's other hosts that it is no longer live here (with
+    /// `closed`, that it is closed everywhere), and closes its links.
+    pub(super) async fn leave_hosts(&self, room: &Room, closed: bool) {
         let Some(hosts) = self.hosting.lock().remove(&room.sid) else {
             return;
         };
@@ -364,6 +365,7 @@ impl RoomManager {
                 let close = LinkRequest::Close {
                     room_sid: room.sid,
                     from: self.node,
+                    closed,
                 };
                 if let Err(e) = i.send(node, close).await {
                     tracing::debug!(room = %room.name, error = %e, "cannot tell a host the room left");
@@ -531,7 +533,28 @@ impl RoomManager {
                     Err(e) => refused(e.to_string()),
                 }
             }
-            LinkRequest::Close { room_sid, from } => {
+            LinkRequest::Close {
+                room_sid,
+                from,
+                closed: true,
+            } => {
+                if let Some((room, _)) = self.hosted(room_sid) {
+                    tracing::info!(room = %room.name, %from, "the room was closed on another host");
+                    // Not awaited: closing tells the other hosts in turn,
+                    // and `from` is waiting for this answer.
+                    let me = me.clone();
+                    tokio::spawn(async move {
+                        me.forget(&room, true).await;
+                        room.close(LeaveReason::RoomClosed).await;
+                    });
+                }
+                LinkReply::Done
+            }
+            LinkRequest::Close {
+                room_sid,
+                from,
+                closed: false,
+            } => {
                 if let Some((room, hosts)) = self.hosted(room_sid) {
                     if let Some(host) = hosts.links.lock().remove(&from) {
                         close_links(&host);

@@ -125,7 +125,7 @@ impl ParticipantDirectory for RoomManager {
 
     async fn close_room(&self, project: ProjectId, room: &RoomName) -> Result<(), DirectoryError> {
         if let Some(r) = self.live(project, room) {
-            self.forget(&r).await;
+            self.forget(&r, true).await;
             r.close(LeaveReason::RoomClosed).await;
         }
         Ok(())

@@ -280,7 +280,7 @@ impl RoomManager {
             if !room.is_empty() || room.generation() != generation || room.is_closed() {
                 return;
             }
-            manager.forget(&room).await;
+            manager.forget(&room, false).await;
             room.close(LeaveReason::RoomClosed).await;
             // Delete only this incarnation: the name may have been reused since.
             match manager.store.rooms().get(room.project, &room.name).await {
@@ -310,8 +310,9 @@ impl RoomManager {
     }
 
     /// Drops `room` from the live rooms and frees its placement on this node,
-    /// so its name may be placed anywhere next time.
-    async fn forget(&self, room: &Arc<Room>) {
+    /// so its name may be placed anywhere next time; with `closed` (the room
+    /// was deleted), its other hosts close it too.
+    async fn forget(&self, room: &Arc<Room>, closed: bool) {
         {
             let mut rooms = self.rooms.lock();
             if rooms
@@ -321,7 +322,7 @@ impl RoomManager {
                 rooms.remove(&(room.project, room.name.clone()));
             }
         }
-        self.leave_hosts(room).await;
+        self.leave_hosts(room, closed).await;
         if let Err(e) = self
             .store
             .nodes()
