@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::directory::ParticipantUpdate;
 use crate::room::ParticipantInfo;
-use crate::signal::SpeakerLevel;
+use crate::signal::{QualityUpdate, SpeakerLevel};
 use crate::{Identity, NodeId, ProjectId, RoomName, RoomSid, TrackSid};
 
 /// A message from one host of a room to another.
@@ -65,6 +65,16 @@ pub enum LinkRequest {
         from: NodeId,
         /// Its speakers and their levels.
         levels: Vec<SpeakerLevel>,
+    },
+    /// The connection quality of everyone connected to node `from` (sent
+    /// every few seconds while the room spans nodes).
+    Quality {
+        /// The room's incarnation.
+        room_sid: RoomSid,
+        /// The sending host.
+        from: NodeId,
+        /// Each of its participants' quality.
+        updates: Vec<QualityUpdate>,
     },
     /// A change the REST API asks of a participant connected to this node
     /// (the API reached another host of the room); the answer is

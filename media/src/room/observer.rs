@@ -82,6 +82,19 @@ pub async fn run(room: Weak<Room>) {
             }
         }
         room.record_quality(chrono::Utc::now(), measured);
+        // All of them, not just the changes: a host that linked since hears them.
+        let all = qualities.iter().filter(|(sid, _)| {
+            participants
+                .iter()
+                .any(|p| p.sid == **sid && !p.grants.recorder)
+        });
+        room.remote.share_quality(
+            all.map(|(sid, quality)| QualityUpdate {
+                sid: *sid,
+                quality: *quality,
+            })
+            .collect(),
+        );
         samples.retain(|sid, _| participants.iter().any(|p| p.sid == *sid));
         qualities.retain(|sid, _| samples.contains_key(sid));
         if !updates.is_empty() {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use switchboard_core::event::LeaveReason;
 use switchboard_core::room::{ParticipantInfo, TrackInfo};
-use switchboard_core::signal::{ServerMessage, SpeakerLevel};
+use switchboard_core::signal::{ConnectionQuality, QualityUpdate, ServerMessage, SpeakerLevel};
 use switchboard_core::{NodeId, ParticipantSid, TrackSid};
 use tokio::sync::mpsc;
 
@@ -23,6 +23,15 @@ use crate::worker::TrackReceiver;
 
 /// How long another host's speakers count without news of them.
 pub const LEVELS_STALE: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// What this host tells the others every so often about its participants.
+#[derive(Debug, Clone)]
+pub enum HostNews {
+    /// Who speaks here, loudest first.
+    Levels(Vec<SpeakerLevel>),
+    /// Everyone's connection quality here.
+    Quality(Vec<QualityUpdate>),
+}
 
 /// The other hosts' participants and the tracks that arrived from them.
 #[derive(Default)]
@@ -39,8 +48,10 @@ pub struct Remotes {
     arrivals: tokio::sync::Notify,
     /// Each host's speakers as it last sent them, and when.
     levels: Mutex<HashMap<NodeId, (std::time::Instant, Vec<SpeakerLevel>)>>,
-    /// Takes this host's speakers for the other hosts.
-    levels_out: Mutex<Option<mpsc::UnboundedSender<Vec<SpeakerLevel>>>>,
+    /// Takes this host's speakers and connection qualities for the other hosts.
+    news_out: Mutex<Option<mpsc::UnboundedSender<HostNews>>>,
+    /// The other hosts' participants' connection quality, as they last said.
+    qualities: Mutex<HashMap<ParticipantSid, ConnectionQuality>>,
     /// Set while this node makes its first links for the room.
     settling: std::sync::atomic::AtomicBool,
     /// Woken when they are made.
@@ -111,17 +122,50 @@ impl Remotes {
         *self.changed.lock() = Some(changed);
     }
 
-    /// Where to send this host's speakers, for the other hosts.
-    pub fn on_levels(&self, levels: mpsc::UnboundedSender<Vec<SpeakerLevel>>) {
-        *self.levels_out.lock() = Some(levels);
+    /// Where to send this host's speakers and qualities, for the other hosts.
+    pub fn on_news(&self, news: mpsc::UnboundedSender<HostNews>) {
+        *self.news_out.lock() = Some(news);
     }
 
     /// Sends who speaks here to the other hosts (nothing while the room is
     /// on this node alone).
     pub fn share_levels(&self, levels: Vec<SpeakerLevel>) {
-        if let Some(out) = self.levels_out.lock().as_ref() {
-            let _ = out.send(levels);
+        self.share(HostNews::Levels(levels));
+    }
+
+    /// Sends everyone's connection quality here to the other hosts (nothing
+    /// while the room is on this node alone).
+    pub fn share_quality(&self, updates: Vec<QualityUpdate>) {
+        self.share(HostNews::Quality(updates));
+    }
+
+    fn share(&self, news: HostNews) {
+        if let Some(out) = self.news_out.lock().as_ref() {
+            let _ = out.send(news);
         }
+    }
+
+    /// Takes the other hosts' participants' qualities; those that changed.
+    fn set_qualities(&self, updates: Vec<QualityUpdate>) -> Vec<QualityUpdate> {
+        let mut known = self.qualities.lock();
+        updates
+            .into_iter()
+            .filter(|u| known.insert(u.sid, u.quality) != Some(u.quality))
+            .collect()
+    }
+
+    /// The connection quality of the other hosts' participants still there.
+    pub fn qualities(&self) -> Vec<QualityUpdate> {
+        let rosters = self.rosters.lock();
+        let mut known = self.qualities.lock();
+        known.retain(|sid, _| rosters.values().flatten().any(|p| p.sid == *sid));
+        known
+            .iter()
+            .map(|(sid, quality)| QualityUpdate {
+                sid: *sid,
+                quality: *quality,
+            })
+            .collect()
     }
 
     /// Takes host `node`'s speakers, heard at `now`.
@@ -184,6 +228,38 @@ impl Remotes {
 }
 
 impl Room {
+    /// Takes another host's participants' connection qualities, and tells
+    /// this host's participants those that changed.
+    pub fn host_quality(&self, updates: Vec<QualityUpdate>) {
+        let changed = self.remote.set_qualities(updates);
+        if changed.is_empty() {
+            return;
+        }
+        for local in self.participants() {
+            local.signal(ServerMessage::ConnectionQuality {
+                updates: changed.clone(),
+            });
+        }
+    }
+
+    /// Everyone's connection quality as last measured, here and on the
+    /// room's other hosts, but `except`'s.
+    pub fn qualities(&self, except: ParticipantSid) -> Vec<QualityUpdate> {
+        let here = self
+            .participants()
+            .into_iter()
+            .filter(|p| p.sid != except && !p.grants.recorder)
+            .filter_map(|p| {
+                let quality = p.connection()?.quality;
+                Some(QualityUpdate {
+                    sid: p.sid,
+                    quality,
+                })
+            })
+            .collect::<Vec<_>>();
+        here.into_iter().chain(self.remote.qualities()).collect()
+    }
+
     /// Takes host `node`'s roster: its participants join, change or leave
     /// here as it says, their tracks are announced, and those whose media
     /// has arrived are subscribed to.

@@ -48,6 +48,15 @@ pub(super) async fn gauge(server: &Server, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Whether `event` tells the connection quality of participant `sid`.
+fn quality_of(event: &Value, sid: &str) -> bool {
+    let m = &event["msg"];
+    m["type"] == "connection_quality"
+        && m["updates"]
+            .as_array()
+            .is_some_and(|u| u.iter().any(|u| u["sid"] == sid))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_spans_two_regions_and_each_track_crosses_once() {
     let api = Server::start_with(Backend::Postgres, &args(&node_args("api", "eu-west"))).await;
@@ -83,6 +92,9 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
         );
         viewers.push(SdkPeer::start(&us, &token, false));
     }
+    let alice_sid = list_sid(&api, "alice").await;
+    // Whether each viewer was told alice's connection quality, measured in Europe.
+    let mut qualities = Vec::new();
     for (i, viewer) in viewers.iter_mut().enumerate() {
         let mut seen = Vec::new();
         let got = tokio::time::timeout(
@@ -95,6 +107,7 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
             }),
         )
         .await;
+        qualities.push(seen.iter().any(|e| quality_of(e, &alice_sid)));
         if got.is_err() {
             // What the viewer heard, and what the nodes did.
             for e in &seen {
@@ -122,7 +135,6 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
     assert_eq!(gauge(&us, "switchboard_relay_tracks").await, 2.0);
 
     // Alice speaks in Europe: America hears who speaks.
-    let alice_sid = list_sid(&api, "alice").await;
     for viewer in &mut viewers {
         viewer
             .until("alice among America's active speakers", |e| {
@@ -134,6 +146,18 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
                 .then_some(())
             })
             .await;
+    }
+
+    // America sees Alice's connection quality, measured in Europe: when
+    // they join, or when Europe first says it.
+    for (viewer, told) in viewers.iter_mut().zip(qualities) {
+        if !told {
+            viewer
+                .until("alice's connection quality in America", |e| {
+                    quality_of(e, &alice_sid).then_some(())
+                })
+                .await;
+        }
     }
 
     // Data messages reach everyone, on either side.

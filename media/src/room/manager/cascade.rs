@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use super::{change, RoomManager};
 use crate::relay::{relayed_track, Downstream, Upstream};
 use crate::room::live::Room;
+use crate::room::remote::HostNews;
 use crate::sfu::keyframe::Codec;
 use crate::worker::{Event, TrackReceiver};
 
@@ -102,8 +103,8 @@ impl RoomManager {
             Arc::downgrade(room),
             Arc::downgrade(&hosts),
         );
-        let (levels, mut speakers) = mpsc::unbounded_channel();
-        room.remote.on_levels(levels);
+        let (news, mut speakers) = mpsc::unbounded_channel();
+        room.remote.on_news(news);
         let (who, sid, node, interconnect) = (
             Arc::downgrade(&hosts),
             room.sid,
@@ -114,18 +115,25 @@ impl RoomManager {
             let Some(interconnect) = interconnect else {
                 return;
             };
-            while let Some(levels) = speakers.recv().await {
+            while let Some(news) = speakers.recv().await {
                 let Some(hosts) = who.upgrade() else {
                     return;
                 };
-                for host in hosts.nodes() {
-                    let message = LinkRequest::Levels {
+                let message = match news {
+                    HostNews::Levels(levels) => LinkRequest::Levels {
                         room_sid: sid,
                         from: node,
-                        levels: levels.clone(),
-                    };
-                    if let Err(e) = interconnect.send(host, message).await {
-                        tracing::debug!(error = %e, "cannot tell a host who speaks");
+                        levels,
+                    },
+                    HostNews::Quality(updates) => LinkRequest::Quality {
+                        room_sid: sid,
+                        from: node,
+                        updates,
+                    },
+                };
+                for host in hosts.nodes() {
+                    if let Err(e) = interconnect.send(host, message.clone()).await {
+                        tracing::debug!(error = %e, "cannot tell a host who speaks or how they connect");
                     }
                 }
             }
@@ -511,6 +519,14 @@ impl RoomManager {
                 if let Some((room, _)) = self.hosted(room_sid) {
                     room.remote
                         .set_levels(from, std::time::Instant::now(), levels);
+                }
+                LinkReply::Done
+            }
+            LinkRequest::Quality {
+                room_sid, updates, ..
+            } => {
+                if let Some((room, _)) = self.hosted(room_sid) {
+                    room.host_quality(updates);
                 }
                 LinkReply::Done
             }

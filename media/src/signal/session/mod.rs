@@ -150,6 +150,13 @@ pub async fn run(
             metadata_updates: TokenBucket::new(METADATA_PER_S, METADATA_BURST),
         };
         session.send(&join).await;
+        // Everyone's connection quality now, not at its next change.
+        let updates = room.qualities(participant.sid);
+        if !updates.is_empty() {
+            session
+                .send(&ServerMessage::ConnectionQuality { updates })
+                .await;
+        }
         room.subscribe_to_existing(&participant).await;
         participant.command(Command::Renegotiate);
 
