@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use switchboard_core::event::{LeaveReason, RoomRef, TrackRef};
+use switchboard_core::event::{LeaveReason, ParticipantRef, RoomRef, TrackRef};
 use switchboard_core::room::{
     ConnectionStats, ParticipantInfo, ParticipantPermissions, RoomLimits, TrackInfo,
 };
@@ -288,7 +288,7 @@ impl Room {
             }
         }
         for (publisher, info, receiver) in self.remote.tracks() {
-            added |= self.subscribe(p, publisher, &info, &receiver).await;
+            added |= self.subscribe(p, publisher.sid, &info, &receiver).await;
         }
         if added {
             p.command(Command::Renegotiate);
@@ -393,10 +393,20 @@ impl Room {
             }
         }
         self.remote.tell_hosts();
-        let track = track_ref(&info);
+        self.record_track(&p.reference(), &info, &receiver);
+    }
+
+    /// Hands a track published here or on another host to the recordings that select it.
+    pub(super) fn record_track(
+        &self,
+        publisher: &ParticipantRef,
+        info: &TrackInfo,
+        receiver: &Arc<TrackReceiver>,
+    ) {
+        let track = track_ref(info);
         for recorder in self.recorders.lock().iter() {
-            if recorder.selects(&p.identity, &track) {
-                recorder.add_track(p.reference(), &info, &receiver);
+            if recorder.selects(&publisher.identity, &track) {
+                recorder.add_track(publisher.clone(), info, receiver);
             }
         }
     }
@@ -425,6 +435,12 @@ impl Room {
                 if recorder.selects(&p.identity, &track_ref(&info)) {
                     recorder.add_track(p.reference(), &info, &receiver);
                 }
+            }
+        }
+        // And those of the room's other hosts that arrived here.
+        for (publisher, info, receiver) in self.remote.tracks() {
+            if recorder.selects(&publisher.identity, &track_ref(&info)) {
+                recorder.add_track(publisher, &info, &receiver);
             }
         }
         true

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use switchboard_core::event::LeaveReason;
+use switchboard_core::event::{LeaveReason, ParticipantRef};
 use switchboard_core::room::{ParticipantInfo, TrackInfo};
 use switchboard_core::signal::{ConnectionQuality, QualityUpdate, ServerMessage, SpeakerLevel};
 use switchboard_core::{NodeId, ParticipantSid, TrackSid};
@@ -82,16 +82,22 @@ impl Remotes {
     }
 
     /// The other hosts' tracks whose media has arrived here, with their publishers.
-    pub fn tracks(&self) -> Vec<(ParticipantSid, TrackInfo, Arc<TrackReceiver>)> {
+    pub fn tracks(&self) -> Vec<(ParticipantRef, TrackInfo, Arc<TrackReceiver>)> {
         let arrived = self.arrived.lock();
         self.rosters
             .lock()
             .values()
             .flatten()
             .flat_map(|p| {
-                p.tracks
-                    .iter()
-                    .filter_map(|t| arrived.get(&t.sid).map(|r| (p.sid, t.clone(), r.clone())))
+                p.tracks.iter().filter_map(|t| {
+                    let publisher = ParticipantRef {
+                        sid: p.sid,
+                        identity: p.identity.clone(),
+                    };
+                    arrived
+                        .get(&t.sid)
+                        .map(|r| (publisher, t.clone(), r.clone()))
+                })
             })
             .collect()
     }
@@ -217,12 +223,15 @@ impl Remotes {
     }
 
     /// The publisher of `track` among the other hosts' participants.
-    fn publisher_of(&self, track: TrackSid) -> Option<(ParticipantSid, TrackInfo)> {
+    fn publisher_of(&self, track: TrackSid) -> Option<(ParticipantRef, TrackInfo)> {
         self.rosters.lock().values().flatten().find_map(|p| {
-            p.tracks
-                .iter()
-                .find(|t| t.sid == track)
-                .map(|t| (p.sid, t.clone()))
+            p.tracks.iter().find(|t| t.sid == track).map(|t| {
+                let publisher = ParticipantRef {
+                    sid: p.sid,
+                    identity: p.identity.clone(),
+                };
+                (publisher, t.clone())
+            })
         })
     }
 }
@@ -340,7 +349,10 @@ impl Room {
         self.remote.arrived.lock().insert(track, receiver.clone());
         self.remote.arrivals.notify_waiters();
         if let Some((publisher, info)) = self.remote.publisher_of(track) {
-            self.subscribe_everyone(publisher, &info, &receiver).await;
+            self.subscribe_everyone(publisher.sid, &info, &receiver)
+                .await;
+            // The room's recordings (made on the node that started them) take it too.
+            self.record_track(&publisher, &info, &receiver);
         }
     }
 

@@ -64,7 +64,7 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
     let us = api.sibling(&args(&node_args("media", "us-east")));
     let (st, _) = send(
         api.dev(Method::POST, "/v1/rooms")
-            .json(&json!({ "name": "global" })),
+            .json(&json!({ "name": "global", "record": true })),
     )
     .await;
     assert_eq!(st, StatusCode::CREATED);
@@ -118,6 +118,19 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
         }
     }
 
+    // America sees Alice's connection quality, measured in Europe: when
+    // they join, or when Europe first says it (checked before anything else
+    // reads what the viewers heard).
+    for (viewer, told) in viewers.iter_mut().zip(qualities) {
+        if !told {
+            viewer
+                .until("alice's connection quality in America", |e| {
+                    quality_of(e, &alice_sid).then_some(())
+                })
+                .await;
+        }
+    }
+
     // Europe sends her two tracks once, over one link, for all three.
     assert_eq!(gauge(&eu, "switchboard_relay_links").await, 1.0);
     assert_eq!(gauge(&eu, "switchboard_relay_tracks").await, 2.0);
@@ -146,18 +159,6 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
                 .then_some(())
             })
             .await;
-    }
-
-    // America sees Alice's connection quality, measured in Europe: when
-    // they join, or when Europe first says it.
-    for (viewer, told) in viewers.iter_mut().zip(qualities) {
-        if !told {
-            viewer
-                .until("alice's connection quality in America", |e| {
-                    quality_of(e, &alice_sid).then_some(())
-                })
-                .await;
-        }
     }
 
     // Data messages reach everyone, on either side.
@@ -215,4 +216,34 @@ async fn a_room_spans_two_regions_and_each_track_crosses_once() {
         .filter(|e| e.event_type() == "participant.joined")
         .count();
     assert_eq!(joins, 5);
+
+    // The room's recording, made once in Europe, has erin's tracks from
+    // America as well as alice's.
+    let (st, list) = send(api.dev(Method::GET, "/v1/recordings")).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    let recordings = list["data"].as_array().unwrap();
+    assert_eq!(recordings.len(), 1, "{list}");
+    let id = recordings[0]["id"].as_str().unwrap().to_owned();
+    let (st, body) = send(api.dev(Method::POST, &format!("/v1/recordings/{id}/stop"))).await;
+    assert!(st.is_success(), "{st} {body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let recording = loop {
+        let (_, r) = send(api.dev(Method::GET, &format!("/v1/recordings/{id}"))).await;
+        if r["status"] == "finished" || r["status"] == "failed" {
+            break r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(recording["status"], "finished", "{recording}");
+    for who in ["alice", "erin"] {
+        let video = recording["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["participant"]["identity"] == who && f["track"]["kind"] == "video");
+        let video = video.unwrap_or_else(|| panic!("no video of {who}: {recording}"));
+        assert!(video["size_bytes"].as_u64() > Some(1_000), "{video}");
+        assert!(video["duration_ms"].as_u64() > Some(1_000), "{video}");
+    }
 }
