@@ -13,7 +13,6 @@
 //! Prints one JSON document.
 
 mod scratch_db;
-mod server_process;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -24,7 +23,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::{json, Value};
-use server_process::cpu_seconds;
+
+/// CPU seconds of process `pid`, from `/proc`.
+fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
+    switchboard_media::load::cpu_seconds(pid, false)
+        .with_context(|| format!("cannot read the CPU time of process {pid} from /proc"))
+}
 
 #[derive(Parser)]
 struct Args {
@@ -223,7 +227,7 @@ fn run_step(
         .context("the room was placed on no media node")?;
     let out_file = tempfile::NamedTempFile::new()?;
     let origin_pid = nodes[origin].pid();
-    let origin_cpu_before = cpu_seconds(&origin_pid, false)?;
+    let origin_cpu_before = cpu_seconds(&origin_pid)?;
     let mut loadtest = Command::new(&args.switchboard);
     loadtest
         .args(["loadtest", "--url", &api.url, "--room", room])
@@ -271,7 +275,7 @@ fn run_step(
         killed = Some((victim, carried, Instant::now()));
     }
     let status = child.wait()?;
-    let origin_cpu = cpu_seconds(&origin_pid, false)? - origin_cpu_before;
+    let origin_cpu = cpu_seconds(&origin_pid)? - origin_cpu_before;
     if !status.success() {
         return Ok(json!({ "viewers": viewers, "pass": false, "error": "loadtest failed" }));
     }
@@ -416,6 +420,26 @@ fn bench(args: &Args, database: &str) -> anyhow::Result<Value> {
             .build()?,
         url: api_node.url.clone(),
     };
+    // Each node exports its datagram count once a second from its start.
+    for node in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let metrics = api
+                .http
+                .get(format!("{}/metrics", node.url))
+                .send()?
+                .text()?;
+            if metrics.contains("switchboard_media_datagrams_sent_total") {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{} exports no datagram count",
+                node.url
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     let c = args.capacity;
     let mut steps = Vec::new();
     for k in 1..=3 {

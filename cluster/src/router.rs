@@ -9,9 +9,11 @@
 //! node there can take it does it go to the least-loaded node elsewhere;
 //! for a project pinned to regions, only in those.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use switchboard_core::node::{
     choose, dead_after, superseded, Capacity, NodeInfo, PlacementError, PlacementRules, Region,
     RoomRouter, RouteError,
@@ -25,6 +27,60 @@ pub struct Router {
     store: Store,
     clock: Arc<dyn Clock>,
     rules: PlacementRules,
+    /// When this instance named each node lately: joins on their way, which
+    /// its heartbeat does not count yet.
+    named: Arc<std::sync::Mutex<HashMap<NodeId, VecDeque<DateTime<Utc>>>>>,
+}
+
+/// For a node that reports no `named_until`, a join is counted as on its
+/// way for this long before its last heartbeat too: it may have been named
+/// before the heartbeat and connect after.
+const JOIN_UNDER_WAY: chrono::Duration = chrono::Duration::milliseconds(500);
+
+/// How long a join named but never made (a token not used) counts.
+const NAMED_FOR: chrono::Duration = chrono::Duration::seconds(10);
+
+impl Router {
+    /// `nodes` with the joins this instance sent each since its last
+    /// heartbeat counted in its load: a broadcast's viewers arrive faster
+    /// than heartbeats, and a node fills up before it says so.
+    fn with_joins_under_way(&self, mut nodes: Vec<NodeInfo>, now: DateTime<Utc>) -> Vec<NodeInfo> {
+        let mut named = self.named.lock().unwrap_or_else(|p| p.into_inner());
+        named.retain(|_, at| {
+            while at.front().is_some_and(|t| now - *t > NAMED_FOR) {
+                at.pop_front();
+            }
+            !at.is_empty()
+        });
+        for node in &mut nodes {
+            // The joins named after the newest one that reached the node
+            // (its tokens carry when they were named) are still on their way.
+            let since = node
+                .load
+                .named_until
+                .and_then(DateTime::from_timestamp_millis)
+                .unwrap_or(node.heartbeat_at - JOIN_UNDER_WAY);
+            let under_way = named
+                .get(&node.id)
+                .map_or(0, |at| at.iter().filter(|t| **t > since).count());
+            node.load.participants = node
+                .load
+                .participants
+                .saturating_add(u32::try_from(under_way).unwrap_or(u32::MAX));
+        }
+        nodes
+    }
+
+    /// Notes that a participant was sent to `node` at `now`.
+    fn named(&self, node: &NodeInfo, now: DateTime<Utc>) -> NodeInfo {
+        self.named
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(node.id)
+            .or_default()
+            .push_back(now);
+        node.clone()
+    }
 }
 
 impl Router {
@@ -37,6 +93,7 @@ impl Router {
                 dead_after: dead_after(),
                 capacity: Capacity::default(),
             },
+            named: Default::default(),
         }
     }
 
@@ -69,8 +126,11 @@ impl RoomRouter for Router {
     ) -> Result<NodeInfo, RouteError> {
         let now = self.clock.now();
         let nodes = self.store.nodes();
-        let placed = nodes.placement(project, room).await.map_err(unavailable)?;
         let running = nodes.running().await.map_err(unavailable)?;
+        let running = self.with_joins_under_way(running, now);
+        let placed = nodes.placement(project, room).await.map_err(unavailable)?;
+        // Its load as this instance counts it.
+        let placed = placed.map(|p| running.iter().find(|n| n.id == p.id).cloned().unwrap_or(p));
         if let Some(node) = &placed {
             // A draining node keeps the rooms it has until they finish.
             if node.is_alive(now, self.rules.dead_after) && !superseded(node, &running) {
@@ -95,7 +155,7 @@ impl RoomRouter for Router {
                         if let Ok(near) =
                             choose(&running, std::slice::from_ref(region), now, &self.rules)
                         {
-                            return Ok(near.clone());
+                            return Ok(self.named(near, now));
                         }
                     }
                 }
@@ -111,10 +171,10 @@ impl RoomRouter for Router {
                         &self.rules,
                     ) {
                         tracing::debug!(%project, room = %room, full = %node.id, node_id = %other.id, "the room's node is full: it spans another");
-                        return Ok(other.clone());
+                        return Ok(self.named(other, now));
                     }
                 }
-                return Ok(node.clone());
+                return Ok(self.named(node, now));
             }
         }
         // The room's own region, set when it was created, comes first; then
@@ -163,11 +223,11 @@ impl RoomRouter for Router {
             .map_err(unavailable)?;
         if winner == chosen.id {
             tracing::info!(%project, room = %room, node_id = %winner, region = %chosen.region, "room placed");
-            return Ok(chosen.clone());
+            return Ok(self.named(chosen, now));
         }
         // Another API instance placed it first: go where it went.
         match running.iter().find(|n| n.id == winner) {
-            Some(n) => Ok(n.clone()),
+            Some(n) => Ok(self.named(n, now)),
             None => nodes
                 .get(winner)
                 .await

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use switchboard_cluster::Router;
 use switchboard_core::event::RoomFinishReason;
-use switchboard_core::node::{NodeLoad, NodeRole, Region, RoomRouter, RouteError};
+use switchboard_core::node::{Capacity, NodeLoad, NodeRole, Region, RoomRouter, RouteError};
 use switchboard_core::{Clock, EventPayload, ManualClock, NodeId, ProjectId, RoomName, RoomSid};
 use switchboard_store::events::EventFilter;
 use switchboard_store::nodes::NodeRegistration;
@@ -156,13 +156,17 @@ async fn a_full_nodes_room_spans_another_node_of_its_region(b: Backend) {
     let edge = c.node(NodeRole::Media, "eu-west", 5, 0.1).await;
     let _far = c.node(NodeRole::Media, "us-east", 0, 0.0).await;
     // Under capacity, the room's node takes its next participant.
+    // (Each heartbeat comes after the joins named before it arrived.)
+    c.clock.advance(Duration::seconds(2));
     c.report(origin, 1_999, 0.2).await;
     assert_eq!(c.route("show", Some("eu-west")).await.unwrap(), origin);
     // Full of participants or CPU, the next one goes to another node of its
     // region (which hosts the room too), not to the idle node elsewhere.
+    c.clock.advance(Duration::seconds(2));
     c.report(origin, 2_000, 0.2).await;
     assert_eq!(c.route("show", Some("eu-west")).await.unwrap(), edge);
     assert_eq!(c.route("show", None).await.unwrap(), edge);
+    c.clock.advance(Duration::seconds(2));
     c.report(origin, 10, 0.9).await;
     assert_eq!(c.route("show", None).await.unwrap(), edge);
     // The room stays placed on its first node.
@@ -170,8 +174,61 @@ async fn a_full_nodes_room_spans_another_node_of_its_region(b: Backend) {
     let placed = c.store.nodes().placement(c.project, &show).await.unwrap();
     assert_eq!(placed.map(|n| n.id), Some(origin));
     // With the region's other nodes full too, the room's node takes them.
+    c.clock.advance(Duration::seconds(2));
+    c.report(origin, 10, 0.9).await;
     c.report(edge, 2_000, 0.1).await;
     assert_eq!(c.route("show", Some("eu-west")).await.unwrap(), origin);
+}
+
+async fn joins_on_their_way_count_before_the_node_reports_them(b: Backend) {
+    let mut c = Cluster::new(b).await;
+    c.router = c.router.clone().with_capacity(Capacity {
+        max_cpu: 0.85,
+        max_participants: 3,
+    });
+    let origin = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
+    let edge = c.node(NodeRole::Media, "eu-west", 1, 0.0).await;
+    // Three tokens fill the origin before its heartbeat says so.
+    for _ in 0..3 {
+        assert_eq!(c.route("live", None).await.unwrap(), origin);
+    }
+    assert_eq!(c.route("live", None).await.unwrap(), edge);
+    // Once it reports them, they are counted once.
+    c.clock.advance(Duration::seconds(5));
+    c.report(origin, 3, 0.1).await;
+    c.report(edge, 2, 0.1).await;
+    assert_eq!(c.route("live", None).await.unwrap(), edge);
+    // And once some leave, it takes more again.
+    c.report(origin, 1, 0.1).await;
+    c.report(edge, 3, 0.1).await;
+    assert_eq!(c.route("live", None).await.unwrap(), origin);
+    // A node that says up to when its named joins arrived (`named_until`)
+    // has the joins named since counted, whenever its heartbeat was.
+    c.clock.advance(Duration::seconds(5));
+    let load = |participants, named_until: Option<chrono::DateTime<chrono::Utc>>| NodeLoad {
+        participants,
+        named_until: named_until.map(|t| t.timestamp_millis()),
+        ..NodeLoad::default()
+    };
+    let heartbeat = |node, load: NodeLoad| {
+        let (store, now) = (c.store.clone(), c.clock.now());
+        async move { store.nodes().heartbeat(node, &load, now).await.unwrap() }
+    };
+    heartbeat(edge, load(3, None)).await;
+    heartbeat(origin, load(1, Some(c.clock.now()))).await;
+    assert_eq!(c.route("live", None).await.unwrap(), origin);
+    assert_eq!(c.route("live", None).await.unwrap(), origin);
+    // Two on their way and one there: full.
+    c.clock.advance(Duration::seconds(5));
+    heartbeat(edge, load(3, None)).await;
+    heartbeat(origin, load(1, Some(c.clock.now() - Duration::seconds(6)))).await;
+    assert_eq!(
+        c.route("live", None).await.unwrap(),
+        origin,
+        "all full: the room's node"
+    );
+    heartbeat(edge, load(2, None)).await;
+    assert_eq!(c.route("live", None).await.unwrap(), edge);
 }
 
 async fn a_dead_nodes_rooms_move_to_a_healthy_node_in_the_same_region(b: Backend) {
@@ -382,6 +439,7 @@ on_both_backends!(
     a_rooms_own_region_beats_the_tokens_hint,
     draining_and_overloaded_nodes_take_no_new_rooms_but_keep_theirs,
     a_full_nodes_room_spans_another_node_of_its_region,
+    joins_on_their_way_count_before_the_node_reports_them,
     a_dead_nodes_rooms_move_to_a_healthy_node_in_the_same_region,
     a_lost_nodes_rooms_restart_once_with_their_settings,
     a_pinned_projects_rooms_stay_in_its_regions,

@@ -219,6 +219,10 @@ pub struct NodeLoad {
     pub forwarded_bps: u64,
     /// The process's CPU use as a share of the machine (0.0 to 1.0).
     pub cpu: f32,
+    /// The newest time (ms since the Unix epoch) the API named this node
+    /// for a join that has reached it: joins named later are on their way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_until: Option<i64>,
 }
 
 /// A node as the registry holds it.

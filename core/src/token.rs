@@ -105,6 +105,13 @@ pub struct Claims {
     pub metadata: Option<String>,
     /// What the holder may do.
     pub grants: Grants,
+    /// The media node the API named for this join: it hosts the room too
+    /// when the room is live on another node (that node was full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<crate::NodeId>,
+    /// When the API named it, in ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_at: Option<i64>,
 }
 
 impl Claims {
@@ -126,6 +133,8 @@ impl Claims {
             name: None,
             metadata: None,
             grants,
+            node: None,
+            named_at: None,
         }
     }
 }

@@ -262,7 +262,14 @@ pub(crate) async fn join_room(
     claims: &Claims,
     redirect: Option<Redirect<'_>>,
 ) -> Result<Arc<Room>, Response> {
-    match manager.room_for_join(project, room_name, &claims.grants).await {
+    let named_here = claims.node == Some(manager.node);
+    if let Some(at) = claims.named_at.filter(|_| named_here) {
+        manager.named_join_arrived(at);
+    }
+    match manager
+        .room_for_join(project, room_name, &claims.grants, named_here)
+        .await
+    {
         Ok(r) => Ok(r),
         Err(RoomLookupError::NotFound) => Err(error(
             StatusCode::NOT_FOUND,

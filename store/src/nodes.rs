@@ -49,7 +49,7 @@ impl Store {
 
 const NODE_COLUMNS: &str =
     "id, role, region, url, started_at, heartbeat_at, stopped_at, draining_at, \
-     load_rooms, load_participants, load_tracks, load_forwarded_bps, load_cpu";
+     load_rooms, load_participants, load_tracks, load_forwarded_bps, load_cpu, load_named_until";
 
 fn decode(r: &AnyRow) -> Result<NodeInfo, StoreError> {
     let count = |c: &str| -> Result<u32, StoreError> {
@@ -77,6 +77,7 @@ fn decode(r: &AnyRow) -> Result<NodeInfo, StoreError> {
             forwarded_bps: u64::try_from(r.try_get::<i64, _>("load_forwarded_bps")?)
                 .map_err(corrupt)?,
             cpu: r.try_get::<f64, _>("load_cpu")? as f32,
+            named_until: r.try_get("load_named_until")?,
         },
     })
 }
@@ -113,8 +114,8 @@ impl Nodes<'_> {
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
             "UPDATE nodes SET heartbeat_at = $1, load_rooms = $2, load_participants = $3, \
-             load_tracks = $4, load_forwarded_bps = $5, load_cpu = $6 \
-             WHERE id = $7 AND stopped_at IS NULL",
+             load_tracks = $4, load_forwarded_bps = $5, load_cpu = $6, load_named_until = $7 \
+             WHERE id = $8 AND stopped_at IS NULL",
         )
         .bind(to_micros(now))
         .bind(i64::from(load.rooms))
@@ -122,6 +123,7 @@ impl Nodes<'_> {
         .bind(i64::from(load.tracks))
         .bind(i64::try_from(load.forwarded_bps).unwrap_or(i64::MAX))
         .bind(f64::from(load.cpu))
+        .bind(load.named_until)
         .bind(node.to_string())
         .execute(self.0.writer())
         .await?

@@ -123,6 +123,8 @@ async fn create_token(
     let mut claims = Claims::new(&caller.key_id, req.identity, grants, now, ttl_s);
     claims.name = req.name;
     claims.metadata = req.metadata;
+    claims.node = Some(node.id);
+    claims.named_at = Some(now.timestamp_millis());
     let token = token::sign(&claims, &caller.key_id, &secret).map_err(ApiError::internal)?;
     let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
     Ok((

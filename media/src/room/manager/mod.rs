@@ -83,6 +83,9 @@ pub struct RoomManager {
     /// Past this, a node of the deployment takes no more participants: a
     /// room on a full node of this region is hosted here too.
     capacity: parking_lot::RwLock<switchboard_core::node::Capacity>,
+    /// The newest time (ms) the API named this node for a join that reached
+    /// it, 0 before any: placement counts those named later as on their way.
+    named_until: std::sync::atomic::AtomicI64,
     /// This manager, for the tasks it starts.
     me: std::sync::Weak<RoomManager>,
 }
@@ -112,6 +115,7 @@ impl RoomManager {
             interconnect: parking_lot::RwLock::new(None),
             hosting: Mutex::new(HashMap::new()),
             capacity: parking_lot::RwLock::new(Default::default()),
+            named_until: std::sync::atomic::AtomicI64::new(0),
             me: me.clone(),
         })
     }
@@ -188,12 +192,15 @@ impl RoomManager {
             .filter(|r| !r.is_closed())
     }
 
-    /// The live room for a join, loading it from the database or creating it (with `room_create`).
+    /// The live room for a join, loading it from the database or creating it
+    /// (with `room_create`); `named_here` when the API sent the joiner to
+    /// this node (its token says so).
     pub async fn room_for_join(
         &self,
         project: ProjectId,
         name: &RoomName,
         grants: &Grants,
+        named_here: bool,
     ) -> Result<Arc<Room>, RoomLookupError> {
         if let Some(room) = self.live(project, name) {
             room.remote.settled().await;
@@ -204,7 +211,7 @@ impl RoomManager {
             room.remote.settled().await;
             return Ok(room);
         }
-        let hosted_on = self.claim_placement(project, name).await?;
+        let hosted_on = self.claim_placement(project, name, named_here).await?;
         let stored = match self
             .store
             .rooms()
@@ -355,7 +362,11 @@ impl RoomManager {
     /// measure): live rooms, their participants, the tracks published, and
     /// the bitrate sent to subscribers as the observers last measured it.
     pub fn load(&self) -> NodeLoad {
-        let mut load = NodeLoad::default();
+        let named_until = self.named_until.load(std::sync::atomic::Ordering::Relaxed);
+        let mut load = NodeLoad {
+            named_until: (named_until > 0).then_some(named_until),
+            ..NodeLoad::default()
+        };
         for room in self.rooms().iter().filter(|r| !r.is_closed()) {
             load.rooms += 1;
             for p in room.participants() {
@@ -365,6 +376,12 @@ impl RoomManager {
             }
         }
         load
+    }
+
+    /// Notes a join the API named this node for at `named_at` (ms), now here.
+    pub fn named_join_arrived(&self, named_at: i64) {
+        self.named_until
+            .fetch_max(named_at, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The participants connected here, in every live room.

@@ -20,13 +20,15 @@ impl RoomManager {
     }
 
     /// Makes this node the room's host in the registry, unless another live
-    /// node hosts it: in another region, or full (with other nodes
-    /// reachable), this node hosts it too, and that node is returned; else
-    /// the joiner was sent to the wrong node.
+    /// node hosts it: in another region, or full, or when the API sent the
+    /// joiner here (`named_here`: it counts joins its node has not reported
+    /// yet), this node hosts it too (with other nodes reachable), and that
+    /// node is returned; else the joiner was sent to the wrong node.
     pub(super) async fn claim_placement(
         &self,
         project: ProjectId,
         name: &RoomName,
+        named_here: bool,
     ) -> Result<Option<NodeId>, RoomLookupError> {
         let nodes = self.store.nodes();
         let now = chrono::Utc::now();
@@ -51,7 +53,8 @@ impl RoomManager {
                     dead_after: dead_after(),
                     capacity: *self.capacity.read(),
                 };
-                let spans = here.is_some_and(|r| r != n.region) || rules.is_full(&n.load);
+                let spans =
+                    named_here || here.is_some_and(|r| r != n.region) || rules.is_full(&n.load);
                 if self.interconnect().is_some() && spans {
                     return Ok(Some(n.id));
                 }
