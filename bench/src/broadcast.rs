@@ -195,6 +195,7 @@ fn participants_on(args: &Args, database: &str, node: &Node) -> anyhow::Result<u
     let out = Command::new(&args.switchboard)
         .args(["node", "list", "--json"])
         .env("DATABASE_URL", database)
+        .env("SWITCHBOARD_DATA_DIR", node._dir.path())
         .output()?;
     anyhow::ensure!(out.status.success(), "switchboard node list failed");
     let listed = String::from_utf8(out.stdout)?

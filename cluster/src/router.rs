@@ -55,31 +55,21 @@ impl Router {
         for node in &mut nodes {
             // The joins named after the newest one that reached the node
             // (its tokens carry when they were named) are still on their way.
+            // (In whole milliseconds, as tokens say it: a join is named
+            // here a moment before its token is signed.)
             let since = node
                 .load
                 .named_until
-                .and_then(DateTime::from_timestamp_millis)
-                .unwrap_or(node.heartbeat_at - JOIN_UNDER_WAY);
-            let under_way = named
-                .get(&node.id)
-                .map_or(0, |at| at.iter().filter(|t| **t > since).count());
+                .unwrap_or((node.heartbeat_at - JOIN_UNDER_WAY).timestamp_millis());
+            let under_way = named.get(&node.id).map_or(0, |at| {
+                at.iter().filter(|t| t.timestamp_millis() > since).count()
+            });
             node.load.participants = node
                 .load
                 .participants
                 .saturating_add(u32::try_from(under_way).unwrap_or(u32::MAX));
         }
         nodes
-    }
-
-    /// Notes that a participant was sent to `node` at `now`.
-    fn named(&self, node: &NodeInfo, now: DateTime<Utc>) -> NodeInfo {
-        self.named
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(node.id)
-            .or_default()
-            .push_back(now);
-        node.clone()
     }
 }
 
@@ -118,6 +108,17 @@ fn unavailable(e: StoreError) -> RouteError {
 
 #[async_trait]
 impl RoomRouter for Router {
+    /// Only tokens count: `GET /v1/rtc/route` answers anyone holding a
+    /// token, as often as they ask, and must not fill nodes.
+    fn join_named(&self, node: &NodeInfo) {
+        self.named
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(node.id)
+            .or_default()
+            .push_back(self.clock.now());
+    }
+
     async fn route(
         &self,
         project: ProjectId,
@@ -155,14 +156,14 @@ impl RoomRouter for Router {
                         if let Ok(near) =
                             choose(&running, std::slice::from_ref(region), now, &self.rules)
                         {
-                            return Ok(self.named(near, now));
+                            return Ok(near.clone());
                         }
                     }
                 }
                 // A node at capacity takes no more of the room: another
                 // node of its region hosts it too, fed over a relay link, so
                 // a broadcast's audience spreads over the region's nodes.
-                // (A draining node keeps its rooms whole.)
+                // (A draining node that is not full keeps its rooms whole.)
                 if self.rules.is_full(&node.load) {
                     if let Ok(other) = choose(
                         &running,
@@ -171,10 +172,10 @@ impl RoomRouter for Router {
                         &self.rules,
                     ) {
                         tracing::debug!(%project, room = %room, full = %node.id, node_id = %other.id, "the room's node is full: it spans another");
-                        return Ok(self.named(other, now));
+                        return Ok(other.clone());
                     }
                 }
-                return Ok(self.named(node, now));
+                return Ok(node.clone());
             }
         }
         // The room's own region, set when it was created, comes first; then
@@ -223,11 +224,11 @@ impl RoomRouter for Router {
             .map_err(unavailable)?;
         if winner == chosen.id {
             tracing::info!(%project, room = %room, node_id = %winner, region = %chosen.region, "room placed");
-            return Ok(self.named(chosen, now));
+            return Ok(chosen.clone());
         }
         // Another API instance placed it first: go where it went.
         match running.iter().find(|n| n.id == winner) {
-            Some(n) => Ok(self.named(n, now)),
+            Some(n) => Ok(n.clone()),
             None => nodes
                 .get(winner)
                 .await

@@ -72,10 +72,13 @@ impl Cluster {
 
     async fn route(&self, room: &str, hint: Option<&str>) -> Result<NodeId, RouteError> {
         let hint = hint.map(|h| Region::new(h).unwrap());
-        self.router
+        // As `POST /v1/tokens` does: the token names the node for a join.
+        let node = self
+            .router
             .route(self.project, &RoomName::new(room).unwrap(), hint.as_ref())
-            .await
-            .map(|n| n.id)
+            .await?;
+        self.router.join_named(&node);
+        Ok(node.id)
     }
 }
 

@@ -393,6 +393,10 @@ pub trait RoomRouter: Send + Sync + 'static {
         room: &RoomName,
         hint: Option<&Region>,
     ) -> Result<NodeInfo, RouteError>;
+
+    /// Notes that a token now names `node` for a join (a join on its way,
+    /// which the node's load does not count yet).
+    fn join_named(&self, _node: &NodeInfo) {}
 }
 
 /// How full a node is, 0.0 (idle) to 1.0 (at capacity): the larger of its

@@ -263,7 +263,13 @@ pub(crate) async fn join_room(
     redirect: Option<Redirect<'_>>,
 ) -> Result<Arc<Room>, Response> {
     let named_here = claims.node == Some(manager.node);
-    if let Some(at) = claims.named_at.filter(|_| named_here) {
+    // The API names a node when it signs the token; a token signed offline
+    // may say anything, and a time far from its issue would skew placement.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let issued_ms = claims.iat.saturating_mul(1000);
+    if let Some(at) = claims.named_at.filter(|at| {
+        named_here && (issued_ms - 1_000..=issued_ms + 2_000).contains(at) && *at <= now_ms + 2_000
+    }) {
         manager.named_join_arrived(at);
     }
     match manager

@@ -119,6 +119,7 @@ async fn create_token(
         )
         .await
         .map_err(super::route::route_error)?;
+    state.rooms_router.join_named(&node);
     let now = state.clock.now();
     let mut claims = Claims::new(&caller.key_id, req.identity, grants, now, ttl_s);
     claims.name = req.name;

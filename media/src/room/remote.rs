@@ -338,7 +338,13 @@ impl Room {
                 }
                 let arrived = self.remote.arrived.lock().get(&track.sid).cloned();
                 if let Some(receiver) = arrived {
+                    // Its media came before the roster that names it.
                     self.subscribe_everyone(p.sid, track, &receiver).await;
+                    let publisher = ParticipantRef {
+                        sid: p.sid,
+                        identity: p.identity.clone(),
+                    };
+                    self.record_track(&publisher, track, &receiver);
                 }
             }
         }

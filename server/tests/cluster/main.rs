@@ -411,7 +411,8 @@ async fn two_api_instances_and_three_media_nodes_in_two_regions() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("is draining"));
     assert_eq!(token_url(&api1, "standup", None).await, rtc_url(&survivor));
-    for i in 0..4 {
+    // (Two: each token counts as a join on its way, and nodes here take three.)
+    for i in 0..2 {
         assert_eq!(
             token_url(&api2, &format!("new-{i}"), Some("eu-west")).await,
             rtc_url(&replacement)

@@ -53,8 +53,12 @@ impl RoomManager {
                     dead_after: dead_after(),
                     capacity: *self.capacity.read(),
                 };
-                let spans =
-                    named_here || here.is_some_and(|r| r != n.region) || rules.is_full(&n.load);
+                // A token naming this node (the API counted the room's node
+                // full with the joins on their way) is taken only when that
+                // node is nearly full by its own count too: a token signed
+                // offline cannot spread a room over every node.
+                let named = named_here && nearly_full(&rules, &n.load);
+                let spans = named || here.is_some_and(|r| r != n.region) || rules.is_full(&n.load);
                 if self.interconnect().is_some() && spans {
                     return Ok(Some(n.id));
                 }
@@ -97,4 +101,11 @@ impl RoomManager {
             )))),
         }
     }
+}
+
+/// At four fifths of its capacity or more.
+fn nearly_full(rules: &PlacementRules, load: &switchboard_core::node::NodeLoad) -> bool {
+    let capacity = &rules.capacity;
+    u64::from(load.participants) * 5 >= u64::from(capacity.max_participants) * 4
+        || load.cpu >= capacity.max_cpu * 0.8
 }
