@@ -93,6 +93,21 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// Publishes the media ports' datagram count as the Prometheus counter
+/// `switchboard_media_datagrams_sent_total`, once a second until aborted
+/// (the packet path keeps it in one atomic, not in the metrics registry).
+pub fn export_counters() -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            // Looked up each time: the recorder may be installed after this starts.
+            metrics::counter!("switchboard_media_datagrams_sent_total")
+                .absolute(crate::transport::udp::datagrams_sent());
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,19 +151,4 @@ mod tests {
         let idle = meter.sample();
         assert!(idle < 0.2 / cores, "idle share {idle}");
     }
-}
-
-/// Publishes the media ports' datagram count as the Prometheus counter
-/// `switchboard_media_datagrams_sent_total`, once a second until aborted
-/// (the packet path keeps it in one atomic, not in the metrics registry).
-pub fn export_counters() -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            // Looked up each time: the recorder may be installed after this starts.
-            metrics::counter!("switchboard_media_datagrams_sent_total")
-                .absolute(crate::transport::udp::datagrams_sent());
-        }
-    })
 }
