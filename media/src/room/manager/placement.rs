@@ -55,9 +55,10 @@ impl RoomManager {
                 };
                 // A token naming this node (the API counted the room's node
                 // full with the joins on their way) is taken only when that
-                // node is nearly full by its own count too: a token signed
-                // offline cannot spread a room over every node.
-                let named = named_here && nearly_full(&rules, &n.load);
+                // node is at least half full by its own count too (it lags
+                // the joins of a burst): a token signed offline cannot spread
+                // a room over every node.
+                let named = named_here && half_full(&rules, &n.load);
                 let spans = named || here.is_some_and(|r| r != n.region) || rules.is_full(&n.load);
                 if self.interconnect().is_some() && spans {
                     return Ok(Some(n.id));
@@ -103,9 +104,9 @@ impl RoomManager {
     }
 }
 
-/// At four fifths of its capacity or more.
-fn nearly_full(rules: &PlacementRules, load: &switchboard_core::node::NodeLoad) -> bool {
+/// At half its capacity or more.
+fn half_full(rules: &PlacementRules, load: &switchboard_core::node::NodeLoad) -> bool {
     let capacity = &rules.capacity;
-    u64::from(load.participants) * 5 >= u64::from(capacity.max_participants) * 4
-        || load.cpu >= capacity.max_cpu * 0.8
+    u64::from(load.participants) * 2 >= u64::from(capacity.max_participants)
+        || load.cpu >= capacity.max_cpu * 0.5
 }
