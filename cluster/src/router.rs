@@ -164,7 +164,7 @@ impl RoomRouter for Router {
                 // node of its region hosts it too, fed over a relay link, so
                 // a broadcast's audience spreads over the region's nodes.
                 // (A draining node that is not full keeps its rooms whole.)
-                if self.rules.is_full(&node.load) {
+                if self.rules.is_full_of_participants(&node.load) {
                     if let Ok(other) = choose(
                         &running,
                         std::slice::from_ref(&node.region),

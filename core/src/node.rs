@@ -302,7 +302,14 @@ impl PlacementRules {
 
     /// Whether a node carrying `load` is at its CPU or participant capacity.
     pub fn is_full(&self, load: &NodeLoad) -> bool {
-        load.cpu >= self.capacity.max_cpu || load.participants >= self.capacity.max_participants
+        load.cpu >= self.capacity.max_cpu || self.is_full_of_participants(load)
+    }
+
+    /// Whether a node carrying `load` is at its participant capacity: what
+    /// sends a live room's next participants to another node of its region
+    /// (a CPU share over half a second is too noisy to split rooms by).
+    pub fn is_full_of_participants(&self, load: &NodeLoad) -> bool {
+        load.participants >= self.capacity.max_participants
     }
 }
 

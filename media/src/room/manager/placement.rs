@@ -59,7 +59,9 @@ impl RoomManager {
                 // the joins of a burst): a token signed offline cannot spread
                 // a room over every node.
                 let named = named_here && half_full(&rules, &n.load);
-                let spans = named || here.is_some_and(|r| r != n.region) || rules.is_full(&n.load);
+                let spans = named
+                    || here.is_some_and(|r| r != n.region)
+                    || rules.is_full_of_participants(&n.load);
                 if self.interconnect().is_some() && spans {
                     return Ok(Some(n.id));
                 }
@@ -104,9 +106,7 @@ impl RoomManager {
     }
 }
 
-/// At half its capacity or more.
+/// At half its participant capacity or more.
 fn half_full(rules: &PlacementRules, load: &switchboard_core::node::NodeLoad) -> bool {
-    let capacity = &rules.capacity;
-    u64::from(load.participants) * 2 >= u64::from(capacity.max_participants)
-        || load.cpu >= capacity.max_cpu * 0.5
+    u64::from(load.participants) * 2 >= u64::from(rules.capacity.max_participants)
 }
