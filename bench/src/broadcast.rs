@@ -13,6 +13,9 @@
 //! Prints one JSON document.
 
 mod scratch_db;
+// Its single-server starter is the other benchmarks'; this one starts a deployment.
+#[allow(dead_code)]
+mod server_process;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -20,15 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
 use serde_json::{json, Value};
-
-/// CPU seconds of process `pid`, from `/proc`.
-fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
-    switchboard_media::load::cpu_seconds(pid, false)
-        .with_context(|| format!("cannot read the CPU time of process {pid} from /proc"))
-}
+use server_process::{cpu_seconds, listening_url};
 
 #[derive(Parser)]
 struct Args {
@@ -114,19 +112,8 @@ impl Node {
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {}", args.switchboard.display()))?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(url) = line.split("listening on ").nth(1) {
-                        break url.trim().to_owned();
-                    }
-                }
-                _ => bail!("a {role} node exited before listening"),
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
+        let url =
+            listening_url(&mut child).with_context(|| format!("a {role} node did not start"))?;
         Ok(Self {
             child,
             url,
@@ -228,7 +215,7 @@ fn run_step(
         .context("the room was placed on no media node")?;
     let out_file = tempfile::NamedTempFile::new()?;
     let origin_pid = nodes[origin].pid();
-    let origin_cpu_before = cpu_seconds(&origin_pid)?;
+    let origin_cpu_before = cpu_seconds(&origin_pid, false)?;
     let mut loadtest = Command::new(&args.switchboard);
     loadtest
         .args(["loadtest", "--url", &api.url, "--room", room])
@@ -276,7 +263,7 @@ fn run_step(
         killed = Some((victim, carried, Instant::now()));
     }
     let status = child.wait()?;
-    let origin_cpu = cpu_seconds(&origin_pid)? - origin_cpu_before;
+    let origin_cpu = cpu_seconds(&origin_pid, false)? - origin_cpu_before;
     if !status.success() {
         return Ok(json!({ "viewers": viewers, "pass": false, "error": "loadtest failed" }));
     }

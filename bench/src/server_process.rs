@@ -29,6 +29,25 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The base URL a `switchboard serve` started with a piped stdout prints
+/// once it listens; the rest of its output is read and dropped.
+pub fn listening_url(child: &mut Child) -> anyhow::Result<String> {
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    break url.trim().to_owned();
+                }
+            }
+            _ => bail!("the server exited before listening"),
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(url)
+}
+
 /// Starts `binary` in dev mode on a fresh data directory and waits until it listens.
 pub fn start_server(binary: &PathBuf) -> anyhow::Result<ServerProcess> {
     let dir = tempfile::tempdir()?;
@@ -43,19 +62,7 @@ pub fn start_server(binary: &PathBuf) -> anyhow::Result<ServerProcess> {
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    break url.trim().to_owned();
-                }
-            }
-            _ => bail!("the server exited before listening"),
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let url = listening_url(&mut child)?;
     Ok(ServerProcess {
         child,
         url,

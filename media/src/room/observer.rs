@@ -83,18 +83,18 @@ pub async fn run(room: Weak<Room>) {
         }
         room.record_quality(chrono::Utc::now(), measured);
         // All of them, not just the changes: a host that linked since hears them.
-        let all = qualities.iter().filter(|(sid, _)| {
-            participants
-                .iter()
-                .any(|p| p.sid == **sid && !p.grants.recorder)
-        });
-        room.remote.share_quality(
-            all.map(|(sid, quality)| QualityUpdate {
-                sid: *sid,
-                quality: *quality,
-            })
-            .collect(),
-        );
+        // (One lookup per participant: not a scan of them per quality.)
+        let all = participants
+            .iter()
+            .filter(|p| !p.grants.recorder)
+            .filter_map(|p| {
+                let quality = *qualities.get(&p.sid)?;
+                Some(QualityUpdate {
+                    sid: p.sid,
+                    quality,
+                })
+            });
+        room.remote.share_quality(all.collect());
         samples.retain(|sid, _| participants.iter().any(|p| p.sid == *sid));
         qualities.retain(|sid, _| samples.contains_key(sid));
         if !updates.is_empty() {

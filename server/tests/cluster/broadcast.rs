@@ -2,7 +2,7 @@
 //! other nodes, each fed by a relay link from the publisher's node; when an
 //! edge node dies, its viewers reconnect to the others and receive again.
 
-use super::cascade::{gauge, regional_token};
+use super::cascade::{gauge, issue_token, regional_token};
 use super::*;
 use common::sdk_peer::SdkPeer;
 
@@ -223,10 +223,5 @@ async fn viewer_token(api: &Server, name: &str) -> (String, String) {
         "room": "show", "identity": name, "region": "eu-west",
         "grants": { "can_publish": false },
     });
-    let (st, t) = send(api.dev(Method::POST, "/v1/tokens").json(&body)).await;
-    assert_eq!(st, StatusCode::CREATED, "{t}");
-    (
-        t["token"].as_str().unwrap().to_owned(),
-        t["url"].as_str().unwrap().to_owned(),
-    )
+    issue_token(api, body).await
 }

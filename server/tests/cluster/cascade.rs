@@ -14,6 +14,11 @@ pub(super) async fn regional_token(
     region: &str,
 ) -> (String, String) {
     let body = json!({ "room": room, "identity": identity, "region": region });
+    issue_token(via, body).await
+}
+
+/// The token `POST /v1/tokens` gives for `body`, and the node it names.
+pub(super) async fn issue_token(via: &Server, body: Value) -> (String, String) {
     let (st, t) = send(via.dev(Method::POST, "/v1/tokens").json(&body)).await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
     (
