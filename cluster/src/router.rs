@@ -130,6 +130,10 @@ impl RoomRouter for Router {
         let running = nodes.running().await.map_err(unavailable)?;
         let running = self.with_joins_under_way(running, now);
         let placed = nodes.placement(project, room).await.map_err(unavailable)?;
+        // What its node reports: the node named next checks the same figure.
+        let reported_half_full = placed
+            .as_ref()
+            .is_some_and(|p| self.rules.is_half_full_of_participants(&p.load));
         // Its load as this instance counts it.
         let placed = placed.map(|p| running.iter().find(|n| n.id == p.id).cloned().unwrap_or(p));
         if let Some(node) = &placed {
@@ -164,7 +168,10 @@ impl RoomRouter for Router {
                 // node of its region hosts it too, fed over a relay link, so
                 // a broadcast's audience spreads over the region's nodes.
                 // (A draining node that is not full keeps its rooms whole.)
-                if self.rules.is_full_of_participants(&node.load) {
+                // Joins on their way count only once the node itself reports
+                // half its capacity: tokens fetched and never used must not
+                // send a join to a node that would refuse it.
+                if self.rules.is_full_of_participants(&node.load) && reported_half_full {
                     if let Ok(other) = choose(
                         &running,
                         std::slice::from_ref(&node.region),

@@ -192,10 +192,14 @@ async fn joins_on_their_way_count_before_the_node_reports_them(b: Backend) {
     });
     let origin = c.node(NodeRole::Media, "eu-west", 0, 0.0).await;
     let edge = c.node(NodeRole::Media, "eu-west", 1, 0.0).await;
-    // Three tokens fill the origin before its heartbeat says so.
-    for _ in 0..3 {
+    // Tokens fetched and never used count too, so while the origin reports
+    // less than half its capacity (as the node named would check), the room
+    // stays whole.
+    for _ in 0..4 {
         assert_eq!(c.route("live", None).await.unwrap(), origin);
     }
+    // Once it reports two, the four on their way fill it before it says so.
+    c.report(origin, 2, 0.1).await;
     assert_eq!(c.route("live", None).await.unwrap(), edge);
     // Once it reports them, they are counted once.
     c.clock.advance(Duration::seconds(5));
@@ -222,10 +226,10 @@ async fn joins_on_their_way_count_before_the_node_reports_them(b: Backend) {
     heartbeat(origin, load(1, Some(c.clock.now()))).await;
     assert_eq!(c.route("live", None).await.unwrap(), origin);
     assert_eq!(c.route("live", None).await.unwrap(), origin);
-    // Two on their way and one there: full.
+    // Two on their way and two there: full.
     c.clock.advance(Duration::seconds(5));
     heartbeat(edge, load(3, None)).await;
-    heartbeat(origin, load(1, Some(c.clock.now() - Duration::seconds(6)))).await;
+    heartbeat(origin, load(2, Some(c.clock.now() - Duration::seconds(6)))).await;
     assert_eq!(
         c.route("live", None).await.unwrap(),
         origin,

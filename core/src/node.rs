@@ -311,6 +311,14 @@ impl PlacementRules {
     pub fn is_full_of_participants(&self, load: &NodeLoad) -> bool {
         load.participants >= self.capacity.max_participants
     }
+
+    /// Whether a node that reports `load` is at half its participant
+    /// capacity or more: the least a live room's node must report before a
+    /// join is sent to another node for joins on their way (tokens issued
+    /// and not yet used), so the API and the node named agree.
+    pub fn is_half_full_of_participants(&self, load: &NodeLoad) -> bool {
+        u64::from(load.participants) * 2 >= u64::from(self.capacity.max_participants)
+    }
 }
 
 /// Why no node could take a room.

@@ -58,7 +58,7 @@ impl RoomManager {
                 // node is at least half full by its own count too (it lags
                 // the joins of a burst): a token signed offline cannot spread
                 // a room over every node.
-                let named = named_here && half_full(&rules, &n.load);
+                let named = named_here && rules.is_half_full_of_participants(&n.load);
                 let spans = named
                     || here.is_some_and(|r| r != n.region)
                     || rules.is_full_of_participants(&n.load);
@@ -104,9 +104,4 @@ impl RoomManager {
             )))),
         }
     }
-}
-
-/// At half its participant capacity or more.
-fn half_full(rules: &PlacementRules, load: &switchboard_core::node::NodeLoad) -> bool {
-    u64::from(load.participants) * 2 >= u64::from(rules.capacity.max_participants)
 }
