@@ -7,13 +7,16 @@
 //! `kill -9` change where rooms go. [`failures`]: what a `kill -9` does to a
 //! live room (a browser in it follows the room to a healthy node of its
 //! region with the same token, and the log records the lost session and
-//! room), and a room whose node stops answering.
+//! room), and a room whose node stops answering. [`cascade`], [`broadcast`]
+//! and [`regions`]: one room over several nodes, on loopback or over three
+//! network namespaces with a delay between them.
 
 mod broadcast;
 mod cascade;
 #[path = "../common/mod.rs"]
 mod common;
 mod failures;
+mod regions;
 
 use std::time::Duration;
 

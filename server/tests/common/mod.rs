@@ -27,6 +27,12 @@ pub struct Server {
     pub data_dir: tempfile::TempDir,
     child: Option<Child>,
     pub http: reqwest::Client,
+    /// The network namespace the process runs in (`ip netns exec`), if not the test's.
+    netns: Option<String>,
+    /// The address its HTTP listener binds.
+    http_ip: String,
+    /// Environment set after the harness's own (a database URL reached another way).
+    env: Vec<(String, String)>,
 }
 
 /// The server under test: this build's, or the one `SWITCHBOARD_TEST_BIN`
@@ -65,6 +71,9 @@ impl Server {
             data_dir,
             child: None,
             http,
+            netns: None,
+            http_ip: "127.0.0.1".into(),
+            env: Vec::new(),
         };
         server.spawn(args);
         server
@@ -86,16 +95,72 @@ impl Server {
         Self::spawned(db, data_dir, self.http.clone(), args)
     }
 
+    /// [`Server::sibling`] in network namespace `netns` (`ip netns exec`),
+    /// listening for HTTP on `ip`, with `env` set over the harness's own.
+    pub fn sibling_in(
+        &self,
+        netns: Option<&str>,
+        ip: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
+        let db = self
+            .db
+            .shared()
+            .expect("several nodes share a PostgreSQL database");
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(
+            self.dir().join("master.key"),
+            data_dir.path().join("master.key"),
+        )
+        .expect("the first node's master key");
+        let mut server = Self {
+            base: String::new(),
+            banner: String::new(),
+            db,
+            data_dir,
+            child: None,
+            http: self.http.clone(),
+            netns: netns.map(str::to_owned),
+            http_ip: ip.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        server.spawn(args);
+        server
+    }
+
     /// A `switchboard` command pointed at this server's database and data directory.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(binary());
+        self.configure(&mut cmd);
+        cmd
+    }
+
+    fn configure(&self, cmd: &mut Command) {
         // Tests run many servers at once: each takes a free media port.
         cmd.env("DATABASE_URL", &self.db.url)
             .env("SWITCHBOARD_RTC_UDP_PORT", "0")
             .env("SWITCHBOARD_DATA_DIR", self.data_dir.path())
             .env_remove("SWITCHBOARD_MASTER_KEY")
             .env_remove("SWITCHBOARD_HTTP_ADDR")
-            .env_remove("SWITCHBOARD_DEV");
+            .env_remove("SWITCHBOARD_DEV")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+    }
+
+    /// The command that runs the server: in its namespace, if it has one.
+    fn serve_command(&self) -> Command {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns.as_str(), &binary()]);
+                cmd
+            }
+            None => Command::new(binary()),
+        };
+        self.configure(&mut cmd);
         cmd
     }
 
@@ -109,14 +174,14 @@ impl Server {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let mut command = self.command();
+        let mut command = self.serve_command();
         if args.contains(&"--rtc-port-range") {
             // The test names where the media port comes from.
             command.env_remove("SWITCHBOARD_RTC_UDP_PORT");
         }
         let mut child = command
             .arg("serve")
-            .args(["--http-addr", "127.0.0.1:0"])
+            .args(["--http-addr", &format!("{}:0", self.http_ip)])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

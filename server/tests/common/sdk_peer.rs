@@ -59,13 +59,36 @@ impl SdkPeer {
         Self::spawn(s, token, &["--publish", "--tone"], "127.0.0.1")
     }
 
+    /// A peer started with `args` in network namespace `netns` (`ip netns
+    /// exec`; the test's own with `None`), its candidates on `host`.
+    pub fn start_in(
+        netns: Option<&str>,
+        host: &str,
+        s: &Server,
+        token: &str,
+        args: &[&str],
+    ) -> Self {
+        Self::spawn_in(netns, s, token, args, host)
+    }
+
     fn spawn(s: &Server, token: &str, args: &[&str], host: &str) -> Self {
+        Self::spawn_in(None, s, token, args, host)
+    }
+
+    fn spawn_in(netns: Option<&str>, s: &Server, token: &str, args: &[&str], host: &str) -> Self {
         let url = format!(
             "{}/rtc?access_token={token}",
             s.base.replacen("http", "ws", 1)
         );
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/sdk_peer.py");
-        let mut cmd = Command::new("python3");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, "python3"]);
+                cmd
+            }
+            None => Command::new("python3"),
+        };
         cmd.args([script, &url])
             .args(args)
             .env("SDK_PEER_HOST", host);
@@ -109,6 +132,19 @@ impl SdkPeer {
                 return t;
             }
         }
+    }
+
+    /// Every event that arrived so far and was not read yet, keeping the
+    /// frame counts current.
+    pub fn drain(&mut self) -> Vec<Value> {
+        let mut events = Vec::new();
+        while let Ok(e) = self.events.try_recv() {
+            if e["event"] == "frames" {
+                self.frames = (e["video"].as_u64().unwrap(), e["audio"].as_u64().unwrap());
+            }
+            events.push(e);
+        }
+        events
     }
 
     /// The next server message of `kind`.

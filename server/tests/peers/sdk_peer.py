@@ -1,13 +1,14 @@
 """A participant of the WebSocket signaling protocol (docs/signaling.md) on an
 independent WebRTC stack (aiortc), driven by a test over standard input.
 
-Usage: sdk_peer.py WS_URL [--publish [--tone]]
+Usage: sdk_peer.py WS_URL [--publish [--tone]] [--stamped]
 
 With --publish it announces and publishes synthetic video and audio on its
 publisher connection: silence, or with --tone a steady tone (a speaker). It answers every subscriber offer and decodes what it
 receives. It prints one JSON line per event:
   {"event": "signal", "msg": {...}}     every server message, as received
-  {"event": "frames", "video": N, "audio": N}   decoded so far, every 200 ms
+  {"event": "frames", "video": N, "audio": N, "latency": MS}   decoded so far, every
+      200 ms; with --stamped, the median latency of the last 60 stamped frames (or null)
   {"event": "state", "target": T, "state": S}   a connection's state change
   {"event": "data", "label": L, "text": T}       a data message the server sent
 and takes one JSON line per command:
@@ -18,9 +19,11 @@ Standard input closing also ends it.
 """
 
 import asyncio
+import collections
 import json
 import os
 import sys
+import time
 
 import aioice.ice
 import aiohttp
@@ -46,6 +49,26 @@ class ToneTrack(AudioStreamTrack):
         return frame
 
 
+# With --stamped, each video frame carries the sender's clock (milliseconds,
+# modulo 2^16) as 16 black or white squares in a row, and a white bar below
+# them (see the regions test's canvas): each decoded frame gives a
+# capture-to-decode latency on this machine's one clock.
+STAMPED = "--stamped" in sys.argv[2:]
+
+
+def stamp_latency(frame):
+    """Milliseconds from the frame's drawing to now, or None without a stamp."""
+    gray = frame.to_ndarray(format="gray")
+    h, w = gray.shape
+    at = lambda x, y: int(gray[int(y * h / 180), int(x * w / 320)])
+    # The bar is white and the rows between are black: otherwise no stamp.
+    if at(160, 130) < 160 or at(160, 110) > 96:
+        return None
+    sent = sum(1 << i for i in range(16) if at(20 * i + 10, 90) > 128)
+    now = int(time.time() * 1000) % 65536
+    return (now - sent) % 65536
+
+
 def emit(**event):
     print(json.dumps(event), flush=True)
 
@@ -56,6 +79,8 @@ class Peer:
         self.pcs = {}
         self.waiting = {"publisher": [], "subscriber": []}
         self.frames = {"video": 0, "audio": 0}
+        # The latest stamped frames' latencies (with --stamped).
+        self.latencies = collections.deque(maxlen=60)
         # Video frames decoded per received track, by the track's id.
         self.video_tracks = {}
         self.readers = []
@@ -81,9 +106,13 @@ class Peer:
                 async def read():
                     while True:
                         try:
-                            await track.recv()
+                            frame = await track.recv()
                         except Exception:
                             return
+                        if STAMPED and track.kind == "video":
+                            latency = stamp_latency(frame)
+                            if latency is not None and latency < 5000:
+                                self.latencies.append(latency)
                         self.frames[track.kind] += 1
                         if track.kind == "video":
                             self.video_tracks[track.id] = self.video_tracks.get(track.id, 0) + 1
@@ -170,7 +199,8 @@ async def commands(peer):
 async def report(peer):
     while True:
         await asyncio.sleep(0.2)
-        emit(event="frames", **peer.frames)
+        latency = sorted(peer.latencies)[len(peer.latencies) // 2] if peer.latencies else None
+        emit(event="frames", latency=latency, **peer.frames)
 
 
 async def main(url, publish, tone):
