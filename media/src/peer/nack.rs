@@ -32,6 +32,20 @@ pub const MAX_PACKETS: usize = 512;
 /// round trip, and one that asks in a loop gets no more than this.
 pub const RESEND_GAP: Duration = Duration::from_millis(100);
 
+/// Retransmissions may take this share of what a stream sends: on a link
+/// that just shrank every packet is lost and asked for again, and resending
+/// them all (each up to every [`RESEND_GAP`]) would multiply what it is sent
+/// several times over, so that nothing gets through and the bandwidth
+/// estimate cannot see what the link carries.
+pub const RESEND_SHARE: f64 = 0.5;
+
+/// Bytes of retransmissions a stream may send at once before the share
+/// refills it (and its budget when it starts): about 0.3 s of a 1.5 Mbps stream.
+pub const RESEND_BURST: usize = 64 * 1024;
+
+/// Times one packet is resent at most.
+pub const MAX_RESENDS: u8 = 3;
+
 /// Half the sequence space: a packet this far ahead or more counts as behind.
 const HALF: u16 = 1 << 15;
 
@@ -42,6 +56,7 @@ const HALF: u16 = 1 << 15;
 struct Sent {
     at: Instant,
     resent: Option<Instant>,
+    resends: u8,
     seq: u16,
     timestamp: u32,
     marker: bool,
@@ -57,6 +72,8 @@ struct Stream {
     /// The RTX stream's SSRC and payload type, if one was negotiated.
     rtx: Option<(u32, u8)>,
     rtx_seq: u16,
+    /// Bytes it may still resend: [`RESEND_SHARE`] of what it sends, up to [`RESEND_BURST`].
+    budget: usize,
 }
 
 impl Stream {
@@ -71,11 +88,14 @@ impl Stream {
         }) {
             self.sent.pop_front();
         }
+        self.budget =
+            (self.budget + (packet.payload.len() as f64 * RESEND_SHARE) as usize).min(RESEND_BURST);
         let header = &packet.header;
         let seq = header.sequence_number;
         let sent = Sent {
             at: now,
             resent: None,
+            resends: 0,
             seq,
             timestamp: header.timestamp,
             marker: header.marker,
@@ -119,18 +139,23 @@ impl Stream {
             .binary_search_by_key(&target, |s| s.seq.wrapping_sub(first))
     }
 
-    /// The retransmission of `seq`, unless it is gone or was just resent.
+    /// The retransmission of `seq`, unless it is gone, was just resent or
+    /// resent enough, or the stream's budget is spent.
     fn resend(&mut self, now: Instant, seq: u16) -> Option<rtp::Packet> {
         let at = self.position(seq).ok()?;
         let sent = self.sent.get_mut(at)?;
         if now.saturating_duration_since(sent.at) > KEEP
+            || sent.resends >= MAX_RESENDS
+            || sent.payload.len() > self.budget
             || sent
                 .resent
                 .is_some_and(|r| now.saturating_duration_since(r) < RESEND_GAP)
         {
             return None;
         }
+        self.budget -= sent.payload.len();
         sent.resent = Some(now);
+        sent.resends += 1;
         let header = |ssrc, payload_type, sequence_number| rtp::header::Header {
             version: 2,
             ssrc,
@@ -252,6 +277,7 @@ impl Interceptor for Retransmitter {
                     sent: VecDeque::new(),
                     rtx: info.ssrc_rtx.zip(info.payload_type_rtx),
                     rtx_seq: 0,
+                    budget: RESEND_BURST,
                 },
             );
         }

@@ -11,7 +11,9 @@ use rtc::rtp;
 use rtc::sansio::Protocol;
 use rtc::shared::TransportContext;
 
-use super::{Retransmitter, KEEP, MAX_PACKETS, RESEND_GAP};
+use super::{
+    Retransmitter, KEEP, MAX_PACKETS, MAX_RESENDS, RESEND_BURST, RESEND_GAP, RESEND_SHARE,
+};
 
 const SSRC: u32 = 1111;
 const RTX_SSRC: u32 = 2222;
@@ -234,4 +236,45 @@ fn nacks_for_streams_that_do_not_take_them_are_passed_on_and_ignored() {
     assert!(nack(&mut r, t0, 999, &[(1, 0)]).is_empty());
     r.unbind_local_stream(&stream(true, true));
     assert!(nack(&mut r, t0, SSRC, &[(1, 0)]).is_empty());
+}
+
+#[test]
+fn a_packet_is_resent_a_few_times_at_most() {
+    let mut r = responder(false);
+    let t0 = Instant::now();
+    send(&mut r, t0, 1);
+    let mut resent = 0;
+    for i in 1..10 {
+        resent += nack(&mut r, t0 + RESEND_GAP * i, SSRC, &[(1, 0)]).len();
+    }
+    assert_eq!(resent, usize::from(MAX_RESENDS));
+}
+
+#[test]
+fn a_link_losing_everything_gets_at_most_half_again_in_resends() {
+    // Each packet is 200 bytes: one second of them at 100 packets a second.
+    let mut r = responder(true);
+    let t0 = Instant::now();
+    let mut resent = 0;
+    let mut sent = 0;
+    for seq in 0..1000u16 {
+        let now = t0 + Duration::from_millis(10) * u32::from(seq);
+        send(&mut r, now, seq);
+        sent += 200;
+        // Everything sent so far in the last half second is reported lost, again and again.
+        let from = seq.saturating_sub(49);
+        let pairs: Vec<(u16, u16)> = (from..=seq).step_by(17).map(|s| (s, 0xffff)).collect();
+        resent += nack(&mut r, now, SSRC, &pairs)
+            .iter()
+            .map(|p| unwrap_rtx(p).1.len())
+            .sum::<usize>();
+    }
+    assert!(
+        resent as f64 <= sent as f64 * RESEND_SHARE + RESEND_BURST as f64,
+        "resent {resent} bytes for {sent} sent"
+    );
+    assert!(
+        resent as f64 >= sent as f64 * RESEND_SHARE * 0.9,
+        "the budget is used: {resent} of {sent}"
+    );
 }
