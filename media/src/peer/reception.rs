@@ -49,6 +49,15 @@ impl ReportedLoss {
             .map(|e| f64::from(e.1) / 256.0)
             .fold(0.0, f64::max)
     }
+
+    /// The worst loss among the reports received after `since`, if any was.
+    pub fn worst_since(&self, since: Instant) -> Option<f64> {
+        self.latest
+            .iter()
+            .filter(|e| e.2 > since)
+            .map(|e| f64::from(e.1) / 256.0)
+            .reduce(f64::max)
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! participants who is speaking (every 250 ms, on change) and how everyone's
 //! connection is doing (every 3 s, on change; the measures are kept on each
 //! participant for the API and the dashboard, and recorded for the call's
-//! page), and at that pace shares each
-//! subscriber's bandwidth estimate among the video it receives.
+//! page), and every 500 ms shares each subscriber's bandwidth estimate
+//! among the video it receives (a link that shrinks must see a lower layer
+//! within a second or two, not freeze while the estimate waits).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -26,6 +27,8 @@ use crate::worker::{Command, Query};
 const SPEAKER_TICK: Duration = Duration::from_millis(250);
 /// Connection quality is sampled every this many speaker ticks (3 s).
 const QUALITY_EVERY: u32 = 12;
+/// Bandwidth estimates are shared out every this many speaker ticks (500 ms).
+const ESTIMATE_EVERY: u32 = 2;
 
 /// Observes `room` until it closes or is dropped.
 pub async fn run(room: Weak<Room>) {
@@ -57,14 +60,18 @@ pub async fn run(room: Weak<Room>) {
             );
         }
         ticks = ticks.wrapping_add(1);
+        if ticks.is_multiple_of(ESTIMATE_EVERY) {
+            for p in &participants {
+                share_bandwidth(p).await;
+            }
+        }
         if !ticks.is_multiple_of(QUALITY_EVERY) {
             continue;
         }
         let mut updates = Vec::new();
         let mut measured = Vec::with_capacity(participants.len());
         for p in &participants {
-            let (sample, estimate_bps) = sample(p).await;
-            share_bandwidth(p, estimate_bps);
+            let sample = sample(p).await;
             let previous = samples.insert(p.sid, sample).unwrap_or_default();
             let stats = measure(&previous, &sample);
             p.set_connection(stats);
@@ -142,10 +149,22 @@ async fn audio_levels(participants: &[Arc<Participant>]) -> Vec<(ParticipantSid,
     levels
 }
 
-/// Splits the subscriber connection's bandwidth estimate among the participant's video subscriptions.
-fn share_bandwidth(p: &Participant, estimate_bps: u64) {
-    let subscriptions = p.subscriptions.lock();
+/// Splits the subscriber connection's bandwidth estimate among the
+/// participant's video subscriptions, when it has any.
+async fn share_bandwidth(p: &Participant) {
     let is_video = |mime: &str| mime.to_ascii_lowercase().starts_with("video/");
+    let receives_video = p
+        .subscriptions
+        .lock()
+        .values()
+        .any(|s| is_video(&s.downtrack.mime));
+    if !receives_video {
+        return;
+    }
+    let Some(estimate_bps) = p.subscriber.estimate().await else {
+        return;
+    };
+    let subscriptions = p.subscriptions.lock();
     let video = subscriptions
         .values()
         .filter(|s| is_video(&s.downtrack.mime))
@@ -161,13 +180,12 @@ fn share_bandwidth(p: &Participant, estimate_bps: u64) {
 }
 
 /// Reads loss, round trip, bytes and connectivity from both of the participant's
-/// peer connections, and the send-side bandwidth estimate of its subscriber connection.
-async fn sample(p: &Participant) -> (Sample, u64) {
+/// peer connections.
+async fn sample(p: &Participant) -> Sample {
     let mut s = Sample {
         at: Some(Instant::now()),
         ..Sample::default()
     };
-    let mut estimate_bps = 0.0f64;
     for (pc, sending) in [(&p.publisher, false), (&p.subscriber, true)] {
         let Some(stats) = pc.stats().await else {
             continue;
@@ -175,10 +193,7 @@ async fn sample(p: &Participant) -> (Sample, u64) {
         s.downlink_loss = s.downlink_loss.max(stats.reported_loss);
         for entry in stats.report.iter() {
             match entry {
-                // Every outbound stream carries the connection's estimate; a stream
-                // bound after its last change reads 0, so take the largest.
                 RTCStatsReportEntry::OutboundRtp(o) if sending => {
-                    estimate_bps = estimate_bps.max(o.target_bitrate);
                     s.bytes_out += o.sent_rtp_stream_stats.bytes_sent;
                 }
                 RTCStatsReportEntry::Transport(t) => {
@@ -201,5 +216,5 @@ async fn sample(p: &Participant) -> (Sample, u64) {
             }
         }
     }
-    (s, estimate_bps as u64)
+    s
 }

@@ -3,6 +3,7 @@
 //! threads; [`crate::worker`] runs it.
 pub mod allocation;
 pub mod audio_level;
+pub mod estimate;
 pub mod fanout;
 pub mod forwarder;
 pub mod keyframe;

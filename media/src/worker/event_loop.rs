@@ -67,6 +67,10 @@ pub(super) struct Entry {
     pub(super) connected: bool,
     /// The loss its client reports of what the node sends it.
     pub(super) reported_loss: crate::peer::reception::ReportedLoss,
+    /// The bytes of media it had sent when its estimate was last asked for, and when.
+    pub(super) sent_at_estimate: Option<(Instant, u64)>,
+    /// The ceiling its client's loss reports put on its estimate.
+    pub(super) ceiling: crate::sfu::estimate::LossCeiling,
     /// The socket of its own a relay link's downstream end sends and
     /// receives on (also in `sockets`); `None` for the shared port.
     pub(super) own_socket: Option<Token>,
@@ -90,6 +94,8 @@ impl Entry {
             touched: false,
             connected: false,
             reported_loss: Default::default(),
+            sent_at_estimate: None,
+            ceiling: Default::default(),
             own_socket: None,
         }
     }

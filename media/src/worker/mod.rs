@@ -129,6 +129,8 @@ pub enum Query {
     BestLayer(TrackRef, oneshot::Sender<Option<u8>>),
     /// A connection's statistics.
     Stats(ConnId, oneshot::Sender<Option<PeerStats>>),
+    /// A connection's send-side bandwidth estimate (bits/s; 0 while it has none).
+    Estimate(ConnId, oneshot::Sender<Option<u64>>),
     /// What the worker holds for its connections.
     Load(oneshot::Sender<Load>),
 }

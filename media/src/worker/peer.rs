@@ -190,6 +190,15 @@ impl Peer {
         rx.await.ok().flatten()
     }
 
+    /// The connection's send-side bandwidth estimate in bits/s (0 while it
+    /// has none; `None` once it has closed).
+    pub async fn estimate(&self) -> Option<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.worker
+            .send(Command::Query(Query::Estimate(self.conn, reply)));
+        rx.await.ok().flatten()
+    }
+
     /// The last description the server sent (offer or answer).
     pub fn local_description(&self) -> Option<String> {
         self.described.lock().local.clone()

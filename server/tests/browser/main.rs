@@ -9,6 +9,7 @@ mod ice_restart;
 mod lossy_link;
 mod network_change;
 mod one_port;
+mod shaped_link;
 
 use std::time::Duration;
 

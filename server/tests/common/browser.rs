@@ -113,11 +113,29 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver (Debian package chromium-driver) must be installed");
+        Self::started(child, format!("http://127.0.0.1:{port}")).await
+    }
+
+    /// A chromedriver (and so its Chromiums) in network namespace `netns`,
+    /// where it listens on `ip` for WebDriver requests from `client` only.
+    pub async fn start_in(netns: &str, ip: &str, client: &str) -> Self {
+        // The namespace is the test's own: no other process holds this port.
+        let port = 9515;
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns, "chromedriver"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--allowed-ips={client}"))
+            .arg("--allowed-origins=*")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) must be installed");
+        Self::started(child, format!("http://{ip}:{port}")).await
+    }
+
+    async fn started(child: Child, url: String) -> Self {
         // Owned by a Driver from here on, so it is killed however the test ends.
-        let driver = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
+        let driver = Self { child, url };
         let http = reqwest::Client::new();
         for _ in 0..100 {
             if http

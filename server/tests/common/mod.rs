@@ -58,13 +58,33 @@ impl Server {
         Self::spawned(db, tempfile::tempdir().expect("temp dir"), http, args)
     }
 
+    /// [`Server::start_with`], its HTTP listener on `ip` (an address of the
+    /// test's namespace that other namespaces reach) rather than loopback.
+    pub async fn start_on(backend: Backend, ip: &str, args: &[&str]) -> Self {
+        let db = TestDb::new(backend).await.expect("test database");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let mut server = Self::unstarted(db, tempfile::tempdir().expect("temp dir"), http);
+        server.http_ip = ip.to_owned();
+        server.spawn(args);
+        server
+    }
+
     fn spawned(
         db: TestDb,
         data_dir: tempfile::TempDir,
         http: reqwest::Client,
         args: &[&str],
     ) -> Self {
-        let mut server = Self {
+        let mut server = Self::unstarted(db, data_dir, http);
+        server.spawn(args);
+        server
+    }
+
+    fn unstarted(db: TestDb, data_dir: tempfile::TempDir, http: reqwest::Client) -> Self {
+        Self {
             base: String::new(),
             banner: String::new(),
             db,
@@ -74,9 +94,7 @@ impl Server {
             netns: None,
             http_ip: "127.0.0.1".into(),
             env: Vec::new(),
-        };
-        server.spawn(args);
-        server
+        }
     }
 
     /// Another node of this server's deployment: a second process on the
@@ -114,20 +132,13 @@ impl Server {
             data_dir.path().join("master.key"),
         )
         .expect("the first node's master key");
-        let mut server = Self {
-            base: String::new(),
-            banner: String::new(),
-            db,
-            data_dir,
-            child: None,
-            http: self.http.clone(),
-            netns: netns.map(str::to_owned),
-            http_ip: ip.to_owned(),
-            env: env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        };
+        let mut server = Self::unstarted(db, data_dir, self.http.clone());
+        server.netns = netns.map(str::to_owned);
+        server.http_ip = ip.to_owned();
+        server.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         server.spawn(args);
         server
     }
