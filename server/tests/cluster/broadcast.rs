@@ -25,6 +25,7 @@ async fn decodes(peer: &mut SdkPeer, who: &str, nodes: &[&Server]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_nodes_viewers_go_to_the_regions_other_nodes_fed_by_relays() {
+    let _alone = media_heavy().await;
     // Each node takes two participants: a small broadcast fills one fast.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("switchboard.toml");

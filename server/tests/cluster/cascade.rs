@@ -64,6 +64,7 @@ fn quality_of(event: &Value, sid: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_spans_two_regions_and_each_track_crosses_once() {
+    let _alone = media_heavy().await;
     let api = Server::start_with(Backend::Postgres, &args(&node_args("api", "eu-west"))).await;
     let eu = api.sibling(&args(&node_args("media", "eu-west")));
     let us = api.sibling(&args(&node_args("media", "us-east")));

@@ -26,6 +26,17 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use switchboard_store::Backend;
 
+/// Held by the tests that carry media among many peers (`cascade`,
+/// `broadcast`, `regions`), so they run one at a time: together on two cores
+/// they starve each other's peers, and `regions` measures latency.
+static MEDIA_HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Takes [`MEDIA_HEAVY`] for the rest of the calling test (a test that
+/// failed while holding it leaves it usable: tokio's mutex is not poisoned).
+async fn media_heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    MEDIA_HEAVY.lock().await
+}
+
 /// The NATS server (with JetStream) the nodes share.
 fn nats_url() -> String {
     std::env::var("SWITCHBOARD_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
