@@ -183,6 +183,17 @@ pub enum EventPayload {
         /// Why.
         reason: LeaveReason,
     },
+    /// How a participant's connection went over its session, sent when the
+    /// session ends (after `participant.left`) if it was measured at all.
+    #[serde(rename = "participant.quality_summary")]
+    ParticipantQualitySummary {
+        /// The room.
+        room: RoomRef,
+        /// Whose session.
+        participant: ParticipantRef,
+        /// Averages, time spent poor and the worst minute.
+        quality: crate::room::QualitySummary,
+    },
     /// A participant started publishing a track.
     #[serde(rename = "track.published")]
     TrackPublished {
@@ -286,6 +297,7 @@ impl EventPayload {
         "room.finished",
         "participant.joined",
         "participant.left",
+        "participant.quality_summary",
         "track.published",
         "track.unpublished",
         "recording.started",
@@ -304,6 +316,7 @@ impl EventPayload {
             Self::RoomFinished { .. } => "room.finished",
             Self::ParticipantJoined { .. } => "participant.joined",
             Self::ParticipantLeft { .. } => "participant.left",
+            Self::ParticipantQualitySummary { .. } => "participant.quality_summary",
             Self::TrackPublished { .. } => "track.published",
             Self::TrackUnpublished { .. } => "track.unpublished",
             Self::RecordingStarted { .. } => "recording.started",
@@ -321,6 +334,7 @@ impl EventPayload {
         match self {
             Self::ParticipantJoined { participant, .. }
             | Self::ParticipantLeft { participant, .. }
+            | Self::ParticipantQualitySummary { participant, .. }
             | Self::TrackPublished { participant, .. }
             | Self::TrackUnpublished { participant, .. } => Some(participant),
             _ => None,
@@ -334,6 +348,7 @@ impl EventPayload {
             | Self::RoomFinished { room, .. }
             | Self::ParticipantJoined { room, .. }
             | Self::ParticipantLeft { room, .. }
+            | Self::ParticipantQualitySummary { room, .. }
             | Self::TrackPublished { room, .. }
             | Self::TrackUnpublished { room, .. }
             | Self::RecordingStarted { room, .. }
@@ -405,6 +420,23 @@ mod tests {
                 room: r.clone(),
                 participant: p.clone(),
                 reason: LeaveReason::ClientLeft,
+            },
+            EventPayload::ParticipantQualitySummary {
+                room: r.clone(),
+                participant: p.clone(),
+                quality: crate::room::QualitySummary {
+                    measured_s: 60,
+                    publish_bps: 1_000_000,
+                    subscribe_bps: 2_000_000,
+                    loss_per_mille: 3,
+                    rtt_ms: Some(40),
+                    poor_s: 0,
+                    worst_minute: crate::room::WorstMinute {
+                        started_at: chrono::Utc::now(),
+                        loss_per_mille: 3,
+                        rtt_ms: None,
+                    },
+                },
             },
             EventPayload::TrackPublished {
                 room: r.clone(),

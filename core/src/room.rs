@@ -120,6 +120,40 @@ pub struct ConnectionStats {
     pub rtt_ms: Option<u32>,
 }
 
+/// How a session's connection went, summed up when it ends
+/// (`participant.quality_summary`), from the measures taken every few seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QualitySummary {
+    /// Seconds of the session the measures cover.
+    pub measured_s: u32,
+    /// Media it sent to the server on average, bits per second.
+    pub publish_bps: u64,
+    /// Media the server sent it on average, bits per second.
+    pub subscribe_bps: u64,
+    /// Packets lost per thousand on average.
+    pub loss_per_mille: u32,
+    /// Round trip on average in milliseconds, if it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u32>,
+    /// Seconds its quality was `poor` or `lost`.
+    pub poor_s: u32,
+    /// Its worst minute: the most loss, then the longest round trip (the
+    /// whole session when it was measured for less than a minute).
+    pub worst_minute: WorstMinute,
+}
+
+/// A session's worst minute of connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorstMinute {
+    /// When the minute began.
+    pub started_at: DateTime<Utc>,
+    /// Packets lost per thousand over it.
+    pub loss_per_mille: u32,
+    /// Round trip over it in milliseconds, if it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u32>,
+}
+
 /// A room as the media tier needs it to run: identity plus limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomLimits {

@@ -320,15 +320,27 @@ impl Room {
             sub.downtrack.close();
         }
         if was_here && !p.grants.recorder {
+            let left_at = left_at.unwrap_or_else(chrono::Utc::now);
             self.record_at(
                 EventPayload::ParticipantLeft {
                     room: self.reference(),
                     participant: p.reference(),
                     reason,
                 },
-                left_at.unwrap_or_else(chrono::Utc::now),
+                left_at,
             )
             .await;
+            if let Some(quality) = p.quality_summary() {
+                self.record_at(
+                    EventPayload::ParticipantQualitySummary {
+                        room: self.reference(),
+                        participant: p.reference(),
+                        quality,
+                    },
+                    left_at,
+                )
+                .await;
+            }
             for other in self.participants() {
                 other.signal(ServerMessage::ParticipantLeft {
                     sid: p.sid,

@@ -9,4 +9,5 @@ pub mod observer;
 pub mod participant;
 pub mod quality;
 pub mod remote;
+pub mod session_quality;
 pub mod speakers;

@@ -77,8 +77,12 @@ pub async fn run(room: Weak<Room>) {
             p.set_connection(stats);
             // The first sample has nothing to measure against; recorders
             // are not people.
-            if previous.at.is_some() && !p.grants.recorder {
-                measured.push((p.sid, stats));
+            if let (Some(from), Some(to)) = (previous.at, sample.at) {
+                if !p.grants.recorder {
+                    measured.push((p.sid, stats));
+                    let secs = to.saturating_duration_since(from).as_secs_f64();
+                    p.note_quality(chrono::Utc::now(), secs, stats);
+                }
             }
             let quality = stats.quality;
             if qualities.insert(p.sid, quality) != Some(quality) {

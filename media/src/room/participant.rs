@@ -10,12 +10,14 @@ use rtc::statistics::report::RTCStatsReportEntry;
 use switchboard_core::event::{LeaveReason, ParticipantRef, TrackKind, TrackSource};
 use switchboard_core::rate::TokenBucket;
 use switchboard_core::room::{
-    ConnectionStats, ParticipantInfo, ParticipantPermissions, ParticipantState, TrackInfo,
+    ConnectionStats, ParticipantInfo, ParticipantPermissions, ParticipantState, QualitySummary,
+    TrackInfo,
 };
 use switchboard_core::token::Grants;
 use switchboard_core::{Identity, ParticipantSid, TrackSid};
 
 use super::mailbox::{Command, Mailbox};
+use super::session_quality::SessionQuality;
 use crate::sfu::rate_limit::{PublishBudget, TrackSlot};
 use crate::worker::{DownTrack, Peer, TrackReceiver};
 use switchboard_core::signal::ServerMessage;
@@ -86,6 +88,8 @@ pub struct Participant {
     pub budget: Arc<PublishBudget>,
     /// Its connection as last measured by the room's observer.
     connection: Mutex<Option<ConnectionStats>>,
+    /// Its measures summed up over the session, for `participant.quality_summary`.
+    session_quality: Mutex<SessionQuality>,
     /// Data messages it may still send now ([`DATA_PER_S`], [`DATA_BURST`]).
     pub data_rate: Mutex<TokenBucket>,
 }
@@ -130,6 +134,7 @@ impl Participant {
             subscriptions: Mutex::new(HashMap::new()),
             budget,
             connection: Mutex::new(None),
+            session_quality: Mutex::new(SessionQuality::default()),
             data_rate: Mutex::new(TokenBucket::new(DATA_PER_S, DATA_BURST)),
         })
     }
@@ -183,6 +188,17 @@ impl Participant {
     /// Keeps the connection's latest measures.
     pub fn set_connection(&self, stats: ConnectionStats) {
         *self.connection.lock() = Some(stats);
+    }
+
+    /// Adds an interval of `secs` seconds, ended at `at`, to the session's
+    /// summed-up measures.
+    pub fn note_quality(&self, at: DateTime<Utc>, secs: f64, stats: ConnectionStats) {
+        self.session_quality.lock().add(at, secs, stats);
+    }
+
+    /// The session's connection summed up so far, if it was measured.
+    pub fn quality_summary(&self) -> Option<QualitySummary> {
+        self.session_quality.lock().summary()
     }
 
     /// Current permissions.
