@@ -123,8 +123,14 @@ async fn a_meeting_over_three_regions_crosses_each_link_once_and_one_hop_late() 
     browser.run(PUBLISH_STAMPED, vec![]).await;
 
     // Subscribers, each on its own region's node: one next to the publisher
-    // (the reference), one in B and three in C.
+    // (the reference), one in B and three in C. Each joins once the one
+    // before decodes ana's video and reads its stamps: aiortc drops a track
+    // offered while its connection is still connecting, as it would be to a
+    // second joiner in C while the first one's link is still bringing the
+    // tracks. (Whether each heard ana speak is noted from here on: her fake
+    // microphone beeps, and the speakers are told when they change.)
     let mut peers = Vec::new();
+    let mut heard = Vec::new();
     for (name, region, server, netns, ip) in [
         ("a1", "eu-west", &a, None, A),
         ("b1", "us-east", &b, Some(wan.b.as_str()), B),
@@ -134,26 +140,37 @@ async fn a_meeting_over_three_regions_crosses_each_link_once_and_one_hop_late() 
     ] {
         let (token, url) = regional_token(&api, "world", name, region).await;
         assert_eq!(url, rtc_url(server), "{name} is sent to its region's node");
-        let peer = SdkPeer::start_in(netns, ip, server, &token, &["--stamped"]);
-        peers.push((name, peer));
-    }
-    // Each decodes ana's video and reads its stamps. (Whether each heard
-    // ana speak is noted from here on: her fake microphone beeps, and the
-    // speakers are told when they change.)
-    let mut heard = vec![false; peers.len()];
-    for ((name, peer), heard) in peers.iter_mut().zip(&mut heard) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        let mut peer = SdkPeer::start_in(netns, ip, server, &token, &["--stamped"]);
+        let mut spoke = false;
+        let start = tokio::time::Instant::now();
+        let mut rejoined = false;
         loop {
             let report = peer
                 .until("a frame report", |e| {
-                    *heard |= speaks(e, &ana);
+                    spoke |= speaks(e, &ana);
                     (e["event"] == "frames").then(|| e.clone())
                 })
                 .await;
             if report["video"].as_u64() > Some(30) && report["latency"].is_i64() {
                 break;
             }
-            if tokio::time::Instant::now() > deadline {
+            // Audio and no video at all: aiortc dropped the video track it
+            // was offered while still connecting (seen with the whole
+            // cluster suite on two cores). The same identity joins again,
+            // once; a second miss fails.
+            let waited = start.elapsed();
+            if !rejoined
+                && waited > Duration::from_secs(12)
+                && report["video"] == 0
+                && report["audio"].as_u64() > Some(0)
+            {
+                eprintln!("{name}: audio and no video after {waited:?}; joining again");
+                let (token, _) = regional_token(&api, "world", name, region).await;
+                peer = SdkPeer::start_in(netns, ip, server, &token, &["--stamped"]);
+                rejoined = true;
+                continue;
+            }
+            if waited > Duration::from_secs(40) {
                 panic!(
                     "{name} decoded no stamped video (last report {report});\nA:\n{}\nB:\n{}\nC:\n{}",
                     a.log(),
@@ -162,6 +179,8 @@ async fn a_meeting_over_three_regions_crosses_each_link_once_and_one_hop_late() 
                 );
             }
         }
+        peers.push((name, peer));
+        heard.push(spoke);
     }
 
     // The media crosses the regions through the delay line.
