@@ -162,9 +162,17 @@ impl Remotes {
 
     /// The connection quality of the other hosts' participants still there.
     pub fn qualities(&self) -> Vec<QualityUpdate> {
-        let rosters = self.rosters.lock();
+        // (A host's departures are forgotten with its roster; this drops a
+        // quality that arrived after its participant left.)
+        let present: std::collections::HashSet<ParticipantSid> = self
+            .rosters
+            .lock()
+            .values()
+            .flatten()
+            .map(|p| p.sid)
+            .collect();
         let mut known = self.qualities.lock();
-        known.retain(|sid, _| rosters.values().flatten().any(|p| p.sid == *sid));
+        known.retain(|sid, _| present.contains(sid));
         known
             .iter()
             .map(|(sid, quality)| QualityUpdate {
@@ -285,6 +293,7 @@ impl Room {
         let new: HashMap<ParticipantSid, &ParticipantInfo> =
             roster.iter().map(|p| (p.sid, p)).collect();
         for gone in before.iter().filter(|p| !new.contains_key(&p.sid)) {
+            self.remote.qualities.lock().remove(&gone.sid);
             for track in &gone.tracks {
                 self.end_relayed_track(gone.sid, track.sid);
             }
