@@ -100,17 +100,7 @@ impl Server {
     /// Another node of this server's deployment: a second process on the
     /// same PostgreSQL database, with the same master key, started with `args`.
     pub fn sibling(&self, args: &[&str]) -> Server {
-        let db = self
-            .db
-            .shared()
-            .expect("several nodes share a PostgreSQL database");
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        std::fs::copy(
-            self.dir().join("master.key"),
-            data_dir.path().join("master.key"),
-        )
-        .expect("the first node's master key");
-        Self::spawned(db, data_dir, self.http.clone(), args)
+        self.sibling_in(None, "127.0.0.1", &[], args)
     }
 
     /// [`Server::sibling`] in network namespace `netns` (`ip netns exec`),
