@@ -43,18 +43,20 @@ impl ReportedLoss {
     /// The worst loss among the streams reported on recently, 0.0 to 1.0
     /// (0 when none was).
     pub fn worst(&self, now: Instant) -> f64 {
-        self.latest
-            .iter()
-            .filter(|e| now.saturating_duration_since(e.2) < STALE)
-            .map(|e| f64::from(e.1) / 256.0)
-            .fold(0.0, f64::max)
+        self.worst_of(|at| now.saturating_duration_since(at) < STALE)
+            .unwrap_or(0.0)
     }
 
     /// The worst loss among the reports received after `since`, if any was.
     pub fn worst_since(&self, since: Instant) -> Option<f64> {
+        self.worst_of(|at| at > since)
+    }
+
+    /// The worst loss among the reports received at an instant `keep` accepts.
+    fn worst_of(&self, keep: impl Fn(Instant) -> bool) -> Option<f64> {
         self.latest
             .iter()
-            .filter(|e| e.2 > since)
+            .filter(|e| keep(e.2))
             .map(|e| f64::from(e.1) / 256.0)
             .reduce(f64::max)
     }

@@ -15,7 +15,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use rtc::statistics::report::RTCStatsReportEntry;
-
 use switchboard_core::ParticipantSid;
 
 use super::event_loop::{gone, notify, Entry, EventLoop};

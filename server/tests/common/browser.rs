@@ -79,6 +79,11 @@ pub fn netns_run(program: &str, args: &[&str]) {
         std::env::var_os("SWITCHBOARD_TEST_NETNS").is_some(),
         "{program} {args:?} changes the network: run it only inside `isolated`"
     );
+    run_or_fail(program, args);
+}
+
+/// Runs `program args`, failing the test with its output when it fails.
+pub fn run_or_fail(program: &str, args: &[&str]) {
     let out = Command::new(program)
         .args(args)
         .output()

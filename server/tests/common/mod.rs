@@ -50,12 +50,7 @@ impl Server {
 
     /// A server on a fresh database with extra `serve` arguments.
     pub async fn start_with(backend: Backend, args: &[&str]) -> Self {
-        let db = TestDb::new(backend).await.expect("test database");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        Self::spawned(db, tempfile::tempdir().expect("temp dir"), http, args)
+        Self::start_on(backend, "127.0.0.1", args).await
     }
 
     /// [`Server::start_with`], its HTTP listener on `ip` (an address of the
@@ -68,17 +63,6 @@ impl Server {
             .unwrap();
         let mut server = Self::unstarted(db, tempfile::tempdir().expect("temp dir"), http);
         server.http_ip = ip.to_owned();
-        server.spawn(args);
-        server
-    }
-
-    fn spawned(
-        db: TestDb,
-        data_dir: tempfile::TempDir,
-        http: reqwest::Client,
-        args: &[&str],
-    ) -> Self {
-        let mut server = Self::unstarted(db, data_dir, http);
         server.spawn(args);
         server
     }

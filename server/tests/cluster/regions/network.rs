@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::browser::run_or_fail as run;
+
 /// Region A's address: the test's namespace, on its veth to the router.
 pub const A: &str = "10.81.1.2";
 /// Region B's address, in namespace [`Wan::b`].
@@ -44,19 +46,6 @@ pub struct Wan {
     stop: Arc<AtomicBool>,
     delayed: Arc<AtomicU64>,
     line: Option<std::thread::JoinHandle<()>>,
-}
-
-/// Runs `cmd args`, failing the test with its output when it fails.
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd} (iproute2, iptables): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Runs `args` inside namespace `ns`.
