@@ -105,6 +105,21 @@ impl SdkPeer {
         writeln!(stdin, "{}", json!({ "send": msg })).unwrap();
     }
 
+    /// Leaves the room as a client does when its user hangs up: it sends
+    /// `leave` and exits, so the node ends the session at once instead of
+    /// holding it for a resume.
+    pub fn leave(mut self) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        let _ = writeln!(stdin, "{}", json!({ "leave": true }));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts publishing camera and microphone (a peer started without).
     pub fn publish(&mut self) {
         let stdin = self.child.stdin.as_mut().unwrap();
