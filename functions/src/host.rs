@@ -20,7 +20,6 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::switchboard::functions::{actions, host};
-use crate::runtime::CallContext;
 
 /// Longest key of the key-value store, in bytes.
 pub const MAX_KV_KEY: usize = 256;
@@ -86,6 +85,22 @@ impl HostWallClock for FrozenWallClock {
     fn now(&self) -> Duration {
         Duration::ZERO
     }
+}
+
+/// Who an invocation runs for.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The project and the services its actions reach.
+    pub services: Arc<Services>,
+    /// The project.
+    pub project: switchboard_core::ProjectId,
+    /// The function's name (the source of its `function.event`s).
+    pub function: String,
+    /// Record actions without applying them.
+    pub dry_run: bool,
+    /// Where events this invocation emits stand in a chain of
+    /// `function.event`s (see [`switchboard_core::EventPayload::FunctionEvent`]).
+    pub emit_chain: u32,
 }
 
 /// The state of one invocation's store.

@@ -197,12 +197,12 @@ impl FunctionHost {
         d: &Deployed,
         trigger: Option<&Event>,
         dry_run: bool,
-    ) -> runtime::CallContext {
+    ) -> host::CallContext {
         let emit_chain = match trigger.map(|e| &e.payload) {
             Some(switchboard_core::EventPayload::FunctionEvent { chain, .. }) => chain + 1,
             _ => 0,
         };
-        runtime::CallContext {
+        host::CallContext {
             services: self.services.clone(),
             project,
             function: d.name.clone(),

@@ -27,7 +27,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 use crate::artifacts::Artifacts;
 use crate::bindings::exports::switchboard::functions::handler::{Decision, Event, Joining};
 use crate::bindings::{Function, FunctionPre};
-use crate::host::{CallState, FrozenWallClock, Services};
+use crate::host::{CallContext, CallState, FrozenWallClock, Services};
 use crate::Limits;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
@@ -96,22 +96,6 @@ pub struct Run<T> {
     pub logs: Vec<switchboard_core::function::LogLine>,
     /// The actions asked for (applied unless it was a dry run).
     pub actions: Vec<String>,
-}
-
-/// Who an invocation runs for.
-#[derive(Clone)]
-pub struct CallContext {
-    /// The project and the services its actions reach.
-    pub services: Arc<Services>,
-    /// The project.
-    pub project: switchboard_core::ProjectId,
-    /// The function's name (the source of its `function.event`s).
-    pub function: String,
-    /// Record actions without applying them.
-    pub dry_run: bool,
-    /// Where events this invocation emits stand in a chain of
-    /// `function.event`s (see [`switchboard_core::EventPayload::FunctionEvent`]).
-    pub emit_chain: u32,
 }
 
 /// The engine, the linker and the compiled-version cache.

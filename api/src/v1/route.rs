@@ -16,7 +16,6 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::tokens::signaling_url;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::AppState;
@@ -132,6 +131,18 @@ pub(super) fn route_error(e: RouteError) -> ApiError {
     }
 }
 
+/// The signaling WebSocket URL under a node's base URL.
+pub(super) fn signaling_url(node_url: &str) -> String {
+    let ws = if let Some(rest) = node_url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = node_url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        node_url.to_owned()
+    };
+    format!("{}/rtc", ws.trim_end_matches('/'))
+}
+
 /// The caller's IP address: the last entry of the configured proxy header,
 /// else the connection's peer.
 fn client_ip(
@@ -153,4 +164,19 @@ fn client_ip(
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     token::from_bearer(value).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_nodes_url_becomes_its_signaling_url() {
+        assert_eq!(
+            super::signaling_url("https://eu1.example.com/"),
+            "wss://eu1.example.com/rtc"
+        );
+        assert_eq!(
+            super::signaling_url("http://127.0.0.2:7880"),
+            "ws://127.0.0.2:7880/rtc"
+        );
+    }
 }

@@ -132,7 +132,7 @@ async fn create_token(
         StatusCode::CREATED,
         Json(TokenResponse {
             token,
-            url: signaling_url(&node.url),
+            url: super::route::signaling_url(&node.url),
             route_url: format!(
                 "{}/v1/rtc/route",
                 state.config.public_url.trim_end_matches('/')
@@ -140,31 +140,4 @@ async fn create_token(
             expires_at,
         }),
     ))
-}
-
-/// The signaling WebSocket URL under a node's base URL.
-pub(super) fn signaling_url(node_url: &str) -> String {
-    let ws = if let Some(rest) = node_url.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = node_url.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        node_url.to_owned()
-    };
-    format!("{}/rtc", ws.trim_end_matches('/'))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_nodes_url_becomes_its_signaling_url() {
-        assert_eq!(
-            super::signaling_url("https://eu1.example.com/"),
-            "wss://eu1.example.com/rtc"
-        );
-        assert_eq!(
-            super::signaling_url("http://127.0.0.2:7880"),
-            "ws://127.0.0.2:7880/rtc"
-        );
-    }
 }
