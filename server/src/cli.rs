@@ -41,6 +41,26 @@ enum Command {
     Functions(FunctionsCommand),
     /// Load a media node with simulated publishers and subscribers and report loss, jitter and latency.
     Loadtest(crate::loadtest::LoadtestArgs),
+    /// List, create and close rooms through the REST API.
+    #[command(subcommand)]
+    Rooms(crate::remote::rooms::RoomsCommand),
+    /// List, remove and mute a room's participants through the REST API.
+    #[command(subcommand)]
+    Participants(crate::remote::rooms::ParticipantsCommand),
+    /// Manage webhook endpoints and see their deliveries.
+    #[command(subcommand)]
+    Webhooks(crate::remote::webhooks::WebhooksCommand),
+    /// Start, stop, list and download recordings.
+    #[command(subcommand)]
+    Recordings(crate::remote::recordings::RecordingsCommand),
+    /// Read the project's event log.
+    #[command(subcommand)]
+    Events(crate::remote::events::EventsCommand),
+    /// Show the project's metered usage.
+    Usage(crate::remote::events::UsageArgs),
+    /// Save the server and API key the REST commands use.
+    #[command(subcommand)]
+    Profile(crate::remote::profile::ProfileCommand),
 }
 
 /// Where the data lives, for commands that open the database.
@@ -131,5 +151,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(TokenCommand::Create(args)) => crate::token::create(args),
         Command::Functions(FunctionsCommand::Deploy(args)) => crate::functions::deploy(args).await,
         Command::Loadtest(args) => crate::loadtest::run(args).await,
+        Command::Rooms(command) => crate::remote::rooms::rooms(command).await,
+        Command::Participants(command) => crate::remote::rooms::participants(command).await,
+        Command::Webhooks(command) => crate::remote::webhooks::run(command).await,
+        Command::Recordings(command) => crate::remote::recordings::run(command).await,
+        Command::Events(command) => crate::remote::events::run(command).await,
+        Command::Usage(args) => crate::remote::events::usage(args).await,
+        Command::Profile(command) => crate::remote::profile::run(command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -12,6 +12,7 @@ mod listener;
 mod loadtest;
 mod node;
 mod project;
+mod remote;
 mod serve;
 mod token;
 mod user;

@@ -1,0 +1,207 @@
+//! `switchboard rooms ...` and `switchboard participants ...`.
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::client::{segment, ApiFlags};
+use super::table::{cell, OutputFlags, Table};
+
+/// `switchboard rooms ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoomsCommand {
+    /// List the project's open rooms.
+    List {
+        #[command(flatten)]
+        api: ApiFlags,
+        #[command(flatten)]
+        out: OutputFlags,
+    },
+    /// Create a room (joining with a token creates one too).
+    Create(CreateArgs),
+    /// Close a room: everyone in it is disconnected.
+    Delete {
+        /// The room's name.
+        name: String,
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+}
+
+/// Arguments of `switchboard rooms create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The room's name (a random one when left out).
+    pub name: Option<String>,
+    /// Most participants at once (0: no limit).
+    #[arg(long)]
+    pub max_participants: Option<u32>,
+    /// Seconds the room stays open after its last participant leaves.
+    #[arg(long)]
+    pub empty_timeout: Option<u32>,
+    /// Where the room should be hosted, such as `eu-west`.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Free-form data for the app.
+    #[arg(long)]
+    pub metadata: Option<String>,
+    /// Record every track from the first one published.
+    #[arg(long)]
+    pub record: bool,
+    #[command(flatten)]
+    pub api: ApiFlags,
+    #[command(flatten)]
+    pub out: OutputFlags,
+}
+
+/// Runs a `rooms` command.
+pub async fn rooms(command: RoomsCommand) -> anyhow::Result<()> {
+    match command {
+        RoomsCommand::List { api, out } => {
+            let rooms = Value::from(api.connect()?.all("/v1/rooms", &[]).await?);
+            out.print(&rooms, || {
+                let mut t = Table::new(["NAME", "PARTICIPANTS", "REGION", "CREATED"]);
+                for r in rooms.as_array().into_iter().flatten() {
+                    t.row([
+                        cell(&r["name"]),
+                        cell(&r["num_participants"]),
+                        cell(&r["region"]),
+                        cell(&r["created_at"]),
+                    ]);
+                }
+                t
+            });
+        }
+        RoomsCommand::Create(args) => {
+            let mut body = json!({ "record": args.record });
+            for (field, value) in [
+                ("name", args.name.map(Value::from)),
+                ("max_participants", args.max_participants.map(Value::from)),
+                ("empty_timeout_s", args.empty_timeout.map(Value::from)),
+                ("region", args.region.map(Value::from)),
+                ("metadata", args.metadata.map(Value::from)),
+            ] {
+                if let Some(value) = value {
+                    body[field] = value;
+                }
+            }
+            let room = args.api.connect()?.post("/v1/rooms", &body).await?;
+            args.out.print(&room, || {
+                let mut t = Table::new(["CREATED ROOM", "SID"]);
+                t.row([cell(&room["name"]), cell(&room["sid"])]);
+                t
+            });
+        }
+        RoomsCommand::Delete { name, api } => {
+            api.connect()?
+                .delete(&format!("/v1/rooms/{}", segment(&name)))
+                .await?;
+            println!("closed room {name}");
+        }
+    }
+    Ok(())
+}
+
+/// `switchboard participants ...`.
+#[derive(Debug, Subcommand)]
+pub enum ParticipantsCommand {
+    /// List who is in a room, with their tracks.
+    List {
+        /// The room's name.
+        room: String,
+        #[command(flatten)]
+        api: ApiFlags,
+        #[command(flatten)]
+        out: OutputFlags,
+    },
+    /// Disconnect a participant from a room.
+    Remove {
+        /// The room's name.
+        room: String,
+        /// The participant's identity.
+        identity: String,
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+    /// Mute (or with --unmute, unmute) one of a participant's tracks.
+    Mute {
+        /// The room's name.
+        room: String,
+        /// The participant's identity.
+        identity: String,
+        /// The track's sid, as `participants list` shows it.
+        track: String,
+        /// Unmute instead.
+        #[arg(long)]
+        unmute: bool,
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+}
+
+/// Runs a `participants` command.
+pub async fn participants(command: ParticipantsCommand) -> anyhow::Result<()> {
+    match command {
+        ParticipantsCommand::List { room, api, out } => {
+            let path = format!("/v1/rooms/{}/participants", segment(&room));
+            let list = api.connect()?.get(&path, &[]).await?;
+            let people = list["data"].clone();
+            out.print(&people, || {
+                let mut t = Table::new(["IDENTITY", "SID", "STATE", "JOINED", "TRACKS"]);
+                for p in people.as_array().into_iter().flatten() {
+                    let tracks: Vec<String> = p["tracks"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|t| {
+                            let muted = if t["muted"] == true { " muted" } else { "" };
+                            format!("{} {}{muted}", cell(&t["kind"]), cell(&t["sid"]))
+                        })
+                        .collect();
+                    t.row([
+                        cell(&p["identity"]),
+                        cell(&p["sid"]),
+                        cell(&p["state"]),
+                        cell(&p["joined_at"]),
+                        if tracks.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            tracks.join(", ")
+                        },
+                    ]);
+                }
+                t
+            });
+        }
+        ParticipantsCommand::Remove {
+            room,
+            identity,
+            api,
+        } => {
+            let path = format!(
+                "/v1/rooms/{}/participants/{}",
+                segment(&room),
+                segment(&identity)
+            );
+            api.connect()?.delete(&path).await?;
+            println!("removed {identity} from {room}");
+        }
+        ParticipantsCommand::Mute {
+            room,
+            identity,
+            track,
+            unmute,
+            api,
+        } => {
+            let path = format!(
+                "/v1/rooms/{}/participants/{}/mute",
+                segment(&room),
+                segment(&identity)
+            );
+            let body = json!({ "track_sid": track, "muted": !unmute });
+            api.connect()?.post(&path, &body).await?;
+            let done = if unmute { "unmuted" } else { "muted" };
+            println!("{done} {identity}'s track {track} in {room}");
+        }
+    }
+    Ok(())
+}
