@@ -1,0 +1,1 @@
+"""One module per API resource; :class:`switchboard.Switchboard` puts each on an attribute."""
