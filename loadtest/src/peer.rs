@@ -22,6 +22,7 @@ pub async fn new_peer_connection(
         registry,
         settings,
         configuration,
+        ..
     } = stack(config, Direction::Both)?;
     let mut settings = settings;
     if let Some(ip) = config.node_ip {

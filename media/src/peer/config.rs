@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
@@ -197,6 +199,32 @@ pub struct Stack {
     pub settings: SettingEngineBuilder,
     /// STUN/TURN servers.
     pub configuration: rtc::peer_connection::configuration::RTCConfiguration,
+    /// The send side's estimate and bytes, read without a statistics report.
+    pub meter: Arc<SendMeter>,
+}
+
+/// A connection's send side as the node reads it twice a second per
+/// subscriber: the congestion controller's latest target and the media
+/// payload sent. Reading them from the stack's statistics report instead
+/// built a whole report each time, and at 200 subscribers those reports
+/// held up forwarding for milliseconds every half second.
+#[derive(Debug, Default)]
+pub struct SendMeter {
+    target_bps: AtomicU64,
+    payload_bytes: AtomicU64,
+}
+
+impl SendMeter {
+    /// The congestion controller's latest target, bit/s (0 before its first).
+    pub fn target_bps(&self) -> u64 {
+        self.target_bps.load(Ordering::Relaxed)
+    }
+
+    /// Media payload bytes the application sent (retransmissions aside, as
+    /// in the statistics' `bytesSent`).
+    pub fn payload_bytes(&self) -> u64 {
+        self.payload_bytes.load(Ordering::Relaxed)
+    }
 }
 
 impl Stack {
@@ -304,7 +332,8 @@ pub fn stack(config: &RtcConfig, direction: Direction) -> Result<Stack, MediaErr
             registry = registry.with(Slot::SenderReport, SenderReportBuilder::new().build());
         }
     }
-    let registry = registry.with(Slot::from(14_000), ToApplication::default());
+    let meter = Arc::new(SendMeter::default());
+    let registry = registry.with(Slot::from(14_000), ToApplication::new(meter.clone()));
 
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
@@ -345,6 +374,7 @@ pub fn stack(config: &RtcConfig, direction: Direction) -> Result<Stack, MediaErr
         configuration: RTCConfigurationBuilder::new()
             .with_ice_servers(ice_servers)
             .build(),
+        meter,
     })
 }
 
@@ -408,11 +438,22 @@ impl PortRange {
 /// subscribers' keyframe requests (PLI, FIR), which go to the publisher,
 /// publishers' sender reports, which go to the subscribers, and receiver
 /// reports, whose loss the node keeps (`peer::reception`); other RTCP stays
-/// inside the stack.
-#[derive(Default)]
+/// inside the stack. Last on the read walk and first on the write walk, it
+/// also keeps the connection's [`SendMeter`].
 struct ToApplication {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+    meter: Arc<SendMeter>,
+}
+
+impl ToApplication {
+    fn new(meter: Arc<SendMeter>) -> Self {
+        Self {
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+            meter,
+        }
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for ToApplication {
@@ -423,6 +464,15 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ToApplication {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        // The congestion controller, wire-most, attaches its new target to
+        // the feedback that moved it.
+        for attribute in &msg.message.attributes {
+            if let Attribute::TargetBitrateChanged { bits_per_second } = attribute {
+                self.meter
+                    .target_bps
+                    .store(*bits_per_second as u64, Ordering::Relaxed);
+            }
+        }
         // Everything passes through (NACK, reports and TWCC need it); compound
         // packets holding a keyframe request or a sender or receiver report
         // are also handed to the application.
@@ -447,6 +497,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ToApplication {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtp(packet) = &msg.message.packet {
+            self.meter
+                .payload_bytes
+                .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        }
         self.write.push_back(msg);
         Ok(())
     }
@@ -465,7 +520,42 @@ impl Interceptor for ToApplication {
 
 #[cfg(test)]
 mod tests {
-    use super::PortRange;
+    use super::*;
+    use rtc::interceptor::AttributedPacket;
+    use rtc::shared::TransportContext;
+
+    fn tagged(message: AttributedPacket) -> TaggedPacket {
+        TaggedPacket {
+            now: Instant::now(),
+            transport: TransportContext::default(),
+            message,
+        }
+    }
+
+    #[test]
+    fn the_meter_keeps_the_latest_target_and_the_payload_sent() {
+        let meter = Arc::new(SendMeter::default());
+        let mut chain_end = ToApplication::new(meter.clone());
+        assert_eq!(meter.target_bps(), 0);
+        for bps in [900_000.0, 650_000.0] {
+            let feedback = AttributedPacket::new(Packet::Rtcp(Vec::new()))
+                .with(Attribute::TargetBitrateChanged { bits_per_second: bps });
+            chain_end.handle_read(tagged(feedback)).unwrap();
+            assert!(chain_end.poll_read().is_some(), "feedback passes on");
+        }
+        assert_eq!(meter.target_bps(), 650_000);
+        for len in [1_000, 200] {
+            let packet = rtc::rtp::packet::Packet {
+                payload: vec![0u8; len].into(),
+                ..Default::default()
+            };
+            chain_end
+                .handle_write(tagged(AttributedPacket::new(Packet::Rtp(packet))))
+                .unwrap();
+            assert!(chain_end.poll_write().is_some(), "media passes on");
+        }
+        assert_eq!(meter.payload_bytes(), 1_200);
+    }
 
     #[test]
     fn port_ranges_parse_and_cycle() {

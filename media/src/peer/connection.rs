@@ -29,6 +29,8 @@ const MAX_EARLY_DTLS: usize = 4;
 pub struct Connection {
     /// The state machine; the worker feeds it and drains its outputs.
     pub(crate) pc: RTCPeerConnection,
+    /// Its send side's estimate and bytes.
+    pub(crate) meter: std::sync::Arc<super::config::SendMeter>,
     /// The address the node advertised and every datagram is tagged with.
     local: SocketAddr,
     /// Whether a passive ICE-TCP candidate is advertised too.
@@ -53,9 +55,12 @@ impl Connection {
         direction: Direction,
         now: Instant,
     ) -> Result<Self, MediaError> {
-        let pc = stack(config, direction)?.build(now)?;
+        let stack = stack(config, direction)?;
+        let meter = stack.meter.clone();
+        let pc = stack.build(now)?;
         Ok(Self {
             pc,
+            meter,
             local: advertised,
             ice_tcp: config.ice_tcp,
             ufrag: None,

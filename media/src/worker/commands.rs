@@ -14,7 +14,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
-use rtc::statistics::report::RTCStatsReportEntry;
 use switchboard_core::ParticipantSid;
 
 use super::event_loop::{gone, notify, Entry, EventLoop};
@@ -323,19 +322,8 @@ impl EventLoop {
             }
             Query::Estimate(conn, reply) => {
                 let estimate = self.conns.get_mut(&conn).map(|e| {
-                    let report = e
-                        .conn
-                        .pc
-                        .get_stats(now, rtc::statistics::StatsSelector::None);
-                    // Every outbound stream carries the connection's estimate; a
-                    // stream bound after its last change reads 0, so take the largest.
-                    let (mut estimate, mut sent) = (0.0f64, 0u64);
-                    for entry in report.iter() {
-                        if let RTCStatsReportEntry::OutboundRtp(o) = entry {
-                            estimate = estimate.max(o.target_bitrate);
-                            sent += o.sent_rtp_stream_stats.bytes_sent;
-                        }
-                    }
+                    let estimate = e.conn.meter.target_bps();
+                    let sent = e.conn.meter.payload_bytes();
                     let previous = e.sent_at_estimate.replace((now, sent));
                     let sent_bps = match previous {
                         Some((at, before)) if now > at => {
@@ -345,7 +333,7 @@ impl EventLoop {
                         _ => 0,
                     };
                     let loss = previous.and_then(|(at, _)| e.reported_loss.worst_since(at));
-                    let capped = e.ceiling.update(now, estimate as u64, sent_bps, loss);
+                    let capped = e.ceiling.update(now, estimate, sent_bps, loss);
                     tracing::trace!(estimate, sent_bps, ?loss, capped, "subscriber estimate");
                     capped
                 });
