@@ -128,16 +128,18 @@ pub async fn usage(args: UsageArgs) -> anyhow::Result<()> {
         .collect();
     let report = args.api.connect()?.get("/v1/usage", &query).await?;
     args.out.print(&report, || {
-        let mut t = Table::new(["METER", "TOTAL", "UNIT", "BILLED AS"]);
-        for m in report["meters"].as_array().into_iter().flatten() {
-            t.row([
-                cell(&m["meter"]),
-                cell(&m["total"]),
-                cell(&m["unit"]),
-                cell(&m["billed_unit"]),
-            ]);
-        }
-        t
+        Table::of(
+            ["METER", "TOTAL", "UNIT", "BILLED AS"],
+            &report["meters"],
+            |m| {
+                [
+                    cell(&m["meter"]),
+                    cell(&m["total"]),
+                    cell(&m["unit"]),
+                    cell(&m["billed_unit"]),
+                ]
+            },
+        )
     });
     if !args.out.json {
         println!(

@@ -64,18 +64,20 @@ pub async fn run(command: RecordingsCommand) -> anyhow::Result<()> {
             let query: Vec<(&str, String)> = room.map(|r| ("room", r)).into_iter().collect();
             let list = Value::from(api.connect()?.all("/v1/recordings", &query).await?);
             out.print(&list, || {
-                let mut t = Table::new(["ID", "ROOM", "MODE", "STATUS", "FILES", "CREATED"]);
-                for r in list.as_array().into_iter().flatten() {
-                    t.row([
-                        cell(&r["id"]),
-                        cell(&r["room"]["name"]),
-                        cell(&r["spec"]["mode"]),
-                        cell(&r["status"]),
-                        r["files"].as_array().map_or(0, Vec::len).to_string(),
-                        cell(&r["created_at"]),
-                    ]);
-                }
-                t
+                Table::of(
+                    ["ID", "ROOM", "MODE", "STATUS", "FILES", "CREATED"],
+                    &list,
+                    |r| {
+                        [
+                            cell(&r["id"]),
+                            cell(&r["room"]["name"]),
+                            cell(&r["spec"]["mode"]),
+                            cell(&r["status"]),
+                            r["files"].as_array().map_or(0, Vec::len).to_string(),
+                            cell(&r["created_at"]),
+                        ]
+                    },
+                )
             });
         }
         RecordingsCommand::Start {

@@ -59,16 +59,14 @@ pub async fn rooms(command: RoomsCommand) -> anyhow::Result<()> {
         RoomsCommand::List { api, out } => {
             let rooms = Value::from(api.connect()?.all("/v1/rooms", &[]).await?);
             out.print(&rooms, || {
-                let mut t = Table::new(["NAME", "PARTICIPANTS", "REGION", "CREATED"]);
-                for r in rooms.as_array().into_iter().flatten() {
-                    t.row([
+                Table::of(["NAME", "PARTICIPANTS", "REGION", "CREATED"], &rooms, |r| {
+                    [
                         cell(&r["name"]),
                         cell(&r["num_participants"]),
                         cell(&r["region"]),
                         cell(&r["created_at"]),
-                    ]);
-                }
-                t
+                    ]
+                })
             });
         }
         RoomsCommand::Create(args) => {
@@ -146,30 +144,32 @@ pub async fn participants(command: ParticipantsCommand) -> anyhow::Result<()> {
             let list = api.connect()?.get(&path, &[]).await?;
             let people = list["data"].clone();
             out.print(&people, || {
-                let mut t = Table::new(["IDENTITY", "SID", "STATE", "JOINED", "TRACKS"]);
-                for p in people.as_array().into_iter().flatten() {
-                    let tracks: Vec<String> = p["tracks"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|t| {
-                            let muted = if t["muted"] == true { " muted" } else { "" };
-                            format!("{} {}{muted}", cell(&t["kind"]), cell(&t["sid"]))
-                        })
-                        .collect();
-                    t.row([
-                        cell(&p["identity"]),
-                        cell(&p["sid"]),
-                        cell(&p["state"]),
-                        cell(&p["joined_at"]),
-                        if tracks.is_empty() {
-                            "-".to_owned()
-                        } else {
-                            tracks.join(", ")
-                        },
-                    ]);
-                }
-                t
+                Table::of(
+                    ["IDENTITY", "SID", "STATE", "JOINED", "TRACKS"],
+                    &people,
+                    |p| {
+                        let tracks: Vec<String> = p["tracks"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|t| {
+                                let muted = if t["muted"] == true { " muted" } else { "" };
+                                format!("{} {}{muted}", cell(&t["kind"]), cell(&t["sid"]))
+                            })
+                            .collect();
+                        [
+                            cell(&p["identity"]),
+                            cell(&p["sid"]),
+                            cell(&p["state"]),
+                            cell(&p["joined_at"]),
+                            if tracks.is_empty() {
+                                "-".to_owned()
+                            } else {
+                                tracks.join(", ")
+                            },
+                        ]
+                    },
+                )
             });
         }
         ParticipantsCommand::Remove {

@@ -38,6 +38,19 @@ impl Table {
         }
     }
 
+    /// A table of the items of JSON array `items`, a row each.
+    pub fn of<const N: usize>(
+        header: [&str; N],
+        items: &Value,
+        row: impl Fn(&Value) -> [String; N],
+    ) -> Self {
+        let mut table = Self::new(header);
+        for item in items.as_array().into_iter().flatten() {
+            table.row(row(item));
+        }
+        table
+    }
+
     /// Adds a row.
     pub fn row<const N: usize>(&mut self, cells: [String; N]) {
         self.rows.push(cells.into());

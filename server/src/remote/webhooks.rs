@@ -60,17 +60,19 @@ pub async fn run(command: WebhooksCommand) -> anyhow::Result<()> {
         WebhooksCommand::List { api, out } => {
             let hooks = Value::from(api.connect()?.all("/v1/webhooks", &[]).await?);
             out.print(&hooks, || {
-                let mut t = Table::new(["ID", "URL", "EVENTS", "ENABLED", "FAILING SINCE"]);
-                for h in hooks.as_array().into_iter().flatten() {
-                    t.row([
-                        cell(&h["id"]),
-                        cell(&h["url"]),
-                        events(&h["events"]),
-                        cell(&h["enabled"]),
-                        cell(&h["failing_since"]),
-                    ]);
-                }
-                t
+                Table::of(
+                    ["ID", "URL", "EVENTS", "ENABLED", "FAILING SINCE"],
+                    &hooks,
+                    |h| {
+                        [
+                            cell(&h["id"]),
+                            cell(&h["url"]),
+                            events(&h["events"]),
+                            cell(&h["enabled"]),
+                            cell(&h["failing_since"]),
+                        ]
+                    },
+                )
             });
         }
         WebhooksCommand::Create(args) => {
@@ -84,11 +86,10 @@ pub async fn run(command: WebhooksCommand) -> anyhow::Result<()> {
             let created = args.api.connect()?.post("/v1/webhooks", &body).await?;
             args.out.print(&created, || {
                 let mut t = Table::new(["ID", "URL", "EVENTS", "SECRET (shown once)"]);
-                let h = &created;
                 t.row([
-                    cell(&h["id"]),
-                    cell(&h["url"]),
-                    events(&h["events"]),
+                    cell(&created["id"]),
+                    cell(&created["url"]),
+                    events(&created["events"]),
                     cell(&created["secret"]),
                 ]);
                 t
@@ -107,23 +108,26 @@ pub async fn run(command: WebhooksCommand) -> anyhow::Result<()> {
             let page = api.connect()?.get(&path, &[]).await?;
             let deliveries = page["data"].clone();
             out.print(&deliveries, || {
-                let mut t = Table::new(["ID", "EVENT", "STATUS", "ATTEMPTS", "LAST ANSWER"]);
-                for d in deliveries.as_array().into_iter().flatten() {
-                    let attempts = d["attempts"].as_array().map_or(0, Vec::len);
-                    let last = d["attempts"].as_array().and_then(|a| a.last());
-                    let answer = last.map_or("-".to_owned(), |a| match a["status_code"].as_u64() {
-                        Some(code) => format!("{code} in {} ms", cell(&a["latency_ms"])),
-                        None => cell(&a["error"]),
-                    });
-                    t.row([
-                        cell(&d["id"]),
-                        cell(&d["event_type"]),
-                        cell(&d["status"]),
-                        attempts.to_string(),
-                        answer,
-                    ]);
-                }
-                t
+                Table::of(
+                    ["ID", "EVENT", "STATUS", "ATTEMPTS", "LAST ANSWER"],
+                    &deliveries,
+                    |d| {
+                        let attempts = d["attempts"].as_array().map_or(0, Vec::len);
+                        let last = d["attempts"].as_array().and_then(|a| a.last());
+                        let answer =
+                            last.map_or("-".to_owned(), |a| match a["status_code"].as_u64() {
+                                Some(code) => format!("{code} in {} ms", cell(&a["latency_ms"])),
+                                None => cell(&a["error"]),
+                            });
+                        [
+                            cell(&d["id"]),
+                            cell(&d["event_type"]),
+                            cell(&d["status"]),
+                            attempts.to_string(),
+                            answer,
+                        ]
+                    },
+                )
             });
         }
     }
