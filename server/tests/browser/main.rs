@@ -8,6 +8,7 @@ mod common;
 mod ice_restart;
 mod lossy_link;
 mod network_change;
+mod npm_package;
 mod one_port;
 mod shaped_link;
 
