@@ -538,8 +538,11 @@ mod tests {
         let mut chain_end = ToApplication::new(meter.clone());
         assert_eq!(meter.target_bps(), 0);
         for bps in [900_000.0, 650_000.0] {
-            let feedback = AttributedPacket::new(Packet::Rtcp(Vec::new()))
-                .with(Attribute::TargetBitrateChanged { bits_per_second: bps });
+            let feedback = AttributedPacket::new(Packet::Rtcp(Vec::new())).with(
+                Attribute::TargetBitrateChanged {
+                    bits_per_second: bps,
+                },
+            );
             chain_end.handle_read(tagged(feedback)).unwrap();
             assert!(chain_end.poll_read().is_some(), "feedback passes on");
         }
