@@ -46,7 +46,7 @@ enum Command {
     Rooms(crate::remote::rooms::RoomsCommand),
     /// List, remove and mute a room's participants through the REST API.
     #[command(subcommand)]
-    Participants(crate::remote::rooms::ParticipantsCommand),
+    Participants(crate::remote::participants::ParticipantsCommand),
     /// Manage webhook endpoints and see their deliveries.
     #[command(subcommand)]
     Webhooks(crate::remote::webhooks::WebhooksCommand),
@@ -57,7 +57,7 @@ enum Command {
     #[command(subcommand)]
     Events(crate::remote::events::EventsCommand),
     /// Show the project's metered usage.
-    Usage(crate::remote::events::UsageArgs),
+    Usage(crate::remote::usage::UsageArgs),
     /// Save the server and API key the REST commands use.
     #[command(subcommand)]
     Profile(crate::remote::profile::ProfileCommand),
@@ -151,12 +151,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(TokenCommand::Create(args)) => crate::token::create(args),
         Command::Functions(FunctionsCommand::Deploy(args)) => crate::functions::deploy(args).await,
         Command::Loadtest(args) => crate::loadtest::run(args).await,
-        Command::Rooms(command) => crate::remote::rooms::rooms(command).await,
-        Command::Participants(command) => crate::remote::rooms::participants(command).await,
+        Command::Rooms(command) => crate::remote::rooms::run(command).await,
+        Command::Participants(command) => crate::remote::participants::run(command).await,
         Command::Webhooks(command) => crate::remote::webhooks::run(command).await,
         Command::Recordings(command) => crate::remote::recordings::run(command).await,
         Command::Events(command) => crate::remote::events::run(command).await,
-        Command::Usage(args) => crate::remote::events::usage(args).await,
+        Command::Usage(args) => crate::remote::usage::run(args).await,
         Command::Profile(command) => crate::remote::profile::run(command),
     }
 }

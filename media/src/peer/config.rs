@@ -498,9 +498,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ToApplication {
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtp(packet) = &msg.message.packet {
+            // The connection's worker is the only writer: a plain load and
+            // store, not a locked read-modify-write, on every packet sent.
+            let sent = self.meter.payload_bytes.load(Ordering::Relaxed);
             self.meter
                 .payload_bytes
-                .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+                .store(sent + packet.payload.len() as u64, Ordering::Relaxed);
         }
         self.write.push_back(msg);
         Ok(())

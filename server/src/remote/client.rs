@@ -254,17 +254,17 @@ async fn failure(path: &str, response: reqwest::Response) -> anyhow::Error {
     anyhow::anyhow!("{path}: {message} ({status}, {code}){hint}")
 }
 
+/// What a path segment leaves as it is: letters, digits and RFC 3986's
+/// unreserved `-._~`; everything else is percent-encoded.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// `s` as one path segment: percent-encoded where a URL needs it.
 pub fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 
 pub mod client;
 pub mod events;
+pub mod participants;
 pub mod profile;
 pub mod recordings;
 pub mod rooms;
 pub mod table;
+pub mod usage;
 pub mod webhooks;
